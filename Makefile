@@ -1,0 +1,38 @@
+# servicemonth — two commands do all the set-up on a fresh machine:
+#   make demo   run the whole system on the embedded default (no server needed)
+#   make test   run the whole test suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test test-fast lint typecheck lock clean
+
+$(BIN)/servicemonth: requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+demo: $(BIN)/servicemonth
+	$(BIN)/servicemonth demo
+
+test: $(BIN)/servicemonth
+	$(BIN)/python -m pytest -q
+
+test-fast: $(BIN)/servicemonth
+	$(BIN)/python -m pytest -q -m "not production" tests/unit
+
+lint: $(BIN)/servicemonth
+	$(BIN)/ruff check shared services tests
+	$(BIN)/ruff format --check shared services tests
+
+typecheck: $(BIN)/servicemonth
+	$(BIN)/mypy
+
+lock: $(BIN)/servicemonth
+	(echo "# Exact versions installed by 'make' (regenerate with 'make lock')."; \
+	 $(BIN)/python -m pip freeze --exclude-editable) > requirements.lock
+
+clean:
+	rm -rf $(VENV) var

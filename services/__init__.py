@@ -1,0 +1,1 @@
+"""The four services of servicemonth, and the composition root (CLI, ``up``, demo)."""

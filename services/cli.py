@@ -1,0 +1,209 @@
+"""The ``servicemonth`` command: run, migrate and demonstrate the services."""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from shared.config import SERVICES, ConfigError, settings
+
+SERVICE = click.Choice(SERVICES)
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(
+        level=settings().log_level,
+        format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",
+    )
+    for noisy in ("httpx", "alembic", "kombu", "amqp", "celery"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """在职党员进社区服务月 — run the servicemonth services.
+
+    Settings come from SERVICEMONTH_* environment variables; with none set, everything
+    runs embedded under ./var (SQLite and a filesystem broker).
+    """
+    settings()  # a bad setting stops here, with its key named
+    _setup_logging()
+
+
+@cli.command()
+@click.argument("services", nargs=-1, type=SERVICE)
+def migrate(services: tuple[str, ...]) -> None:
+    """Create or upgrade the databases of SERVICES (default: all four)."""
+    from services import registry
+    from shared.migrations import upgrade
+
+    for name in services or SERVICES:
+        upgrade(name, registry.runtime(name).db)
+        click.echo(f"{name}: database at head")
+
+
+@cli.command()
+@click.argument("service", type=SERVICE)
+@click.option("--port", type=int, default=None, help="TCP port (default SERVICEMONTH_HTTP_PORT).")
+def serve(service: str, port: int | None) -> None:
+    """Serve one SERVICE's HTTP routes."""
+    _serve([service], port)
+
+
+def _serve(names: list[str], port: int | None) -> None:
+    import uvicorn
+
+    from services.app import create_app
+
+    config = settings()
+    uvicorn.run(
+        create_app(names),
+        host=config.http_host,
+        port=port or config.http_port,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+@cli.command()
+@click.argument("service", type=SERVICE)
+def consume(service: str) -> None:
+    """Relay SERVICE's outbox and apply the events it listens to."""
+    from services.runner import consume as run
+    from services.runner import stop_on_signals
+
+    run(service, stop_on_signals())
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("service", type=SERVICE)
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+def worker(service: str, celery_args: tuple[str, ...]) -> None:
+    """Run SERVICE's Celery worker (extra arguments go to Celery)."""
+    import importlib
+
+    app = importlib.import_module(f"services.{service}.tasks").app
+    embedded = settings().embedded_broker
+    args = ["--quiet", "worker", "--loglevel", settings().log_level, "--hostname", f"{service}@%h"]
+    if embedded:
+        args += ["--pool", "solo", "--without-gossip", "--without-mingle", "--without-heartbeat"]
+    app.worker_main([*args, *celery_args])
+
+
+@cli.command()
+@click.option("--port", type=int, default=None, help="TCP port (default SERVICEMONTH_HTTP_PORT).")
+def up(port: int | None) -> None:
+    """Run everything: every service's consumer and worker in its own process, all routes
+    on one port."""
+    from services import registry
+    from shared.migrations import upgrade
+
+    for name in SERVICES:
+        upgrade(name, registry.runtime(name).db)
+    children = start_background(SERVICES)
+    try:
+        _serve(list(SERVICES), port)
+    finally:
+        stop_children(children)
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to stop this child when the ``up`` process dies, however it dies."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def start_background(names: tuple[str, ...]) -> list[subprocess.Popen[bytes]]:
+    """Start ``consume`` and ``worker`` processes for each service."""
+    exe = [sys.executable, "-m", "services.cli"]
+    return [
+        subprocess.Popen([*exe, command, name], preexec_fn=_die_with_parent)
+        for name in names
+        for command in ("consume", "worker")
+    ]
+
+
+def stop_children(children: list[subprocess.Popen[bytes]], timeout: float = 15.0) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+    deadline = time.monotonic() + timeout
+    for child in children:
+        try:
+            child.wait(max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+@cli.command()
+@click.option("--members", default=300, show_default=True, help="Synthetic members to register.")
+@click.option("--port", type=int, default=None, help="TCP port for the demo's HTTP server.")
+def demo(members: int, port: int | None) -> None:
+    """Run the whole system on the embedded default and walk it through the campaign."""
+    from services.demo import run
+
+    sys.exit(run(members=members, port=port))
+
+
+@cli.group()
+def directory() -> None:
+    """The directory of communities and units."""
+
+
+@directory.command("load")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def directory_load(file: Path) -> None:
+    """Load FILE (CSV: kind, code, name, parent_code, …); loading it again changes nothing."""
+    from services.registration import handlers, runtime
+
+    rt = runtime()
+    rows = handlers.read_directory_csv(file.read_bytes())
+    with rt.uow() as uow:
+        counts = handlers.load_directory(rows, uow)
+        uow.commit()
+    click.echo(
+        f"{file.name}: {counts['community']} communities and {counts['unit']} units added or "
+        f"changed, {counts['unchanged']} unchanged"
+    )
+
+
+@cli.command("dead-letters")
+@click.argument("service", type=SERVICE)
+def dead_letters(service: str) -> None:
+    """Take the messages off SERVICE's dead-letter queue and print them with the reason."""
+    from shared.bus import connect, declare, read_dead_letters
+
+    with connect(settings(), service) as conn:
+        declare(conn, settings())
+        for item in read_dead_letters(conn, service, settings()):
+            click.echo(f"{item['headers'].get('x-dead-reason')}\t{item['body']!r}")
+
+
+def main() -> None:
+    from shared.http import DomainError
+
+    try:
+        cli(prog_name="servicemonth")
+    except ConfigError as exc:
+        click.echo(f"servicemonth: configuration error: {exc}", err=True)
+        sys.exit(2)
+    except DomainError as exc:
+        details = "; ".join(f"{e['field']}: {e['message']}" for e in exc.errors)
+        click.echo(f"servicemonth: {exc.detail}{': ' + details if details else ''}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()

@@ -1,0 +1,50 @@
+"""Reporting's projections and figures."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import delete, func, insert, select
+
+from services.reporting.models import MemberScope
+from shared.db import UnitOfWork, messaging_stats
+from shared.events import Envelope, MemberRegistered
+from shared.http import Invalid
+
+SCOPE = re.compile(r"^(city|district:\d{6}|unit:[\w-]{1,40}|community:\d{12})$")
+
+
+def count_member(event: MemberRegistered, envelope: Envelope, uow: UnitOfWork) -> None:
+    """Count a registered member in every scope they belong to, once each."""
+    districts = {event.unit_district} | {c.district for c in event.communities}
+    scopes = {"city", f"unit:{event.unit_code}"}
+    scopes |= {f"district:{d}" for d in districts if d != "410300"}
+    scopes |= {f"community:{c.community_code}" for c in event.communities}
+    uow.session.execute(delete(MemberScope).where(MemberScope.member_id == event.member_id))
+    uow.session.execute(
+        insert(MemberScope),
+        [
+            {"member_id": event.member_id, "scope": s, "is_leader_cadre": event.is_leader_cadre}
+            for s in sorted(scopes)
+        ],
+    )
+
+
+def summary(scope: str, uow: UnitOfWork) -> dict[str, object]:
+    """Live figures for ``scope`` (``city``, ``district:410303``, ``unit:…``, ``community:…``)."""
+    if not SCOPE.match(scope):
+        raise Invalid(
+            "unknown scope",
+            [{"field": "scope", "message": "use city, district:CODE, unit:CODE or community:CODE"}],
+        )
+    rows = select(func.count()).select_from(MemberScope).where(MemberScope.scope == scope)
+    return {
+        "scope": scope,
+        "members": uow.session.scalar(rows) or 0,
+        "leading_cadres": uow.session.scalar(rows.where(MemberScope.is_leader_cadre)) or 0,
+    }
+
+
+def stats(uow: UnitOfWork) -> dict[str, int]:
+    counted = select(func.count()).select_from(MemberScope).where(MemberScope.scope == "city")
+    return {"members": uow.session.scalar(counted) or 0, **messaging_stats(uow)}

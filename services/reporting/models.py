@@ -1,0 +1,24 @@
+"""Reporting's read models: who counts where (no personal data)."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.db import service_base
+
+Base = service_base()
+
+
+class MemberScope(Base):
+    """One row per (member, scope the member counts in): ``city``, ``district:410303``,
+    ``unit:…``, ``community:…``. A member counts once per scope, never twice in a total.
+    """
+
+    __tablename__ = "member_scopes"
+
+    member_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    scope: Mapped[str] = mapped_column(String(60), primary_key=True, index=True)
+    is_leader_cadre: Mapped[bool] = mapped_column(default=False)

@@ -1,0 +1,1 @@
+"""What every servicemonth service imports: configuration, events, the bus, databases, the clock."""

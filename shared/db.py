@@ -1,0 +1,286 @@
+"""Databases: one per service, engines made lazily per process, and the unit of work.
+
+Every service database carries two tables of the messaging backbone besides its own:
+``outbox`` (events committed with the state change that caused them, published later by
+the relay) and ``inbox`` (ids of events already applied, recorded in the same transaction
+as their effect). :class:`UnitOfWork` ties them to the service's own writes.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.pool import NullPool
+from sqlalchemy.types import TypeDecorator
+
+from shared.clock import Clock
+from shared.events import Envelope, Event, envelope_for
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that is timezone-aware UTC when read back, on SQLite as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("timestamps must be timezone-aware")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def service_base() -> type[DeclarativeBase]:
+    """A declarative base with its own metadata and the backbone tables in it."""
+
+    class Base(DeclarativeBase):
+        metadata = MetaData(naming_convention=NAMING)
+
+    messaging_tables(Base.metadata)
+    return Base
+
+
+def messaging_tables(metadata: MetaData) -> tuple[Table, Table]:
+    """The outbox and inbox tables of one service database."""
+    outbox = Table(
+        "outbox",
+        metadata,
+        Column("position", Integer, primary_key=True, autoincrement=True),
+        Column("event_id", String(36), nullable=False, unique=True),
+        Column("routing_key", String(200), nullable=False),
+        Column("body", Text, nullable=False),
+        Column("created_at", UTCDateTime(), nullable=False),
+        Column("sent_at", UTCDateTime(), nullable=True),
+        Column("attempts", Integer, nullable=False, server_default="0"),
+        Column("last_error", Text, nullable=True),
+    )
+    inbox = Table(
+        "inbox",
+        metadata,
+        Column("event_id", String(36), primary_key=True),
+        Column("event_type", String(100), nullable=False),
+        Column("processed_at", UTCDateTime(), nullable=False),
+    )
+    return outbox, inbox
+
+
+def outbox_table(metadata: MetaData) -> Table:
+    return metadata.tables["outbox"]
+
+
+def inbox_table(metadata: MetaData) -> Table:
+    return metadata.tables["inbox"]
+
+
+class Database:
+    """One service's database. The engine is created on first use in each process.
+
+    A forked child (a Celery worker) gets a fresh engine rather than sharing sockets with
+    its parent.
+    """
+
+    def __init__(self, url: str, metadata: MetaData) -> None:
+        self.url = url
+        self.metadata = metadata
+        self._engine: Engine | None = None
+        self._sessions: sessionmaker[Session] | None = None
+        self._pid = 0
+
+    @property
+    def is_sqlite(self) -> bool:
+        return make_url(self.url).get_backend_name() == "sqlite"
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None or self._pid != os.getpid():
+            self._engine = self._create_engine()
+            self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+            self._pid = os.getpid()
+        return self._engine
+
+    def session(self) -> Session:
+        self.engine  # noqa: B018 - makes the engine for this process
+        assert self._sessions is not None
+        return self._sessions()
+
+    def dispose(self) -> None:
+        if self._engine is not None and self._pid == os.getpid():
+            self._engine.dispose()
+        self._engine = None
+
+    def _create_engine(self) -> Engine:
+        if not self.is_sqlite:
+            return create_engine(self.url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        path = make_url(self.url).database
+        if path and path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        # pysqlite's own transaction handling would start deferred transactions that fail
+        # with "database is locked" when they later write; we begin IMMEDIATE ourselves so
+        # writers queue on busy_timeout instead.
+        engine = create_engine(
+            self.url,
+            connect_args={"isolation_level": None, "timeout": 30, "check_same_thread": False},
+            poolclass=NullPool,
+        )
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+
+class UnitOfWork:
+    """One transaction of a service: its own changes, the events they cause, the inbox.
+
+    Nothing is published before :meth:`commit`: events become outbox rows in the same
+    transaction and the relay sends them afterwards. Leaving the block without committing
+    rolls everything back, events included.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        producer: str,
+        campaign: str,
+        clock: Clock,
+        correlation_id: uuid.UUID | None = None,
+    ) -> None:
+        self.db = db
+        self.producer = producer
+        self.campaign = campaign
+        self.clock = clock
+        self.correlation_id = correlation_id
+        self.emitted: list[Envelope] = []
+        self._after_commit: list[Callable[[], None]] = []
+        self.session: Session
+
+    def __enter__(self) -> UnitOfWork:
+        self.session = self.db.session()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.session.rollback()
+        self.session.close()
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def emit(self, event: Event, *, district: str) -> Envelope:
+        """Record ``event`` for publication, routed to ``district``, in this transaction."""
+        envelope = envelope_for(
+            event,
+            district=district,
+            campaign=self.campaign,
+            producer=self.producer,
+            occurred_at=self.now(),
+            correlation_id=self.correlation_id,
+        )
+        self.session.execute(
+            insert(outbox_table(self.db.metadata)).values(
+                event_id=str(envelope.id),
+                routing_key=envelope.routing_key,
+                body=envelope.model_dump_json(),
+                created_at=envelope.occurred_at,
+            )
+        )
+        self.emitted.append(envelope)
+        return envelope
+
+    def first_time(self, envelope: Envelope) -> bool:
+        """Record ``envelope`` in the inbox; False when it was applied before."""
+        inbox = inbox_table(self.db.metadata)
+        try:
+            with self.session.begin_nested():
+                self.session.execute(
+                    insert(inbox).values(
+                        event_id=str(envelope.id),
+                        event_type=envelope.type,
+                        processed_at=self.now(),
+                    )
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once the transaction has committed (e.g. enqueue a task)."""
+        self._after_commit.append(action)
+
+    def commit(self) -> None:
+        self.session.commit()
+        actions, self._after_commit = self._after_commit, []
+        for action in actions:
+            action()
+
+
+def messaging_stats(uow: UnitOfWork) -> dict[str, int]:
+    """Events a service has sent, still holds, and applied: the same keys for every service."""
+    outbox = outbox_table(uow.db.metadata)
+    count = select(func.count()).select_from(outbox)
+    return {
+        "events_sent": uow.session.scalar(count.where(outbox.c.sent_at.is_not(None))) or 0,
+        "events_pending": uow.session.scalar(count.where(outbox.c.sent_at.is_(None))) or 0,
+        "events_applied": uow.session.scalar(
+            select(func.count()).select_from(inbox_table(uow.db.metadata))
+        )
+        or 0,
+    }

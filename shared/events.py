@@ -1,0 +1,160 @@
+"""The event envelope and the catalogue of every event servicemonth sends.
+
+Events are past-tense facts (``member.registered``). Each has a pydantic schema, so a
+consumer rejects a malformed message at the door, with a reason, instead of half-applying
+it. The envelope is the same for every event; ``payload`` is checked against the schema
+registered for ``(type, version)``.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+District = Annotated[str, Field(pattern=r"^\d{6}$")]
+CommunityCode = Annotated[str, Field(pattern=r"^\d{12}$")]
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("must carry a timezone")
+    return value.astimezone(UTC)
+
+
+class InvalidEvent(Exception):
+    """A message that is not a valid event; ``reason`` says why, field by field."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Envelope(BaseModel):
+    """What travels on the bus: routing facts around a typed payload."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: uuid.UUID
+    type: str
+    version: int = Field(ge=1)
+    occurred_at: Annotated[datetime, AfterValidator(_utc)]
+    district: District
+    campaign: str
+    producer: str
+    correlation_id: uuid.UUID | None = None
+    payload: dict[str, Any]
+
+    @property
+    def routing_key(self) -> str:
+        return f"{self.district}.{self.type}"
+
+
+class Event(BaseModel):
+    """Base of every payload schema; subclasses name their ``TYPE`` and ``VERSION``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    TYPE: ClassVar[str]
+    VERSION: ClassVar[int] = 1
+
+
+# --- registration -------------------------------------------------------------------
+
+
+class SealedContact(BaseModel):
+    """A member's contact, sealed (AES-GCM) for the one service that sends messages.
+
+    Only notify opens it; every other consumer sees the masked phone at most.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sealed: str
+    phone_masked: str | None = None
+
+
+class CommunityRef(BaseModel):
+    """One of a member's community registrations (双注册)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    registration_id: uuid.UUID
+    community_code: CommunityCode
+    role: Literal["unit", "residence", "contact"]
+    district: District
+
+
+class MemberRegistered(Event):
+    """在职党员报到 — a member registered, with the communities they registered in."""
+
+    TYPE = "member.registered"
+
+    member_id: uuid.UUID
+    unit_code: str = Field(min_length=1, max_length=40)
+    unit_district: District
+    communities: list[CommunityRef] = Field(min_length=1)
+    skills: list[str] = []
+    is_leader_cadre: bool = False
+    contact: SealedContact | None = None
+
+
+CATALOGUE: dict[tuple[str, int], type[Event]] = {
+    (cls.TYPE, cls.VERSION): cls for cls in (MemberRegistered,)
+}
+
+
+def envelope_for(
+    event: Event,
+    *,
+    district: str,
+    campaign: str,
+    producer: str,
+    occurred_at: datetime,
+    correlation_id: uuid.UUID | None = None,
+) -> Envelope:
+    """Wrap ``event`` for the bus (a fresh id each time)."""
+    return Envelope(
+        id=uuid.uuid4(),
+        type=event.TYPE,
+        version=event.VERSION,
+        occurred_at=occurred_at,
+        district=district,
+        campaign=campaign,
+        producer=producer,
+        correlation_id=correlation_id,
+        payload=event.model_dump(mode="json"),
+    )
+
+
+def _describe(exc: ValidationError, prefix: str = "") -> str:
+    return "; ".join(
+        f"{prefix}{'.'.join(str(p) for p in err['loc']) or '(body)'}: {err['msg']}"
+        for err in exc.errors()
+    )
+
+
+def parse(body: bytes | str | dict[str, Any]) -> tuple[Envelope, Event]:
+    """Check a message from the bus; raise :class:`InvalidEvent` with the reason."""
+    if isinstance(body, bytes | str):
+        try:
+            body = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidEvent(f"not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise InvalidEvent("not a JSON object")
+    try:
+        envelope = Envelope.model_validate(body)
+    except ValidationError as exc:
+        raise InvalidEvent(f"bad envelope: {_describe(exc)}") from None
+    schema = CATALOGUE.get((envelope.type, envelope.version))
+    if schema is None:
+        raise InvalidEvent(f"unknown event type {envelope.type!r} version {envelope.version}")
+    try:
+        event = schema.model_validate(envelope.payload)
+    except ValidationError as exc:
+        raise InvalidEvent(f"{envelope.type}: {_describe(exc, 'payload.')}") from None
+    return envelope, event

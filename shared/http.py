@@ -1,0 +1,89 @@
+"""HTTP conventions shared by every service: problem+json errors and domain exceptions.
+
+Errors are RFC 9457 ``application/problem+json`` documents; a 422 lists every bad field
+as ``errors: [{field, message}]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from shared.db import UnitOfWork
+from shared.runtime import Runtime
+
+PROBLEM = "application/problem+json"
+Stats = Callable[[UnitOfWork], dict[str, int]]
+
+
+class DomainError(Exception):
+    """A refusal a user can act on; ``status`` is the HTTP status it maps to."""
+
+    status = 400
+    title = "Bad request"
+
+    def __init__(self, detail: str, errors: list[dict[str, str]] | None = None, **extra: Any):
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors or []
+        self.extra = extra
+
+
+class Invalid(DomainError):
+    status = 422
+    title = "Invalid input"
+
+
+class NotFound(DomainError):
+    status = 404
+    title = "Not found"
+
+
+class Conflict(DomainError):
+    status = 409
+    title = "Conflict"
+
+
+def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    return ".".join(parts) or "body"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def _domain(_request: Request, exc: DomainError) -> JSONResponse:
+        extra = dict(exc.extra)
+        if exc.errors:
+            extra["errors"] = exc.errors
+        return problem(exc.status, exc.title, exc.detail, **extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": _field(tuple(e["loc"])), "message": str(e["msg"])} for e in exc.errors()
+        ]
+        return problem(422, "Invalid input", "the request has invalid fields", errors=errors)
+
+
+def add_status_route(
+    router: APIRouter, service: str, runtime: Callable[[], Runtime], stats: Stats
+) -> None:
+    """``GET /api/v1/ops/<service>``: what the service holds and has sent and applied."""
+
+    def status(response: Response, rt: Runtime = Depends(runtime)) -> dict[str, int]:
+        response.headers["Cache-Control"] = "no-store"
+        with rt.uow() as uow:
+            return stats(uow)
+
+    router.add_api_route(
+        f"/ops/{service}", status, methods=["GET"], tags=["ops"], summary=f"{service} counts"
+    )

@@ -1,0 +1,40 @@
+"""The README's main job: ``servicemonth demo`` runs every service and the counts agree."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import RUN, backend_env, drop_databases
+
+
+@pytest.mark.parametrize("way", ["embedded", "production"])
+def test_the_demo_registers_members_and_every_service_agrees(way: str, tmp_path: Path) -> None:
+    vhost = None
+    if way == "production":
+        vhost = "/"  # the demo declares its own deployment's queues
+    tag = f"{RUN}_demo"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SERVICEMONTH_")}
+    env |= backend_env(way, tmp_path / "var", vhost and "%2F", tag)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "services.cli", "demo", "--members", "60"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        if way == "production":
+            drop_databases(f"sm_{tag}")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "counts agree" in done.stdout
+    for line in ("members registered", "member replicas stored", "welcome SMS sent"):
+        row = next(r for r in done.stdout.splitlines() if line in r)
+        assert row.split()[-1] == "60", row
+    sms = (tmp_path / "var" / "outbox" / "sms.jsonl").read_text(encoding="utf-8")
+    assert len(sms.splitlines()) == 60

@@ -1,0 +1,160 @@
+"""Helpers the integration and end-to-end tests share: drive the pipeline, read effects."""
+
+from __future__ import annotations
+
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from services import registry
+from services.app import create_app
+from services.demo import SAMPLE_DIRECTORY, synthetic_member
+from services.registration import handlers as registration
+from shared.bus import EventConsumer, OutboxRelay
+from shared.config import SERVICES
+
+CONSUMERS = ("pairing", "notify", "reporting")
+UNITS = ["U410300001", "U410303001", "U410305001"]
+COMMUNITIES = ["410303001001", "410303002001", "410305001001"]
+
+
+def load_sample_directory(backend: Any) -> None:
+    rt = backend.rt("registration")
+    with rt.uow() as uow:
+        registration.load_directory(
+            registration.read_directory_csv(SAMPLE_DIRECTORY.read_bytes()), uow
+        )
+        uow.commit()
+
+
+def client() -> TestClient:
+    return TestClient(create_app(SERVICES))
+
+
+def member_body(seed: int, **overrides: Any) -> dict[str, Any]:
+    body = synthetic_member(random.Random(seed), UNITS, COMMUNITIES)
+    body.update(overrides)
+    return body
+
+
+def relay_all(backend: Any, service: str = "registration") -> int:
+    relay = OutboxRelay(backend.rt(service).db, backend.settings, service)
+    total = 0
+    try:
+        while sent := relay.run_once():
+            total += sent
+    finally:
+        relay.close()
+    return total
+
+
+def consumer(backend: Any, service: str) -> EventConsumer:
+    rt = backend.rt(service)
+    return EventConsumer(
+        service,
+        backend.settings,
+        registry.handlers(service, rt),
+        lambda env: rt.uow(env.id),
+        retry_delays=(0.05, 0.1),
+    )
+
+
+def stats(http: TestClient, service: str) -> dict[str, int]:
+    """What ``service`` holds, through its operator endpoint."""
+    response = http.get(f"/api/v1/ops/{service}")
+    assert response.status_code == 200, response.text
+    result: dict[str, int] = response.json()
+    return result
+
+
+def run_consumers(
+    consumers: Iterable[EventConsumer],
+    until: Callable[[], bool],
+    timeout: float = 30.0,
+    settle: float = 0.0,
+) -> bool:
+    """Run ``consumers`` in threads until ``until()`` holds (then ``settle`` s more)."""
+    stop = threading.Event()
+    threads = [threading.Thread(target=c.run, args=(stop,), daemon=True) for c in consumers]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + timeout
+    ok = False
+    try:
+        while time.monotonic() < deadline:
+            if until():
+                ok = True
+                break
+            time.sleep(0.1)
+        if ok and settle:
+            time.sleep(settle)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+    return ok
+
+
+class TcpProxy:
+    """A loopback TCP proxy that can be taken down and brought back: 'the broker is away'."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port: int = s.getsockname()[1]
+        self._listener: socket.socket | None = None
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(16)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        with self._lock:
+            for conn in self._conns:
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                conn.close()
+            self._conns.clear()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            with self._lock:
+                self._conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass

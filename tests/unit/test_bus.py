@@ -1,0 +1,101 @@
+"""Routing on the bus: which keys each service binds, and the queues of a deployment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from shared.bus import DEAD, EVENTS, binding_keys, deployment_queues, routing_key
+from shared.config import Settings, load
+
+
+def deployment(home: Path, district: str, name: str | None = None) -> Settings:
+    env = {"SERVICEMONTH_HOME": str(home), "SERVICEMONTH_DISTRICT": district}
+    if name is not None:
+        env["SERVICEMONTH_DEPLOYMENT"] = name
+    return load(env)
+
+
+def test_routing_key_is_the_district_then_the_event_type() -> None:
+    assert routing_key("410303", "member.registered") == "410303.member.registered"
+
+
+def test_district_deployment_binds_its_own_district_only() -> None:
+    assert binding_keys("pairing", "410303") == [
+        "410303.member.*",
+        "410303.registration.*",
+        "410303.directory.*",
+    ]
+
+
+def test_city_deployment_binds_every_district() -> None:
+    assert binding_keys("pairing", "410300") == [
+        "*.member.*",
+        "*.registration.*",
+        "*.directory.*",
+    ]
+
+
+def test_reporting_hears_everything_in_the_city_deployment() -> None:
+    assert binding_keys("reporting", "410300") == ["#"]
+
+
+def test_reporting_hears_everything_of_its_district_in_a_district_deployment() -> None:
+    assert binding_keys("reporting", "410305") == ["410305.#"]
+
+
+def test_notify_hears_the_report_generated_event_by_its_full_name() -> None:
+    assert "*.report.generated" in binding_keys("notify", "410300")
+    assert "410303.report.generated" in binding_keys("notify", "410303")
+
+
+def test_registration_listens_to_nothing() -> None:
+    assert binding_keys("registration", "410303") == []
+
+
+def test_deployment_queues_are_named_by_deployment_and_service(tmp_path: Path) -> None:
+    names = {queue.name for queue in deployment_queues(deployment(tmp_path, "410303"))}
+
+    assert names == {
+        "servicemonth.410303.pairing.events",
+        "servicemonth.410303.notify.events",
+        "servicemonth.410303.reporting.events",
+        "servicemonth.410303.registration.dead",
+        "servicemonth.410303.pairing.dead",
+        "servicemonth.410303.notify.dead",
+        "servicemonth.410303.reporting.dead",
+    }
+
+
+def test_a_named_deployment_uses_its_name_not_its_district(tmp_path: Path) -> None:
+    names = {q.name for q in deployment_queues(deployment(tmp_path, "410303", "xigong-test"))}
+
+    assert "servicemonth.xigong-test.pairing.events" in names
+    assert not any("410303" in name for name in names)
+
+
+def test_event_queues_are_bound_to_the_events_exchange_with_the_service_keys(
+    tmp_path: Path,
+) -> None:
+    queues = {q.name: q for q in deployment_queues(deployment(tmp_path, "410300"))}
+
+    pairing = queues["servicemonth.410300.pairing.events"]
+    assert {(b.exchange.name, b.routing_key) for b in pairing.bindings} == {
+        (EVENTS.name, "*.member.*"),
+        (EVENTS.name, "*.registration.*"),
+        (EVENTS.name, "*.directory.*"),
+    }
+    assert pairing.durable
+    assert not pairing.auto_delete
+
+
+def test_dead_letter_queues_are_routed_by_their_own_name_on_the_dead_exchange(
+    tmp_path: Path,
+) -> None:
+    dead = [q for q in deployment_queues(deployment(tmp_path, "410300")) if q.name.endswith("dead")]
+
+    assert len(dead) == 4
+    for queue in dead:
+        assert queue.exchange is not None
+        assert queue.exchange.name == DEAD.name
+        assert queue.routing_key == queue.name
+        assert queue.durable
