@@ -20,7 +20,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from kombu import Connection, Exchange, Message, Producer, Queue, binding
+from kombu.connection import Connection
+from kombu.entity import Exchange, Queue, binding
+from kombu.message import Message
+from kombu.messaging import Producer
 from sqlalchemy import select, update
 
 from shared.config import CITY, Settings
@@ -349,11 +352,10 @@ class EventConsumer:
         )
         self.stats.dead += 1
 
-    def run(self, stop: threading.Event, conn: Connection | None = None) -> None:
+    def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set, reconnecting when the broker goes away."""
         while not stop.is_set():
-            own = conn is None
-            connection = connect(self.settings, self.service) if own else conn
+            connection = connect(self.settings, self.service)
             try:
                 connection.ensure_connection(max_retries=3)
                 declare(connection, self.settings)
@@ -371,8 +373,7 @@ class EventConsumer:
                 log.warning("%s consumer: broker unavailable: %s", self.service, exc)
                 stop.wait(2.0)
             finally:
-                if own:
-                    connection.release()
+                connection.release()
 
 
 def read_dead_letters(conn: Connection, service: str, settings: Settings) -> list[dict[str, Any]]:

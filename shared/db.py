@@ -33,7 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
@@ -69,14 +69,14 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def service_base() -> type[DeclarativeBase]:
-    """A declarative base with its own metadata and the backbone tables in it."""
+def service_metadata() -> MetaData:
+    """A service database's metadata, with the backbone's outbox and inbox tables in it.
 
-    class Base(DeclarativeBase):
-        metadata = MetaData(naming_convention=NAMING)
-
-    messaging_tables(Base.metadata)
-    return Base
+    Each service declares ``class Base(DeclarativeBase): metadata = service_metadata()``.
+    """
+    metadata = MetaData(naming_convention=NAMING)
+    messaging_tables(metadata)
+    return metadata
 
 
 def messaging_tables(metadata: MetaData) -> tuple[Table, Table]:

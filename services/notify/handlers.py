@@ -6,9 +6,10 @@ import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, func, select, update
 
 from services.notify.channels import OutgoingSms, SmsChannel
 from services.notify.models import Contact, Notification
@@ -65,11 +66,12 @@ def send_notification(
 ) -> str:
     """Send one queued message; a retry after a crash reconciles instead of resending."""
     session = uow.session
-    claimed = session.execute(
+    claim: CursorResult[Any] = session.execute(  # type: ignore[assignment]
         update(Notification)
         .where(Notification.id == notification_id, Notification.status == "queued")
         .values(status="sending", attempts=Notification.attempts + 1)
-    ).rowcount
+    )
+    claimed = claim.rowcount
     notification = session.get(Notification, notification_id)
     if notification is None:
         return "missing"

@@ -16,7 +16,9 @@ def sms_channel(rt: Runtime) -> SmsChannel:
     return FileSmsChannel(rt.settings.outbox_dir)
 
 
-@app.task(name=handlers.SEND_TASK, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+@app.task(  # type: ignore[untyped-decorator]
+    name=handlers.SEND_TASK, autoretry_for=(OSError,), retry_backoff=True, max_retries=5
+)
 def send(notification_id: str) -> str:
     rt = runtime()
     with rt.uow() as uow:

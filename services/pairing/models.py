@@ -6,11 +6,13 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import JSON, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared.db import UTCDateTime, service_base
+from shared.db import UTCDateTime, service_metadata
 
-Base = service_base()
+
+class Base(DeclarativeBase):
+    metadata = service_metadata()
 
 
 class MemberReplica(Base):

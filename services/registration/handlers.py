@@ -117,7 +117,7 @@ def register_member(cmd: RegisterMember, uow: UnitOfWork, sealer: Sealer) -> Mem
             CommunityRef(
                 registration_id=r.id,
                 community_code=r.community_code,
-                role=r.role,  # type: ignore[arg-type]
+                role=r.role,
                 district=r.district_code,
             )
             for r in member.registrations

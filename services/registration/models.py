@@ -6,11 +6,13 @@ import uuid
 from datetime import date, datetime
 
 from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from shared.db import UTCDateTime, service_base
+from shared.db import UTCDateTime, service_metadata
 
-Base = service_base()
+
+class Base(DeclarativeBase):
+    metadata = service_metadata()
 
 
 class Community(Base):

@@ -5,11 +5,13 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy import String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared.db import service_base
+from shared.db import service_metadata
 
-Base = service_base()
+
+class Base(DeclarativeBase):
+    metadata = service_metadata()
 
 
 class MemberScope(Base):

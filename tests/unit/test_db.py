@@ -20,7 +20,7 @@ from shared.db import (
     inbox_table,
     messaging_stats,
     outbox_table,
-    service_base,
+    service_metadata,
 )
 from shared.events import Envelope, MemberRegistered, envelope_for, parse
 
@@ -34,7 +34,7 @@ def clock() -> SimulatedClock:
 
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[Database]:
-    metadata = service_base().metadata
+    metadata = service_metadata()
     Table(
         "stamps",
         metadata,
@@ -295,8 +295,8 @@ def test_a_naive_timestamp_is_refused(db: Database) -> None:
         session.execute(insert(stamps(db.metadata)).values(id=1, at=datetime(2016, 7, 1, 20)))
 
 
-def test_each_service_base_has_its_own_metadata_with_outbox_and_inbox() -> None:
-    first, second = service_base().metadata, service_base().metadata
+def test_each_service_metadata_is_its_own_with_outbox_and_inbox() -> None:
+    first, second = service_metadata(), service_metadata()
 
     assert first is not second
     assert {"outbox", "inbox"} <= set(first.tables)

@@ -1,0 +1,289 @@
+"""The operator's files in deploy/ agree with the real command line and settings.
+
+No Docker, no systemd: commands are parsed with the real ``servicemonth`` CLI (Click's
+``make_context``, which checks subcommands, SERVICE choices and options without running
+anything), and the settings are read from ``shared/config.py``'s own source.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+import yaml
+
+from services.cli import cli
+from shared.config import PREFIX, SERVICES, ConfigError, load
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+COMPOSE = DEPLOY / "compose.yaml"
+ENV_EXAMPLE = DEPLOY / "servicemonth.env.example"
+SYSTEMD = DEPLOY / "systemd"
+PROCESS_KINDS = ("consume", "worker", "serve")
+
+#: Settings the scan of the config source must at least find (guards the regexes).
+KNOWN_SETTINGS = {
+    "HOME",
+    "DISTRICT",
+    "DEPLOYMENT",
+    "CAMPAIGN",
+    "CAMPAIGN_START",
+    "CAMPAIGN_END",
+    "HTTP_HOST",
+    "HTTP_PORT",
+    "CLOCK_FILE",
+    "LOG_LEVEL",
+    "BROKER_URL",
+    "DATABASE_URL",
+    "PII_KEY",
+}
+
+_KEY = r"([A-Z][A-Z0-9_]*[A-Z0-9])"
+
+
+def parse_cli(argv: list[str]) -> tuple[click.Command, click.Context]:
+    """Parse ``servicemonth <argv>`` with the real CLI; raise on anything it would reject."""
+    command: click.Command = cli
+    args = list(argv)
+    path = ["servicemonth"]
+    while isinstance(command, click.Group):
+        assert args, f"{' '.join(path)}: a subcommand is missing"
+        name = args.pop(0)
+        sub = command.commands.get(name)
+        assert sub is not None, (
+            f"{' '.join(path)} has no command {name!r} (it has: {', '.join(command.commands)})"
+        )
+        path.append(name)
+        command = sub
+    ctx = command.make_context(" ".join(path), args)
+    for key in ("service", "services"):
+        value = ctx.params.get(key)
+        for name in (value,) if isinstance(value, str) else value or ():
+            assert name in SERVICES, f"{argv}: {name!r} is not a service"
+    return command, ctx
+
+
+# --- compose ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    data = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    assert isinstance(data, dict) and isinstance(data.get("services"), dict)
+    return data
+
+
+def app_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The services that run our image (the others are PostgreSQL and RabbitMQ)."""
+    return {
+        name: svc
+        for name, svc in compose["services"].items()
+        if "SERVICEMONTH_IMAGE" in str(svc.get("image", ""))
+    }
+
+
+def argv_of(svc: dict[str, Any]) -> list[str]:
+    command = svc["command"]
+    return shlex.split(command) if isinstance(command, str) else [str(a) for a in command]
+
+
+def test_compose_commands_are_real_cli_commands(compose: dict[str, Any]) -> None:
+    apps = app_services(compose)
+    assert len(apps) == 1 + 3 * len(SERVICES)
+    for name, svc in apps.items():
+        assert "command" in svc, f"{name}: no command (the image's default is --help)"
+        try:
+            parse_cli(argv_of(svc))
+        except click.ClickException as exc:
+            pytest.fail(f"compose service {name}: {exc.format_message()}")
+
+
+def test_compose_runs_each_process_of_each_service(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for service in SERVICES:
+        for suffix, kind in (("consume", "consume"), ("worker", "worker"), ("api", "serve")):
+            svc = services.get(f"{service}-{suffix}")
+            assert svc is not None, f"compose has no {service}-{suffix}"
+            assert argv_of(svc)[:2] == [kind, service]
+            assert svc.get("restart") in ("unless-stopped", "always", "on-failure")
+        consume = services[f"{service}-consume"]
+        assert consume.get("deploy", {}).get("replicas", 1) == 1, "one consume per service"
+    assert argv_of(services["migrate"]) == ["migrate"]
+    assert services["migrate"].get("restart") == "no"
+
+
+def test_compose_dependencies_wait_for_the_right_state(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name, svc in app_services(compose).items():
+        depends = svc.get("depends_on", {})
+        assert isinstance(depends, dict), f"{name}: depends_on needs conditions"
+        assert depends["postgres"]["condition"] == "service_healthy"
+        if name != "migrate":
+            assert depends["migrate"]["condition"] == "service_completed_successfully"
+            assert depends["rabbitmq"]["condition"] == "service_healthy"
+        for target, spec in depends.items():
+            assert target in services, f"{name} depends on unknown {target}"
+            if spec["condition"] == "service_healthy":
+                assert "healthcheck" in services[target], f"{target} has no healthcheck"
+    assert services["postgres"]["image"].startswith("postgres:15")
+    assert services["rabbitmq"]["image"].startswith("rabbitmq:3-management")
+    for backend in ("postgres", "rabbitmq"):
+        assert services[backend]["volumes"], f"{backend} keeps its data in a volume"
+
+
+def test_compose_env_file_is_the_example(compose: dict[str, Any]) -> None:
+    for name, svc in app_services(compose).items():
+        env_file = svc.get("env_file")
+        assert env_file == "servicemonth.env", f"{name}: env_file {env_file!r}"
+    assert (DEPLOY / "servicemonth.env.example").is_file()
+
+
+# --- settings -----------------------------------------------------------------------------
+
+
+def settings_read_by_config() -> tuple[set[str], set[str]]:
+    """(plain keys, per-service keys) that shared/config.py and Settings.get callers read."""
+    source = (ROOT / "shared" / "config.py").read_text(encoding="utf-8")
+    plain = set(re.findall(r'PREFIX \+ "' + _KEY + '"', source))
+    plain |= set(re.findall(r"\{PREFIX\}" + _KEY, source))
+    plain |= set(re.findall(r'_date\(\s*env,\s*"' + _KEY + '"', source))
+    plain |= set(re.findall(r'\bself\.get\(\s*"' + _KEY + '"', source))
+    per_service = set(re.findall(r"\{PREFIX\}\{service\.upper\(\)\}_" + _KEY, source))
+    getter = re.compile(r'\bsettings(?:\(\))?\.get\(\s*"' + _KEY + '"')
+    for path in [*(ROOT / "shared").rglob("*.py"), *(ROOT / "services").rglob("*.py")]:
+        plain |= set(getter.findall(path.read_text(encoding="utf-8")))
+    return plain, per_service
+
+
+def example_assignments() -> Iterator[tuple[bool, str, str]]:
+    """(active, key, value) for each ``KEY=value`` line, commented-out ones inactive."""
+    for line in ENV_EXAMPLE.read_text(encoding="utf-8").splitlines():
+        match = re.match(r"^(#?)\s*([A-Z][A-Z0-9_]*)=(.*)$", line)
+        if match:
+            yield not match.group(1), match.group(2), match.group(3)
+
+
+def test_every_setting_is_in_the_env_example() -> None:
+    plain, per_service = settings_read_by_config()
+    assert plain >= KNOWN_SETTINGS, f"scan missed {KNOWN_SETTINGS - plain}"
+    expected = {PREFIX + k for k in plain}
+    expected |= {f"{PREFIX}{s.upper()}_{k}" for s in SERVICES for k in per_service}
+    documented = {key for _, key, _ in example_assignments()}
+    assert not expected - documented, f"missing from the env example: {expected - documented}"
+
+
+def test_env_example_names_only_real_settings() -> None:
+    plain, _ = settings_read_by_config()
+    service_prefix = re.compile(rf"^(?:{'|'.join(s.upper() for s in SERVICES)})_")
+    active = [key for on, key, _ in example_assignments() if on]
+    assert len(active) == len(set(active)), "a key is set twice"
+    for _, key, _ in example_assignments():
+        if key.startswith(PREFIX):
+            bare = key[len(PREFIX) :]
+            assert bare in plain or service_prefix.sub("", bare) in plain, f"unknown {key}"
+
+
+def test_env_example_values_are_valid_and_the_key_placeholder_is_not() -> None:
+    env = {key: value for on, key, value in example_assignments() if on}
+    text = ENV_EXAMPLE.read_text(encoding="utf-8")
+    assert 'python -c "import secrets;print(secrets.token_hex(32))"' in text
+    assert "never commit" in text.lower()
+    config = load(env)  # every other value passes the real checks
+    assert config.district == env[PREFIX + "DISTRICT"]
+    assert config.broker_url().startswith("amqp://")
+    assert all(config.database_url(s).startswith("postgresql+psycopg://") for s in SERVICES)
+    with pytest.raises(ConfigError, match="PII_KEY"):
+        config.pii_key()  # the placeholder fails loudly instead of minting a local key
+    load({**env, PREFIX + "PII_KEY": "ab" * 32}).pii_key()
+
+
+# --- systemd ------------------------------------------------------------------------------
+
+
+def read_unit(path: Path) -> dict[str, list[tuple[str, str]]]:
+    sections: dict[str, list[tuple[str, str]]] = {}
+    current: list[tuple[str, str]] = []
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            current = sections.setdefault(line[1:-1], [])
+        else:
+            key, _, value = line.partition("=")
+            current.append((key.strip(), value.strip()))
+    return sections
+
+
+def values(unit: dict[str, list[tuple[str, str]]], section: str, key: str) -> list[str]:
+    return [v for k, v in unit.get(section, []) if k == key]
+
+
+def unit_argv(exec_start: str, instance: str) -> list[str]:
+    exe, *args = shlex.split(exec_start.replace("%i", instance))
+    assert exe.endswith("/servicemonth"), exec_start
+    return [a for a in args if not a.startswith("$")]  # $WORKER_ARGS: operator's extras
+
+
+def test_systemd_units_run_real_commands() -> None:
+    units = {p.name: read_unit(p) for p in SYSTEMD.glob("*.service")}
+    expected = {f"servicemonth-{kind}@.service" for kind in PROCESS_KINDS}
+    assert expected | {"servicemonth-migrate.service"} <= set(units)
+    for name, unit in units.items():
+        (exec_start,) = values(unit, "Service", "ExecStart")
+        for instance in SERVICES if "@" in name else ("",):
+            try:
+                parse_cli(unit_argv(exec_start, instance))
+            except click.ClickException as exc:
+                pytest.fail(f"{name} ({instance}): {exc.format_message()}")
+        assert "/etc/servicemonth/servicemonth.env" in values(unit, "Service", "EnvironmentFile")
+
+
+def test_systemd_templates_are_supervised_after_migrate() -> None:
+    migrate = read_unit(SYSTEMD / "servicemonth-migrate.service")
+    assert values(migrate, "Service", "Type") == ["oneshot"]
+    assert unit_argv(values(migrate, "Service", "ExecStart")[0], "") == ["migrate"]
+    for kind in PROCESS_KINDS:
+        unit = read_unit(SYSTEMD / f"servicemonth-{kind}@.service")
+        (exec_start,) = values(unit, "Service", "ExecStart")
+        assert unit_argv(exec_start, "notify")[:2] == [kind, "notify"]
+        assert "servicemonth-migrate.service" in " ".join(values(unit, "Unit", "Requires"))
+        assert "servicemonth-migrate.service" in " ".join(values(unit, "Unit", "After"))
+        assert values(unit, "Service", "Restart") == ["on-failure"]
+        assert values(unit, "Service", "KillSignal") == ["SIGTERM"]
+        assert values(unit, "Service", "TimeoutStopSec")
+
+
+# --- image and guide ----------------------------------------------------------------------
+
+
+def test_dockerfile_essentials() -> None:
+    text = (DEPLOY / "Dockerfile").read_text(encoding="utf-8")
+    instructions = [
+        line.split(None, 1) for line in text.splitlines() if line and not line[0].isspace()
+    ]
+    instructions = [i for i in instructions if i[0].isupper() and len(i) == 2]
+    assert instructions[0] == ["FROM", "python:3.11-slim"]
+    users = [arg for op, arg in instructions if op == "USER"]
+    assert users and users[-1] not in ("root", "0")
+    assert [arg for op, arg in instructions if op == "ENTRYPOINT"] == ['["servicemonth"]']
+    assert "fonts-noto-cjk" in text
+    assert text.index("requirements.lock") < text.index("pip install --no-deps")
+    ignored = (DEPLOY / "Dockerfile.dockerignore").read_text(encoding="utf-8").split()
+    assert {".venv", "var"} <= set(ignored)
+
+
+def test_readme_mentions_only_real_commands() -> None:
+    text = (DEPLOY / "README.md").read_text(encoding="utf-8")
+    code = "\n".join(
+        re.findall(r"```[a-z]*\n(.*?)```", text, flags=re.S) + re.findall(r"`([^`\n]+)`", text)
+    )
+    mentioned = set(re.findall(r"(?:^|[\s/])servicemonth ([a-z][a-z-]*)", code, flags=re.M))
+    assert {"consume", "worker", "serve", "migrate", "dead-letters"} <= mentioned
+    assert not mentioned - set(cli.commands), f"not commands: {mentioned - set(cli.commands)}"
