@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from shared.auth import ROLES
 from shared.config import SERVICES, ConfigError, settings
 
 SERVICE = click.Choice(SERVICES)
@@ -164,18 +165,42 @@ def directory() -> None:
 @directory.command("load")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def directory_load(file: Path) -> None:
-    """Load FILE (CSV: kind, code, name, parent_code, …); loading it again changes nothing."""
-    from services.registration import handlers, runtime
+    """Load FILE (CSV or xlsx: kind, code, name, parent_code, …); again changes nothing."""
+    from services.registration import directory as loader
+    from services.registration import runtime
 
     rt = runtime()
-    rows = handlers.read_directory_csv(file.read_bytes())
     with rt.uow() as uow:
-        counts = handlers.load_directory(rows, uow)
+        counts = loader.load(file.read_bytes(), uow)
         uow.commit()
     click.echo(
-        f"{file.name}: {counts['community']} communities and {counts['unit']} units added or "
-        f"changed, {counts['unchanged']} unchanged"
+        f"{file.name}: {counts['added']} added, {counts['changed']} changed, "
+        f"{counts['unchanged']} unchanged"
     )
+
+
+@cli.group()
+def token() -> None:
+    """Access tokens (bearer) for the HTTP API."""
+
+
+@token.command("create")
+@click.option("--role", required=True, type=click.Choice(ROLES))
+@click.option("--scope", required=True, help="city, district:CODE, unit:CODE, community:CODE …")
+@click.option("--label", default=None, help="Who holds it (for the audit log).")
+def token_create(role: str, scope: str, label: str | None) -> None:
+    """Print a new bearer token; only its hash is stored (in every service's database)."""
+    from services import registry
+    from shared.auth import check_role_scope, new_token, store_token
+
+    try:
+        check_role_scope(role, scope)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--scope") from None
+    secret = new_token()
+    for name in SERVICES:
+        store_token(registry.runtime(name), secret, role, scope, label)
+    click.echo(secret)
 
 
 @cli.command("dead-letters")

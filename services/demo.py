@@ -24,21 +24,13 @@ import httpx
 
 from services.registration.rules import check_character
 from shared.config import settings
+from shared.vocabulary import AVAILABILITY, SKILLS
 
 SAMPLE_DIRECTORY = Path(__file__).parent / "registration" / "data" / "sample_directory.csv"
 MARKER = ".servicemonth-demo"
 SURNAMES = "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗"
 GIVEN = "建国秀英志强丽华海燕文博春梅晓东玉兰新民红霞国庆"
-SKILLS = [
-    "医疗护理",
-    "法律咨询",
-    "政策宣讲",
-    "心理疏导",
-    "家电维修",
-    "文艺演出",
-    "教育辅导",
-    "治安巡逻",
-]
+MOBILE_PREFIXES = ["135", "138", "139", "150", "152", "158", "186", "189", "199"]
 REGIONS = ["410302", "410303", "410305", "410306", "410311", "410381"]
 
 
@@ -51,10 +43,11 @@ def synthetic_member(
     return {
         "name": name,
         "id_number": body + check_character(body),
-        "phone": f"1{rng.choice('3589')}{rng.randint(0, 999_999_999):09d}",
+        "phone": f"{rng.choice(MOBILE_PREFIXES)}{rng.randint(0, 99_999_999):08d}",
         "unit_code": rng.choice(units),
         "residence_community_code": rng.choice(communities),
         "skills": rng.sample(SKILLS, 2),
+        "availability": rng.sample(AVAILABILITY, 1),
         "is_leader_cadre": rng.random() < 0.05,
         "consent": True,
     }
@@ -81,8 +74,11 @@ def _prepare_home(home: Path) -> None:
     )
 
 
-def _cli(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "services.cli", *args], check=True)
+def _cli(*args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "services.cli", *args], check=True, capture_output=True, text=True
+    )
+    return done.stdout.strip()
 
 
 def run(members: int = 300, port: int | None = None, timeout: float = 180.0) -> int:
@@ -91,13 +87,15 @@ def run(members: int = 300, port: int | None = None, timeout: float = 180.0) -> 
     _prepare_home(home)
     click.echo(f"demo home: {home}  (broker: {config.broker_url()})")
     _cli("migrate")
-    _cli("directory", "load", str(SAMPLE_DIRECTORY))
+    click.echo(_cli("directory", "load", str(SAMPLE_DIRECTORY)))
+    admin = _cli("token", "create", "--role", "admin", "--scope", "city", "--label", "demo")
 
     port = port or _free_port()
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen([sys.executable, "-m", "services.cli", "up", "--port", str(port)])
     try:
-        with httpx.Client(base_url=base, timeout=30) as http:
+        headers = {"Authorization": f"Bearer {admin}"}
+        with httpx.Client(base_url=base, timeout=30, headers=headers) as http:
             _wait_healthy(http, server)
             registered = _register(http, members)
             counts = _wait_for_counts(http, registered, timeout)

@@ -166,15 +166,20 @@ class OutboxRelay:
             rows = session.execute(
                 select(outbox.c.position, outbox.c.event_id, outbox.c.routing_key, outbox.c.body)
                 .where(outbox.c.sent_at.is_(None))
-                .order_by(outbox.c.position)
+                # rows the broker returned sink behind new ones instead of blocking them
+                .order_by(outbox.c.attempts, outbox.c.position)
                 .limit(self.batch)
             ).all()
         return [(r.position, r.event_id, r.routing_key, r.body) for r in rows]
 
     def publish(self, rows: Iterable[tuple[int, str, str, str]]) -> list[int]:
-        """Publish ``rows``; return the positions the broker confirmed and routed."""
+        """Publish ``rows``; return the positions the broker confirmed and routed.
+
+        Rows the broker returned as unroutable stay unsent with the reason recorded.
+        """
         producer = self._ensure_producer()
-        confirmed = []
+        confirmed: list[int] = []
+        returned: list[int] = []
         for position, event_id, key, body in rows:
             self._returned.discard(event_id)
             producer.publish(
@@ -188,8 +193,16 @@ class OutboxRelay:
                 mandatory=True,
                 retry=False,
             )
-            if event_id not in self._returned:
-                confirmed.append(position)
+            (returned if event_id in self._returned else confirmed).append(position)
+        if returned:
+            outbox = outbox_table(self.db.metadata)
+            with self.db.session() as session:
+                session.execute(
+                    update(outbox)
+                    .where(outbox.c.position.in_(returned))
+                    .values(attempts=outbox.c.attempts + 1, last_error="unroutable: no queue bound")
+                )
+                session.commit()
         return confirmed
 
     def mark_sent(self, positions: list[int]) -> None:

@@ -199,7 +199,11 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         clock_file=Path(clock_file).resolve() if clock_file else None,
         log_level=(env.get(PREFIX + "LOG_LEVEL") or "INFO").upper(),
     )
-    settings.broker_url()  # fail early on a bad broker URL
+    if not settings.embedded_broker and not settings.get("PII_KEY"):
+        # Every process of a real deployment must seal and open with the same key.
+        raise ConfigError(f"{PREFIX}PII_KEY: required with a production broker (64 hex digits)")
+    if settings.get("PII_KEY"):
+        settings.pii_key()  # fail early on a malformed key
     for service in SERVICES:
         settings.database_url(service)
     return settings

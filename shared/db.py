@@ -70,12 +70,23 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 def service_metadata() -> MetaData:
-    """A service database's metadata, with the backbone's outbox and inbox tables in it.
+    """A service database's metadata, with the backbone's tables in it (outbox, inbox,
+    access tokens).
 
     Each service declares ``class Base(DeclarativeBase): metadata = service_metadata()``.
     """
     metadata = MetaData(naming_convention=NAMING)
     messaging_tables(metadata)
+    Table(
+        "access_tokens",  # see shared.auth: hashed bearer tokens with role and scope
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("token_hash", String(64), nullable=False, unique=True),
+        Column("role", String(20), nullable=False),
+        Column("scope", String(60), nullable=False),
+        Column("label", String(200), nullable=True),
+        Column("created_at", UTCDateTime(), nullable=False),
+    )
     return metadata
 
 
@@ -226,24 +237,37 @@ class UnitOfWork:
 
     def emit(self, event: Event, *, district: str) -> Envelope:
         """Record ``event`` for publication, routed to ``district``, in this transaction."""
-        envelope = envelope_for(
-            event,
-            district=district,
-            campaign=self.campaign,
-            producer=self.producer,
-            occurred_at=self.now(),
-            correlation_id=self.correlation_id,
-        )
-        self.session.execute(
-            insert(outbox_table(self.db.metadata)).values(
-                event_id=str(envelope.id),
-                routing_key=envelope.routing_key,
-                body=envelope.model_dump_json(),
-                created_at=envelope.occurred_at,
-            )
-        )
-        self.emitted.append(envelope)
+        (envelope,) = self.emit_many([(event, district)])
         return envelope
+
+    def emit_many(self, events: list[tuple[Event, str]]) -> list[Envelope]:
+        """Record many ``(event, district)`` pairs in one bulk insert (roster imports)."""
+        envelopes = [
+            envelope_for(
+                event,
+                district=district,
+                campaign=self.campaign,
+                producer=self.producer,
+                occurred_at=self.now(),
+                correlation_id=self.correlation_id,
+            )
+            for event, district in events
+        ]
+        if envelopes:
+            self.session.execute(
+                insert(outbox_table(self.db.metadata)),
+                [
+                    {
+                        "event_id": str(e.id),
+                        "routing_key": e.routing_key,
+                        "body": e.model_dump_json(),
+                        "created_at": e.occurred_at,
+                    }
+                    for e in envelopes
+                ],
+            )
+        self.emitted += envelopes
+        return envelopes
 
     def first_time(self, envelope: Envelope) -> bool:
         """Record ``envelope`` in the inbox; False when it was applied before."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
@@ -89,7 +89,11 @@ class CommunityRef(BaseModel):
 
 
 class MemberRegistered(Event):
-    """在职党员报到 — a member registered, with the communities they registered in."""
+    """在职党员报到 — a member registered, with the communities they registered in.
+
+    Carries what consumers need and no more: pairing the skills and communities, notify
+    the sealed contact; no ID number, no phone in clear.
+    """
 
     TYPE = "member.registered"
 
@@ -98,12 +102,108 @@ class MemberRegistered(Event):
     unit_district: District
     communities: list[CommunityRef] = Field(min_length=1)
     skills: list[str] = []
+    availability: list[str] = []
     is_leader_cadre: bool = False
     contact: SealedContact | None = None
 
 
+class MemberUpdated(MemberRegistered):
+    """A member changed their phone, e-mail, skills or residence (the full new picture)."""
+
+    TYPE = "member.updated"
+
+
+class MemberWithdrawn(Event):
+    """A member withdrew: every service erases what it holds about them."""
+
+    TYPE = "member.withdrawn"
+
+    member_id: uuid.UUID
+
+
+class RegistrationChanged(Event):
+    """A community registration moved in its state machine (routed to that community)."""
+
+    registration_id: uuid.UUID
+    member_id: uuid.UUID
+    community_code: CommunityCode
+    role: Literal["unit", "residence", "contact"]
+    state: Literal["submitted", "confirmed", "rejected", "transferred_out", "cancelled"]
+    reason: str | None = None
+
+
+class RegistrationSubmitted(RegistrationChanged):
+    TYPE = "registration.submitted"
+
+
+class RegistrationConfirmed(RegistrationChanged):
+    """报到确认 — community staff confirmed that the member reported in."""
+
+    TYPE = "registration.confirmed"
+
+
+class RegistrationRejected(RegistrationChanged):
+    TYPE = "registration.rejected"
+
+
+class RegistrationTransferred(RegistrationChanged):
+    """The member moved residence: this registration was transferred out."""
+
+    TYPE = "registration.transferred"
+
+
+class RegistrationCancelled(RegistrationChanged):
+    TYPE = "registration.cancelled"
+
+
+REGISTRATION_EVENTS: tuple[type[RegistrationChanged], ...] = (
+    RegistrationSubmitted,
+    RegistrationConfirmed,
+    RegistrationRejected,
+    RegistrationTransferred,
+    RegistrationCancelled,
+)
+
+
+class CommunityChanged(Event):
+    """A community was added, renamed or closed in the directory."""
+
+    TYPE = "directory.community_changed"
+
+    code: CommunityCode
+    name: str
+    district: District
+    valid_from: date | None = None
+    valid_to: date | None = None
+
+
+class UnitChanged(Event):
+    """A unit was added or changed in the directory."""
+
+    TYPE = "directory.unit_changed"
+
+    code: str = Field(min_length=1, max_length=40)
+    name: str
+    level: Literal["city", "county"]
+    district: District
+    community_code: CommunityCode
+    contact_community_code: CommunityCode | None = None
+
+
 CATALOGUE: dict[tuple[str, int], type[Event]] = {
-    (cls.TYPE, cls.VERSION): cls for cls in (MemberRegistered,)
+    (cls.TYPE, cls.VERSION): cls
+    for cls in (
+        MemberRegistered,
+        MemberUpdated,
+        MemberWithdrawn,
+        RegistrationSubmitted,
+        RegistrationConfirmed,
+        RegistrationRejected,
+        RegistrationTransferred,
+        RegistrationCancelled,
+        CommunityChanged,
+        UnitChanged,
+    )
 }
 
 

@@ -6,18 +6,13 @@ as ``errors: [{field, message}]``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from shared.db import UnitOfWork
-from shared.runtime import Runtime
-
 PROBLEM = "application/problem+json"
-Stats = Callable[[UnitOfWork], dict[str, int]]
 
 
 class DomainError(Exception):
@@ -72,18 +67,3 @@ def install_error_handlers(app: FastAPI) -> None:
             {"field": _field(tuple(e["loc"])), "message": str(e["msg"])} for e in exc.errors()
         ]
         return problem(422, "Invalid input", "the request has invalid fields", errors=errors)
-
-
-def add_status_route(
-    router: APIRouter, service: str, runtime: Callable[[], Runtime], stats: Stats
-) -> None:
-    """``GET /api/v1/ops/<service>``: what the service holds and has sent and applied."""
-
-    def status(response: Response, rt: Runtime = Depends(runtime)) -> dict[str, int]:
-        response.headers["Cache-Control"] = "no-store"
-        with rt.uow() as uow:
-            return stats(uow)
-
-    router.add_api_route(
-        f"/ops/{service}", status, methods=["GET"], tags=["ops"], summary=f"{service} counts"
-    )

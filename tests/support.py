@@ -15,7 +15,8 @@ from fastapi.testclient import TestClient
 from services import registry
 from services.app import create_app
 from services.demo import SAMPLE_DIRECTORY, synthetic_member
-from services.registration import handlers as registration
+from services.registration import directory
+from shared.auth import new_token, store_token
 from shared.bus import EventConsumer, OutboxRelay
 from shared.config import SERVICES
 
@@ -27,14 +28,21 @@ COMMUNITIES = ["410303001001", "410303002001", "410305001001"]
 def load_sample_directory(backend: Any) -> None:
     rt = backend.rt("registration")
     with rt.uow() as uow:
-        registration.load_directory(
-            registration.read_directory_csv(SAMPLE_DIRECTORY.read_bytes()), uow
-        )
+        directory.load(SAMPLE_DIRECTORY.read_bytes(), uow)
         uow.commit()
 
 
-def client() -> TestClient:
-    return TestClient(create_app(SERVICES))
+def issue_token(backend: Any, role: str, scope: str) -> str:
+    """A bearer token for ``role`` in ``scope``, known to every service."""
+    secret = new_token()
+    for service in SERVICES:
+        store_token(backend.rt(service), secret, role, scope, f"test {role}")
+    return secret
+
+
+def client(token: str | None = None) -> TestClient:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return TestClient(create_app(SERVICES), headers=headers)
 
 
 def member_body(seed: int, **overrides: Any) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from functools import partial
 from services.notify import handlers
 from services.notify.handlers import SEND_TASK
 from shared.bus import Handler
-from shared.events import Event, MemberRegistered
+from shared.events import Event, MemberRegistered, MemberUpdated, MemberWithdrawn
 from shared.runtime import Runtime
 from shared.workers import app_for, task_queue
 
@@ -26,7 +26,11 @@ def dispatcher(rt: Runtime) -> handlers.Dispatch:
 
 def handlers_for(rt: Runtime) -> dict[type[Event], list[Handler]]:
     dispatch = dispatcher(rt)
-    return {MemberRegistered: [partial(handlers.welcome_member, dispatch=dispatch)]}
+    return {
+        MemberRegistered: [partial(handlers.welcome_member, dispatch=dispatch)],
+        MemberUpdated: [handlers.keep_contact],
+        MemberWithdrawn: [handlers.forget_member],
+    }
 
 
 def periodic(rt: Runtime) -> None:

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import CursorResult, delete, func, select, update
 
 from services.notify.channels import OutgoingSms, SmsChannel
 from services.notify.models import Contact, Notification
 from shared.db import UnitOfWork, messaging_stats
-from shared.events import Envelope, MemberRegistered
+from shared.events import Envelope, MemberRegistered, MemberWithdrawn
 from shared.pii import Sealer
 
 CONTACT_CONTEXT = "member-contact"  # what registration seals contacts with
@@ -29,10 +29,8 @@ templates = Environment(
 )
 
 
-def welcome_member(
-    event: MemberRegistered, envelope: Envelope, uow: UnitOfWork, dispatch: Dispatch
-) -> None:
-    """Keep the member's contact and queue one welcome SMS (one, whatever the redeliveries)."""
+def keep_contact(event: MemberRegistered, envelope: Envelope, uow: UnitOfWork) -> None:
+    """Keep (or refresh) how to reach the member."""
     if event.contact is None:
         return
     contact = uow.session.get(Contact, event.member_id)
@@ -43,6 +41,26 @@ def welcome_member(
     contact.phone_masked = event.contact.phone_masked
     contact.communities = [c.community_code for c in event.communities]
     contact.updated_at = uow.now()
+
+
+def forget_member(event: MemberWithdrawn, envelope: Envelope, uow: UnitOfWork) -> None:
+    """A withdrawn member: drop the contact, and nothing still queued is sent."""
+    uow.session.execute(delete(Contact).where(Contact.member_id == event.member_id))
+    uow.session.execute(
+        update(Notification)
+        .where(Notification.member_id == event.member_id, Notification.status == "queued")
+        .values(status="suppressed")
+    )
+
+
+def welcome_member(
+    event: MemberRegistered, envelope: Envelope, uow: UnitOfWork, dispatch: Dispatch
+) -> None:
+    """Keep the member's contact and queue one welcome SMS (one, whatever the redeliveries)."""
+    keep_contact(event, envelope, uow)
+    contact = uow.session.get(Contact, event.member_id)
+    if contact is None:
+        return
     key = f"{event.member_id}:welcome"
     if uow.session.scalar(select(Notification.id).where(Notification.idempotency_key == key)):
         return

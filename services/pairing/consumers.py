@@ -4,9 +4,20 @@ from __future__ import annotations
 
 from services.pairing import handlers
 from shared.bus import Handler
-from shared.events import Event, MemberRegistered
+from shared.events import (
+    REGISTRATION_EVENTS,
+    Event,
+    MemberRegistered,
+    MemberUpdated,
+    MemberWithdrawn,
+)
 from shared.runtime import Runtime
 
 
 def handlers_for(rt: Runtime) -> dict[type[Event], list[Handler]]:
-    return {MemberRegistered: [handlers.record_member]}
+    return {
+        MemberRegistered: [handlers.record_member],
+        MemberUpdated: [handlers.record_member],
+        MemberWithdrawn: [handlers.forget_member],
+        **{cls: [handlers.record_registration] for cls in REGISTRATION_EVENTS},
+    }

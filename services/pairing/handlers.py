@@ -2,26 +2,49 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from services.pairing.models import MemberReplica
 from shared.db import UnitOfWork, messaging_stats
-from shared.events import Envelope, MemberRegistered
+from shared.events import Envelope, MemberRegistered, MemberWithdrawn, RegistrationChanged
 
 
 def record_member(event: MemberRegistered, envelope: Envelope, uow: UnitOfWork) -> None:
-    """Keep the replica of a registered member (once, even if routed to two districts)."""
+    """Keep the replica of a registered (or updated) member, whatever the redeliveries."""
     replica = uow.session.get(MemberReplica, event.member_id)
     if replica is None:
         replica = MemberReplica(id=event.member_id, registered_at=envelope.occurred_at)
         uow.session.add(replica)
     replica.unit_code = event.unit_code
+    states = {c["registration_id"]: c.get("state", "submitted") for c in replica.communities or []}
     replica.communities = [
-        {"code": c.community_code, "role": c.role, "registration_id": str(c.registration_id)}
+        {
+            "code": c.community_code,
+            "role": c.role,
+            "registration_id": str(c.registration_id),
+            "state": states.get(str(c.registration_id), "submitted"),
+        }
         for c in event.communities
     ]
     replica.skills = list(event.skills)
     replica.is_leader_cadre = event.is_leader_cadre
+
+
+def record_registration(event: RegistrationChanged, envelope: Envelope, uow: UnitOfWork) -> None:
+    """Follow a registration's state: only confirmed members are paired."""
+    replica = uow.session.get(MemberReplica, event.member_id)
+    if replica is None:
+        return  # the member.registered event carries the registrations when it comes
+    communities = [dict(c) for c in replica.communities]
+    for c in communities:
+        if c["registration_id"] == str(event.registration_id):
+            c["state"] = event.state
+    replica.communities = communities
+
+
+def forget_member(event: MemberWithdrawn, envelope: Envelope, uow: UnitOfWork) -> None:
+    """A withdrawn member leaves no trace here."""
+    uow.session.execute(delete(MemberReplica).where(MemberReplica.id == event.member_id))
 
 
 def stats(uow: UnitOfWork) -> dict[str, int]:

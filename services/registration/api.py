@@ -1,20 +1,25 @@
-"""Registration's HTTP routes: they validate input and call a handler, nothing more."""
+"""Registration's HTTP routes: they check who is calling, validate, and call a handler."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from fastapi import APIRouter, Depends, File, Query, UploadFile
+from pydantic import BaseModel, ConfigDict, Field
 
-from services.registration import NAME, handlers, runtime
-from services.registration.models import Member
-from shared.http import NotFound, add_status_route
+from services.registration import NAME, directory, handlers, registrations, runtime
+from services.registration.models import AuditEntry, CommunityRegistration, Member, Unit
+from shared.auth import Principal, add_status_route, requires
+from shared.db import UnitOfWork
+from shared.http import NotFound
 from shared.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1", tags=["registration"])
 Rt = Annotated[Runtime, Depends(runtime)]
+Staff = Annotated[Principal, Depends(requires(runtime, "admin", "operator", "community"))]
+Anyone = Annotated[Principal, Depends(requires(runtime))]
+Operator = Annotated[Principal, Depends(requires(runtime, "admin", "operator"))]
 
 
 class MemberIn(BaseModel):
@@ -25,42 +30,179 @@ class MemberIn(BaseModel):
     name: str = Field(max_length=60)
     id_number: str = Field(max_length=30)
     phone: str = Field(max_length=30)
-    email: EmailStr | None = None
+    email: str | None = Field(default=None, max_length=254)
     unit_code: str = Field(min_length=1, max_length=40)
-    residence_community_code: str = Field(pattern=r"^\d{12}$")
+    residence_community_code: str = Field(max_length=12)
     skills: list[Annotated[str, Field(max_length=40)]] = Field(default=[], max_length=20)
-    availability: list[str] = []
+    availability: list[str] = Field(default=[], max_length=5)
     is_leader_cadre: bool = False
-    consent: bool
+    consent: bool = False
+
+
+class MemberPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    phone: str | None = Field(default=None, max_length=30)
+    email: str | None = Field(default=None, max_length=254)
+    skills: list[str] | None = Field(default=None, max_length=20)
+    availability: list[str] | None = Field(default=None, max_length=5)
+    residence_community_code: str | None = Field(default=None, max_length=12)
+
+
+class Reason(BaseModel):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+def _member_in_scope(member: Member, principal: Principal, unit: Unit | None) -> bool:
+    return principal.covers(
+        districts={r.district_code for r in member.registrations}
+        | ({unit.district_code} if unit else set()),
+        units={member.unit_code},
+        communities={r.community_code for r in member.registrations},
+        member=str(member.id),
+    )
+
+
+def _load_member(uow: UnitOfWork, member_id: uuid.UUID, principal: Principal) -> Member:
+    member = uow.session.get(Member, member_id)
+    if member is None or principal.role == "leader":
+        raise NotFound(f"no member {member_id}")
+    if not _member_in_scope(member, principal, uow.session.get(Unit, member.unit_code)):
+        raise NotFound(f"no member {member_id}")  # out of scope looks like absent
+    return member
 
 
 @router.post("/members", status_code=201)
 def register_member(body: MemberIn, rt: Rt) -> dict[str, Any]:
-    cmd = handlers.RegisterMember(
-        name=body.name,
-        id_number=body.id_number,
-        phone=body.phone,
-        email=body.email,
-        unit_code=body.unit_code,
-        residence_community_code=body.residence_community_code,
-        skills=body.skills,
-        is_leader_cadre=body.is_leader_cadre,
-        consent=body.consent,
-    )
+    """Self-registration is open: a member registers with explicit consent."""
     with rt.uow() as uow:
-        member = handlers.register_member(cmd, uow, rt.sealer)
+        member_id = handlers.register_member(body.model_dump(), uow, rt.sealer)
         uow.commit()
-        view = handlers.member_view(member)
-    return {**view, "state": "registered"}
+        member = uow.session.get(Member, member_id)
+        assert member is not None
+        return handlers.member_view(member)
 
 
 @router.get("/members/{member_id}")
-def read_member(member_id: uuid.UUID, rt: Rt) -> dict[str, Any]:
+def read_member(
+    member_id: uuid.UUID,
+    rt: Rt,
+    principal: Anyone,
+    unmasked: Annotated[bool, Query(description="admin/operator only; audited")] = False,
+) -> dict[str, Any]:
     with rt.uow() as uow:
-        member = uow.session.get(Member, member_id)
-        if member is None:
+        member = _load_member(uow, member_id, principal)
+        view = handlers.member_view(member)
+        if unmasked and member.state == "active":
+            if principal.role not in ("admin", "operator"):
+                raise NotFound(f"no member {member_id}")
+            assert member.id_number_sealed and member.phone_sealed
+            view["id_number"] = rt.sealer.open(member.id_number_sealed, "id_number")
+            view["phone"] = rt.sealer.open(member.phone_sealed, "phone")
+            uow.session.add(
+                AuditEntry(
+                    at=uow.now(),
+                    token_id=principal.token_id,
+                    role=principal.role,
+                    scope=principal.scope,
+                    action="read_unmasked",
+                    member_id=member.id,
+                )
+            )
+            uow.commit()
+        return view
+
+
+@router.patch("/members/{member_id}")
+def update_member(
+    member_id: uuid.UUID, body: MemberPatch, rt: Rt, principal: Anyone
+) -> dict[str, Any]:
+    with rt.uow() as uow:
+        member = _load_member(uow, member_id, principal)
+        if principal.role not in ("admin", "operator", "member") or member.state != "active":
             raise NotFound(f"no member {member_id}")
+        handlers.update_member(member, body.model_dump(exclude_unset=True), uow, rt.sealer)
+        uow.commit()
         return handlers.member_view(member)
+
+
+@router.delete("/members/{member_id}")
+def withdraw_member(member_id: uuid.UUID, rt: Rt, principal: Anyone) -> dict[str, Any]:
+    """Withdrawal: personal data erased here, and in every service through the event."""
+    with rt.uow() as uow:
+        member = _load_member(uow, member_id, principal)
+        if principal.role not in ("admin", "operator", "member") or member.state != "active":
+            raise NotFound(f"no member {member_id}")
+        handlers.withdraw_member(member, uow)
+        uow.commit()
+        return handlers.member_view(member)
+
+
+def _registration(
+    uow: UnitOfWork, registration_id: uuid.UUID, principal: Principal
+) -> CommunityRegistration:
+    reg = uow.session.get(CommunityRegistration, registration_id)
+    if reg is None or not principal.covers(
+        districts={reg.district_code}, communities={reg.community_code}
+    ):
+        raise NotFound(f"no registration {registration_id}")
+    return reg
+
+
+@router.post("/registrations/{registration_id}/confirm")
+def confirm_registration(registration_id: uuid.UUID, rt: Rt, principal: Staff) -> dict[str, Any]:
+    """报到确认 — community staff confirm that the member reported in."""
+    with rt.uow() as uow:
+        reg = _registration(uow, registration_id, principal)
+        registrations.move(reg, "confirmed", uow)
+        uow.commit()
+        return handlers.registration_view(reg)
+
+
+@router.post("/registrations/{registration_id}/reject")
+def reject_registration(
+    registration_id: uuid.UUID, body: Reason, rt: Rt, principal: Staff
+) -> dict[str, Any]:
+    with rt.uow() as uow:
+        reg = _registration(uow, registration_id, principal)
+        registrations.move(reg, "rejected", uow, reason=body.reason)
+        uow.commit()
+        return handlers.registration_view(reg)
+
+
+@router.get("/registrations")
+def list_registrations(
+    rt: Rt,
+    principal: Staff,
+    community_code: Annotated[str, Query(pattern=r"^\d{12}$")],
+    state: Annotated[str | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[dict[str, Any]]:
+    """A community's registrations (e.g. those waiting to be confirmed)."""
+    from sqlalchemy import select
+
+    if not principal.covers(districts={community_code[:6]}, communities={community_code}):
+        raise NotFound(f"no community {community_code}")
+    query = select(CommunityRegistration).where(
+        CommunityRegistration.community_code == community_code
+    )
+    if state:
+        query = query.where(CommunityRegistration.state == state)
+    with rt.uow() as uow:
+        rows = uow.session.scalars(query.order_by(CommunityRegistration.created_at).limit(limit))
+        return [handlers.registration_view(r) for r in rows]
+
+
+@router.post("/directory")
+def load_directory(
+    rt: Rt, principal: Operator, file: Annotated[UploadFile, File()]
+) -> dict[str, int]:
+    """Load a directory file (CSV or xlsx); loading it again changes nothing."""
+    data = file.file.read()
+    with rt.uow() as uow:
+        counts = directory.load(data, uow)
+        uow.commit()
+    return counts
 
 
 add_status_route(router, NAME, runtime, handlers.stats)

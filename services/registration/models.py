@@ -1,11 +1,11 @@
-"""Registration's tables: the directory (communities, units), members, registrations."""
+"""Registration's tables: the directory, members, their registrations, rosters, the audit log."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from shared.db import UTCDateTime, service_metadata
@@ -15,8 +15,19 @@ class Base(DeclarativeBase):
     metadata = service_metadata()
 
 
+class Division(Base):
+    """行政区划 — the city, a county-level division or a street/township."""
+
+    __tablename__ = "divisions"
+
+    code: Mapped[str] = mapped_column(String(9), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(10))  # district | street
+    parent_code: Mapped[str | None] = mapped_column(String(9))
+
+
 class Community(Base):
-    """社区 — a residents' committee, by its 12-digit code."""
+    """社区 — a residents' committee, by its 12-digit code; closed ones keep their row."""
 
     __tablename__ = "communities"
 
@@ -38,28 +49,51 @@ class Unit(Base):
     district_code: Mapped[str] = mapped_column(String(6), index=True)
     community_code: Mapped[str] = mapped_column(ForeignKey("communities.code"))
     contact_community_code: Mapped[str | None] = mapped_column(ForeignKey("communities.code"))
+    valid_from: Mapped[date | None]
+    valid_to: Mapped[date | None]
+
+
+class DirectoryChange(Base):
+    """What a directory load changed (a rename, a closing), so history is never lost."""
+
+    __tablename__ = "directory_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    code: Mapped[str] = mapped_column(String(40), index=True)
+    field: Mapped[str] = mapped_column(String(40))
+    old: Mapped[str | None] = mapped_column(String(200))
+    new: Mapped[str | None] = mapped_column(String(200))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class Member(Base):
-    """在职党员 — a member; ID number and phone only sealed, found by their HMAC."""
+    """在职党员 — a member; ID number and phone only sealed, found by their HMAC.
+
+    Withdrawal erases the personal data and keeps an anonymous row (``state`` withdrawn).
+    """
 
     __tablename__ = "members"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    name: Mapped[str] = mapped_column(String(30))
-    id_number_sealed: Mapped[str] = mapped_column(String(200))
-    id_number_hmac: Mapped[str] = mapped_column(String(64), unique=True)
-    id_number_masked: Mapped[str] = mapped_column(String(18))
-    phone_sealed: Mapped[str] = mapped_column(String(200))
-    phone_hmac: Mapped[str] = mapped_column(String(64), index=True)
-    phone_masked: Mapped[str] = mapped_column(String(11))
-    email: Mapped[str | None] = mapped_column(String(254))
+    state: Mapped[str] = mapped_column(String(10), default="active")
+    name: Mapped[str | None] = mapped_column(String(30))
+    id_number_sealed: Mapped[str | None] = mapped_column(String(200))
+    id_number_hmac: Mapped[str | None] = mapped_column(String(64), unique=True)
+    id_number_masked: Mapped[str | None] = mapped_column(String(18))
+    phone_sealed: Mapped[str | None] = mapped_column(String(200))
+    phone_hmac: Mapped[str | None] = mapped_column(String(64), index=True)
+    phone_masked: Mapped[str | None] = mapped_column(String(11))
+    email_sealed: Mapped[str | None] = mapped_column(String(600))
     unit_code: Mapped[str] = mapped_column(ForeignKey("units.code"), index=True)
     residence_community_code: Mapped[str] = mapped_column(ForeignKey("communities.code"))
     skills: Mapped[list[str]] = mapped_column(JSON, default=list)
+    availability: Mapped[list[str]] = mapped_column(JSON, default=list)
     is_leader_cadre: Mapped[bool] = mapped_column(default=False)
-    consented_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    roster_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    consented_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     registrations: Mapped[list[CommunityRegistration]] = relationship(
         back_populates="member", order_by="CommunityRegistration.role"
@@ -78,6 +112,56 @@ class CommunityRegistration(Base):
     district_code: Mapped[str] = mapped_column(String(6))
     role: Mapped[str] = mapped_column(String(10))  # unit | residence | contact
     state: Mapped[str] = mapped_column(String(20), default="submitted")
+    reason: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     member: Mapped[Member] = relationship(back_populates="registrations")
+
+
+class Roster(Base):
+    """花名册 — one upload of a unit's roster and what became of its rows."""
+
+    __tablename__ = "rosters"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    unit_code: Mapped[str] = mapped_column(ForeignKey("units.code"), index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    content_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    content: Mapped[bytes | None] = mapped_column(LargeBinary)  # dropped once imported
+    status: Mapped[str] = mapped_column(String(10), default="running")
+    total: Mapped[int] = mapped_column(default=0)
+    accepted: Mapped[int] = mapped_column(default=0)
+    rejected: Mapped[int] = mapped_column(default=0)
+    duplicates: Mapped[int] = mapped_column(default=0)
+    detail: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class RosterError(Base):
+    """A rejected roster row: where, which field, why — and the row itself, sealed."""
+
+    __tablename__ = "roster_errors"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    roster_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("rosters.id"), index=True)
+    row: Mapped[int]
+    field: Mapped[str] = mapped_column(String(60))
+    message: Mapped[str] = mapped_column(String(500))
+    row_sealed: Mapped[str | None] = mapped_column(Text)
+
+
+class AuditEntry(Base):
+    """Who read unmasked personal data, whose, and when."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    token_id: Mapped[int]
+    role: Mapped[str] = mapped_column(String(20))
+    scope: Mapped[str] = mapped_column(String(60))
+    action: Mapped[str] = mapped_column(String(40))
+    member_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    detail: Mapped[str | None] = mapped_column(String(500))

@@ -1,8 +1,7 @@
 """Validation rules for what members type in (GB 11643-1999 ID numbers, mobiles, names).
 
 Each function returns the normalised value or raises ``ValueError`` with a message a
-member can act on. (The registration issue completes these: region codes ever valid,
-allocated mobile prefixes, look-alike dots.)
+member can act on.
 """
 
 from __future__ import annotations
@@ -10,6 +9,13 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import date
+from functools import cache
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from stdnum import numdb
+
+from shared.vocabulary import SKILLS
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = "10X98765432"
@@ -30,6 +36,8 @@ def id_number(raw: str, today: date) -> str:
         raise ValueError("must be 18 characters: 17 digits and a digit or X")
     if check_character(value[:17]) != value[17]:
         raise ValueError("check character does not match (GB 11643-1999)")
+    if not region_ever_valid(value[:6]):
+        raise ValueError(f"region code {value[:6]} was never a county-level code")
     try:
         born = date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
     except ValueError:
@@ -45,8 +53,10 @@ def mobile(raw: str) -> str:
     """An 11-digit mainland mobile, without +86 / 0086 / spaces / dashes."""
     value = re.sub(r"[\s-]", "", unicodedata.normalize("NFKC", raw))
     value = re.sub(r"^(\+86|0086|86)(?=1\d{10}$)", "", value)
-    if not re.fullmatch(r"1[3-9]\d{9}", value):
+    if not re.fullmatch(r"1[3-9][0-9]{9}", value):
         raise ValueError("must be an 11-digit mainland mobile number starting 13–19")
+    if not phonenumbers.is_valid_number(phonenumbers.parse(value, "CN")):
+        raise ValueError(f"{value[:3]} is not an allocated mobile prefix")
     return value
 
 
@@ -58,3 +68,31 @@ def name(raw: str) -> str:
     if len(value) > 30 or not re.fullmatch(rf"{han}+(·{han}+)*", value) or len(value) < 2:
         raise ValueError("must be 2–30 Chinese characters (· between parts of a name)")
     return value
+
+
+@cache
+def region_ever_valid(code: str) -> bool:
+    """True when ``code`` was a county-level code at any time.
+
+    Not only in the birth year: Luoyang's 410306 (吉利区, 1983–2021) stays valid on old
+    ID numbers. python-stdnum's table lists each code with its years; we ignore the years.
+    """
+    parts = numdb.get("cn/loc").info(code)
+    return len(parts) == 2 and "county" in parts[-1][1]
+
+
+def email(raw: str) -> str:
+    try:
+        return validate_email(raw.strip(), check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def skills(raw: list[str] | str) -> list[str]:
+    """Skills from the controlled vocabulary; a text may separate them by 、 , ; or ，."""
+    items = re.split(r"[、,;，；]", raw) if isinstance(raw, str) else raw
+    chosen = [unicodedata.normalize("NFC", s.strip()) for s in items if s and s.strip()]
+    unknown = [s for s in chosen if s not in SKILLS]
+    if unknown:
+        raise ValueError(f"unknown skill {'、'.join(unknown)} (choose from: {'、'.join(SKILLS)})")
+    return list(dict.fromkeys(chosen))

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from services.reporting import NAME, handlers, runtime
-from shared.http import add_status_route
+from shared.auth import add_status_route
 from shared.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1", tags=["reporting"])

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from sqlalchemy import delete, func, insert, select
 
-from services.reporting.models import MemberScope
+from services.reporting.models import MemberScope, RegistrationFact
 from shared.db import UnitOfWork, messaging_stats
-from shared.events import Envelope, MemberRegistered
+from shared.events import Envelope, MemberRegistered, MemberWithdrawn, RegistrationChanged
 from shared.http import Invalid
 
 SCOPE = re.compile(r"^(city|district:\d{6}|unit:[\w-]{1,40}|community:\d{12})$")
@@ -30,6 +31,35 @@ def count_member(event: MemberRegistered, envelope: Envelope, uow: UnitOfWork) -
     )
 
 
+def record_registration(event: RegistrationChanged, envelope: Envelope, uow: UnitOfWork) -> None:
+    fact = uow.session.get(RegistrationFact, event.registration_id)
+    if fact is None:
+        fact = RegistrationFact(registration_id=event.registration_id)
+        uow.session.add(fact)
+    fact.member_id = event.member_id
+    fact.community_code = event.community_code
+    fact.role = event.role
+    fact.state = event.state
+
+
+def forget_member(event: MemberWithdrawn, envelope: Envelope, uow: UnitOfWork) -> None:
+    """A withdrawn member no longer counts anywhere."""
+    uow.session.execute(delete(MemberScope).where(MemberScope.member_id == event.member_id))
+    uow.session.execute(
+        delete(RegistrationFact).where(RegistrationFact.member_id == event.member_id)
+    )
+
+
+def _confirmed(role: str | None = None) -> Any:
+    query = select(RegistrationFact.member_id).where(
+        RegistrationFact.member_id == MemberScope.member_id,
+        RegistrationFact.state == "confirmed",
+    )
+    if role:
+        query = query.where(RegistrationFact.role == role)
+    return query.exists()
+
+
 def summary(scope: str, uow: UnitOfWork) -> dict[str, object]:
     """Live figures for ``scope`` (``city``, ``district:410303``, ``unit:…``, ``community:…``)."""
     if not SCOPE.match(scope):
@@ -38,10 +68,13 @@ def summary(scope: str, uow: UnitOfWork) -> dict[str, object]:
             [{"field": "scope", "message": "use city, district:CODE, unit:CODE or community:CODE"}],
         )
     rows = select(func.count()).select_from(MemberScope).where(MemberScope.scope == scope)
+    count = uow.session.scalar
     return {
         "scope": scope,
-        "members": uow.session.scalar(rows) or 0,
-        "leading_cadres": uow.session.scalar(rows.where(MemberScope.is_leader_cadre)) or 0,
+        "members": count(rows) or 0,
+        "reported_in": count(rows.where(_confirmed())) or 0,
+        "dual_registered": count(rows.where(_confirmed("unit"), _confirmed("residence"))) or 0,
+        "leading_cadres": count(rows.where(MemberScope.is_leader_cadre)) or 0,
     }
 
 

@@ -24,3 +24,15 @@ class MemberScope(Base):
     member_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     scope: Mapped[str] = mapped_column(String(60), primary_key=True, index=True)
     is_leader_cadre: Mapped[bool] = mapped_column(default=False)
+
+
+class RegistrationFact(Base):
+    """The state of each community registration (reported in = confirmed)."""
+
+    __tablename__ = "registration_facts"
+
+    registration_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    member_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    community_code: Mapped[str] = mapped_column(String(12))
+    role: Mapped[str] = mapped_column(String(10))
+    state: Mapped[str] = mapped_column(String(20))

@@ -21,6 +21,7 @@ from tests.support import (
     TcpProxy,
     client,
     consumer,
+    issue_token,
     load_sample_directory,
     member_body,
     relay_all,
@@ -34,7 +35,7 @@ HERE = Path(__file__).parent
 @pytest.fixture
 def http(backend):  # type: ignore[no-untyped-def]
     load_sample_directory(backend)
-    with client() as c:
+    with client(issue_token(backend, "admin", "city")) as c:
         yield c
 
 
@@ -69,15 +70,17 @@ def test_a_rolled_back_registration_publishes_nothing(backend, http) -> None:  #
             )
         ],
     )
+    before = stats(http, "registration")["events_pending"]  # the directory's own events
     with rt.uow() as uow:
         uow.emit(event, district="410303")
         # leaving without commit: the event goes with the transaction
 
-    assert relay_all(backend) == 0
+    assert stats(http, "registration")["events_pending"] == before
+    assert relay_all(backend) == before
     consumers = [consumer(backend, s) for s in CONSUMERS]
     run_consumers(consumers, until=lambda: False, timeout=1.5)
     assert effects(http) == {"pairing": 0, "notify": 0, "reporting": 0}
-    assert sum(c.stats.applied + c.stats.ignored for c in consumers) == 0
+    assert sum(c.stats.applied for c in consumers) == 0
 
 
 def test_a_committed_registration_has_one_effect_in_each_consumer(backend, http) -> None:  # type: ignore[no-untyped-def]
@@ -112,7 +115,7 @@ def test_a_relay_killed_after_publishing_and_before_marking_has_no_double_effect
 def test_the_same_event_delivered_three_times_has_one_effect(backend, http) -> None:  # type: ignore[no-untyped-def]
     assert http.post("/api/v1/members", json=member_body(11)).status_code == 201
     relay = OutboxRelay(backend.rt("registration").db, backend.settings, "registration")
-    rows = relay.pending()
+    rows = [row for row in relay.pending() if row[2].endswith(".member.registered")]
     for _ in range(3):
         relay.publish(rows)
     relay.close()
@@ -171,7 +174,7 @@ def test_a_consumer_killed_before_commit_processes_the_event_exactly_once_after_
     backend, http, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
     assert http.post("/api/v1/members", json=member_body(31)).status_code == 201
-    published = relay_all(backend)
+    relay_all(backend)
     marker = tmp_path / "received"
     child = subprocess.Popen(
         [sys.executable, str(HERE / "stalling_consumer.py"), str(marker)],
@@ -192,8 +195,8 @@ def test_a_consumer_killed_before_commit_processes_the_event_exactly_once_after_
     assert run_consumers(
         [pairing], until=lambda: stats(http, "pairing")["members"] == 1, settle=1.0
     )
-    assert stats(http, "pairing")["events_applied"] == published
-    assert pairing.stats.applied == published and pairing.stats.duplicates == 0
+    assert pairing.stats.duplicates == 0
+    assert stats(http, "pairing")["events_applied"] == pairing.stats.applied > 0
 
 
 def test_events_wait_in_the_outbox_while_the_broker_is_down(backend, http) -> None:  # type: ignore[no-untyped-def]

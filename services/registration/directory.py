@@ -1,0 +1,198 @@
+"""The directory: divisions, communities and units, loaded from the operator's file.
+
+Loading the same file again changes nothing. A renamed community keeps its code and the
+old name in ``directory_changes``; a closed one keeps its row with ``valid_to`` set, so
+history and earlier registrations stay readable. Every change is published
+(``directory.*``) so other services keep their replicas.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any
+
+from sqlalchemy import select
+
+from services.registration.models import Community, DirectoryChange, Division, Unit
+from services.registration.tabular import read_table
+from shared.config import CITY
+from shared.db import UnitOfWork
+from shared.events import CommunityChanged, UnitChanged
+from shared.http import Invalid
+
+REQUIRED = ("kind", "code", "name", "parent_code")
+ALIASES = {
+    "类型": "kind",
+    "代码": "code",
+    "名称": "name",
+    "上级代码": "parent_code",
+    "级别": "level",
+    "所属社区代码": "community_code",
+    "联系帮扶社区代码": "contact_community_code",
+    "启用日期": "valid_from",
+    "停用日期": "valid_to",
+}
+
+
+def _date(raw: str, field: str, row: int, errors: list[dict[str, str]]) -> date | None:
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        errors.append({"field": field, "row": str(row), "message": "use YYYY-MM-DD"})
+        return None
+
+
+def parse(data: bytes) -> list[tuple[int, dict[str, Any]]]:
+    """Check the whole file first: one bad row and nothing is loaded (a directory is small
+    and must be consistent)."""
+    table = read_table(data, ALIASES)
+    missing = [f for f in REQUIRED if f not in table.header]
+    if missing:
+        raise Invalid(
+            "the directory file lacks columns",
+            [{"field": f, "message": "column missing from the header"} for f in missing],
+        )
+    errors: list[dict[str, str]] = []
+    rows: list[tuple[int, dict[str, Any]]] = []
+    for number, row in table.rows:
+        kind, code = row["kind"], row["code"]
+
+        def bad(field: str, message: str, number: int = number) -> None:
+            errors.append({"row": str(number), "field": field, "message": message})
+
+        if kind not in ("district", "street", "community", "unit"):
+            bad("kind", f"unknown kind {kind!r} (district, street, community, unit)")
+            continue
+        if not row["name"]:
+            bad("name", "is required")
+        if kind == "district" and not re.fullmatch(r"\d{6}", code):
+            bad("code", "a county-level code has 6 digits")
+        if kind == "street" and not re.fullmatch(r"\d{9}", code):
+            bad("code", "a street/township code has 9 digits")
+        if kind == "community" and not re.fullmatch(r"\d{12}", code):
+            bad("code", "a community code has 12 digits")
+        if kind == "unit":
+            if not re.fullmatch(r"[\w-]{1,40}", code):
+                bad("code", "letters, digits, '-' or '_', at most 40")
+            if row.get("level", "county") not in ("city", "county", ""):
+                bad("level", "city or county")
+            if not re.fullmatch(r"\d{12}", row.get("community_code", "")):
+                bad("community_code", "the unit's 12-digit community code is required")
+        values: dict[str, Any] = dict(row)
+        values["valid_from"] = _date(row.get("valid_from", ""), "valid_from", number, errors)
+        values["valid_to"] = _date(row.get("valid_to", ""), "valid_to", number, errors)
+        rows.append((number, values))
+    if errors:
+        raise Invalid("the directory file has bad rows; nothing was loaded", errors)
+    return rows
+
+
+def load(data: bytes, uow: UnitOfWork) -> dict[str, int]:
+    """Upsert the file's rows; return counts of added, changed and unchanged rows."""
+    rows = parse(data)
+    session = uow.session
+    counts = {"added": 0, "changed": 0, "unchanged": 0}
+    known = {c.code for c in session.scalars(select(Community))}
+    known |= {r["code"] for _, r in rows if r["kind"] == "community"}
+    errors = [
+        {"row": str(n), "field": f, "message": f"unknown community {r[f]!r}"}
+        for n, r in rows
+        if r["kind"] == "unit"
+        for f in ("community_code", "contact_community_code")
+        if r.get(f) and r[f] not in known
+    ]
+    if errors:
+        raise Invalid("the directory file refers to unknown communities", errors)
+    # communities before units: units refer to them
+    for _, row in sorted(
+        rows, key=lambda nr: ("district", "street", "community", "unit").index(nr[1]["kind"])
+    ):
+        outcome = _upsert(row, uow)
+        counts[outcome] += 1
+    return counts
+
+
+def _upsert(row: dict[str, Any], uow: UnitOfWork) -> str:
+    kind, code = row["kind"], row["code"]
+    model: type[Division] | type[Community] | type[Unit]
+    if kind in ("district", "street"):
+        model = Division
+        values: dict[str, Any] = {
+            "name": row["name"],
+            "kind": kind,
+            "parent_code": row["parent_code"] or None,
+        }
+    elif kind == "community":
+        model = Community
+        values = {
+            "name": row["name"],
+            "district_code": code[:6],
+            "valid_from": row["valid_from"],
+            "valid_to": row["valid_to"],
+        }
+    else:
+        model = Unit
+        level = row.get("level") or "county"
+        values = {
+            "name": row["name"],
+            "level": level,
+            "district_code": CITY if level == "city" else (row["parent_code"] or "")[:6],
+            "community_code": row["community_code"],
+            "contact_community_code": row.get("contact_community_code") or None,
+            "valid_from": row["valid_from"],
+            "valid_to": row["valid_to"],
+        }
+    current = uow.session.get(model, code)
+    if current is None:
+        current = model(code=code, **values)
+        uow.session.add(current)
+        outcome = "added"
+    else:
+        changed = {k: v for k, v in values.items() if getattr(current, k) != v}
+        if not changed:
+            return "unchanged"
+        for field, new in changed.items():
+            uow.session.add(
+                DirectoryChange(
+                    kind=kind,
+                    code=code,
+                    field=field,
+                    old=_text(getattr(current, field)),
+                    new=_text(new),
+                    changed_at=uow.now(),
+                )
+            )
+            setattr(current, field, new)
+        outcome = "changed"
+    uow.session.flush()
+    if isinstance(current, Community):
+        uow.emit(
+            CommunityChanged(
+                code=current.code,
+                name=current.name,
+                district=current.district_code,
+                valid_from=current.valid_from,
+                valid_to=current.valid_to,
+            ),
+            district=current.district_code,
+        )
+    elif isinstance(current, Unit):
+        uow.emit(
+            UnitChanged(
+                code=current.code,
+                name=current.name,
+                level=current.level,
+                district=current.district_code,
+                community_code=current.community_code,
+                contact_community_code=current.contact_community_code,
+            ),
+            district=current.district_code,
+        )
+    return outcome
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
