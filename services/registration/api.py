@@ -8,7 +8,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Query, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.registration import NAME, directory, handlers, registrations, runtime
+from services.registration import (
+    NAME,
+    directory,
+    handlers,
+    registrations,
+    rosters_api,
+    runtime,
+)
 from services.registration.models import AuditEntry, CommunityRegistration, Member, Unit
 from shared.auth import Principal, add_status_route, requires
 from shared.db import UnitOfWork
@@ -206,3 +213,4 @@ def load_directory(
 
 
 add_status_route(router, NAME, runtime, handlers.stats)
+router.include_router(rosters_api.router)
