@@ -21,12 +21,13 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, Depends, Header, Response
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 
 from shared.db import UnitOfWork
 from shared.http import DomainError
@@ -129,6 +130,12 @@ def store_token(runtime: Runtime, token: str, role: str, scope: str, label: str 
             )
         )
         session.commit()
+
+
+def revoke_member_tokens(uow: UnitOfWork, member_id: uuid.UUID) -> None:
+    """A withdrawn member's own tokens stop working (every service does this on withdrawal)."""
+    table = uow.db.metadata.tables["access_tokens"]
+    uow.session.execute(delete(table).where(table.c.scope == f"member:{member_id}"))
 
 
 def principal_from(runtime: Runtime, authorization: str | None) -> Principal:

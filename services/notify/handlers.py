@@ -13,6 +13,7 @@ from sqlalchemy import CursorResult, delete, func, select, update
 
 from services.notify.channels import OutgoingSms, SmsChannel
 from services.notify.models import Contact, Notification
+from shared.auth import revoke_member_tokens
 from shared.db import UnitOfWork, messaging_stats
 from shared.events import Envelope, MemberRegistered, MemberWithdrawn
 from shared.pii import Sealer
@@ -44,13 +45,10 @@ def keep_contact(event: MemberRegistered, envelope: Envelope, uow: UnitOfWork) -
 
 
 def forget_member(event: MemberWithdrawn, envelope: Envelope, uow: UnitOfWork) -> None:
-    """A withdrawn member: drop the contact, and nothing still queued is sent."""
+    """A withdrawn member: contact and message history erased; nothing queued is sent."""
+    revoke_member_tokens(uow, event.member_id)
     uow.session.execute(delete(Contact).where(Contact.member_id == event.member_id))
-    uow.session.execute(
-        update(Notification)
-        .where(Notification.member_id == event.member_id, Notification.status == "queued")
-        .values(status="suppressed")
-    )
+    uow.session.execute(delete(Notification).where(Notification.member_id == event.member_id))
 
 
 def welcome_member(

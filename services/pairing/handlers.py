@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import delete, func, select
 
 from services.pairing.models import MemberReplica
+from shared.auth import revoke_member_tokens
 from shared.db import UnitOfWork, messaging_stats
 from shared.events import Envelope, MemberRegistered, MemberWithdrawn, RegistrationChanged
 
@@ -44,6 +45,7 @@ def record_registration(event: RegistrationChanged, envelope: Envelope, uow: Uni
 
 def forget_member(event: MemberWithdrawn, envelope: Envelope, uow: UnitOfWork) -> None:
     """A withdrawn member leaves no trace here."""
+    revoke_member_tokens(uow, event.member_id)
     uow.session.execute(delete(MemberReplica).where(MemberReplica.id == event.member_id))
 
 

@@ -17,7 +17,7 @@ from services.registration import (
     runtime,
 )
 from services.registration.models import AuditEntry, CommunityRegistration, Member, Unit
-from shared.auth import Principal, add_status_route, requires
+from shared.auth import Forbidden, Principal, add_status_route, requires
 from shared.db import UnitOfWork
 from shared.http import NotFound
 from shared.runtime import Runtime
@@ -79,6 +79,16 @@ def _load_member(uow: UnitOfWork, member_id: uuid.UUID, principal: Principal) ->
     return member
 
 
+def _editable_member(uow: UnitOfWork, member_id: uuid.UUID, principal: Principal) -> Member:
+    """Out of scope: 404. In scope, but the role may only read: 403."""
+    member = _load_member(uow, member_id, principal)
+    if member.state != "active":
+        raise NotFound(f"no member {member_id}")
+    if principal.role not in ("admin", "operator", "member"):
+        raise Forbidden(f"a {principal.role} token may read this member, not change it")
+    return member
+
+
 @router.post("/members", status_code=201)
 def register_member(body: MemberIn, rt: Rt) -> dict[str, Any]:
     """Self-registration is open: a member registers with explicit consent."""
@@ -102,7 +112,7 @@ def read_member(
         view = handlers.member_view(member)
         if unmasked and member.state == "active":
             if principal.role not in ("admin", "operator"):
-                raise NotFound(f"no member {member_id}")
+                raise Forbidden("only admin and operator tokens may read unmasked data")
             assert member.id_number_sealed and member.phone_sealed
             view["id_number"] = rt.sealer.open(member.id_number_sealed, "id_number")
             view["phone"] = rt.sealer.open(member.phone_sealed, "phone")
@@ -125,9 +135,7 @@ def update_member(
     member_id: uuid.UUID, body: MemberPatch, rt: Rt, principal: Anyone
 ) -> dict[str, Any]:
     with rt.uow() as uow:
-        member = _load_member(uow, member_id, principal)
-        if principal.role not in ("admin", "operator", "member") or member.state != "active":
-            raise NotFound(f"no member {member_id}")
+        member = _editable_member(uow, member_id, principal)
         handlers.update_member(member, body.model_dump(exclude_unset=True), uow, rt.sealer)
         uow.commit()
         return handlers.member_view(member)
@@ -137,9 +145,7 @@ def update_member(
 def withdraw_member(member_id: uuid.UUID, rt: Rt, principal: Anyone) -> dict[str, Any]:
     """Withdrawal: personal data erased here, and in every service through the event."""
     with rt.uow() as uow:
-        member = _load_member(uow, member_id, principal)
-        if principal.role not in ("admin", "operator", "member") or member.state != "active":
-            raise NotFound(f"no member {member_id}")
+        member = _editable_member(uow, member_id, principal)
         handlers.withdraw_member(member, uow)
         uow.commit()
         return handlers.member_view(member)

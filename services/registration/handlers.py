@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from services.registration import registrations, rules
 from services.registration.models import Community, CommunityRegistration, Member, Unit
+from shared.auth import revoke_member_tokens
 from shared.db import UnitOfWork, messaging_stats
 from shared.events import (
     CommunityRef,
@@ -432,6 +433,7 @@ def withdraw_member(member: Member, uow: UnitOfWork) -> None:
     for reg in member.registrations:
         if reg.state in ("submitted", "confirmed"):
             registrations.move(reg, "cancelled", uow, reason="member withdrew")
+    revoke_member_tokens(uow, member.id)
     for district in districts:
         uow.emit(MemberWithdrawn(member_id=member.id), district=district)
 

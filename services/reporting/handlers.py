@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select
 
 from services.reporting.models import MemberScope, RegistrationFact
+from shared.auth import revoke_member_tokens
 from shared.db import UnitOfWork, messaging_stats
 from shared.events import Envelope, MemberRegistered, MemberWithdrawn, RegistrationChanged
 from shared.http import Invalid
@@ -44,6 +45,7 @@ def record_registration(event: RegistrationChanged, envelope: Envelope, uow: Uni
 
 def forget_member(event: MemberWithdrawn, envelope: Envelope, uow: UnitOfWork) -> None:
     """A withdrawn member no longer counts anywhere."""
+    revoke_member_tokens(uow, event.member_id)
     uow.session.execute(delete(MemberScope).where(MemberScope.member_id == event.member_id))
     uow.session.execute(
         delete(RegistrationFact).where(RegistrationFact.member_id == event.member_id)
