@@ -190,21 +190,133 @@ class UnitChanged(Event):
     contact_community_code: CommunityCode | None = None
 
 
-CATALOGUE: dict[tuple[str, int], type[Event]] = {
-    (cls.TYPE, cls.VERSION): cls
-    for cls in (
-        MemberRegistered,
-        MemberUpdated,
-        MemberWithdrawn,
-        RegistrationSubmitted,
-        RegistrationConfirmed,
-        RegistrationRejected,
-        RegistrationTransferred,
-        RegistrationCancelled,
-        CommunityChanged,
-        UnitChanged,
+# --- pairing ---------------------------------------------------------------------------------
+
+
+class PairingChanged(Event):
+    """双对接 — a member was paired with a need or a project, or a pairing ended."""
+
+    pairing_id: uuid.UUID
+    member_id: uuid.UUID
+    kind: Literal["need", "project"]
+    community_code: CommunityCode
+    subject_id: uuid.UUID
+    title: str
+    state: Literal["active", "declined", "removed"]
+    reason: dict[str, str] = {}
+
+
+class PairingMade(PairingChanged):
+    TYPE = "pairing.made"
+
+
+class PairingEnded(PairingChanged):
+    TYPE = "pairing.ended"
+
+
+class WishChanged(Event):
+    """微心愿 — a wish moved in its lifecycle (``state`` is the new state)."""
+
+    wish_id: uuid.UUID
+    community_code: CommunityCode
+    title: str
+    state: str
+    member_id: uuid.UUID | None = None
+    claim_id: uuid.UUID | None = None
+    reason: str | None = None
+
+
+def _wish_event(name: str) -> type[WishChanged]:
+    return type(f"Wish{name.title()}", (WishChanged,), {"TYPE": f"wish.{name}"})
+
+
+WISH_EVENTS: dict[str, type[WishChanged]] = {
+    name: _wish_event(name)
+    for name in (
+        "collected",
+        "submitted",
+        "published",
+        "rejected",
+        "withdrawn",
+        "expired",
+        "claimed",
+        "released",  # a claim was cancelled, revoked or expired: published again
+        "fulfilled",
+        "confirmed",
+        "evaluated",
     )
 }
+
+
+class ActivityChanged(Event):
+    """五个一 — a service record was submitted, verified or returned."""
+
+    record_id: uuid.UUID
+    member_id: uuid.UUID
+    kind: Literal["home_visit", "community_activity", "policy_talk", "wish", "team"]
+    community_code: CommunityCode
+    day: date
+    hours: float
+    state: Literal["submitted", "verified", "returned"]
+    reason: str | None = None
+
+
+class ActivitySubmitted(ActivityChanged):
+    TYPE = "activity.submitted"
+
+
+class ActivityVerified(ActivityChanged):
+    TYPE = "activity.verified"
+
+
+class ActivityReturned(ActivityChanged):
+    TYPE = "activity.returned"
+
+
+class TeamMembershipChanged(Event):
+    """A member asked to join, was confirmed in, or left a service team."""
+
+    team_id: uuid.UUID
+    member_id: uuid.UUID
+    community_code: CommunityCode
+    team_name: str
+    state: Literal["requested", "confirmed", "left"]
+
+
+class TeamJoinRequested(TeamMembershipChanged):
+    TYPE = "team.join_requested"
+
+
+class TeamJoined(TeamMembershipChanged):
+    TYPE = "team.joined"
+
+
+class TeamLeft(TeamMembershipChanged):
+    TYPE = "team.left"
+
+
+_ALL: tuple[type[Event], ...] = (
+    MemberRegistered,
+    MemberUpdated,
+    MemberWithdrawn,
+    RegistrationSubmitted,
+    RegistrationConfirmed,
+    RegistrationRejected,
+    RegistrationTransferred,
+    RegistrationCancelled,
+    CommunityChanged,
+    UnitChanged,
+    PairingMade,
+    PairingEnded,
+    *WISH_EVENTS.values(),
+    ActivitySubmitted,
+    ActivityVerified,
+    ActivityReturned,
+    TeamJoinRequested,
+    TeamJoined,
+    TeamLeft,
+)
+CATALOGUE: dict[tuple[str, int], type[Event]] = {(cls.TYPE, cls.VERSION): cls for cls in _ALL}
 
 
 def envelope_for(

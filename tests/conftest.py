@@ -52,6 +52,35 @@ def drop_databases(prefix: str) -> None:
     engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def pg_templates() -> Iterator[dict[str, str]]:
+    """Migrated template databases, one per service: each test copies them (fast)."""
+    prefix = f"sm_{RUN}_tpl"
+    env = {
+        "SERVICEMONTH_HOME": "/nonexistent",
+        "SERVICEMONTH_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672/%2F",
+        "SERVICEMONTH_PII_KEY": "11" * 32,
+        "SERVICEMONTH_DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:5432/{prefix}",
+    }
+    config = load(env)
+    names = {}
+    for service in SERVICES:
+        rt = build(service, registry.metadata(service), config)
+        upgrade(service, rt.db)
+        rt.db.dispose()
+        names[service] = f"{prefix}_{service}"
+    yield names
+    drop_databases(prefix)
+
+
+def copy_databases(templates: dict[str, str], tag: str) -> None:
+    engine = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        for service, template in templates.items():
+            conn.execute(text(f'CREATE DATABASE "sm_{tag}_{service}" TEMPLATE "{template}"'))
+    engine.dispose()
+
+
 @dataclass
 class Backend:
     """One way to run, set up for one test: its environment, settings and runtimes."""
@@ -90,6 +119,8 @@ def backend(
     name = request.param
     vhost = request.getfixturevalue("rabbit_vhost") if name == "production" else None
     tag = f"{RUN}_{uuid.uuid4().hex[:6]}"
+    if name == "production":
+        copy_databases(request.getfixturevalue("pg_templates"), tag)
     env = backend_env(name, tmp_path / "var", vhost, tag)
     for key in [k for k in os.environ if k.startswith("SERVICEMONTH_")]:
         monkeypatch.delenv(key)
@@ -100,7 +131,8 @@ def backend(
     backend = Backend(name, env, config)
     for service in SERVICES:
         rt = build(service, registry.metadata(service), config)
-        upgrade(service, rt.db)
+        if name == "embedded":
+            upgrade(service, rt.db)  # PostgreSQL copies are migrated already
         runtime_mod.override(service, rt)
         backend.runtimes[service] = rt
     try:

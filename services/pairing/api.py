@@ -1,4 +1,4 @@
-"""Pairing's HTTP routes."""
+"""Pairing's HTTP routes: one router per concept, gathered here."""
 
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ from services.pairing import handlers
 from shared.bus import Handler
 from shared.events import (
     REGISTRATION_EVENTS,
+    CommunityChanged,
     Event,
     MemberRegistered,
     MemberUpdated,
@@ -19,5 +20,6 @@ def handlers_for(rt: Runtime) -> dict[type[Event], list[Handler]]:
         MemberRegistered: [handlers.record_member],
         MemberUpdated: [handlers.record_member],
         MemberWithdrawn: [handlers.forget_member],
+        CommunityChanged: [handlers.record_community],
         **{cls: [handlers.record_registration] for cls in REGISTRATION_EVENTS},
     }

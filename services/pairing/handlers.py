@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from sqlalchemy import delete, func, select
 
-from services.pairing.models import MemberReplica
+from services.pairing.models import CommunityReplica, MemberReplica
 from shared.auth import revoke_member_tokens
 from shared.db import UnitOfWork, messaging_stats
-from shared.events import Envelope, MemberRegistered, MemberWithdrawn, RegistrationChanged
+from shared.events import (
+    CommunityChanged,
+    Envelope,
+    MemberRegistered,
+    MemberWithdrawn,
+    RegistrationChanged,
+)
 
 
 def record_member(event: MemberRegistered, envelope: Envelope, uow: UnitOfWork) -> None:
@@ -28,6 +34,7 @@ def record_member(event: MemberRegistered, envelope: Envelope, uow: UnitOfWork) 
         for c in event.communities
     ]
     replica.skills = list(event.skills)
+    replica.availability = list(event.availability)
     replica.is_leader_cadre = event.is_leader_cadre
 
 
@@ -41,6 +48,16 @@ def record_registration(event: RegistrationChanged, envelope: Envelope, uow: Uni
         if c["registration_id"] == str(event.registration_id):
             c["state"] = event.state
     replica.communities = communities
+
+
+def record_community(event: CommunityChanged, envelope: Envelope, uow: UnitOfWork) -> None:
+    community = uow.session.get(CommunityReplica, event.code)
+    if community is None:
+        community = CommunityReplica(code=event.code)
+        uow.session.add(community)
+    community.name = event.name
+    community.district_code = event.district
+    community.valid_to = event.valid_to
 
 
 def forget_member(event: MemberWithdrawn, envelope: Envelope, uow: UnitOfWork) -> None:

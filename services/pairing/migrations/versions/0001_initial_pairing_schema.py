@@ -32,6 +32,13 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_access_tokens')),
     sa.UniqueConstraint('token_hash', name=op.f('uq_access_tokens_token_hash'))
     )
+    op.create_table('communities',
+    sa.Column('code', sa.String(length=12), nullable=False),
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('district_code', sa.String(length=6), nullable=False),
+    sa.Column('valid_to', sa.Date(), nullable=True),
+    sa.PrimaryKeyConstraint('code', name=op.f('pk_communities'))
+    )
     op.create_table('inbox',
     sa.Column('event_id', sa.String(length=36), nullable=False),
     sa.Column('event_type', sa.String(length=100), nullable=False),
@@ -43,6 +50,7 @@ def upgrade() -> None:
     sa.Column('unit_code', sa.String(length=40), nullable=False),
     sa.Column('communities', sa.JSON(), nullable=False),
     sa.Column('skills', sa.JSON(), nullable=False),
+    sa.Column('availability', sa.JSON(), nullable=False),
     sa.Column('is_leader_cadre', sa.Boolean(), nullable=False),
     sa.Column('registered_at', shared.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_members'))
@@ -62,17 +70,221 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('position', name=op.f('pk_outbox')),
     sa.UniqueConstraint('event_id', name=op.f('uq_outbox_event_id'))
     )
+    op.create_table('projects',
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('community_code', sa.String(length=12), nullable=False),
+    sa.Column('kind', sa.String(length=30), nullable=False),
+    sa.Column('title', sa.String(length=200), nullable=False),
+    sa.Column('required_skill', sa.String(length=40), nullable=True),
+    sa.Column('schedule', sa.String(length=200), nullable=True),
+    sa.Column('availability', sa.JSON(), nullable=False),
+    sa.Column('capacity', sa.Integer(), nullable=False),
+    sa.Column('state', sa.String(length=10), nullable=False),
+    sa.Column('created_at', shared.db.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_projects'))
+    )
+    with op.batch_alter_table('projects', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_projects_community_code'), ['community_code'], unique=False)
+
+    op.create_table('service_records',
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('member_id', sa.Uuid(), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('community_code', sa.String(length=12), nullable=False),
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('starts_at', shared.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('ends_at', shared.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('hours', sa.Double(), nullable=False),
+    sa.Column('note', sa.Text(), nullable=True),
+    sa.Column('source', sa.String(length=10), nullable=False),
+    sa.Column('source_id', sa.Uuid(), nullable=True),
+    sa.Column('state', sa.String(length=10), nullable=False),
+    sa.Column('reason', sa.String(length=500), nullable=True),
+    sa.Column('created_at', shared.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', shared.db.UTCDateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_service_records'))
+    )
+    with op.batch_alter_table('service_records', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_service_records_community_code'), ['community_code'], unique=False)
+        batch_op.create_index(batch_op.f('ix_service_records_member_id'), ['member_id'], unique=False)
+
+    op.create_table('service_targets',
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('community_code', sa.String(length=12), nullable=False),
+    sa.Column('category', sa.String(length=30), nullable=False),
+    sa.Column('label', sa.String(length=60), nullable=False),
+    sa.Column('sensitive', sa.Boolean(), nullable=False),
+    sa.Column('consent', sa.Boolean(), nullable=False),
+    sa.Column('created_at', shared.db.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_service_targets'))
+    )
+    with op.batch_alter_table('service_targets', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_service_targets_community_code'), ['community_code'], unique=False)
+
+    op.create_table('teams',
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('community_code', sa.String(length=12), nullable=False),
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('speciality', sa.String(length=40), nullable=True),
+    sa.Column('leader_member_id', sa.Uuid(), nullable=True),
+    sa.Column('created_at', shared.db.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_teams'))
+    )
+    with op.batch_alter_table('teams', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_teams_community_code'), ['community_code'], unique=False)
+
+    op.create_table('wishes',
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('community_code', sa.String(length=12), nullable=False),
+    sa.Column('title', sa.String(length=200), nullable=False),
+    sa.Column('description', sa.Text(), nullable=True),
+    sa.Column('category', sa.String(length=40), nullable=True),
+    sa.Column('beneficiary_category', sa.String(length=30), nullable=True),
+    sa.Column('deadline', sa.Date(), nullable=True),
+    sa.Column('state', sa.String(length=20), nullable=False),
+    sa.Column('rating', sa.Integer(), nullable=True),
+    sa.Column('created_at', shared.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', shared.db.UTCDateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_wishes'))
+    )
+    with op.batch_alter_table('wishes', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_wishes_community_code'), ['community_code'], unique=False)
+        batch_op.create_index(batch_op.f('ix_wishes_state'), ['state'], unique=False)
+
+    op.create_table('needs',
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('community_code', sa.String(length=12), nullable=False),
+    sa.Column('title', sa.String(length=200), nullable=False),
+    sa.Column('required_skill', sa.String(length=40), nullable=True),
+    sa.Column('category', sa.String(length=30), nullable=True),
+    sa.Column('volunteers_needed', sa.Integer(), nullable=False),
+    sa.Column('availability', sa.JSON(), nullable=False),
+    sa.Column('window_start', sa.Date(), nullable=True),
+    sa.Column('window_end', sa.Date(), nullable=True),
+    sa.Column('target_id', sa.Uuid(), nullable=True),
+    sa.Column('state', sa.String(length=10), nullable=False),
+    sa.Column('created_at', shared.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['target_id'], ['service_targets.id'], name=op.f('fk_needs_target_id_service_targets')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_needs'))
+    )
+    with op.batch_alter_table('needs', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_needs_community_code'), ['community_code'], unique=False)
+
+    op.create_table('team_memberships',
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('team_id', sa.Uuid(), nullable=False),
+    sa.Column('member_id', sa.Uuid(), nullable=False),
+    sa.Column('state', sa.String(length=10), nullable=False),
+    sa.Column('created_at', shared.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', shared.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['team_id'], ['teams.id'], name=op.f('fk_team_memberships_team_id_teams')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_team_memberships')),
+    sa.UniqueConstraint('team_id', 'member_id', name=op.f('uq_team_memberships_team_id_member_id'))
+    )
+    with op.batch_alter_table('team_memberships', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_team_memberships_member_id'), ['member_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_team_memberships_team_id'), ['team_id'], unique=False)
+
+    op.create_table('wish_claims',
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('wish_id', sa.Uuid(), nullable=False),
+    sa.Column('member_id', sa.Uuid(), nullable=False),
+    sa.Column('state', sa.String(length=10), nullable=False),
+    sa.Column('claimed_at', shared.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', shared.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('closed_at', shared.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['wish_id'], ['wishes.id'], name=op.f('fk_wish_claims_wish_id_wishes')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_wish_claims'))
+    )
+    with op.batch_alter_table('wish_claims', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_wish_claims_member_id'), ['member_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_wish_claims_wish_id'), ['wish_id'], unique=False)
+        batch_op.create_index('uq_wish_claims_one_active', ['wish_id'], unique=True, sqlite_where=sa.text("state = 'active'"), postgresql_where=sa.text("state = 'active'"))
+
+    op.create_table('pairings',
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('member_id', sa.Uuid(), nullable=False),
+    sa.Column('kind', sa.String(length=10), nullable=False),
+    sa.Column('need_id', sa.Uuid(), nullable=True),
+    sa.Column('project_id', sa.Uuid(), nullable=True),
+    sa.Column('community_code', sa.String(length=12), nullable=False),
+    sa.Column('score', sa.Integer(), nullable=False),
+    sa.Column('reason', sa.JSON(), nullable=False),
+    sa.Column('source', sa.String(length=10), nullable=False),
+    sa.Column('state', sa.String(length=10), nullable=False),
+    sa.Column('run_id', sa.Uuid(), nullable=True),
+    sa.Column('created_at', shared.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', shared.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['need_id'], ['needs.id'], name=op.f('fk_pairings_need_id_needs')),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_pairings_project_id_projects')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_pairings'))
+    )
+    with op.batch_alter_table('pairings', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_pairings_community_code'), ['community_code'], unique=False)
+        batch_op.create_index(batch_op.f('ix_pairings_member_id'), ['member_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_pairings_need_id'), ['need_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_pairings_project_id'), ['project_id'], unique=False)
+        batch_op.create_index('uq_pairings_active_need', ['member_id', 'need_id'], unique=True, sqlite_where=sa.text("state = 'active' AND need_id IS NOT NULL"), postgresql_where=sa.text("state = 'active' AND need_id IS NOT NULL"))
+        batch_op.create_index('uq_pairings_active_project', ['member_id', 'project_id'], unique=True, sqlite_where=sa.text("state = 'active' AND project_id IS NOT NULL"), postgresql_where=sa.text("state = 'active' AND project_id IS NOT NULL"))
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     """Downgrade schema."""
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('pairings', schema=None) as batch_op:
+        batch_op.drop_index('uq_pairings_active_project', sqlite_where=sa.text("state = 'active' AND project_id IS NOT NULL"), postgresql_where=sa.text("state = 'active' AND project_id IS NOT NULL"))
+        batch_op.drop_index('uq_pairings_active_need', sqlite_where=sa.text("state = 'active' AND need_id IS NOT NULL"), postgresql_where=sa.text("state = 'active' AND need_id IS NOT NULL"))
+        batch_op.drop_index(batch_op.f('ix_pairings_project_id'))
+        batch_op.drop_index(batch_op.f('ix_pairings_need_id'))
+        batch_op.drop_index(batch_op.f('ix_pairings_member_id'))
+        batch_op.drop_index(batch_op.f('ix_pairings_community_code'))
+
+    op.drop_table('pairings')
+    with op.batch_alter_table('wish_claims', schema=None) as batch_op:
+        batch_op.drop_index('uq_wish_claims_one_active', sqlite_where=sa.text("state = 'active'"), postgresql_where=sa.text("state = 'active'"))
+        batch_op.drop_index(batch_op.f('ix_wish_claims_wish_id'))
+        batch_op.drop_index(batch_op.f('ix_wish_claims_member_id'))
+
+    op.drop_table('wish_claims')
+    with op.batch_alter_table('team_memberships', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_team_memberships_team_id'))
+        batch_op.drop_index(batch_op.f('ix_team_memberships_member_id'))
+
+    op.drop_table('team_memberships')
+    with op.batch_alter_table('needs', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_needs_community_code'))
+
+    op.drop_table('needs')
+    with op.batch_alter_table('wishes', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_wishes_state'))
+        batch_op.drop_index(batch_op.f('ix_wishes_community_code'))
+
+    op.drop_table('wishes')
+    with op.batch_alter_table('teams', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_teams_community_code'))
+
+    op.drop_table('teams')
+    with op.batch_alter_table('service_targets', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_service_targets_community_code'))
+
+    op.drop_table('service_targets')
+    with op.batch_alter_table('service_records', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_service_records_member_id'))
+        batch_op.drop_index(batch_op.f('ix_service_records_community_code'))
+
+    op.drop_table('service_records')
+    with op.batch_alter_table('projects', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_projects_community_code'))
+
+    op.drop_table('projects')
     op.drop_table('outbox')
     with op.batch_alter_table('members', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_members_unit_code'))
 
     op.drop_table('members')
     op.drop_table('inbox')
+    op.drop_table('communities')
     op.drop_table('access_tokens')
     # ### end Alembic commands ###
