@@ -180,6 +180,62 @@ def directory_load(file: Path) -> None:
 
 
 @cli.group()
+def roster() -> None:
+    """Unit rosters (花名册): import one, or write the blank template."""
+
+
+@roster.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--unit", "unit_code", required=True, help="The unit's code, e.g. U410303001.")
+@click.option("--show", default=20, show_default=True, help="How many rejected rows to list.")
+def roster_import(file: Path, unit_code: str, show: int) -> None:
+    """Import FILE (xlsx, or CSV in UTF-8 or GBK) for a unit; again adds nothing.
+
+    Rejected rows are listed with their row number; the exit code is 0 even then, and 1
+    when the file cannot be read.
+    """
+    from services.registration import rosters, runtime
+
+    rt = runtime()
+    data = file.read_bytes()
+    with rt.uow() as uow:
+        unit = rosters.unit_for(uow, unit_code)
+        roster_id = rosters.create_roster(uow, unit, file.name, data).id
+        uow.commit()
+    with click.progressbar(length=rosters.estimate_rows(data), label="importing") as bar:
+        done = rosters.import_roster(roster_id, rt.uow, rt.sealer, progress=bar.update)
+    if done.status == "failed":
+        raise click.ClickException(f"{file.name}: {done.detail}")
+    click.echo(
+        f"{file.name}: {done.accepted} accepted, {done.rejected} rejected, "
+        f"{done.duplicates} duplicates of {done.total} rows (roster {roster_id})"
+    )
+    with rt.uow() as uow:
+        errors = rosters.errors_of(uow.session, roster_id, show)
+    for error in errors:
+        click.echo(f"  row {error['row']}: {error['field']}: {error['message']}")
+    if done.rejected:
+        click.echo(f"rejected rows and reasons: GET /api/v1/rosters/{roster_id}/errors.xlsx")
+
+
+@roster.command("template")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    default=Path("roster-template.xlsx"),
+    show_default=True,
+    help="Where to write the blank roster.",
+)
+def roster_template(output: Path) -> None:
+    """Write a blank roster (xlsx) with the Chinese headers and a sheet of skills."""
+    from services.registration.rosters_api import template_workbook
+
+    output.write_bytes(template_workbook())
+    click.echo(f"wrote {output}")
+
+
+@cli.group()
 def token() -> None:
     """Access tokens (bearer) for the HTTP API."""
 
@@ -216,6 +272,8 @@ def dead_letters(service: str) -> None:
 
 
 def main() -> None:
+    from sqlalchemy.exc import OperationalError
+
     from shared.http import DomainError
 
     try:
@@ -224,9 +282,17 @@ def main() -> None:
         click.echo(f"servicemonth: configuration error: {exc}", err=True)
         sys.exit(2)
     except DomainError as exc:
-        details = "; ".join(f"{e['field']}: {e['message']}" for e in exc.errors)
+        details = "; ".join(
+            (f"row {e['row']}, " if "row" in e else "") + f"{e['field']}: {e['message']}"
+            for e in exc.errors
+        )
         click.echo(f"servicemonth: {exc.detail}{': ' + details if details else ''}", err=True)
         sys.exit(1)
+    except OperationalError as exc:
+        # A database that does not answer: say which, in one line, without the URL's password.
+        reason = str(exc.orig).splitlines()[0] if exc.orig else str(exc).splitlines()[0]
+        click.echo(f"servicemonth: database unavailable: {reason}", err=True)
+        sys.exit(3)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,6 +40,7 @@ SUBSCRIPTIONS: Mapping[str, tuple[str, ...]] = {
     "pairing": ("member.*", "registration.*", "directory.*"),
     "notify": (
         "member.*",
+        "directory.*",
         "registration.*",
         "pairing.*",
         "wish.*",
@@ -292,6 +292,7 @@ class EventConsumer:
         self.prefetch = prefetch
         self.stats = ConsumerStats()
         self._dead_producer: Producer | None = None
+        self._stop = threading.Event()
 
     def apply(self, body: bytes | str) -> str:
         """Apply one message body; return 'applied', 'duplicate', 'ignored' or raise."""
@@ -323,7 +324,7 @@ class EventConsumer:
                     log.warning(
                         "%s: retrying %s after %s", self.service, message.delivery_tag, reason
                     )
-                    time.sleep(self.retry_delays[attempt])
+                    self._stop.wait(self.retry_delays[attempt])  # a shutdown cuts it short
                 continue
             else:
                 reason = None
@@ -367,6 +368,7 @@ class EventConsumer:
 
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set, reconnecting when the broker goes away."""
+        self._stop = stop
         while not stop.is_set():
             connection = connect(self.settings, self.service)
             try:

@@ -8,7 +8,13 @@ from functools import partial
 from services.notify import handlers
 from services.notify.handlers import SEND_TASK
 from shared.bus import Handler
-from shared.events import Event, MemberRegistered, MemberUpdated, MemberWithdrawn
+from shared.events import (
+    CommunityChanged,
+    Event,
+    MemberRegistered,
+    MemberUpdated,
+    MemberWithdrawn,
+)
 from shared.runtime import Runtime
 from shared.workers import app_for, task_queue
 
@@ -30,6 +36,7 @@ def handlers_for(rt: Runtime) -> dict[type[Event], list[Handler]]:
         MemberRegistered: [partial(handlers.welcome_member, dispatch=dispatch)],
         MemberUpdated: [handlers.keep_contact],
         MemberWithdrawn: [handlers.forget_member],
+        CommunityChanged: [handlers.record_community],
     }
 
 

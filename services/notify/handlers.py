@@ -12,10 +12,10 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy import CursorResult, delete, func, select, update
 
 from services.notify.channels import OutgoingSms, SmsChannel
-from services.notify.models import Contact, Notification
+from services.notify.models import CommunityName, Contact, Notification
 from shared.auth import revoke_member_tokens
 from shared.db import UnitOfWork, messaging_stats
-from shared.events import Envelope, MemberRegistered, MemberWithdrawn
+from shared.events import CommunityChanged, Envelope, MemberRegistered, MemberWithdrawn
 from shared.pii import Sealer
 
 CONTACT_CONTEXT = "member-contact"  # what registration seals contacts with
@@ -44,6 +44,23 @@ def keep_contact(event: MemberRegistered, envelope: Envelope, uow: UnitOfWork) -
     contact.updated_at = uow.now()
 
 
+def record_community(event: CommunityChanged, envelope: Envelope, uow: UnitOfWork) -> None:
+    current = uow.session.get(CommunityName, event.code)
+    if current is None:
+        uow.session.add(CommunityName(code=event.code, name=event.name))
+    else:
+        current.name = event.name
+
+
+def community_names(uow: UnitOfWork, codes: list[str]) -> str:
+    """``王城社区、长安路社区`` (the code where the name is not known yet)."""
+    rows = uow.session.execute(
+        select(CommunityName.code, CommunityName.name).where(CommunityName.code.in_(codes))
+    )
+    known = {code: name for code, name in rows}
+    return "、".join(known.get(code, code) for code in codes)
+
+
 def forget_member(event: MemberWithdrawn, envelope: Envelope, uow: UnitOfWork) -> None:
     """A withdrawn member: contact and message history erased; nothing queued is sent."""
     revoke_member_tokens(uow, event.member_id)
@@ -69,7 +86,7 @@ def welcome_member(
         kind="welcome",
         channel="sms",
         status="queued",
-        params={"communities": "、".join(contact.communities)},
+        params={"communities": community_names(uow, contact.communities)},
         created_at=uow.now(),
     )
     uow.session.add(notification)

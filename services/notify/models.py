@@ -43,3 +43,12 @@ class Notification(Base):
     attempts: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class CommunityName(Base):
+    """A community's name, so messages say 王城社区 rather than 410303001001."""
+
+    __tablename__ = "community_names"
+
+    code: Mapped[str] = mapped_column(String(12), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))

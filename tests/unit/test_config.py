@@ -171,3 +171,13 @@ def test_generated_pii_key_is_stable_across_calls_and_processes_sharing_home(
 
 def test_each_home_gets_its_own_generated_pii_key(tmp_path: Path) -> None:
     assert settings_in(tmp_path / "a").pii_key() != settings_in(tmp_path / "b").pii_key()
+
+
+def test_a_production_broker_requires_the_personal_data_key(tmp_path: Path) -> None:
+    env = {
+        "SERVICEMONTH_HOME": str(tmp_path),
+        "SERVICEMONTH_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672/x",
+    }
+    with pytest.raises(ConfigError, match="SERVICEMONTH_PII_KEY"):
+        load(env)
+    assert len(load({**env, "SERVICEMONTH_PII_KEY": "cd" * 32}).pii_key()) == 32

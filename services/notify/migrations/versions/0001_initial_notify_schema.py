@@ -32,6 +32,11 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_access_tokens')),
     sa.UniqueConstraint('token_hash', name=op.f('uq_access_tokens_token_hash'))
     )
+    op.create_table('community_names',
+    sa.Column('code', sa.String(length=12), nullable=False),
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.PrimaryKeyConstraint('code', name=op.f('pk_community_names'))
+    )
     op.create_table('contacts',
     sa.Column('member_id', sa.Uuid(), nullable=False),
     sa.Column('sealed', sa.Text(), nullable=False),
@@ -91,5 +96,6 @@ def downgrade() -> None:
     op.drop_table('notifications')
     op.drop_table('inbox')
     op.drop_table('contacts')
+    op.drop_table('community_names')
     op.drop_table('access_tokens')
     # ### end Alembic commands ###
