@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Query, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
 
 from services.registration import (
     NAME,
@@ -172,6 +173,38 @@ def confirm_registration(registration_id: uuid.UUID, rt: Rt, principal: Staff) -
         return handlers.registration_view(reg)
 
 
+class RegistrationIds(BaseModel):
+    ids: list[uuid.UUID] = Field(min_length=1, max_length=5000)
+
+
+@router.post("/registrations/confirm")
+def confirm_registrations(body: RegistrationIds, rt: Rt, principal: Staff) -> dict[str, Any]:
+    """Confirm many reports-in at once (a community's morning list), in one transaction.
+
+    Each id is confirmed, or listed with why not (out of scope ids read as not found).
+    """
+    confirmed: list[str] = []
+    refused: list[dict[str, str]] = []
+    with rt.uow() as uow:
+        rows = uow.session.scalars(
+            select(CommunityRegistration).where(CommunityRegistration.id.in_(body.ids))
+        )
+        found = {r.id: r for r in rows}
+        for reg_id in body.ids:
+            reg = found.get(reg_id)
+            if reg is None or not principal.covers(
+                districts={reg.district_code}, communities={reg.community_code}
+            ):
+                refused.append({"id": str(reg_id), "reason": "not found"})
+            elif reg.state != "submitted":
+                refused.append({"id": str(reg_id), "reason": f"already {reg.state}"})
+            else:
+                registrations.move(reg, "confirmed", uow)
+                confirmed.append(str(reg_id))
+        uow.commit()
+    return {"confirmed": len(confirmed), "refused": refused}
+
+
 @router.post("/registrations/{registration_id}/reject")
 def reject_registration(
     registration_id: uuid.UUID, body: Reason, rt: Rt, principal: Staff
@@ -192,8 +225,6 @@ def list_registrations(
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[dict[str, Any]]:
     """A community's registrations (e.g. those waiting to be confirmed)."""
-    from sqlalchemy import select
-
     if not principal.covers(districts={community_code[:6]}, communities={community_code}):
         raise NotFound(f"no community {community_code}")
     query = select(CommunityRegistration).where(

@@ -79,7 +79,9 @@ def register(http: Any, **overrides: Any) -> Any:
         ("skills", ["飞行"]),
     ],
 )
-def test_each_invalid_field_is_refused_with_422_naming_it(http: Any, field: str, value: Any) -> None:
+def test_each_invalid_field_is_refused_with_422_naming_it(
+    http: Any, field: str, value: Any
+) -> None:
     response = register(http, **{field: value})
     assert response.status_code == 422, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
@@ -143,9 +145,29 @@ def test_community_staff_confirm_and_reject_with_a_reason(backend: Any, http: An
         assert rejected.json()["state"] == "rejected" and rejected.json()["reason"] == "查无此人"
 
 
-def test_moving_residence_transfers_the_confirmed_registration_out(
+def test_a_community_confirms_its_whole_list_at_once_and_only_its_own(
     backend: Any, http: Any
 ) -> None:
+    first = register(http).json()
+    second = register(http, id_number=id_with_region("410306"), phone="13912345678").json()
+    ids = [r["id"] for m in (first, second) for r in m["registrations"]]
+    staff = issue_token(backend, "community", "community:410305001001")
+    with client(staff) as c:
+        listed = c.get(
+            "/api/v1/registrations",
+            params={"community_code": "410305001001", "state": "submitted"},
+        ).json()
+        assert len(listed) == 2
+        result = c.post("/api/v1/registrations/confirm", json={"ids": ids}).json()
+    assert result["confirmed"] == 2  # the two residence registrations in 410305001001
+    assert {r["reason"] for r in result["refused"]} == {"not found"}
+    assert len(result["refused"]) == 2  # the unit community's registrations are not theirs
+    with client(staff) as c:
+        again = c.post("/api/v1/registrations/confirm", json={"ids": ids[:1]}).json()
+    assert again["confirmed"] == 0
+
+
+def test_moving_residence_transfers_the_confirmed_registration_out(backend: Any, http: Any) -> None:
     member = register(http).json()
     residence = next(r for r in member["registrations"] if r["role"] == "residence")
     assert http.post(f"/api/v1/registrations/{residence['id']}/confirm").status_code == 200
@@ -285,9 +307,11 @@ def test_withdrawal_erases_the_member_from_all_four_services(backend: Any, http:
     consumers = [consumer(backend, s) for s in CONSUMERS]
     assert run_consumers(
         consumers,
-        until=lambda: stats(http, "reporting")["members"] == 1
-        and stats(http, "pairing")["members"] == 1
-        and stats(http, "notify")["contacts"] == 1,
+        until=lambda: (
+            stats(http, "reporting")["members"] == 1
+            and stats(http, "pairing")["members"] == 1
+            and stats(http, "notify")["contacts"] == 1
+        ),
         settle=0.5,
     )
     member_id = gone["id"]
