@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import click
@@ -96,6 +97,8 @@ def worker(service: str, celery_args: tuple[str, ...]) -> None:
     args = ["--quiet", "worker", "--loglevel", settings().log_level, "--hostname", f"{service}@%h"]
     if embedded:
         args += ["--pool", "solo", "--without-gossip", "--without-mingle", "--without-heartbeat"]
+        # One machine, often a developer's as root: Celery's advice to drop root is noise here.
+        warnings.filterwarnings("ignore", message="You're running the worker with superuser")
     app.worker_main([*args, *celery_args])
 
 
@@ -200,7 +203,7 @@ def roster_import(file: Path, unit_code: str, show: int) -> None:
     data = file.read_bytes()
     with rt.uow() as uow:
         unit = rosters.unit_for(uow, unit_code)
-        roster_id = rosters.create_roster(uow, unit, file.name, data).id
+        roster_id = rosters.create_roster(uow, unit, file.name, data, rt.sealer).id
         uow.commit()
     with click.progressbar(length=rosters.estimate_rows(data), label="importing") as bar:
         done = rosters.import_roster(roster_id, rt.uow, rt.sealer, progress=bar.update)

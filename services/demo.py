@@ -15,42 +15,26 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 import click
 import httpx
 
-from services.registration.rules import check_character
+from services.demo_data import (
+    COMMUNITIES,
+    ROSTER_MISTAKES,
+    SAMPLE_DIRECTORY,
+    UNITS,
+    roster_xlsx,
+    synthetic_member,
+)
 from shared.config import settings
-from shared.vocabulary import AVAILABILITY, SKILLS
 
-SAMPLE_DIRECTORY = Path(__file__).parent / "registration" / "data" / "sample_directory.csv"
 MARKER = ".servicemonth-demo"
-SURNAMES = "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗"
-GIVEN = "建国秀英志强丽华海燕文博春梅晓东玉兰新民红霞国庆"
-MOBILE_PREFIXES = ["135", "138", "139", "150", "152", "158", "186", "189", "199"]
-REGIONS = ["410302", "410303", "410305", "410306", "410311", "410381"]
-
-
-def synthetic_member(
-    rng: random.Random, units: list[str], communities: list[str]
-) -> dict[str, Any]:
-    born = date(rng.randint(1960, 1995), rng.randint(1, 12), rng.randint(1, 28))
-    body = f"{rng.choice(REGIONS)}{born:%Y%m%d}{rng.randint(0, 999):03d}"
-    name = rng.choice(SURNAMES) + "".join(rng.sample(GIVEN, rng.choice((1, 2))))
-    return {
-        "name": name,
-        "id_number": body + check_character(body),
-        "phone": f"{rng.choice(MOBILE_PREFIXES)}{rng.randint(0, 99_999_999):08d}",
-        "unit_code": rng.choice(units),
-        "residence_community_code": rng.choice(communities),
-        "skills": rng.sample(SKILLS, 2),
-        "availability": rng.sample(AVAILABILITY, 1),
-        "is_leader_cadre": rng.random() < 0.05,
-        "consent": True,
-    }
+SERVICES = ("registration", "pairing", "notify", "reporting")
+ROSTER_UNIT = "U410303001"
+ROSTER_ROWS = 120
 
 
 def _free_port() -> int:
@@ -95,9 +79,11 @@ def run(members: int = 300, port: int | None = None, timeout: float = 180.0) -> 
     server = subprocess.Popen([sys.executable, "-m", "services.cli", "up", "--port", str(port)])
     try:
         headers = {"Authorization": f"Bearer {admin}"}
-        with httpx.Client(base_url=base, timeout=30, headers=headers) as http:
+        with httpx.Client(base_url=base, timeout=60, headers=headers) as http:
             _wait_healthy(http, server)
-            registered = _register(http, members)
+            from_roster = _import_roster(http)
+            registered = from_roster + _register(http, members)
+            _confirm_reports_in(http)
             counts = _wait_for_counts(http, registered, timeout)
         return _report(counts, registered, config.outbox_dir / "sms.jsonl")
     finally:
@@ -122,18 +108,40 @@ def _wait_healthy(http: httpx.Client, server: subprocess.Popen[bytes]) -> None:
     raise click.ClickException("the services did not become healthy within 60 s")
 
 
+def _import_roster(http: httpx.Client) -> int:
+    """A unit uploads its roster (xlsx, with a few mistakes); the registration worker imports it."""
+    click.echo(f"\nunit {ROSTER_UNIT} uploads a roster of {ROSTER_ROWS} rows (xlsx)")
+    files = {"file": ("花名册.xlsx", roster_xlsx(ROSTER_ROWS), "application/vnd.ms-excel")}
+    created = http.post("/api/v1/rosters", files=files, data={"unit_code": ROSTER_UNIT})
+    if created.status_code != 202:
+        raise click.ClickException(f"roster upload answered {created.status_code}: {created.text}")
+    roster_id = created.json()["id"]
+    deadline = time.monotonic() + 120
+    result = _get(http, f"/api/v1/rosters/{roster_id}")
+    while result["status"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        result = _get(http, f"/api/v1/rosters/{roster_id}")
+    click.echo(
+        f"  {result['status']}: {result['total']} rows, {result['accepted']} accepted, "
+        f"{result['rejected']} rejected, {result['duplicates']} already registered"
+    )
+    for error in result["errors"][:10]:
+        click.echo(f"  row {error['row']:>4}  {error['field']:<24} {error['message']}")
+    click.echo(
+        f"  (the demo put {len(ROSTER_MISTAKES)} mistakes in; the failed rows come back as "
+        f"GET /api/v1/rosters/{roster_id}/errors.xlsx)"
+    )
+    accepted: int = result["accepted"]
+    return accepted
+
+
 def _register(http: httpx.Client, members: int) -> int:
     rng = random.Random(2016)
-    units = ["U410300001", "U410300002", "U410303001", "U410305001", "U410311001"]
-    communities = [
-        "410303001001", "410303001002", "410303002001",
-        "410305001001", "410305001002", "410311001001",
-    ]  # fmt: skip
     registered = refused = 0
     started = time.monotonic()
-    with click.progressbar(range(members), label="registering members") as bar:
+    with click.progressbar(range(members), label="\nmembers register themselves") as bar:
         for _ in bar:
-            response = http.post("/api/v1/members", json=synthetic_member(rng, units, communities))
+            response = http.post("/api/v1/members", json=synthetic_member(rng, UNITS, COMMUNITIES))
             if response.status_code == 201:
                 registered += 1
             else:
@@ -146,23 +154,42 @@ def _register(http: httpx.Client, members: int) -> int:
     return registered
 
 
+def _confirm_reports_in(http: httpx.Client) -> None:
+    """Each community confirms most of its list (报到确认); some members have not come yet."""
+    rng = random.Random(626)
+    confirmed = 0
+    for code in COMMUNITIES:
+        waiting = http.get(
+            "/api/v1/registrations",
+            params={"community_code": code, "state": "submitted", "limit": 1000},
+        ).json()
+        ids = [r["id"] for r in waiting if rng.random() < 0.85]
+        if ids:
+            confirmed += http.post("/api/v1/registrations/confirm", json={"ids": ids}).json()[
+                "confirmed"
+            ]
+    click.echo(f"communities confirmed {confirmed} reports-in (报到)")
+
+
 def _wait_for_counts(http: httpx.Client, expected: int, timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     counts: dict[str, Any] = {}
+    previous: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        counts = {name: _get(http, f"/api/v1/ops/{name}") for name in _SERVICES}
+        counts = {name: _get(http, f"/api/v1/ops/{name}") for name in SERVICES}
         counts["summary"] = _get(http, "/api/v1/summary?scope=city")
+        settled = counts == previous  # nothing moved for a whole poll
         if (
-            counts["pairing"]["members"] >= expected
+            settled
+            and counts["registration"]["events_pending"] == 0
+            and counts["pairing"]["members"] >= expected
             and counts["notify"]["messages_sent"] >= expected
             and counts["reporting"]["members"] >= expected
         ):
             break
-        time.sleep(0.5)
+        previous = counts
+        time.sleep(1.0)
     return counts
-
-
-_SERVICES = ("registration", "pairing", "notify", "reporting")
 
 
 def _get(http: httpx.Client, path: str) -> dict[str, Any]:
@@ -191,6 +218,15 @@ def _report(counts: dict[str, Any], registered: int, sms_file: Path) -> int:
             pending=counts["registration"]["events_pending"],
         )
     )
+    summary = counts["summary"]
+    click.echo("\nregistration figures (city, GET /api/v1/summary):")
+    for key, label in (
+        ("members", "members registered"),
+        ("reported_in", "reported in (≥1 community confirmed)"),
+        ("dual_registered", "dual-registered (双注册)"),
+        ("leading_cadres", "leading cadres (县处级以上)"),
+    ):
+        click.echo(f"  {summary[key]:>6}  {label}")
     if lines:
         sample = json.loads(lines[0])
         click.echo(f"\na welcome SMS (to {sample['to']}): {sample['text']}")

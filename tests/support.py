@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from services import registry
 from services.app import create_app
-from services.demo import SAMPLE_DIRECTORY, synthetic_member
+from services.demo_data import SAMPLE_DIRECTORY, synthetic_member
 from services.registration import directory
 from shared.auth import new_token, store_token
 from shared.bus import EventConsumer, OutboxRelay

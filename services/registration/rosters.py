@@ -1,20 +1,24 @@
 """花名册 — a unit registers all its members at once from one spreadsheet.
 
-Every row is checked by the same rules as a member's own registration; the good rows land
-in chunks (one transaction and one :func:`handlers.add_members` call each), so a crash keeps
-what committed and a re-run adds only the rest. A row whose ID number is already registered
-— in the database or earlier in the file — is a duplicate, not an error. A rejected row is
-kept sealed so the unit can download it back with the reason (``errors.xlsx``).
+Every row is checked by the rules of a member's own registration. Good rows land in chunks,
+one transaction and one :func:`handlers.add_members` call each, so a crash keeps what
+committed and a re-run adds only the rest. A row whose ID number is registered already — in
+the database or earlier in the file — is a duplicate, not an error. A rejected row is kept
+sealed, so the unit gets it back with the reason (``errors.xlsx``) and re-uploads it fixed.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import io
 import logging
 import re
 import uuid
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from itertools import islice
 from typing import Any
 
@@ -34,6 +38,7 @@ log = logging.getLogger(__name__)
 
 IMPORT_TASK = "registration.import_roster"
 ROW_CONTEXT = "roster-row"
+FILE_CONTEXT = "roster-file"
 CHUNK = 2000
 #: The template's columns in DESIGN.md order: (field, header).
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -47,9 +52,11 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 )
 LABELS = dict(COLUMNS)
 REQUIRED = ("name", "id_number", "phone", "residence_community_code")
+#: Columns kept as text in the workbooks we hand out, so Excel keeps every digit.
+TEXT_FIELDS = ("id_number", "phone", "residence_community_code")
 ALIASES: dict[str, str] = {
-    **{f: f for f, _ in COLUMNS},
-    **{h: f for f, h in COLUMNS},
+    **{name: name for name, _ in COLUMNS},
+    **{header: name for name, header in COLUMNS},
     "身份证号码": "id_number",
     "公民身份号码": "id_number",
     "手机号码": "phone",
@@ -57,9 +64,15 @@ ALIASES: dict[str, str] = {
     "邮箱": "email",
     "居住社区": "residence_community_code",
 }
-_YES = {"是", "y", "yes", "true", "1"}
-_NO = {"否", "n", "no", "false", "0", ""}
+_FLAGS = {"是": True, "y": True, "yes": True, "true": True, "1": True,
+          "否": False, "n": False, "no": False, "false": False, "0": False, "": False}  # fmt: skip
 _AS_NUMBER = re.compile(r"^\d(\.\d+)?[eE]\+?\d+$")
+
+
+def field_of(header: str) -> str | None:
+    """The field a header names (Chinese or English, any case), or None for other columns."""
+    key = header.strip().lstrip("\ufeff")
+    return ALIASES.get(key) or ALIASES.get(key.lower())
 
 
 @dataclass(frozen=True)
@@ -71,19 +84,15 @@ class Layout:
 
 
 def layout(header: list[str]) -> Layout:
-    """Map a header row to fields; refuse a file that lacks a required column."""
+    """Map a header row to fields; refuse one that lacks a required column."""
     columns: dict[str, str] = {}
     for text in header:
-        key = text.strip().lstrip("\ufeff")
-        name = ALIASES.get(key) or ALIASES.get(key.lower())
-        if name is None:
-            continue  # an extra column (a note, a 错误原因 column) is ignored
-        if name in columns:
-            raise Invalid(
-                "the header names a column twice",
-                [{"field": name, "message": f"{columns[name]} and {text} are the same column"}],
-            )
-        columns[name] = text
+        name = field_of(text)
+        if name is not None and name in columns:
+            message = f"{columns[name]} and {text} are the same column"
+            raise Invalid("the header names a column twice", [{"field": name, "message": message}])
+        if name is not None:  # other columns (a note, 错误原因) are ignored
+            columns[name] = text
     missing = [f for f in REQUIRED if f not in columns]
     if missing:
         raise Invalid(
@@ -94,7 +103,7 @@ def layout(header: list[str]) -> Layout:
 
 
 def open_table(data: bytes) -> tuple[Layout, Iterator[tuple[int, dict[str, str]]]]:
-    """The file's layout and its numbered rows; :class:`Invalid` if it cannot be read."""
+    """The file's layout and its numbered rows; :class:`Invalid` when it cannot be read."""
     try:
         table = read_table(data, {})
     except Invalid:
@@ -105,49 +114,55 @@ def open_table(data: bytes) -> tuple[Layout, Iterator[tuple[int, dict[str, str]]
 
 
 def estimate_rows(data: bytes) -> int:
-    """About how many data rows ``data`` holds (for a progress bar; never exact)."""
-    if data.startswith(XLSX_MAGIC):
-        return max(len(data) // 60, 1)  # ~60 compressed bytes per roster row
-    return max(data.count(b"\n") - 1, 1)
+    """About how many data rows ``data`` holds, for a progress bar."""
+    if not data.startswith(XLSX_MAGIC):
+        return max(data.count(b"\n") - 1, 1)
+    try:  # the first sheet's <dimension ref="A1:G10001"/>, near the start of its XML
+        with zipfile.ZipFile(io.BytesIO(data)) as z, z.open("xl/worksheets/sheet1.xml") as f:
+            found = re.search(rb'<dimension ref="[A-Z]+\d+:[A-Z]+(\d+)"', f.read(4096))
+    except (KeyError, zipfile.BadZipFile):
+        found = None
+    return max(int(found.group(1)) - 1, 1) if found else max(len(data) // 60, 1)
 
 
 def leader_flag(text: str) -> bool:
-    value = text.strip().lower()
-    if value in _YES or value in _NO:
-        return value in _YES
-    raise ValueError("must be 是 or 否")
+    """是否县处级以上领导干部: 是/否, Y/N, true/false, 1/0; blank is 否."""
+    try:
+        return _FLAGS[text.strip().lower()]
+    except KeyError:
+        raise ValueError("must be 是 or 否") from None
 
 
 @dataclass
 class Checked:
-    """One row after validation: the member's values, or why not."""
+    """One row after validation: the member's values and ID hash, or why not."""
 
     row: int
     values: MemberValues | None
     digest: str | None
     errors: list[Error]
-    cells: list[list[str]]
+    cells: list[list[str]]  # the row as the file had it, kept (sealed) when rejected
 
 
 def check_row(
     number: int, row: dict[str, str], lay: Layout, unit_code: str, directory: Directory,
-    today: Any, sealer: Sealer,
+    today: date, sealer: Sealer,
 ) -> Checked:  # fmt: skip
     raw: dict[str, Any] = {f: row.get(h, "") for f, h in lay.columns.items()}
     raw["unit_code"] = unit_code
-    errors: list[Error] = []
+    flag: list[Error] = []
     try:
         raw["is_leader_cadre"] = leader_flag(raw.get("is_leader_cadre", ""))
     except ValueError as exc:
-        errors.append({"field": "is_leader_cadre", "message": str(exc)})
-    values, found = validate(raw, directory, today, need_consent=False)
-    for error in found:
+        flag.append({"field": "is_leader_cadre", "message": str(exc)})
+    values, errors = validate(raw, directory, today, need_consent=False)
+    for error in errors:
         if error["field"] == "id_number" and _AS_NUMBER.match(str(raw["id_number"])):
-            error["message"] = "stored as a number, so Excel kept 15 digits: format as text"
-    errors = found + errors
-    digest = sealer.digest(values.id_number) if values is not None and not errors else None
-    cells = [[h, row.get(h, "")] for h in lay.headers] if errors else []
-    return Checked(number, None if errors else values, digest, errors, cells)
+            error["message"] = "stored as a number, so Excel kept only 15 digits: format as text"
+    errors += flag
+    if values is None or errors:
+        return Checked(number, None, None, errors, [[h, row.get(h, "")] for h in lay.headers])
+    return Checked(number, values, sealer.digest(values.id_number), [], [])
 
 
 @dataclass
@@ -160,15 +175,11 @@ class Summary:
     rejected: int = 0
     duplicates: int = 0
     detail: str | None = None
-    seen: set[str] = field(default_factory=set, repr=False)
+    seen: set[str] = field(default_factory=set, repr=False)  # ID hashes met in the file
 
     def counts(self) -> dict[str, int]:
-        return {
-            "total": self.total,
-            "accepted": self.accepted,
-            "rejected": self.rejected,
-            "duplicates": self.duplicates,
-        }
+        keys = ("total", "accepted", "rejected", "duplicates")
+        return {k: getattr(self, k) for k in keys}
 
 
 def unit_for(uow: UnitOfWork, code: str) -> Unit:
@@ -181,15 +192,18 @@ def unit_for(uow: UnitOfWork, code: str) -> Unit:
     return unit
 
 
-def create_roster(uow: UnitOfWork, unit: Unit, filename: str, data: bytes) -> Roster:
-    """Keep an upload for import; a file that is unreadable or lacks columns is refused now."""
+def create_roster(
+    uow: UnitOfWork, unit: Unit, filename: str, data: bytes, sealer: Sealer
+) -> Roster:
+    """Keep an upload, sealed, for import; one that is unreadable or lacks columns is
+    refused now. It holds ID numbers and phones, so it is never stored in clear."""
     open_table(data)
     roster = Roster(
         id=uuid.uuid4(),
         unit_code=unit.code,
         filename=filename[-255:],
         content_sha256=hashlib.sha256(data).hexdigest(),
-        content=data,
+        content=sealer.seal(base64.b64encode(data).decode(), FILE_CONTEXT).encode(),
         status="running",
         created_at=uow.now(),
     )
@@ -204,16 +218,19 @@ def import_roster(
     progress: Callable[[int], Any] | None = None,
     chunk: int = CHUNK,
 ) -> Summary:
-    """Import a stored roster; again on a finished one does nothing, on a half-done one
-    it recounts what landed and adds the rest."""
+    """Import a stored roster. On a finished one it does nothing; on a half-done one (a
+    worker died) it counts again what landed and adds the rest."""
     with uow_factory() as uow:
         roster = uow.session.get(Roster, roster_id)
         if roster is None:
             raise NotFound(f"no roster {roster_id}")
         if roster.status != "running" or roster.content is None:
-            return Summary(roster.status, roster.total, roster.accepted, roster.rejected,
-                           roster.duplicates, roster.detail)  # fmt: skip
-        data, unit_code, today = roster.content, roster.unit_code, uow.now().date()
+            done = Summary(roster.status, detail=roster.detail)
+            done.total, done.accepted = roster.total, roster.accepted
+            done.rejected, done.duplicates = roster.rejected, roster.duplicates
+            return done
+        data = base64.b64decode(sealer.open(roster.content.decode(), FILE_CONTEXT))
+        unit_code, today = roster.unit_code, uow.now().date()
         directory = Directory(uow.session, preload=True)
         uow.session.execute(delete(RosterError).where(RosterError.roster_id == roster_id))
         uow.commit()
@@ -221,28 +238,24 @@ def import_roster(
     try:
         lay, rows = open_table(data)
     except Invalid as exc:
-        return _finish(roster_id, uow_factory, summary, "failed", _describe(exc))
+        detail = "; ".join([exc.detail, *(f"{e['field']}: {e['message']}" for e in exc.errors)])
+        return finish(roster_id, uow_factory, summary, "failed", detail)
     while True:
         try:
             batch = list(islice(rows, chunk))
-        except Exception as exc:  # the file breaks off part-way: keep what landed
-            detail = f"the file cannot be read after row {summary.total + 1} ({type(exc).__name__})"
-            return _finish(roster_id, uow_factory, summary, "failed", detail)
+        except Exception as exc:  # the file breaks off part-way: what landed stays
+            detail = f"the file cannot be read after {summary.total} rows ({type(exc).__name__})"
+            return finish(roster_id, uow_factory, summary, "failed", detail)
         if not batch:
-            break
+            return finish(roster_id, uow_factory, summary, "done", None)
         checked = [check_row(n, r, lay, unit_code, directory, today, sealer) for n, r in batch]
         _land(roster_id, checked, uow_factory, sealer, directory, summary)
         if progress is not None:
             progress(len(batch))
-    return _finish(roster_id, uow_factory, summary, "done", None)
-
-
-def _describe(exc: Invalid) -> str:
-    return "; ".join([exc.detail, *(f"{e['field']}: {e['message']}" for e in exc.errors)])
 
 
 def _registered(session: Session, digests: list[str]) -> dict[str, uuid.UUID | None]:
-    """Which ID numbers (by HMAC) are registered already, and by which roster."""
+    """Which ID numbers (by HMAC) are registered already, and from which roster."""
     found: dict[str, uuid.UUID | None] = {}
     for start in range(0, len(digests), 1000):
         query = select(Member.id_number_hmac, Member.roster_id).where(
@@ -260,75 +273,65 @@ def _land(
     directory: Directory,
     summary: Summary,
 ) -> None:
-    """One chunk in one transaction: its new members, its errors, the running counts.
+    """One chunk in one transaction: its new members, its rejected rows, the counts so far.
 
-    Another import committing the same ID number in between makes the insert fail on the
-    unique HMAC; the chunk is then sorted again against what is registered now.
+    If another import commits one of these ID numbers meanwhile, the unique HMAC refuses
+    the insert; the chunk is then sorted again against what is registered now.
     """
     for attempt in range(3):
+        counts = {"accepted": 0, "rejected": 0, "duplicates": 0}
         fresh: list[MemberValues] = []
         seen: set[str] = set()
-        counts = {"accepted": 0, "rejected": 0, "duplicates": 0}
+        failures: list[dict[str, Any]] = []
         try:
             with uow_factory() as uow:
-                digests = [c.digest for c in checked if c.digest and c.digest not in summary.seen]
-                known = _registered(uow.session, digests)
-                failures: list[dict[str, Any]] = []
+                known = _registered(uow.session, [c.digest for c in checked if c.digest])
                 for c in checked:
-                    if c.errors:
+                    if c.digest is None or c.values is None:
                         counts["rejected"] += 1
                         sealed = sealer.seal_json({"cells": c.cells}, ROW_CONTEXT)
-                        failures += [{"roster_id": roster_id, "row": c.row, "field": e["field"],
-                                      "message": e["message"][:500], "row_sealed": sealed}
+                        failures += [{"roster_id": roster_id, "row": c.row, "row_sealed": sealed,
+                                      "field": e["field"], "message": e["message"][:500]}
                                      for e in c.errors]  # fmt: skip
-                        continue
-                    assert c.digest is not None and c.values is not None
-                    if c.digest in summary.seen or c.digest in seen:
+                    elif c.digest in summary.seen or c.digest in seen:
                         counts["duplicates"] += 1
-                    elif c.digest in known:  # this roster's own row on a re-run is accepted
+                    elif c.digest in known:  # on a re-run, this roster's own rows count again
                         counts["accepted" if known[c.digest] == roster_id else "duplicates"] += 1
                     else:
                         fresh.append(c.values)
                         counts["accepted"] += 1
-                    seen.add(c.digest)
+                    if c.digest is not None:
+                        seen.add(c.digest)
                 add_members(fresh, uow, sealer, directory, roster_id)
                 if failures:
                     uow.session.execute(insert(RosterError), failures)
-                uow.session.execute(
-                    update(Roster)
-                    .where(Roster.id == roster_id)
-                    .values(
-                        total=summary.total + len(checked),
-                        **{k: getattr(summary, k) + v for k, v in counts.items()},
-                    )
-                )
+                so_far = {k: getattr(summary, k) + v for k, v in counts.items()}
+                so_far["total"] = summary.total + len(checked)
+                uow.session.execute(update(Roster).where(Roster.id == roster_id).values(so_far))
                 uow.commit()
         except IntegrityError:
             if attempt == 2:
                 raise
-            log.warning("roster %s: a concurrent registration; sorting the chunk again", roster_id)
+            log.warning("roster %s: an ID number was registered meanwhile; retrying", roster_id)
             continue
-        summary.total += len(checked)
-        for key, value in counts.items():
-            setattr(summary, key, getattr(summary, key) + value)
+        for key, value in so_far.items():
+            setattr(summary, key, value)
         summary.seen |= seen
         return
 
 
-def _finish(
+def finish(
     roster_id: uuid.UUID,
     uow_factory: Callable[[], UnitOfWork],
     summary: Summary,
     status: str,
     detail: str | None,
 ) -> Summary:
-    """Record the outcome and drop the uploaded file (kept no longer than needed)."""
+    """Record the outcome and drop the uploaded file: it is kept no longer than needed."""
     with uow_factory() as uow:
+        values = {"status": status, "detail": detail, "content": None, "finished_at": uow.now()}
         uow.session.execute(
-            update(Roster)
-            .where(Roster.id == roster_id)
-            .values(status=status, detail=detail, content=None, finished_at=uow.now(),
-                    **summary.counts())  # fmt: skip
+            update(Roster).where(Roster.id == roster_id).values(values | summary.counts())
         )
         uow.commit()
     summary.status, summary.detail = status, detail
@@ -347,21 +350,3 @@ def errors_of(
         .limit(limit)
     )
     return [{"row": r, "field": f, "message": m} for r, f, m in session.execute(query).tuples()]
-
-
-def roster_view(roster: Roster, errors: list[dict[str, Any]], error_count: int) -> dict[str, Any]:
-    return {
-        "id": str(roster.id),
-        "unit_code": roster.unit_code,
-        "filename": roster.filename,
-        "status": roster.status,
-        "total": roster.total,
-        "accepted": roster.accepted,
-        "rejected": roster.rejected,
-        "duplicates": roster.duplicates,
-        "detail": roster.detail,
-        "created_at": roster.created_at.isoformat(),
-        "finished_at": roster.finished_at.isoformat() if roster.finished_at else None,
-        "error_count": error_count,
-        "errors": errors,
-    }

@@ -32,9 +32,16 @@ def test_the_demo_registers_members_and_every_service_agrees(way: str, tmp_path:
         if way == "production":
             drop_databases(f"sm_{tag}")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "counts agree" in done.stdout
+    out = done.stdout
+    assert "counts agree" in out
+    # the roster: 120 rows, the five planted mistakes rejected with their row numbers
+    assert "done: 120 rows, 115 accepted, 5 rejected" in out
+    for row in (8, 20, 34, 49, 62):  # data row n is spreadsheet row n + 1
+        assert f"row {row:>4}" in out
+    expected = str(115 + 60)
     for line in ("members registered", "member replicas stored", "welcome SMS sent"):
-        row = next(r for r in done.stdout.splitlines() if line in r)
-        assert row.split()[-1] == "60", row
+        row = next(r for r in out.splitlines() if line in r)
+        assert row.split()[-1] == expected, row
     sms = (tmp_path / "var" / "outbox" / "sms.jsonl").read_text(encoding="utf-8")
-    assert len(sms.splitlines()) == 60
+    assert len(sms.splitlines()) == 115 + 60
+    assert "王城社区" in sms or "唐宫社区" in sms or "金谷园社区" in sms

@@ -1,0 +1,309 @@
+"""Unit rosters (花名册) through the CLI and the HTTP contract, on both backends: every good
+row lands, every bad row comes back with its row number, field and reason, and importing
+the same file again adds nothing."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from openpyxl import Workbook, load_workbook
+
+from services.cli import cli
+from services.registration import tasks
+from services.registration.models import Roster
+from services.registration.rosters import FILE_CONTEXT, import_roster
+from services.registration.rules import check_character
+from tests.support import client, issue_token, load_sample_directory, stats
+
+UNIT = "U410300001"  # city-level unit in 410303 with a contact community in 410305
+HEADERS = [
+    "姓名",
+    "身份证号",
+    "手机号",
+    "电子邮箱",
+    "居住社区代码",
+    "专长",
+    "是否县处级以上领导干部",
+]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def id_number(born: date, seq: int, region: str = "410303") -> str:
+    body = f"{region}{born:%Y%m%d}{seq:03d}"
+    return body + check_character(body)
+
+
+def good_row(i: int) -> list[str]:
+    born = date(1960, 1, 1) + timedelta(days=i % 12_000)
+    name = "王李张刘陈"[i % 5] + "建国秀英志强丽华"[i % 8] + "海燕文博"[i % 4]
+    return [
+        name,
+        id_number(born, i // 12_000),
+        f"138{i:08d}",
+        f"m{i}@example.cn" if i % 3 == 0 else "",
+        ["410303001001", "410305001002", "410303002001"][i % 3],
+        "医疗护理、法律咨询" if i % 2 else "",
+        "是" if i % 50 == 0 else "否",
+    ]
+
+
+def spoil(row: list[str], kind: int) -> tuple[list[str], str]:
+    """Make one field of ``row`` wrong, in one of five ways; return the row and the field."""
+    row = list(row)
+    if kind == 0:  # bad check digit
+        row[1] = row[1][:17] + ("1" if row[1][17] != "1" else "2")
+        return row, "id_number"
+    if kind == 1:  # under 18
+        row[1] = id_number(date.today() - timedelta(days=365 * 10), 7)
+        return row, "id_number"
+    if kind == 2:
+        row[4] = "410303009009"  # no such community
+        return row, "residence_community_code"
+    if kind == 3:
+        row[2] = row[2] + "9"  # 12 digits
+        return row, "phone"
+    row[0] = row[0] + "3"  # digits in a name
+    return row, "name"
+
+
+def roster(n: int, offset: int = 0) -> tuple[list[list[str]], dict[int, str], int]:
+    """``n`` rows: one in 250 bad (five kinds), one in 2500 repeating an earlier ID number.
+
+    Returns the rows, the bad ones as {spreadsheet row: field}, and how many rows are good
+    (a repeat is good: it is a duplicate, not an error).
+    """
+    rows, bad = [], {}
+    for i in range(n):
+        row = good_row(offset + i)
+        if i % 250 == 17:
+            row, bad[i + 2] = spoil(row, (i // 250) % 5)
+        elif i % 2500 == 1234:
+            row[1] = rows[i - 1000][1]  # the same person twice in one file
+        rows.append(row)
+    return rows, bad, n - len(bad)
+
+
+def csv_file(rows: list[list[str]], headers: list[str] = HEADERS, encoding: str = "gbk") -> bytes:
+    out = io.StringIO()
+    csv.writer(out).writerows([headers, *rows])
+    return out.getvalue().encode(encoding)
+
+
+def xlsx(rows: list[list[str]], headers: list[str] = HEADERS) -> bytes:
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("花名册")
+    for row in [headers, *rows]:
+        sheet.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def upload(http: Any, data: bytes, name: str, unit: str = UNIT) -> Any:
+    return http.post("/api/v1/rosters", data={"unit_code": unit}, files={"file": (name, data)})
+
+
+def imported(http: Any, data: bytes, name: str) -> dict[str, Any]:
+    """Upload over HTTP, run the import task's body here, and read the result over HTTP."""
+    response = upload(http, data, name)
+    assert response.status_code == 202, response.text
+    assert response.json()["status"] == "running"
+    tasks.import_roster(response.json()["id"])
+    result: dict[str, Any] = http.get(f"/api/v1/rosters/{response.json()['id']}").json()
+    return result
+
+
+@pytest.fixture
+def admin(backend: Any) -> str:
+    load_sample_directory(backend)
+    return issue_token(backend, "admin", "city")
+
+
+def test_a_10000_row_roster_lands_every_good_row_and_reports_every_bad_one(
+    backend: Any, admin: str, tmp_path: Path
+) -> None:
+    rows, bad, good = roster(10_000)
+    repeats = 10_000 // 2500  # the same person twice in the file: the second is a duplicate
+    # Each format runs 10,000 rows on one backend; the smaller tests run both on both.
+    path = tmp_path / ("roster.xlsx" if backend.production else "roster.csv")
+    path.write_bytes(xlsx(rows) if backend.production else csv_file(rows))
+    first = CliRunner().invoke(cli, ["roster", "import", str(path), "--unit", UNIT])
+    again = CliRunner().invoke(cli, ["roster", "import", str(path), "--unit", UNIT])
+
+    assert first.exit_code == 0, first.output
+    assert f"{good - repeats} accepted, {len(bad)} rejected, {repeats} duplicates" in first.output
+    assert re.search(r"row 19: id_number: check character", first.output)
+    assert again.exit_code == 0, again.output
+    assert f"0 accepted, {len(bad)} rejected, {good} duplicates" in again.output
+    roster_id = re.findall(r"roster ([0-9a-f-]{36})", first.output)[0]
+    with client(admin) as http:
+        result = http.get(f"/api/v1/rosters/{roster_id}").json()
+        assert stats(http, "registration")["members"] == good - repeats
+    assert result["status"] == "done"
+    assert {(e["row"], e["field"]) for e in result["errors"]} == set(bad.items())
+    assert len(result["errors"]) == len(bad) == 40
+
+
+def test_a_unit_gets_its_bad_rows_back_fixes_them_and_uploads_them_again(
+    backend: Any, admin: str
+) -> None:
+    rows, bad, good = roster(600, offset=50_000)
+    unit = issue_token(backend, "unit", f"unit:{UNIT}")
+    with client(unit) as http:
+        first = imported(http, xlsx(rows), "花名册.xlsx")
+        download = http.get(f"/api/v1/rosters/{first['id']}/errors.xlsx")
+        sheet = load_workbook(io.BytesIO(download.content))
+        cells = sheet.active.iter_rows(values_only=True)  # type: ignore[union-attr]
+        table = [[v or "" for v in row] for row in cells]
+        # The unit corrects each row and uploads the same sheet; 错误原因 is ignored.
+        corrected = [[*good_row(90_000 + n), row[-1]] for n, row in enumerate(table[1:])]
+        refixed = imported(http, xlsx(corrected, table[0]), "errors-fixed.xlsx")
+        again = imported(http, xlsx(rows), "花名册.xlsx")
+
+    assert (first["status"], first["accepted"], first["rejected"]) == ("done", good, len(bad))
+    assert {(e["row"], e["field"]) for e in first["errors"]} == set(bad.items())
+    assert sheet.active.freeze_panes == "A2"  # type: ignore[union-attr]
+    assert table[0] == [*HEADERS, "错误原因"]
+    assert [r[:-1] for r in table[1:]] == [rows[n - 2] for n in sorted(bad)]
+    assert all(r[-1].startswith(f"第{n}行") for r, n in zip(table[1:], sorted(bad), strict=True))
+    assert "身份证号：check character does not match" in table[1][-1]
+    assert (refixed["accepted"], refixed["rejected"]) == (len(bad), 0)
+    assert (again["accepted"], again["rejected"], again["duplicates"]) == (0, len(bad), good)
+
+
+def test_csv_in_gbk_utf8_with_bom_and_english_headers_all_import(backend: Any, admin: str) -> None:
+    english = ["name", "id_number", "phone", "email", "residence_community_code", "skills",
+               "is_leader_cadre"]  # fmt: skip
+    other_chinese = ["姓名", "公民身份号码", "手机号码", "邮箱", "居住社区", "专长",
+                     "是否县处级以上领导干部"]  # fmt: skip
+    files = [
+        ("gbk.csv", csv_file([good_row(i) for i in range(60_000, 60_020)])),
+        ("bom.csv", csv_file([good_row(i) for i in range(61_000, 61_020)], encoding="utf-8-sig")),
+        ("other.csv", csv_file([good_row(i) for i in range(62_000, 62_020)], other_chinese)),
+        ("english.csv", csv_file([good_row(i) for i in range(63_000, 63_020)], english)),
+    ]
+    with client(admin) as http:
+        results = [imported(http, data, name) for name, data in files]
+        members = stats(http, "registration")["members"]
+
+    assert [(r["status"], r["accepted"], r["rejected"]) for r in results] == [("done", 20, 0)] * 4
+    assert members == 80
+
+
+@pytest.mark.parametrize("backend", ["embedded"], indirect=True)
+def test_rosters_are_seen_only_in_scope_and_bad_files_are_refused(backend: Any, admin: str) -> None:
+    data = csv_file([good_row(i) for i in range(70_000, 70_005)])
+    other_unit = issue_token(backend, "unit", "unit:U410305001")
+    other_district = issue_token(backend, "operator", "district:410305")
+    city_operator = issue_token(backend, "operator", "district:410300")
+    community = issue_token(backend, "community", "community:410303001001")
+    with client(admin) as http:
+        roster_id = imported(http, data, "r.csv")["id"]
+        missing = upload(http, csv_file([], HEADERS[:1] + HEADERS[2:]), "no-id.csv")
+        broken = upload(http, b"PK\x03\x04 not really a workbook", "broken.xlsx")
+        unknown = upload(http, data, "r.csv", unit="U999")
+    paths = [f"/api/v1/rosters/{roster_id}", f"/api/v1/rosters/{roster_id}/errors.xlsx"]
+    codes = {}
+    for name, token in [("unit", other_unit), ("district", other_district),
+                        ("city", city_operator), ("community", community)]:  # fmt: skip
+        with client(token) as http:
+            codes[name] = [http.get(p).status_code for p in paths]
+            codes[name].append(upload(http, data, "r.csv").status_code)
+
+    assert codes == {
+        "unit": [404, 404, 404],
+        "district": [404, 404, 404],
+        "city": [200, 200, 202],
+        "community": [403, 403, 403],
+    }
+    assert missing.status_code == 422
+    assert missing.json()["errors"] == [
+        {"field": "id_number", "message": "no 身份证号 (id_number) column"}
+    ]
+    assert broken.status_code == 422 and "cannot be read" in broken.json()["detail"]
+    assert unknown.status_code == 404
+
+
+@pytest.mark.parametrize("backend", ["embedded"], indirect=True)
+def test_a_stored_roster_that_cannot_be_read_fails_with_the_reason(
+    backend: Any, admin: str
+) -> None:
+    rt = backend.rt("registration")
+    garbage = base64.b64encode(b"PK\x03\x04 cut short").decode()
+    with rt.uow() as uow:
+        roster = Roster(
+            id=uuid.uuid4(), unit_code=UNIT, filename="cut.xlsx", content_sha256="0" * 64,
+            content=rt.sealer.seal(garbage, FILE_CONTEXT).encode(), created_at=uow.now(),
+        )  # fmt: skip
+        uow.session.add(roster)
+        uow.commit()
+
+    assert tasks.import_roster(str(roster.id)) == "failed"
+    with client(admin) as http:
+        result = http.get(f"/api/v1/rosters/{roster.id}").json()
+    assert result["status"] == "failed" and "cannot be read" in result["detail"]
+    with rt.uow() as uow:
+        assert uow.session.get(Roster, roster.id).content is None  # type: ignore[union-attr]
+
+
+def test_a_roster_cut_short_is_finished_by_a_redelivered_task(backend: Any, admin: str) -> None:
+    rows, bad, good = roster(300, offset=80_000)
+    rt = backend.rt("registration")
+    with client(admin) as http:
+        roster_id = upload(http, csv_file(rows), "r.csv").json()["id"]
+
+        def crash(_rows: int) -> None:
+            raise SystemExit("the worker dies after its first chunk")
+
+        with pytest.raises(SystemExit):
+            import_roster(uuid.UUID(roster_id), rt.uow, rt.sealer, crash, chunk=100)
+        halfway = http.get(f"/api/v1/rosters/{roster_id}").json()
+        tasks.import_roster(roster_id)  # acks_late: the task comes again
+        tasks.import_roster(roster_id)  # and once more, after it finished
+        done = http.get(f"/api/v1/rosters/{roster_id}").json()
+        members = stats(http, "registration")["members"]
+    with rt.uow() as uow:
+        content = uow.session.get(Roster, uuid.UUID(roster_id)).content  # type: ignore[union-attr]
+
+    assert (halfway["status"], halfway["total"]) == ("running", 100)
+    assert (done["status"], done["total"], done["accepted"]) == ("done", 300, good)
+    assert (done["rejected"], len(done["errors"])) == (len(bad), len(bad))
+    assert members == good
+    assert content is None  # the upload is dropped once imported
+
+
+def test_an_uploaded_roster_is_imported_by_the_registration_worker(
+    backend: Any, admin: str
+) -> None:
+    rows, bad, good = roster(300, offset=85_000)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "worker", "registration", "--pool", "solo"],
+        env={**os.environ, **backend.env},
+        cwd=ROOT,
+    )
+    try:
+        with client(admin) as http:
+            roster_id = upload(http, xlsx(rows), "r.xlsx").json()["id"]
+            deadline = time.monotonic() + 60
+            result = http.get(f"/api/v1/rosters/{roster_id}").json()
+            while result["status"] == "running" and time.monotonic() < deadline:
+                time.sleep(0.3)
+                result = http.get(f"/api/v1/rosters/{roster_id}").json()
+    finally:
+        worker.kill()  # its work is done or failed; a warm shutdown only costs seconds here
+        worker.wait()
+
+    assert (result["status"], result["accepted"], result["rejected"]) == ("done", good, len(bad))
