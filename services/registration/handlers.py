@@ -182,8 +182,8 @@ def add_members(
     """Insert members, their registrations and their events in a few bulk statements.
 
     The caller has already removed ID numbers that are registered (see
-    :func:`existing_id_numbers`). Events are routed once per district among each
-    member's communities.
+    :func:`existing_id_numbers`). ``member.registered`` is routed once per district among
+    each member's communities, and carries their registrations.
     """
     now = uow.now()
     members: list[dict[str, Any]] = []
@@ -245,20 +245,9 @@ def add_members(
             is_leader_cadre=v.is_leader_cadre,
             contact=_contact(sealer, v.name, v.phone, v.email),
         )
+        # member.registered carries the new (submitted) registrations: no separate
+        # registration.submitted per community, which would double a roster's events.
         events += [(event, d) for d in sorted({r.district for r in refs})]
-        events += [
-            (
-                RegistrationSubmitted(
-                    registration_id=r.registration_id,
-                    member_id=member_id,
-                    community_code=r.community_code,
-                    role=r.role,
-                    state="submitted",
-                ),
-                r.district,
-            )
-            for r in refs
-        ]
     if members:
         uow.session.execute(insert(Member), members)
         uow.session.execute(insert(CommunityRegistration), registrations)

@@ -30,6 +30,28 @@ def count_member(event: MemberRegistered, envelope: Envelope, uow: UnitOfWork) -
             for s in sorted(scopes)
         ],
     )
+    known = set(
+        uow.session.scalars(
+            select(RegistrationFact.registration_id).where(
+                RegistrationFact.member_id == event.member_id
+            )
+        )
+    )
+    new = [c for c in event.communities if c.registration_id not in known]
+    if new:  # the registrations a member arrives with are submitted
+        uow.session.execute(
+            insert(RegistrationFact),
+            [
+                {
+                    "registration_id": c.registration_id,
+                    "member_id": event.member_id,
+                    "community_code": c.community_code,
+                    "role": c.role,
+                    "state": "submitted",
+                }
+                for c in new
+            ],
+        )
 
 
 def record_registration(event: RegistrationChanged, envelope: Envelope, uow: UnitOfWork) -> None:

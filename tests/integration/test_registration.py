@@ -247,8 +247,7 @@ def test_a_city_unit_member_living_in_another_district_reaches_both(
     assert member.status_code == 201
     keys = [r["routing_key"] for r in _rows(backend, "registration", "outbox")]
     for district in ("410303", "410305", "410311"):
-        assert f"{district}.member.registered" in keys
-        assert f"{district}.registration.submitted" in keys
+        assert keys.count(f"{district}.member.registered") == 1
 
     relay_all(backend)
     lives_in = load({**backend.env, "SERVICEMONTH_DISTRICT": "410311"})
@@ -263,7 +262,7 @@ def test_a_city_unit_member_living_in_another_district_reaches_both(
     assert run_consumers(
         [district_pairing], until=lambda: stats(http, "pairing")["members"] == 1, settle=0.5
     )
-    assert district_pairing.stats.applied >= 2  # member.registered + its registration there
+    assert district_pairing.stats.applied >= 1
 
 
 # --- 3. personal data never in clear ------------------------------------------------------
