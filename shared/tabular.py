@@ -51,14 +51,25 @@ def _cell(value: Any) -> str:
     return str(value).strip()
 
 
+def _xlsx_rows(data: bytes) -> Iterator[list[str]]:
+    try:
+        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception as exc:  # a damaged or foreign file: say so, not a traceback
+        raise Invalid(f"the workbook cannot be read ({type(exc).__name__})") from None
+    try:
+        sheet = workbook.worksheets[0]
+        # Some writers store a wrong sheet size (A1:A1); read-only mode would trust it.
+        sheet.reset_dimensions()
+        for row in sheet.iter_rows(values_only=True):
+            yield [_cell(v) for v in row]
+    finally:
+        workbook.close()  # read-only workbooks keep the archive open until closed
+
+
 def read_table(data: bytes, aliases: dict[str, str]) -> Table:
     """The header (mapped to canonical names through ``aliases``) and the numbered rows."""
     if data.startswith(XLSX_MAGIC):
-        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-        sheet = workbook.worksheets[0]
-        raw_rows: Iterator[list[str]] = (
-            [_cell(v) for v in row] for row in sheet.iter_rows(values_only=True)
-        )
+        raw_rows: Iterator[list[str]] = _xlsx_rows(data)
     else:
         raw_rows = ([c.strip() for c in row] for row in csv.reader(io.StringIO(decode_csv(data))))
     try:
