@@ -181,6 +181,7 @@ class Wish(Base):
     beneficiary_category: Mapped[str | None] = mapped_column(String(30))
     deadline: Mapped[date | None]
     state: Mapped[str] = mapped_column(String(20), default="collected", index=True)
+    reason: Mapped[str | None] = mapped_column(String(500))  # why rejected or withdrawn
     rating: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -214,9 +215,23 @@ class WishClaim(Base):
 
 
 class ServiceRecord(Base):
-    """One of the five ones, recorded by the member and verified by the community."""
+    """One of the five ones, recorded by the member and verified by the community.
+
+    A realized wish claim and a confirmed team membership add one automatic record each
+    (``source`` wish or team), at most once per member: a partial unique index keeps it so.
+    """
 
     __tablename__ = "service_records"
+    __table_args__ = (
+        Index(
+            "uq_service_records_automatic",
+            "member_id",
+            "source",
+            unique=True,
+            sqlite_where=text("source <> 'member'"),
+            postgresql_where=text("source <> 'member'"),
+        ),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     member_id: Mapped[uuid.UUID] = mapped_column(index=True)

@@ -107,6 +107,7 @@ def upgrade() -> None:
     with op.batch_alter_table('service_records', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_service_records_community_code'), ['community_code'], unique=False)
         batch_op.create_index(batch_op.f('ix_service_records_member_id'), ['member_id'], unique=False)
+        batch_op.create_index('uq_service_records_automatic', ['member_id', 'source'], unique=True, sqlite_where=sa.text("source <> 'member'"), postgresql_where=sa.text("source <> 'member'"))
 
     op.create_table('service_targets',
     sa.Column('id', sa.Uuid(), nullable=False),
@@ -142,6 +143,7 @@ def upgrade() -> None:
     sa.Column('beneficiary_category', sa.String(length=30), nullable=True),
     sa.Column('deadline', sa.Date(), nullable=True),
     sa.Column('state', sa.String(length=20), nullable=False),
+    sa.Column('reason', sa.String(length=500), nullable=True),
     sa.Column('rating', sa.Integer(), nullable=True),
     sa.Column('created_at', shared.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', shared.db.UTCDateTime(timezone=True), nullable=True),
@@ -271,6 +273,7 @@ def downgrade() -> None:
 
     op.drop_table('service_targets')
     with op.batch_alter_table('service_records', schema=None) as batch_op:
+        batch_op.drop_index('uq_service_records_automatic', sqlite_where=sa.text("source <> 'member'"), postgresql_where=sa.text("source <> 'member'"))
         batch_op.drop_index(batch_op.f('ix_service_records_member_id'))
         batch_op.drop_index(batch_op.f('ix_service_records_community_code'))
 

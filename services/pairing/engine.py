@@ -1,0 +1,362 @@
+"""双对接 engine — which member serves which need (需求清单) and which project (服务项目).
+
+Pure: members and open places in, new pairings out; no database, no clock, no I/O.
+
+**The problem.** A member may be paired only in a community where their registration is
+confirmed (报到确认), with at most ``Limits.needs`` needs and ``Limits.projects`` projects
+in all (existing pairings included), never twice with the same need or project, and never
+with one listed in ``excluded`` (declined, removed by staff, or already held). A need with
+a ``required_skill`` takes only members who have that skill. Among all assignments that
+respect this, the engine picks the best one, lexicographically:
+
+1. the most leading cadres (县处级以上) with ≥ 1 need **and** ≥ 1 project (双对接);
+2. then the most members with both;
+3. then the highest total score: Σ :func:`match` score of the new pairings (skill ↔
+   required skill or the category's/kind's skills, availability, living in the community)
+   minus the load-spread penalty ``SPREAD·(k−1)`` for a member's k-th pairing of a kind.
+
+**Stability.** Existing pairings are inputs, never outputs: they only lower the places
+left and raise the members' held counts, and their pairs are ``excluded``; a run only adds.
+
+**The flow network** (one min-cost flow, solved exactly by OR-Tools). Per member ``i`` four
+nodes: ``G`` gathers need units, ``I`` splits them, ``O`` gathers project units, ``H``
+hands them out::
+
+    s → need(j) ─[1, −score]→ G_i ─[k-th unit: +penalty(k)]→ I_i ─[exit]→ t
+                                                             I_i ─[bridge: 1, −W_i]→ O_i
+    s ─[entry]→ O_i ─[k-th unit: +penalty(k)]→ H_i ─[1, −score]→ project(k) → t
+
+``s → need(j)`` and ``project(k) → t`` carry the places left. A unit on ``need → G → I →
+O → H → project`` pairs the member with a need *and* a project, and the bridge (capacity 1)
+pays the coverage bonus ``W_i`` once. A member already holding a need (project) gets the
+bonus on the first project entry (need exit) instead, and one already dual-paired gets
+none. A zero-cost arc ``s → t`` lets the solver leave unprofitable units unused, so the
+minimum cost is the maximum of ``W_L·leaders + W_M·others + score`` over all integral
+assignments (arc capacities are integers, so the optimal flow is integral; a solution that
+pairs a member both ways without the bridge can be rerouted through it at no loss, so at the
+optimum every dual pairing earns its bonus).
+
+**Why the weights are lexicographic.** With ``P`` the most new pairings possible, the score
+part of any two assignments differs by less than ``W_M = P·(MAX_SCORE + max penalty) + 1``,
+so one more dual-paired member outweighs any score; the member part differs by less than
+``W_L = (N + 1)·W_M`` (``N`` the other members who could gain the bonus), so one more leader
+outweighs both. Costs stay far below OR-Tools' bound (cost × nodes < 2⁶³) at district
+scale; beyond it the solver answers ``BAD_COST_RANGE`` and :func:`solve` says so.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Hashable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+from ortools.graph.python import min_cost_flow
+
+Kind = Literal["need", "project"]
+
+BASE = 10  # a place filled is worth something even without a skill to match
+SKILL_REQUIRED = 40
+SKILL_AFFINE = 25  # one of the skills that suit the need's category or the project's kind
+AVAILABILITY_MATCH = 20
+AVAILABILITY_UNKNOWN = 10  # one side did not say when
+LIVES_HERE = 15
+MAX_SCORE = BASE + SKILL_REQUIRED + AVAILABILITY_MATCH + LIVES_HERE
+SPREAD = 5
+
+
+class EngineError(RuntimeError):
+    """The solver did not reach an optimum (a bug, or costs beyond its range)."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Load cap (负担上限): how many needs and projects one member may carry in all.
+
+    Default 2 + 2: 双对接 asks one of each; a second of each lets willing members take up
+    places nobody else can fill, while the spread penalty gives a place to a member's first
+    pairing before anyone's second. Configurable (``pairings.limits_from``).
+    """
+
+    needs: int = 2
+    projects: int = 2
+
+    def of(self, kind: Kind) -> int:
+        return self.needs if kind == "need" else self.projects
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A member as the engine sees them; ``communities`` are the confirmed ones only."""
+
+    id: Hashable
+    communities: frozenset[str]
+    skills: frozenset[str] = frozenset()
+    availability: frozenset[str] = frozenset()
+    residence: str | None = None
+    leader: bool = False
+    needs_held: int = 0  # active pairings already held, in any community
+    projects_held: int = 0
+
+    def held(self, kind: Kind) -> int:
+        return self.needs_held if kind == "need" else self.projects_held
+
+    @property
+    def dual(self) -> bool:
+        return self.needs_held > 0 and self.projects_held > 0
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A need or a project with ``places`` still open."""
+
+    id: Hashable
+    kind: Kind
+    community: str
+    title: str
+    places: int
+    required_skill: str | None = None
+    affinity: frozenset[str] = frozenset()  # skills that suit the category / kind
+    availability: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Match:
+    """Why a member suits a slot, and how well."""
+
+    score: int
+    skill: str = ""
+    availability: str = ""
+    lives_here: bool = False
+
+
+@dataclass(frozen=True)
+class Assignment:
+    member_id: Hashable
+    slot: Slot
+    match: Match
+
+    def reason(self) -> dict[str, str]:
+        """What a pairing records as its ``reason``."""
+        return {
+            "title": self.slot.title,
+            "skill": self.match.skill,
+            "availability": self.match.availability,
+            "lives_here": "yes" if self.match.lives_here else "no",
+        }
+
+
+@dataclass(frozen=True)
+class Outcome:
+    assignments: list[Assignment]
+    members: int
+    dual_paired: int  # after the run, existing pairings included
+    leaders: int
+    leaders_dual_paired: int
+    score: int  # Σ match score − Σ load penalty of the new pairings
+    arcs: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def penalty(k: int) -> int:
+    """The load-spread cost of a member's k-th pairing of one kind (k ≥ 1)."""
+    return SPREAD * (k - 1)
+
+
+def score(member: Candidate, slot: Slot) -> int:
+    """The match score of an allowed pairing (see :func:`match` for the parts)."""
+    points = BASE
+    if slot.required_skill:
+        points += SKILL_REQUIRED
+    elif member.skills & slot.affinity:
+        points += SKILL_AFFINE
+    if member.availability & slot.availability:
+        points += AVAILABILITY_MATCH
+    elif not member.availability or not slot.availability:
+        points += AVAILABILITY_UNKNOWN
+    return points + (LIVES_HERE if member.residence == slot.community else 0)
+
+
+def match(member: Candidate, slot: Slot) -> Match | None:
+    """How well ``member`` suits ``slot`` and why; None when the rules forbid the pairing."""
+    if slot.community not in member.communities:
+        return None
+    if slot.required_skill and slot.required_skill not in member.skills:
+        return None
+    skill = slot.required_skill or min(member.skills & slot.affinity, default="")
+    when = min(member.availability & slot.availability, default="")
+    lives = member.residence == slot.community
+    return Match(score(member, slot), skill, when, lives)
+
+
+def edges(
+    members: Sequence[Candidate],
+    slots: Sequence[Slot],
+    excluded: Collection[tuple[Hashable, Hashable]],
+) -> Iterator[tuple[int, int, int]]:
+    """Every allowed (member index, slot index, score), found through a per-community index."""
+    open_: dict[str, list[int]] = defaultdict(list)
+    by_skill: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for j, slot in enumerate(slots):
+        if slot.places > 0:
+            if slot.required_skill:
+                by_skill[slot.community, slot.required_skill].append(j)
+            else:
+                open_[slot.community].append(j)
+    blocked = set(excluded)
+    for i, member in enumerate(members):
+        for community in sorted(member.communities):
+            found = list(open_.get(community, ()))
+            for skill in sorted(member.skills):
+                found += by_skill.get((community, skill), ())
+            for j in found:  # in the member's community, with a skill they have
+                if not blocked or (member.id, slots[j].id) not in blocked:
+                    yield i, j, score(member, slots[j])
+
+
+class _Network:
+    """Arcs collected in flat lists, handed to OR-Tools in one call."""
+
+    def __init__(self, nodes: int) -> None:
+        self.nodes = nodes
+        self.tails: list[int] = []
+        self.heads: list[int] = []
+        self.caps: list[int] = []
+        self.costs: list[int] = []
+
+    def node(self) -> int:
+        self.nodes += 1
+        return self.nodes - 1
+
+    def arc(self, tail: int, head: int, cap: int, cost: int) -> None:
+        if cap > 0:
+            self.tails.append(tail)
+            self.heads.append(head)
+            self.caps.append(cap)
+            self.costs.append(cost)
+
+    def units(self, tail: int, head: int, cap: int, first_cost: int) -> None:
+        """``cap`` units of which the first costs ``first_cost`` and the others nothing."""
+        self.arc(tail, head, min(cap, 1), first_cost)
+        self.arc(tail, head, cap - 1, 0)
+
+
+SOURCE, SINK = 0, 1
+
+
+def solve(
+    members: Sequence[Candidate],
+    slots: Sequence[Slot],
+    limits: Limits = Limits(),
+    excluded: Collection[tuple[Hashable, Hashable]] = (),
+) -> Outcome:
+    """The optimal new pairings (see the module docstring); existing ones are kept."""
+    per_member: list[dict[Kind, list[tuple[int, int]]]] = [
+        {"need": [], "project": []} for _ in members
+    ]
+    for i, j, score in edges(members, slots, excluded):
+        per_member[i][slots[j].kind].append((j, score))
+    room = [
+        {
+            k: max(0, min(limits.of(k) - m.held(k), len(per_member[i][k])))
+            for k in ("need", "project")
+        }
+        for i, m in enumerate(members)
+    ]
+    can_gain = [
+        not m.dual
+        and (m.needs_held or room[i]["need"]) > 0
+        and (m.projects_held or room[i]["project"]) > 0
+        for i, m in enumerate(members)
+    ]
+    used = {j for pm in per_member for k in pm.values() for j, _ in k}
+    most = min(sum(slots[j].places for j in used), sum(r["need"] + r["project"] for r in room))
+    w_member = most * (MAX_SCORE + penalty(max(limits.needs, limits.projects))) + 1
+    others = sum(1 for i, m in enumerate(members) if can_gain[i] and not m.leader)
+    w_leader = (others + 1) * w_member
+
+    net = _Network(2 + len(slots))
+    for j, slot in enumerate(slots):
+        if j in used and slot.kind == "need":
+            net.arc(SOURCE, 2 + j, slot.places, 0)
+        elif j in used:
+            net.arc(2 + j, SINK, slot.places, 0)
+    chosen: list[tuple[int, int, int]] = []  # (member, slot, index of its arc)
+    entries = 0
+    for i, m in enumerate(members):
+        bonus = -(w_leader if m.leader else w_member) if can_gain[i] else 0
+        n, p = room[i]["need"], room[i]["project"]
+        if n > 0:
+            g, split = net.node(), net.node()
+            for j, score in per_member[i]["need"]:
+                chosen.append((i, j, len(net.tails)))
+                net.arc(2 + j, g, 1, -score)
+            for k in range(m.needs_held + 1, m.needs_held + n + 1):
+                net.arc(g, split, 1, penalty(k))
+            net.units(split, SINK, n, bonus if m.projects_held and not m.needs_held else 0)
+        if p > 0:
+            gather, hand = net.node(), net.node()
+            net.units(SOURCE, gather, p, bonus if m.needs_held and not m.projects_held else 0)
+            entries += p
+            for k in range(m.projects_held + 1, m.projects_held + p + 1):
+                net.arc(gather, hand, 1, penalty(k))
+            for j, score in per_member[i]["project"]:
+                chosen.append((i, j, len(net.tails)))
+                net.arc(hand, 2 + j, 1, -score)
+            if n > 0 and not m.needs_held and not m.projects_held:
+                net.arc(split, gather, 1, bonus)
+    supply = sum(slots[j].places for j in used if slots[j].kind == "need") + entries
+    net.arc(SOURCE, SINK, supply, 0)
+
+    flows = _run(net, supply, [a for _, _, a in chosen])
+    assignments = []
+    for (i, j, _), flow in zip(chosen, flows, strict=True):
+        if flow:
+            found = match(members[i], slots[j])
+            assert found is not None
+            assignments.append(Assignment(members[i].id, slots[j], found))
+    return summarise(members, assignments, len(net.tails))
+
+
+def _run(net: _Network, supply: int, wanted: list[int]) -> list[int]:
+    solver = min_cost_flow.SimpleMinCostFlow()
+    if net.tails:
+        solver.add_arcs_with_capacity_and_unit_cost(
+            np.asarray(net.tails, dtype=np.int32),
+            np.asarray(net.heads, dtype=np.int32),
+            np.asarray(net.caps, dtype=np.int64),
+            np.asarray(net.costs, dtype=np.int64),
+        )
+    solver.set_node_supply(SOURCE, supply)
+    solver.set_node_supply(SINK, -supply)
+    status = solver.solve()
+    if status != solver.OPTIMAL:
+        raise EngineError(f"min-cost flow ended with status {status!r}")
+    if not wanted:
+        return []
+    return [int(f) for f in solver.flows(np.asarray(wanted, dtype=np.int32))]
+
+
+def summarise(
+    members: Sequence[Candidate], assignments: list[Assignment], arcs: int = 0
+) -> Outcome:
+    """Coverage and score of ``assignments`` added to what ``members`` hold."""
+    new: dict[tuple[Hashable, Kind], int] = defaultdict(int)
+    for a in assignments:
+        new[a.member_id, a.slot.kind] += 1
+    score = sum(a.match.score for a in assignments)
+    dual = leaders = leaders_dual = 0
+    for m in members:
+        got = {k: new.get((m.id, k), 0) for k in ("need", "project")}
+        score -= sum(
+            penalty(q)
+            for k, q0 in (("need", m.needs_held), ("project", m.projects_held))
+            for q in range(q0 + 1, q0 + got[k] + 1)
+        )
+        both = m.needs_held + got["need"] > 0 and m.projects_held + got["project"] > 0
+        dual += both
+        leaders += m.leader
+        leaders_dual += both and m.leader
+    kinds = {k: sum(1 for a in assignments if a.slot.kind == k) for k in ("need", "project")}
+    return Outcome(assignments, len(members), dual, leaders, leaders_dual, score, arcs, kinds)

@@ -1,0 +1,339 @@
+"""双对接 runs — the engine over a scope; ending pairings; following registration's events.
+
+A run reads the open places, the members confirmed in the scope and the pairings they hold,
+asks :mod:`services.pairing.engine` for the best additions, and inserts them with one
+``pairing.made`` event each, in one transaction. Existing pairings are never touched, and a
+pair once declined or removed by staff is never offered again. Runs are serialised (an
+advisory lock on PostgreSQL; SQLite's writers queue anyway), so two runs never fill the same
+place twice. Staff start runs (``POST /pairings/run``); a confirmed report-in pairs the
+newcomer, and a publication pairs its community, at once (see :data:`AUTOMATIC`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import ColumnElement, Text, cast, delete, insert, select, text, true
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from services.pairing import engine
+from services.pairing.models import MemberReplica, Need, Pairing, Project
+from services.pairing.needs import affinity, confirmed
+from shared.auth import Principal
+from shared.config import CAMPAIGN_TZ, ConfigError, Settings
+from shared.db import UnitOfWork, outbox_table
+from shared.events import (
+    Envelope,
+    Event,
+    MemberWithdrawn,
+    PairingChanged,
+    PairingEnded,
+    PairingMade,
+    RegistrationChanged,
+)
+from shared.http import Conflict, Invalid
+from shared.runtime import Runtime
+
+log = logging.getLogger(__name__)
+RUN_LOCK = 410_300_2016  # pg_advisory_xact_lock key of pairing runs
+_SCOPE = re.compile(r"^(city|district:\d{6}|community:\d{12})$")
+Held = dict[tuple[uuid.UUID, str], int]
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Where a run pairs: ``community:CODE``, ``district:CODE`` or ``city``."""
+
+    kind: str
+    code: str = ""
+
+    @classmethod
+    def parse(cls, value: str) -> Scope:
+        if not _SCOPE.match(value):
+            message = "community:CODE (12 digits), district:CODE (6 digits) or city"
+            raise Invalid("bad scope", [{"field": "scope", "message": message}])
+        kind, _, code = value.partition(":")
+        return cls(kind, code)
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.code}" if self.code else self.kind
+
+    def covers(self, community: str) -> bool:
+        return self.kind == "city" or community.startswith(self.code)
+
+    def where(self, column: InstrumentedAttribute[str]) -> ColumnElement[bool]:
+        if self.kind == "community":
+            return column == self.code
+        return column.like(f"{self.code}%") if self.code else true()
+
+    def allows(self, principal: Principal) -> bool:
+        if self.kind == "city":
+            return principal.kind == "city"
+        return principal.covers(districts={self.code[:6]}, communities={self.code})
+
+
+#: Automatic runs (a confirmation, a publication) bring members up to 双对接 — one need and
+#: one project — and no further, so the first to arrive do not take the places that later
+#: arrivals need; a run that staff start fills the rest up to the configured load cap.
+AUTOMATIC = engine.Limits(needs=1, projects=1)
+
+
+def limits_from(settings: Settings) -> engine.Limits:
+    """The load cap: ``SERVICEMONTH_PAIRING_MAX_NEEDS_PER_MEMBER`` and
+    ``SERVICEMONTH_PAIRING_MAX_PROJECTS_PER_MEMBER`` (or without ``PAIRING_``), 2 each."""
+    needs = settings.get("MAX_NEEDS_PER_MEMBER", "pairing") or "2"
+    projects = settings.get("MAX_PROJECTS_PER_MEMBER", "pairing") or "2"
+    for key, raw in (("NEEDS", needs), ("PROJECTS", projects)):
+        if not raw.isdigit() or int(raw) < 1:
+            raise ConfigError(f"SERVICEMONTH_PAIRING_MAX_{key}_PER_MEMBER: a whole number ≥ 1")
+    return engine.Limits(int(needs), int(projects))
+
+
+def campaign_day(uow: UnitOfWork) -> date:
+    return uow.now().astimezone(CAMPAIGN_TZ).date()
+
+
+def lock(uow: UnitOfWork) -> None:
+    if uow.session.get_bind().dialect.name == "postgresql":
+        uow.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": RUN_LOCK})
+
+
+# --- loading what the engine needs -------------------------------------------------------
+
+
+def members_in(session: Session, scope: Scope) -> list[MemberReplica]:
+    """Replicas registered in the scope (a text prefilter on the JSON, then exact)."""
+    query = select(MemberReplica)
+    if scope.kind != "city":
+        needle = f'%"{scope.code}"%' if scope.kind == "community" else f'%"{scope.code}%'
+        query = query.where(cast(MemberReplica.communities, Text).like(needle))
+    return [
+        m for m in session.scalars(query) if any(scope.covers(c["code"]) for c in m.communities)
+    ]
+
+
+def held_by(session: Session, member_ids: Iterable[uuid.UUID]) -> Held:
+    """Active pairings per (member, kind), in every community."""
+    ids, held = list(member_ids), defaultdict[tuple[uuid.UUID, str], int](int)
+    for start in range(0, len(ids), 1000):
+        query = select(Pairing.member_id, Pairing.kind).where(
+            Pairing.state == "active", Pairing.member_id.in_(ids[start : start + 1000])
+        )
+        for member_id, kind in session.execute(query).tuples():
+            held[member_id, kind] += 1
+    return held
+
+
+def candidate(replica: MemberReplica, held: Held) -> engine.Candidate:
+    residence = next((c["code"] for c in replica.communities if c["role"] == "residence"), None)
+    return engine.Candidate(
+        id=replica.id,
+        communities=confirmed(replica.communities),
+        skills=frozenset(replica.skills or ()),
+        availability=frozenset(replica.availability or ()),
+        residence=residence,
+        leader=replica.is_leader_cadre,
+        needs_held=held.get((replica.id, "need"), 0),
+        projects_held=held.get((replica.id, "project"), 0),
+    )
+
+
+def open_slots(session: Session, scope: Scope, today: date) -> list[engine.Slot]:
+    """Open needs (window not over) and projects in the scope, with the places left."""
+    taken: dict[uuid.UUID | None, int] = defaultdict(int)
+    query = select(Pairing.need_id, Pairing.project_id).where(
+        Pairing.state == "active", scope.where(Pairing.community_code)
+    )
+    for need_id, project_id in session.execute(query).tuples():
+        taken[need_id or project_id] += 1
+    current = (Need.window_end.is_(None)) | (Need.window_end >= today)
+    needs = select(Need).where(scope.where(Need.community_code), Need.state == "open", current)
+    projects = select(Project).where(scope.where(Project.community_code), Project.state == "open")
+    found: list[Need | Project] = [*session.scalars(needs), *session.scalars(projects)]
+    return [
+        engine.Slot(
+            id=s.id,
+            kind="need" if isinstance(s, Need) else "project",
+            community=s.community_code,
+            title=s.title,
+            places=max(0, places(s) - taken[s.id]),
+            required_skill=s.required_skill,
+            affinity=affinity(s.category if isinstance(s, Need) else s.kind),
+            availability=frozenset(s.availability or ()),
+        )
+        for s in found
+    ]
+
+
+def places(slot: Need | Project) -> int:
+    return slot.volunteers_needed if isinstance(slot, Need) else slot.capacity
+
+
+def offered(
+    session: Session, scope: Scope, member_id: uuid.UUID | None = None
+) -> set[tuple[uuid.UUID, uuid.UUID]]:
+    """Pairs held, declined or removed in the scope: never offered (again)."""
+    query = select(Pairing.member_id, Pairing.need_id, Pairing.project_id).where(
+        scope.where(Pairing.community_code)
+    )
+    if member_id is not None:
+        query = query.where(Pairing.member_id == member_id)
+    found = set()
+    for member_id, need_id, project_id in session.execute(query).tuples():
+        subject_id = need_id or project_id
+        if subject_id is not None:
+            found.add((member_id, subject_id))
+    return found
+
+
+# --- runs ------------------------------------------------------------------------------------
+
+
+def run(
+    uow: UnitOfWork, scope: Scope, limits: engine.Limits, only: MemberReplica | None = None
+) -> dict[str, Any]:
+    """Pair the members confirmed in ``scope`` (or ``only`` that one) with its open places;
+    only adds."""
+    lock(uow)
+    run_id = uuid.uuid4()
+    slots = open_slots(uow.session, scope, campaign_day(uow))
+    summary: dict[str, Any] = {"run_id": str(run_id), "scope": str(scope), "created": 0}
+    summary |= {"needs": sum(s.kind == "need" for s in slots), "projects": 0, "members": 0}
+    summary["projects"] = len(slots) - summary["needs"]
+    if not any(s.places for s in slots):
+        return summary  # nothing to fill: skip loading members
+    replicas = [only] if only else members_in(uow.session, scope)
+    held = held_by(uow.session, (r.id for r in replicas))
+    members = [candidate(r, held) for r in replicas]
+    members = [m for m in members if any(scope.covers(c) for c in m.communities)]
+    excluded = offered(uow.session, scope, only.id if only else None)
+    outcome = engine.solve(members, slots, limits, excluded)
+    rows = [
+        new_row(uow, a.member_id, a.slot.kind, a.slot.id, a.slot.community, a.reason(), run_id)
+        | {"score": a.match.score}
+        for a in outcome.assignments
+    ]
+    events: list[tuple[Event, str]] = [
+        (event_for(PairingMade, r), r["community_code"][:6]) for r in rows
+    ]
+    if rows:
+        rows.sort(key=lambda r: r["kind"])  # rows alike in their NULLs: one executemany each
+        uow.session.execute(insert(Pairing), rows)
+        uow.emit_many(events)
+    return summary | {
+        "members": outcome.members,
+        "leaders": outcome.leaders,
+        "created": len(rows),
+        "needs_paired": outcome.counts["need"],
+        "projects_paired": outcome.counts["project"],
+        "dual_paired": outcome.dual_paired,
+        "leaders_dual_paired": outcome.leaders_dual_paired,
+        "score": outcome.score,
+    }
+
+
+def new_row(
+    uow: UnitOfWork,
+    member_id: Any,
+    kind: str,
+    subject_id: Any,
+    community: str,
+    reason: dict[str, str],
+    run_id: uuid.UUID | None = None,
+) -> dict[str, Any]:
+    """A new active pairing as table values (engine ids are the replicas' UUIDs)."""
+    return {
+        "id": uuid.uuid4(),
+        "member_id": member_id,
+        "kind": kind,
+        "need_id": subject_id if kind == "need" else None,
+        "project_id": subject_id if kind == "project" else None,
+        "community_code": community,
+        "score": 0,
+        "reason": reason,
+        "source": "engine" if run_id else "staff",
+        "state": "active",
+        "run_id": run_id,
+        "created_at": uow.now(),
+    }
+
+
+def event_for(cls: type[PairingChanged], row: dict[str, Any]) -> PairingChanged:
+    return cls(
+        pairing_id=row["id"],
+        member_id=row["member_id"],
+        kind=row["kind"],
+        community_code=row["community_code"],
+        subject_id=row["need_id"] or row["project_id"],
+        title=row["reason"].get("title", ""),
+        state=row["state"],
+        reason=row["reason"],
+    )
+
+
+def run_after_publishing(rt: Runtime, code: str) -> None:
+    """Pair a community after staff published in it; a failure waits for the next run."""
+    try:
+        with rt.uow() as uow:
+            run(uow, Scope("community", code), AUTOMATIC)
+            uow.commit()
+    except Exception:
+        log.exception("pairing run after publishing in community %s failed", code)
+
+
+# --- ending a pairing ----------------------------------------------------------------------
+
+
+def end(uow: UnitOfWork, pairing: Pairing, state: str) -> None:
+    """Declined by the member or removed by staff; refused unless active."""
+    if pairing.state != "active":
+        raise Conflict(
+            f"a {pairing.state} pairing cannot become {state}", state=pairing.state, allowed=[]
+        )
+    pairing.state = state
+    pairing.updated_at = uow.now()
+    row = {c: getattr(pairing, c) for c in ("id", "member_id", "kind", "need_id", "project_id")}
+    row |= {"community_code": pairing.community_code, "state": state, "reason": pairing.reason}
+    uow.emit(event_for(PairingEnded, row), district=pairing.community_code[:6])
+
+
+# --- events from registration ----------------------------------------------------------------
+
+
+def pair_confirmed(event: RegistrationChanged, envelope: Envelope, uow: UnitOfWork) -> None:
+    """A confirmed report-in (报到) pairs the newcomer in that community at once, in the same
+    transaction; the others there were paired when they came or when places were published,
+    so a confirmation costs one member's work, not the community's."""
+    replica = uow.session.get(MemberReplica, event.member_id)
+    if replica is not None and event.community_code in confirmed(replica.communities):
+        run(uow, Scope("community", event.community_code), AUTOMATIC, only=replica)
+
+
+def end_with_registration(event: RegistrationChanged, envelope: Envelope, uow: UnitOfWork) -> None:
+    """A registration transferred out or cancelled ends the member's pairings there."""
+    query = select(Pairing).where(
+        Pairing.member_id == event.member_id,
+        Pairing.community_code == event.community_code,
+        Pairing.state == "active",
+    )
+    for pairing in uow.session.scalars(query):
+        end(uow, pairing, "removed")
+
+
+def erase_member(event: MemberWithdrawn, envelope: Envelope, uow: UnitOfWork) -> None:
+    """A withdrawn member's pairings are erased with them, and so are the pairing events
+    that name them (every consumer erases the member on ``member.withdrawn`` too)."""
+    uow.session.execute(delete(Pairing).where(Pairing.member_id == event.member_id))
+    outbox = outbox_table(uow.db.metadata)
+    uow.session.execute(
+        delete(outbox).where(
+            outbox.c.routing_key.like("%.pairing.%"), outbox.c.body.like(f"%{event.member_id}%")
+        )
+    )
