@@ -151,7 +151,7 @@ def stop_children(children: list[subprocess.Popen[bytes]], timeout: float = 15.0
 
 
 @cli.command()
-@click.option("--members", default=300, show_default=True, help="Synthetic members to register.")
+@click.option("--members", default=200, show_default=True, help="Synthetic members to register.")
 @click.option("--port", type=int, default=None, help="TCP port for the demo's HTTP server.")
 def demo(members: int, port: int | None) -> None:
     """Run the whole system on the embedded default and walk it through the campaign."""

@@ -15,12 +15,16 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import datetime
+from datetime import time as clock_time
 from pathlib import Path
 from typing import Any
 
 import click
 import httpx
 
+from services import registry
+from services.demo_campaign import Month
 from services.demo_data import (
     COMMUNITIES,
     ROSTER_MISTAKES,
@@ -29,7 +33,9 @@ from services.demo_data import (
     roster_xlsx,
     synthetic_member,
 )
-from shared.config import settings
+from shared.auth import new_token, store_token
+from shared.clock import SimulatedClock
+from shared.config import CAMPAIGN_TZ, settings
 
 MARKER = ".servicemonth-demo"
 SERVICES = ("registration", "pairing", "notify", "reporting")
@@ -65,7 +71,7 @@ def _cli(*args: str) -> str:
     return done.stdout.strip()
 
 
-def run(members: int = 300, port: int | None = None, timeout: float = 180.0) -> int:
+def run(members: int = 200, port: int | None = None, timeout: float = 180.0) -> int:
     config = settings()
     home = config.home
     _prepare_home(home)
@@ -74,6 +80,10 @@ def run(members: int = 300, port: int | None = None, timeout: float = 180.0) -> 
     click.echo(_cli("directory", "load", str(SAMPLE_DIRECTORY)))
     admin = _cli("token", "create", "--role", "admin", "--scope", "city", "--label", "demo")
 
+    # Every process of the demo shares one simulated clock, set to the campaign's first day.
+    clock_file = home / "clock"
+    SimulatedClock(datetime.combine(config.campaign_start, clock_time(8), CAMPAIGN_TZ), clock_file)
+    os.environ["SERVICEMONTH_CLOCK_FILE"] = str(clock_file)
     port = port or _free_port()
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen([sys.executable, "-m", "services.cli", "up", "--port", str(port)])
@@ -82,10 +92,31 @@ def run(members: int = 300, port: int | None = None, timeout: float = 180.0) -> 
         with httpx.Client(base_url=base, timeout=60, headers=headers) as http:
             _wait_healthy(http, server)
             from_roster = _import_roster(http)
-            registered = from_roster + _register(http, members)
-            _confirm_reports_in(http)
+            people = _register(http, members)
+            registered = from_roster + len(people)
+            confirmed_ids = _confirm_reports_in(http)
             counts = _wait_for_counts(http, registered, timeout)
-        return _report(counts, registered, config.outbox_dir / "sms.jsonl")
+            agree = _report(counts, registered, config.outbox_dir / "sms.jsonl")
+            month = Month(
+                http,
+                lambda member: _member_client(http, member),
+                clock_file,
+                config.campaign_start,
+                config.campaign_end,
+            )
+            month.publish()
+            month.pair()
+            confirmed = {
+                p["id"]: [
+                    r["community_code"] for r in p["registrations"] if r["id"] in confirmed_ids
+                ]
+                for p in people
+            }
+            active = {member: codes for member, codes in confirmed.items() if codes}
+            month.live(active)
+            month.report(active)
+        click.echo("\ncounts agree" if agree else "\nCOUNTS DISAGREE")
+        return 0 if agree else 1
     finally:
         server.terminate()
         try:
@@ -135,29 +166,56 @@ def _import_roster(http: httpx.Client) -> int:
     return accepted
 
 
-def _register(http: httpx.Client, members: int) -> int:
+def _register(http: httpx.Client, members: int) -> list[dict[str, Any]]:
     rng = random.Random(2016)
-    registered = refused = 0
+    registered: list[dict[str, Any]] = []
+    refused = 0
     started = time.monotonic()
     with click.progressbar(range(members), label="\nmembers register themselves") as bar:
         for _ in bar:
             response = http.post("/api/v1/members", json=synthetic_member(rng, UNITS, COMMUNITIES))
             if response.status_code == 201:
-                registered += 1
+                registered.append(response.json())
             else:
                 refused += 1
     elapsed = time.monotonic() - started
     click.echo(
-        f"registered {registered} members through POST /api/v1/members "
+        f"registered {len(registered)} members through POST /api/v1/members "
         f"({refused} refused) in {elapsed:.1f} s"
     )
     return registered
 
 
-def _confirm_reports_in(http: httpx.Client) -> None:
+_MEMBER_CLIENTS: dict[str, httpx.Client] = {}
+
+
+def _member_client(http: httpx.Client, member_id: str) -> httpx.Client:
+    """A client holding the member's own token (a member acts for themself only)."""
+    if member_id not in _MEMBER_CLIENTS:
+        secret = new_token()
+        for name in SERVICES:
+            store_token(registry.runtime(name), secret, "member", f"member:{member_id}", "demo")
+        _MEMBER_CLIENTS[member_id] = httpx.Client(
+            base_url=http.base_url, timeout=30, headers={"Authorization": f"Bearer {secret}"}
+        )
+    return _MEMBER_CLIENTS[member_id]
+
+
+def _confirmed_communities(
+    people: list[dict[str, Any]], confirmed_ids: set[str]
+) -> dict[str, list[str]]:
+    """Member id → the communities where their report-in was confirmed (if any)."""
+    found = {
+        p["id"]: [r["community_code"] for r in p["registrations"] if r["id"] in confirmed_ids]
+        for p in people
+    }
+    return {member: codes for member, codes in found.items() if codes}
+
+
+def _confirm_reports_in(http: httpx.Client) -> set[str]:
     """Each community confirms most of its list (报到确认); some members have not come yet."""
     rng = random.Random(626)
-    confirmed = 0
+    confirmed: set[str] = set()
     for code in COMMUNITIES:
         waiting = http.get(
             "/api/v1/registrations",
@@ -165,10 +223,11 @@ def _confirm_reports_in(http: httpx.Client) -> None:
         ).json()
         ids = [r["id"] for r in waiting if rng.random() < 0.85]
         if ids:
-            confirmed += http.post("/api/v1/registrations/confirm", json={"ids": ids}).json()[
-                "confirmed"
-            ]
-    click.echo(f"communities confirmed {confirmed} reports-in (报到)")
+            result = http.post("/api/v1/registrations/confirm", json={"ids": ids}).json()
+            refused = {r["id"] for r in result["refused"]}
+            confirmed |= {i for i in ids if i not in refused}
+    click.echo(f"communities confirmed {len(confirmed)} reports-in (报到)")
+    return confirmed
 
 
 def _wait_for_counts(http: httpx.Client, expected: int, timeout: float) -> dict[str, Any]:
@@ -200,7 +259,7 @@ def _get(http: httpx.Client, path: str) -> dict[str, Any]:
     return body
 
 
-def _report(counts: dict[str, Any], registered: int, sms_file: Path) -> int:
+def _report(counts: dict[str, Any], registered: int, sms_file: Path) -> bool:
     lines = sms_file.read_text(encoding="utf-8").splitlines() if sms_file.exists() else []
     rows = [
         ("registration", "members registered", counts["registration"]["members"]),
@@ -230,9 +289,7 @@ def _report(counts: dict[str, Any], registered: int, sms_file: Path) -> int:
     if lines:
         sample = json.loads(lines[0])
         click.echo(f"\na welcome SMS (to {sample['to']}): {sample['text']}")
-    agree = all(value == registered for _, _, value in rows)
-    click.echo("\ncounts agree" if agree else "\nCOUNTS DISAGREE")
-    return 0 if agree else 1
+    return all(value == registered for _, _, value in rows)
 
 
 if __name__ == "__main__":  # pragma: no cover
