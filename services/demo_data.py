@@ -10,6 +10,7 @@ from typing import Any
 
 from openpyxl import Workbook
 
+from services.registration.rosters import COLUMNS
 from services.registration.rules import check_character
 from shared.vocabulary import AVAILABILITY, SKILLS
 
@@ -23,15 +24,6 @@ SURNAMES = "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗"
 GIVEN = "建国秀英志强丽华海燕文博春梅晓东玉兰新民红霞国庆"
 MOBILE_PREFIXES = ["135", "138", "139", "150", "152", "158", "186", "189", "199"]
 REGIONS = ["410302", "410303", "410305", "410306", "410311", "410381"]
-ROSTER_HEADER = [
-    "姓名",
-    "身份证号",
-    "手机号",
-    "电子邮箱",
-    "居住社区代码",
-    "专长",
-    "是否县处级以上领导干部",
-]
 
 
 def synthetic_member(
@@ -69,7 +61,7 @@ def roster_xlsx(rows: int, seed: int = 37) -> bytes:
     book = Workbook()
     sheet = book.active
     assert sheet is not None
-    sheet.append(ROSTER_HEADER)
+    sheet.append([header for _, header in COLUMNS])
     for number in range(1, rows + 1):
         m = synthetic_member(rng, UNITS, COMMUNITIES)
         values = [

@@ -24,20 +24,12 @@ from openpyxl import Workbook, load_workbook
 from services.cli import cli
 from services.registration import tasks
 from services.registration.models import Roster
-from services.registration.rosters import FILE_CONTEXT, import_roster
+from services.registration.rosters import COLUMNS, FILE_CONTEXT, import_roster
 from services.registration.rules import check_character
 from tests.support import client, issue_token, load_sample_directory, stats
 
 UNIT = "U410300001"  # city-level unit in 410303 with a contact community in 410305
-HEADERS = [
-    "姓名",
-    "身份证号",
-    "手机号",
-    "电子邮箱",
-    "居住社区代码",
-    "专长",
-    "是否县处级以上领导干部",
-]
+HEADERS = [header for _, header in COLUMNS]
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -10,22 +10,14 @@ from openpyxl import Workbook
 
 from services.registration.handlers import Directory
 from services.registration.models import Community, Unit
-from services.registration.rosters import check_row, estimate_rows, layout, leader_flag
+from services.registration.rosters import COLUMNS, check_row, estimate_rows, layout, leader_flag
 from services.registration.rules import check_character
 from shared.http import Invalid
 from shared.pii import Sealer
 
 TODAY = date(2016, 7, 1)
 SEALER = Sealer(b"k" * 32)
-CHINESE = [
-    "姓名",
-    "身份证号",
-    "手机号",
-    "电子邮箱",
-    "居住社区代码",
-    "专长",
-    "是否县处级以上领导干部",
-]
+CHINESE = [header for _, header in COLUMNS]
 
 
 class FixedDirectory(Directory):
