@@ -17,8 +17,9 @@ $(BIN)/servicemonth: requirements.lock pyproject.toml
 demo: $(BIN)/servicemonth
 	$(BIN)/servicemonth demo
 
+# Two workers (the machine has two cores); each has its own vhost and template databases.
 test: $(BIN)/servicemonth
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 test-fast: $(BIN)/servicemonth
 	$(BIN)/python -m pytest -q -m "not production" tests/unit

@@ -153,11 +153,12 @@ def stop_children(children: list[subprocess.Popen[bytes]], timeout: float = 15.0
 @cli.command()
 @click.option("--members", default=200, show_default=True, help="Synthetic members to register.")
 @click.option("--port", type=int, default=None, help="TCP port for the demo's HTTP server.")
-def demo(members: int, port: int | None) -> None:
+@click.option("--busy", default=30, show_default=True, help="Members active on each demo day.")
+def demo(members: int, port: int | None, busy: int) -> None:
     """Run the whole system on the embedded default and walk it through the campaign."""
     from services.demo import run
 
-    sys.exit(run(members=members, port=port))
+    sys.exit(run(members=members, port=port, busy=busy))
 
 
 @cli.group()

@@ -71,7 +71,7 @@ def _cli(*args: str) -> str:
     return done.stdout.strip()
 
 
-def run(members: int = 200, port: int | None = None, timeout: float = 180.0) -> int:
+def run(members: int = 200, port: int | None = None, busy: int = 30, timeout: float = 180.0) -> int:
     config = settings()
     home = config.home
     _prepare_home(home)
@@ -113,7 +113,7 @@ def run(members: int = 200, port: int | None = None, timeout: float = 180.0) -> 
                 for p in people
             }
             active = {member: codes for member, codes in confirmed.items() if codes}
-            month.live(active)
+            month.live(active, busy)
             month.report(active)
         click.echo("\ncounts agree" if agree else "\nCOUNTS DISAGREE")
         return 0 if agree else 1

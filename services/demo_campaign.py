@@ -88,13 +88,14 @@ class Month:
         result = self._post("/api/v1/pairings/run", {"scope": "city"}).json()
         click.echo(f"pairing run (city): {_short(result)}")
 
-    def live(self, members: dict[str, list[str]]) -> None:
-        """Walk the month in three-day steps: claims, fulfilments, records, verifications."""
+    def live(self, members: dict[str, list[str]], busy: int = 30) -> None:
+        """Walk the month in three-day steps: claims, fulfilments, records, verifications;
+        ``busy`` members act at each step."""
         ids = list(members)
         day = self.start
         while day <= self.end:
             self.clock.set(_at(day, 9))
-            for member_id in self.rng.sample(ids, min(len(ids), 30)):  # bounded demo time
+            for member_id in self.rng.sample(ids, min(len(ids), busy)):  # bounds demo time
                 self._one_day(member_id, members[member_id], day)
             day += timedelta(days=3)
         self.clock.set(_at(self.end, 20))
