@@ -318,7 +318,8 @@ class EventConsumer:
                 reason = exc.reason
                 break
             except Exception as exc:
-                reason = f"{type(exc).__name__}: {exc}"
+                # First line only: SQLAlchemy appends the statement and its parameters.
+                reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
                 if attempt < len(self.retry_delays):
                     self.stats.retries += 1
                     log.warning(

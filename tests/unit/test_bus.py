@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from shared.bus import DEAD, EVENTS, binding_keys, deployment_queues, routing_key
 from shared.config import Settings, load
 
@@ -99,3 +101,51 @@ def test_dead_letter_queues_are_routed_by_their_own_name_on_the_dead_exchange(
         assert queue.exchange.name == DEAD.name
         assert queue.routing_key == queue.name
         assert queue.durable
+
+
+def test_a_failing_handler_is_dead_lettered_without_the_sql_parameters(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    from shared.bus import EventConsumer
+    from shared.events import CommunityChanged, envelope_for
+
+    published: list[dict[str, object]] = []
+
+    class Boom(Exception):
+        pass
+
+    def handler(*_: object) -> None:
+        raise Boom("insert failed\n[parameters: ('13812348000', '410302195001010015')]")
+
+    class UoW:
+        def __enter__(self) -> UoW:
+            return self
+
+        def __exit__(self, *_: object) -> None:
+            pass
+
+        def first_time(self, _: object) -> bool:
+            return True
+
+    consumer = EventConsumer(
+        "pairing", load({"SERVICEMONTH_HOME": "/tmp/x"}), {CommunityChanged: [handler]},
+        lambda _env: UoW(), retry_delays=(0.0,),  # type: ignore[arg-type,return-value]
+    )  # fmt: skip
+    consumer._dead_producer = SimpleNamespace(publish=lambda *a, **kw: published.append(kw))  # type: ignore[assignment]
+    body = envelope_for(
+        CommunityChanged(code="410303001001", name="王城社区", district="410303"),
+        district="410303", campaign="c", producer="t", occurred_at=datetime.now(UTC),
+    ).model_dump_json()  # fmt: skip
+    acked: list[bool] = []
+    message = SimpleNamespace(
+        body=body, headers={}, delivery_info={"routing_key": "k"}, delivery_tag="1",
+        content_type="application/json", content_encoding="utf-8", ack=lambda: acked.append(True),
+    )  # fmt: skip
+    consumer.on_message(None, message)  # type: ignore[arg-type]
+    reason = str(published[0]["headers"]["x-dead-reason"])  # type: ignore[index]
+    assert reason == "Boom: insert failed"
+    assert acked == [True]
+    assert "13812348000" not in caplog.text and "410302195001010015" not in caplog.text
