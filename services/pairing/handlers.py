@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 
-from services.pairing.models import CommunityReplica, MemberReplica
+from services.pairing import wishes
+from services.pairing.models import (
+    CommunityReplica,
+    MemberReplica,
+    ServiceRecord,
+    Team,
+    TeamMembership,
+    Wish,
+    WishClaim,
+)
 from shared.auth import revoke_member_tokens
 from shared.db import UnitOfWork, messaging_stats
 from shared.events import (
@@ -61,9 +70,25 @@ def record_community(event: CommunityChanged, envelope: Envelope, uow: UnitOfWor
 
 
 def forget_member(event: MemberWithdrawn, envelope: Envelope, uow: UnitOfWork) -> None:
-    """A withdrawn member leaves no trace here."""
-    revoke_member_tokens(uow, event.member_id)
-    uow.session.execute(delete(MemberReplica).where(MemberReplica.id == event.member_id))
+    """A withdrawn member leaves no trace here: a wish they still held goes back to the
+    community (published again, the event naming nobody); their claims, service records
+    and team places are erased."""
+    member_id = event.member_id
+    revoke_member_tokens(uow, member_id)
+    held = uow.session.scalars(
+        select(WishClaim).where(WishClaim.member_id == member_id, WishClaim.state == "active")
+    ).all()
+    for claim in held:
+        wish = uow.session.get(Wish, claim.wish_id)
+        if wish is not None and wish.state == "claimed":
+            wishes.move(wish, "published", uow, event="released", reason="the member withdrew")
+    uow.session.flush()
+    for model in (WishClaim, ServiceRecord, TeamMembership):
+        uow.session.execute(delete(model).where(model.member_id == member_id))
+    uow.session.execute(
+        update(Team).where(Team.leader_member_id == member_id).values(leader_member_id=None)
+    )
+    uow.session.execute(delete(MemberReplica).where(MemberReplica.id == member_id))
 
 
 def stats(uow: UnitOfWork) -> dict[str, int]:

@@ -328,12 +328,8 @@ def end_with_registration(event: RegistrationChanged, envelope: Envelope, uow: U
 
 
 def erase_member(event: MemberWithdrawn, envelope: Envelope, uow: UnitOfWork) -> None:
-    """A withdrawn member's pairings are erased with them, and so are the pairing events
-    that name them (every consumer erases the member on ``member.withdrawn`` too)."""
+    """A withdrawn member's pairings are erased with them, and so are the events that name
+    them (every consumer erases the member on ``member.withdrawn`` too)."""
     uow.session.execute(delete(Pairing).where(Pairing.member_id == event.member_id))
     outbox = outbox_table(uow.db.metadata)
-    uow.session.execute(
-        delete(outbox).where(
-            outbox.c.routing_key.like("%.pairing.%"), outbox.c.body.like(f"%{event.member_id}%")
-        )
-    )
+    uow.session.execute(delete(outbox).where(outbox.c.body.like(f"%{event.member_id}%")))

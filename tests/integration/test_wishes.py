@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,6 +23,7 @@ from services.pairing.wishes import TRANSITIONS
 from shared import runtime as runtime_mod
 from shared.clock import SimulatedClock
 from shared.config import CAMPAIGN_TZ, SERVICES
+from shared.db import outbox_table
 from shared.runtime import Runtime
 from tests.support import (
     client,
@@ -413,3 +415,30 @@ def test_the_sweep_returns_an_unfulfilled_claim_after_the_claim_period_and_expir
     revoked = admin.post(f"/api/v1/wishes/{lapsing}/revoke", json={"reason": "联系不上"}).json()
     assert (revoked["state"], revoked["claim"]["state"]) == ("published", "revoked")
     assert events(backend)[-1] == "410303.wish.released"
+
+
+def test_a_member_who_withdraws_gives_back_the_wish_they_held_and_leaves_no_trace(
+    backend: Any, admin: Any
+) -> None:
+    keen, other = enrol(backend, admin, 2)
+    wish_id = published(admin)
+    with as_member(backend, keen) as member:
+        held = member.post(f"/api/v1/wishes/{wish_id}/claim", json={"member_id": keen})
+        assert held.status_code == 200, held.text
+        assert member.delete(f"/api/v1/members/{keen}").json()["state"] == "withdrawn"
+    relay_all(backend)
+    db = backend.rt("pairing").db
+
+    def forgotten() -> bool:
+        with db.session() as s:
+            return s.get(MemberReplica, uuid.UUID(keen)) is None
+
+    assert run_consumers([consumer(backend, "pairing")], until=forgotten, timeout=60)
+    assert admin.get(f"/api/v1/wishes/{wish_id}").json()["state"] == "published"
+    with db.session() as s:
+        assert s.scalars(select(WishClaim)).all() == []
+        bodies = " ".join(s.scalars(select(outbox_table(db.metadata).c.body)))
+    assert keen not in bodies  # the release event names nobody
+    with as_member(backend, other) as member:  # the wish can be claimed again
+        again = member.post(f"/api/v1/wishes/{wish_id}/claim", json={"member_id": other})
+        assert again.status_code == 200, again.text
