@@ -277,7 +277,7 @@ def update_member(
     """
     errors: list[Error] = []
     directory = Directory(uow.session)
-    contact = sealer.open_json(_member_contact(member, sealer), CONTACT_CONTEXT)
+    contact = _member_contact(member, sealer)
     if "phone" in changes:
         try:
             phone = rules.mobile(str(changes["phone"]))
@@ -345,16 +345,14 @@ def update_member(
         uow.emit(event, district=district)
 
 
-def _member_contact(member: Member, sealer: Sealer) -> str:
+def _member_contact(member: Member, sealer: Sealer) -> dict[str, Any]:
+    """The member's contact, opened from its sealed columns."""
     assert member.name and member.phone_sealed
-    return sealer.seal_json(
-        {
-            "name": member.name,
-            "phone": sealer.open(member.phone_sealed, "phone"),
-            "email": sealer.open(member.email_sealed, "email") if member.email_sealed else None,
-        },
-        CONTACT_CONTEXT,
-    )
+    return {
+        "name": member.name,
+        "phone": sealer.open(member.phone_sealed, "phone"),
+        "email": sealer.open(member.email_sealed, "email") if member.email_sealed else None,
+    }
 
 
 def _move_residence(member: Member, community: Community, uow: UnitOfWork) -> None:
