@@ -71,6 +71,9 @@ class SealedContact(BaseModel):
     Only notify opens it; every other consumer sees the masked phone at most.
     """
 
+    #: The AES-GCM associated data both sides use, so a contact opens only as a contact.
+    CONTEXT: ClassVar[str] = "member-contact"
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     sealed: str

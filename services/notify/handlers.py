@@ -15,10 +15,15 @@ from services.notify.channels import OutgoingSms, SmsChannel
 from services.notify.models import CommunityName, Contact, Notification
 from shared.auth import revoke_member_tokens
 from shared.db import UnitOfWork, messaging_stats
-from shared.events import CommunityChanged, Envelope, MemberRegistered, MemberWithdrawn
+from shared.events import (
+    CommunityChanged,
+    Envelope,
+    MemberRegistered,
+    MemberWithdrawn,
+    SealedContact,
+)
 from shared.pii import Sealer
 
-CONTACT_CONTEXT = "member-contact"  # what registration seals contacts with
 Dispatch = Callable[[uuid.UUID], None]
 SEND_TASK = "notify.send"
 
@@ -123,7 +128,7 @@ def send_notification(
         notification.status = "failed"
         uow.commit()
         return "failed"
-    person = sealer.open_json(contact.sealed, CONTACT_CONTEXT)
+    person = sealer.open_json(contact.sealed, SealedContact.CONTEXT)
     text = templates.get_template(f"{notification.kind}.sms.j2").render(
         name=person["name"], **notification.params
     )

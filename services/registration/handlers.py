@@ -33,7 +33,6 @@ from shared.http import Conflict, Invalid
 from shared.pii import Sealer, mask_id_number, mask_phone
 from shared.vocabulary import AVAILABILITY
 
-CONTACT_CONTEXT = "member-contact"
 Error = dict[str, str]
 
 
@@ -155,7 +154,9 @@ def member_communities(
 
 def _contact(sealer: Sealer, name: str, phone: str, email: str | None) -> SealedContact:
     return SealedContact(
-        sealed=sealer.seal_json({"name": name, "phone": phone, "email": email}, CONTACT_CONTEXT),
+        sealed=sealer.seal_json(
+            {"name": name, "phone": phone, "email": email}, SealedContact.CONTEXT
+        ),
         phone_masked=mask_phone(phone),
     )
 
