@@ -15,10 +15,12 @@ $(BIN)/servicemonth: requirements.lock pyproject.toml
 	touch $@
 
 demo: $(BIN)/servicemonth
+	sh scripts/system-packages.sh fonts
 	$(BIN)/servicemonth demo
 
 # Two workers (the machine has two cores); each has its own vhost and template databases.
 test: $(BIN)/servicemonth
+	sh scripts/system-packages.sh fonts browser
 	$(BIN)/python -m pytest -q -n 2
 
 test-fast: $(BIN)/servicemonth

@@ -103,6 +103,15 @@ def worker(service: str, celery_args: tuple[str, ...]) -> None:
 
 
 @cli.command()
+def scheduler() -> None:
+    """Fire the calendars' sweeps (reminders, report subscriptions); one per deployment."""
+    from services.runner import stop_on_signals
+    from services.scheduler import Scheduler
+
+    Scheduler().run(stop_on_signals())
+
+
+@cli.command()
 @click.option("--port", type=int, default=None, help="TCP port (default SERVICEMONTH_HTTP_PORT).")
 def up(port: int | None) -> None:
     """Run everything: every service's consumer and worker in its own process, all routes
@@ -273,6 +282,9 @@ def dead_letters(service: str) -> None:
         declare(conn, settings())
         for item in read_dead_letters(conn, service, settings()):
             click.echo(f"{item['headers'].get('x-dead-reason')}\t{item['body']!r}")
+
+
+# Each service's own command group (notify forecast, report run …) is added here.
 
 
 def main() -> None:

@@ -49,3 +49,9 @@ def handlers(service: str, rt: Runtime) -> dict[type[Event], list[Handler]]:
 def periodic(service: str) -> Callable[[Runtime], Any] | None:
     fn: Callable[[Runtime], Any] | None = getattr(_module(service, "consumers"), "periodic", None)
     return fn
+
+
+def sweeps(service: str) -> dict[str, float]:
+    """The sweep tasks ``service``'s calendar needs fired, with their intervals in seconds."""
+    table: dict[str, float] = getattr(_module(service, "tasks"), "SWEEPS", {})
+    return table

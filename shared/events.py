@@ -298,6 +298,67 @@ class TeamLeft(TeamMembershipChanged):
     TYPE = "team.left"
 
 
+# --- notify -------------------------------------------------------------------------------
+
+
+class NotificationChanged(Event):
+    """A message reached a final status (no contact details: kind, channel, status only)."""
+
+    notification_id: uuid.UUID
+    member_id: uuid.UUID | None = None
+    kind: str
+    channel: Literal["sms", "email"]
+    status: str
+    provider: str | None = None
+
+
+class NotificationSent(NotificationChanged):
+    TYPE = "notification.sent"
+
+
+class NotificationDelivered(NotificationChanged):
+    TYPE = "notification.delivered"
+
+
+class NotificationFailed(NotificationChanged):
+    TYPE = "notification.failed"
+
+
+# --- reporting ----------------------------------------------------------------------------
+
+
+class ReportFile(BaseModel):
+    """One file of a generated report, relative to the reports folder."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str
+    media_type: str
+
+
+class ReportGenerated(Event):
+    """A summary report for one subscription and period is ready (notify delivers it).
+
+    ``recipient_id`` is the subscriber (a leader's member id when the leader is a member,
+    else the subscription id); ``email`` and ``phone`` are sealed for notify when given.
+    ``failed`` says the run gave up, so the subscriber hears that instead of nothing.
+    """
+
+    TYPE = "report.generated"
+
+    report_id: uuid.UUID
+    subscription_id: uuid.UUID | None = None
+    scope: str
+    period_start: datetime
+    period_end: datetime
+    title: str
+    headline: str
+    files: list[ReportFile] = []
+    recipient: SealedContact | None = None
+    channels: list[Literal["sms", "email"]] = []
+    failed: bool = False
+
+
 _ALL: tuple[type[Event], ...] = (
     MemberRegistered,
     MemberUpdated,
@@ -318,6 +379,10 @@ _ALL: tuple[type[Event], ...] = (
     TeamJoinRequested,
     TeamJoined,
     TeamLeft,
+    NotificationSent,
+    NotificationDelivered,
+    NotificationFailed,
+    ReportGenerated,
 )
 CATALOGUE: dict[tuple[str, int], type[Event]] = {(cls.TYPE, cls.VERSION): cls for cls in _ALL}
 
