@@ -114,8 +114,8 @@ def scheduler() -> None:
 @cli.command()
 @click.option("--port", type=int, default=None, help="TCP port (default SERVICEMONTH_HTTP_PORT).")
 def up(port: int | None) -> None:
-    """Run everything: every service's consumer and worker in its own process, all routes
-    on one port."""
+    """Run everything: every service's consumer and worker in its own process, the
+    scheduler, all routes on one port."""
     from services import registry
     from shared.migrations import upgrade
 
@@ -137,12 +137,12 @@ _PR_SET_PDEATHSIG = 1
 
 
 def start_background(names: tuple[str, ...]) -> list[subprocess.Popen[bytes]]:
-    """Start ``consume`` and ``worker`` processes for each service."""
+    """Start ``consume`` and ``worker`` processes for each service, and the scheduler."""
     exe = [sys.executable, "-m", "services.cli"]
+    commands = [[command, name] for name in names for command in ("consume", "worker")]
     return [
-        subprocess.Popen([*exe, command, name], preexec_fn=_die_with_parent)
-        for name in names
-        for command in ("consume", "worker")
+        subprocess.Popen([*exe, *argv], preexec_fn=_die_with_parent)
+        for argv in [*commands, ["scheduler"]]
     ]
 
 

@@ -95,7 +95,7 @@ def argv_of(svc: dict[str, Any]) -> list[str]:
 
 def test_compose_commands_are_real_cli_commands(compose: dict[str, Any]) -> None:
     apps = app_services(compose)
-    assert len(apps) == 1 + 3 * len(SERVICES)
+    assert len(apps) == 2 + 3 * len(SERVICES)  # + migrate and the scheduler
     for name, svc in apps.items():
         assert "command" in svc, f"{name}: no command (the image's default is --help)"
         try:
@@ -116,6 +116,8 @@ def test_compose_runs_each_process_of_each_service(compose: dict[str, Any]) -> N
         assert consume.get("deploy", {}).get("replicas", 1) == 1, "one consume per service"
     assert argv_of(services["migrate"]) == ["migrate"]
     assert services["migrate"].get("restart") == "no"
+    assert argv_of(services["scheduler"]) == ["scheduler"]
+    assert services["scheduler"].get("deploy", {}).get("replicas", 1) == 1, "one scheduler"
 
 
 def test_compose_dependencies_wait_for_the_right_state(compose: dict[str, Any]) -> None:
@@ -234,7 +236,9 @@ def unit_argv(exec_start: str, instance: str) -> list[str]:
 def test_systemd_units_run_real_commands() -> None:
     units = {p.name: read_unit(p) for p in SYSTEMD.glob("*.service")}
     expected = {f"servicemonth-{kind}@.service" for kind in PROCESS_KINDS}
-    assert expected | {"servicemonth-migrate.service"} <= set(units)
+    assert expected | {"servicemonth-migrate.service", "servicemonth-scheduler.service"} <= set(
+        units
+    )
     for name, unit in units.items():
         (exec_start,) = values(unit, "Service", "ExecStart")
         for instance in SERVICES if "@" in name else ("",):
