@@ -108,6 +108,8 @@ class MemberRegistered(Event):
     availability: list[str] = []
     is_leader_cadre: bool = False
     contact: SealedContact | None = None
+    #: The name masked (张*) for reports' highlights; never the name in clear.
+    name_masked: str | None = None
 
 
 class MemberUpdated(MemberRegistered):
@@ -227,6 +229,8 @@ class WishChanged(Event):
     member_id: uuid.UUID | None = None
     claim_id: uuid.UUID | None = None
     reason: str | None = None
+    deadline: date | None = None
+    claim_expires_at: Annotated[datetime, AfterValidator(_utc)] | None = None
 
 
 def _wish_event(name: str) -> type[WishChanged]:

@@ -1,11 +1,288 @@
-"""Notify's HTTP routes."""
+"""Notify's HTTP routes: staff contacts, members' channel preferences, message history,
+provider webhooks (delivery receipts, inbound replies) and the operator's sweep and counts."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import hmac
+import uuid
+from typing import Annotated, Any
 
-from services.notify import NAME, handlers, runtime
-from shared.auth import add_status_route
+from fastapi import APIRouter, Body, Depends, Query
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from services.notify import (
+    NAME,
+    consumers,
+    contacts,
+    handlers,
+    history,
+    receipts,
+    reminders,
+    runtime,
+)
+from services.notify.models import Contact, StaffContact
+from shared.auth import Forbidden, Principal, Unauthorized, add_status_route, requires
+from shared.db import UnitOfWork
+from shared.http import Invalid, NotFound
+from shared.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1", tags=["notify"])
 add_status_route(router, NAME, runtime, handlers.stats)
+Rt = Annotated[Runtime, Depends(runtime)]
+Operator = Annotated[Principal, Depends(requires(runtime, "admin", "operator"))]
+Anyone = Annotated[Principal, Depends(requires(runtime))]
+
+#: Inbound SMS that mean "stop sending me messages" (退订).
+STOP_WORDS = frozenset({"TD", "T", "退订", "N", "STOP", "取消"})
+
+
+# --- staff contacts --------------------------------------------------------------------------
+
+
+class StaffIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    role: str = Field(max_length=20)
+    scope: str = Field(max_length=60)
+    name: str = Field(max_length=60)
+    phone: str | None = Field(default=None, max_length=30)
+    email: str | None = Field(default=None, max_length=254)
+
+
+def _staff_in_scope(uow: UnitOfWork, principal: Principal, scope: str) -> bool:
+    if principal.kind == "city":
+        return True
+    district = contacts.scope_district(uow, scope)
+    return principal.kind == "district" and district == principal.code
+
+
+@router.post("/contacts", status_code=201)
+def create_contact(body: StaffIn, rt: Rt, principal: Operator) -> dict[str, Any]:
+    """Community staff, a unit organiser or a leader whom notify should reach."""
+    with rt.uow() as uow:
+        if not _staff_in_scope(uow, principal, body.scope):
+            raise Forbidden(f"{body.scope} is outside your scope {principal.scope}")
+        contact = contacts.save_staff(uow, rt.sealer, body.model_dump())
+        uow.commit()
+        return contacts.staff_view(contact)
+
+
+@router.put("/contacts/{contact_id}")
+def replace_contact(
+    contact_id: uuid.UUID, body: StaffIn, rt: Rt, principal: Operator
+) -> dict[str, Any]:
+    with rt.uow() as uow:
+        contact = uow.session.get(StaffContact, contact_id)
+        if contact is None or not _staff_in_scope(uow, principal, contact.scope):
+            raise NotFound(f"no contact {contact_id}")
+        if not _staff_in_scope(uow, principal, body.scope):
+            raise Forbidden(f"{body.scope} is outside your scope {principal.scope}")
+        contacts.save_staff(uow, rt.sealer, body.model_dump(), contact)
+        uow.commit()
+        return contacts.staff_view(contact)
+
+
+@router.get("/contacts")
+def list_contacts(
+    rt: Rt, principal: Operator, scope: Annotated[str | None, Query(max_length=60)] = None
+) -> list[dict[str, Any]]:
+    """Staff contacts (masked), optionally of one scope."""
+    with rt.uow() as uow:
+        query = select(StaffContact).order_by(StaffContact.scope, StaffContact.id).limit(1000)
+        if scope is not None:
+            query = query.where(StaffContact.scope == scope)
+        if principal.kind != "city":
+            query = query.where(StaffContact.district == principal.code)
+        return [contacts.staff_view(c) for c in uow.session.scalars(query)]
+
+
+# --- members: preferences and messages -----------------------------------------------------
+
+
+class PreferencesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sms: bool | None = None
+    email: bool | None = None
+
+
+def _member_visible(contact: Contact | None, principal: Principal, member_id: uuid.UUID) -> bool:
+    if principal.kind == "member":
+        return principal.code == str(member_id)
+    if principal.role == "leader" or contact is None:
+        return principal.kind == "city" and principal.role == "admin"
+    return principal.covers(
+        districts={c[:6] for c in contact.communities},
+        units={contact.unit_code} if contact.unit_code else set(),
+        communities=set(contact.communities),
+    )
+
+
+def _own_or_operator(uow: UnitOfWork, principal: Principal, member_id: uuid.UUID) -> Contact:
+    contact = uow.session.get(Contact, member_id)
+    if contact is None or not _member_visible(contact, principal, member_id):
+        raise NotFound(f"no member {member_id}")
+    if principal.role not in ("admin", "operator", "member"):
+        raise Forbidden(f"a {principal.role} token may not change a member's channels")
+    return contact
+
+
+@router.get("/members/{member_id}/preferences")
+def read_preferences(member_id: uuid.UUID, rt: Rt, principal: Anyone) -> dict[str, Any]:
+    with rt.uow() as uow:
+        contact = _own_or_operator(uow, principal, member_id)
+        return {
+            "member_id": str(member_id),
+            "sms": contact.sms_enabled,
+            "email": contact.email_enabled,
+        }
+
+
+@router.put("/members/{member_id}/preferences")
+def set_preferences(
+    member_id: uuid.UUID, body: PreferencesIn, rt: Rt, principal: Anyone
+) -> dict[str, Any]:
+    """The channels a member accepts; already queued messages are checked again at send."""
+    with rt.uow() as uow:
+        _own_or_operator(uow, principal, member_id)
+        prefs = contacts.set_preferences(uow, member_id, body.sms, body.email)
+        assert prefs is not None
+        uow.commit()
+        return {"member_id": str(member_id), "sms": prefs.sms, "email": prefs.email}
+
+
+@router.get("/notifications")
+def list_notifications(
+    rt: Rt,
+    principal: Anyone,
+    member_id: uuid.UUID | None = None,
+    correlation_id: uuid.UUID | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[dict[str, Any]]:
+    """A member's messages (the member, or staff in scope), or those of one correlation id
+    (admin and operators), each with its history; addresses masked."""
+    if member_id is None and correlation_id is None:
+        raise Invalid(
+            "say whose messages",
+            [{"field": "member_id", "message": "give member_id or correlation_id"}],
+        )
+    with rt.uow() as uow:
+        if member_id is not None:
+            contact = uow.session.get(Contact, member_id)
+            if not _member_visible(contact, principal, member_id):
+                raise NotFound(f"no member {member_id}")
+        elif principal.role not in ("admin", "operator"):
+            raise Forbidden("only admin and operator tokens may search by correlation id")
+        found = history.messages(
+            uow, member_id=member_id, correlation_id=correlation_id, limit=limit
+        )
+    if member_id is None and principal.kind != "city":
+        found = [m for m in found if m["member_id"] is not None]
+    return found
+
+
+# --- provider webhooks --------------------------------------------------------------------
+
+
+def _check_webhook(rt: Runtime, token: str | None) -> None:
+    """Webhooks carry no bearer token: when SERVICEMONTH_NOTIFY_WEBHOOK_TOKEN is set, the
+    provider's callback URL must carry it as ``?token=``."""
+    expected = rt.settings.get("NOTIFY_WEBHOOK_TOKEN", "notify")
+    if expected and not hmac.compare_digest(expected, token or ""):
+        raise Unauthorized("bad webhook token")
+
+
+def _reports(body: Any) -> list[dict[str, Any]]:
+    items = body if isinstance(body, list) else [body]
+    if not all(isinstance(i, dict) for i in items):
+        raise Invalid("not a list of reports", [{"field": "body", "message": "a list of objects"}])
+    return items
+
+
+def parse_receipt(item: dict[str, Any]) -> receipts.Receipt:
+    """An Aliyun SmsReport (``biz_id``, ``out_id``, ``success``, ``err_code``) or a Tencent
+    status report (``sid``, ``report_status``, ``errmsg``)."""
+    if "report_status" in item or "sid" in item:
+        ok = str(item.get("report_status", "")).upper() == "SUCCESS"
+        ext = item.get("ext")
+        return receipts.Receipt(
+            reference=str(item.get("sid") or "") or None,
+            out_id=str(ext.get("out_id") or "") or None if isinstance(ext, dict) else None,
+            delivered=ok,
+            error=None if ok else str(item.get("errmsg") or item.get("description") or ""),
+        )
+    success = item.get("success")
+    ok = success is True or str(success).lower() == "true"
+    return receipts.Receipt(
+        reference=str(item.get("biz_id") or "") or None,
+        out_id=str(item.get("out_id") or "") or None,
+        delivered=ok,
+        error=None if ok else str(item.get("err_code") or item.get("err_msg") or ""),
+    )
+
+
+@router.post("/providers/{name}/receipts")
+def delivery_receipts(
+    name: str,
+    rt: Rt,
+    body: Annotated[Any, Body()],
+    token: str | None = None,
+) -> dict[str, Any]:
+    """Delivery reports from a provider; idempotent, never moving a status backwards.
+    Answers in the shape both providers accept as "received"."""
+    _check_webhook(rt, token)
+    counts: dict[str, int] = {}
+    with rt.uow() as uow:
+        for item in _reports(body):
+            outcome = receipts.apply_receipt(uow, name, parse_receipt(item), rt.settings.district)
+            counts[outcome] = counts.get(outcome, 0) + 1
+        uow.commit()
+    return {"code": 0, "msg": "成功", "result": 0, "errmsg": "OK", "counts": counts}
+
+
+@router.post("/providers/{name}/replies")
+def inbound_replies(
+    name: str, rt: Rt, body: Annotated[Any, Body()], token: str | None = None
+) -> dict[str, Any]:
+    """Inbound SMS (Aliyun ``phone_number``/``content``, Tencent ``mobile``/``text``):
+    "TD", "T" or "退订" turns SMS off for that number."""
+    _check_webhook(rt, token)
+    opted_out = 0
+    with rt.uow() as uow:
+        for item in _reports(body):
+            phone = str(item.get("phone_number") or item.get("mobile") or "")
+            text = str(item.get("content") or item.get("text") or "").strip().upper()
+            if phone and text in STOP_WORDS:
+                opted_out += contacts.opt_out_number(uow, rt.sealer, phone)
+        uow.commit()
+    return {"code": 0, "msg": "成功", "result": 0, "errmsg": "OK", "opted_out": opted_out}
+
+
+# --- operators ------------------------------------------------------------------------------
+
+
+@router.post("/ops/notify/sweep", tags=["ops"])
+def sweep_now(rt: Rt, _who: Operator) -> dict[str, Any]:
+    """Run notify's sweeps now, as the scheduler and the consumer would: queue the reminder
+    slots that are due (each slot once), then hand every due message to the send task."""
+    swept = reminders.sweep(rt)
+    return {
+        "reminders": dict(swept.queued),
+        "skipped": swept.skipped,
+        **consumers.periodic(rt),
+    }
+
+
+@router.get("/reminders", tags=["ops"])
+def reminder_calendar(rt: Rt, _who: Operator) -> list[dict[str, Any]]:
+    """The campaign's reminder calendar, each slot with its due time and state."""
+    with rt.uow() as uow:
+        return reminders.slots_view(uow, reminders.calendar(rt.settings))
+
+
+@router.get("/ops/notify/summary", tags=["ops"])
+def summary(rt: Rt, _who: Operator) -> dict[str, Any]:
+    """Messages per kind and status; deferred by quiet hours; merged by daily caps."""
+    with rt.uow() as uow:
+        return history.summary(uow)

@@ -2,48 +2,58 @@
 
 from __future__ import annotations
 
-import uuid
 from functools import partial
 
-from services.notify import handlers
-from services.notify.handlers import SEND_TASK
+from services.notify import handlers, history, progress
+from services.notify.messages import dispatch
+from services.notify.rules import Rules
 from shared.bus import Handler
 from shared.events import (
+    WISH_EVENTS,
+    ActivityReturned,
     CommunityChanged,
     Event,
     MemberRegistered,
     MemberUpdated,
     MemberWithdrawn,
+    PairingMade,
+    RegistrationConfirmed,
+    ReportGenerated,
+    UnitChanged,
 )
 from shared.runtime import Runtime
-from shared.workers import app_for, task_queue
-
-
-def dispatcher(rt: Runtime) -> handlers.Dispatch:
-    """Enqueue the send task on notify's own queue of ``rt``'s broker."""
-    app = app_for("notify", rt.settings)
-    queue = task_queue("notify", rt.settings)
-
-    def dispatch(notification_id: uuid.UUID) -> None:
-        app.send_task(SEND_TASK, args=[str(notification_id)], queue=queue)
-
-    return dispatch
 
 
 def handlers_for(rt: Runtime) -> dict[type[Event], list[Handler]]:
-    dispatch = dispatcher(rt)
-    return {
-        MemberRegistered: [partial(handlers.welcome_member, dispatch=dispatch)],
-        MemberUpdated: [handlers.keep_contact],
+    rules = Rules.from_settings(rt.settings)
+    keep_contact = partial(handlers.keep_contact, sealer=rt.sealer)
+    table: dict[type[Event], list[Handler]] = {
+        MemberRegistered: [keep_contact],
+        MemberUpdated: [keep_contact],
         MemberWithdrawn: [handlers.forget_member],
         CommunityChanged: [handlers.record_community],
+        UnitChanged: [handlers.record_unit],
+        RegistrationConfirmed: [
+            partial(handlers.registration_confirmed, rules=rules, sealer=rt.sealer)
+        ],
+        PairingMade: [handlers.pairing_made],
+        WISH_EVENTS["claimed"]: [partial(handlers.wish_claimed, rules=rules, sealer=rt.sealer)],
+        WISH_EVENTS["fulfilled"]: [handlers.claim_closed],
+        WISH_EVENTS["released"]: [handlers.claim_closed],
+        WISH_EVENTS["confirmed"]: [handlers.wish_confirmed],
+        ActivityReturned: [handlers.activity_returned],
+        ReportGenerated: [handlers.report_generated],
     }
+    for event_type, extra in progress.HANDLERS.items():  # the five-ones replica (reminders)
+        table.setdefault(event_type, []).extend(extra)
+    return table
 
 
-def periodic(rt: Runtime) -> None:
-    """Re-enqueue messages whose send task was lost (a crash between commit and enqueue)."""
-    dispatch = dispatcher(rt)
+def periodic(rt: Runtime) -> dict[str, int]:
+    """Hand the send task every message that is due now: deferred ones whose time has come,
+    and ones whose task was lost (a crash between commit and enqueue, or mid-send)."""
     with rt.uow() as uow:
-        ids = handlers.stranded(uow)
+        ids = history.due(uow)
     for notification_id in ids:
         dispatch(notification_id)
+    return {"dispatched": len(ids)}

@@ -1,176 +1,275 @@
-"""Notify's use cases: keep members' contacts, queue messages, send each exactly once."""
+"""Triggered messages: what notify queues when something happens elsewhere.
+
+Each handler takes an event, its envelope and a unit of work (plus what
+``consumers.handlers_for`` binds: the sealer, the rules) and only queues messages through
+:func:`services.notify.messages.queue_message`; sending happens in the send task.
+
+| event | message | to |
+|---|---|---|
+| registration.confirmed | ``welcome`` naming the member's communities (one, ever) | member |
+| registration.confirmed | ``members_reported_in``, one per community per day | community staff |
+| pairing.made | ``pairing_made``: what, where, the community's contact | member |
+| wish.claimed | ``wish_claimed`` | community staff |
+| wish.claimed | ``claim_expiring``, due before the claim lapses | member |
+| wish.confirmed | ``wish_confirmed`` (thanks) | member |
+| activity.returned | ``activity_returned`` with the reason | member |
+| report.generated | ``report_ready`` (e-mail + files, SMS) or ``report_failed`` | subscriber |
+"""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from datetime import timedelta
-from pathlib import Path
-from typing import Any
+from datetime import datetime, time, timedelta
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
-from sqlalchemy import CursorResult, delete, func, select, update
+from sqlalchemy import select, update
+from sqlalchemy.orm.attributes import flag_modified
 
-from services.notify.channels import OutgoingSms, SmsChannel
-from services.notify.models import CommunityName, Contact, Notification
-from shared.auth import revoke_member_tokens
-from shared.db import UnitOfWork, messaging_stats
+from services.notify.contacts import (
+    community_name,
+    community_names,
+    forget_member,
+    keep_contact,
+    record_community,
+    record_unit,
+    staff_for,
+)
+from services.notify.history import stats
+from services.notify.messages import (
+    WAITING,
+    Recipient,
+    idempotency_key,
+    queue_message,
+    record,
+)
+from services.notify.models import Contact, Notification
+from services.notify.rules import Rules, local_day
+from shared.config import CAMPAIGN_TZ
+from shared.db import UnitOfWork
 from shared.events import (
-    CommunityChanged,
+    ActivityChanged,
     Envelope,
-    MemberRegistered,
-    MemberWithdrawn,
+    PairingChanged,
+    RegistrationChanged,
+    ReportGenerated,
     SealedContact,
+    WishChanged,
 )
-from shared.pii import Sealer
+from shared.pii import Sealer, mask_name
 
-Dispatch = Callable[[uuid.UUID], None]
-SEND_TASK = "notify.send"
-
-templates = Environment(
-    loader=FileSystemLoader(Path(__file__).parent / "templates"),
-    undefined=StrictUndefined,
-    autoescape=False,  # SMS are plain text; HTML e-mail templates turn it on
-    keep_trailing_newline=False,
-)
-
-
-def keep_contact(event: MemberRegistered, envelope: Envelope, uow: UnitOfWork) -> None:
-    """Keep (or refresh) how to reach the member."""
-    if event.contact is None:
-        return
-    contact = uow.session.get(Contact, event.member_id)
-    if contact is None:
-        contact = Contact(member_id=event.member_id)
-        uow.session.add(contact)
-    contact.sealed = event.contact.sealed
-    contact.phone_masked = event.contact.phone_masked
-    contact.communities = [c.community_code for c in event.communities]
-    contact.updated_at = uow.now()
+__all__ = [
+    "activity_returned",
+    "claim_closed",
+    "forget_member",
+    "keep_contact",
+    "pairing_made",
+    "record_community",
+    "record_unit",
+    "registration_confirmed",
+    "report_generated",
+    "stats",
+    "wish_claimed",
+    "wish_confirmed",
+]
 
 
-def record_community(event: CommunityChanged, envelope: Envelope, uow: UnitOfWork) -> None:
-    current = uow.session.get(CommunityName, event.code)
-    if current is None:
-        uow.session.add(CommunityName(code=event.code, name=event.name))
-    else:
-        current.name = event.name
-
-
-def community_names(uow: UnitOfWork, codes: list[str]) -> str:
-    """``王城社区、长安路社区`` (the code where the name is not known yet)."""
-    rows = uow.session.execute(
-        select(CommunityName.code, CommunityName.name).where(CommunityName.code.in_(codes))
-    )
-    known = {code: name for code, name in rows}
-    return "、".join(known.get(code, code) for code in codes)
-
-
-def forget_member(event: MemberWithdrawn, envelope: Envelope, uow: UnitOfWork) -> None:
-    """A withdrawn member: contact and message history erased; nothing queued is sent."""
-    revoke_member_tokens(uow, event.member_id)
-    uow.session.execute(delete(Contact).where(Contact.member_id == event.member_id))
-    uow.session.execute(delete(Notification).where(Notification.member_id == event.member_id))
-
-
-def welcome_member(
-    event: MemberRegistered, envelope: Envelope, uow: UnitOfWork, dispatch: Dispatch
+def registration_confirmed(
+    event: RegistrationChanged, envelope: Envelope, uow: UnitOfWork, rules: Rules, sealer: Sealer
 ) -> None:
-    """Keep the member's contact and queue one welcome SMS (one, whatever the redeliveries)."""
-    keep_contact(event, envelope, uow)
+    """报到确认: one welcome to the member (whatever the number of confirmations), and the
+    community staff's daily count of members who reported in."""
     contact = uow.session.get(Contact, event.member_id)
-    if contact is None:
-        return
-    key = f"{event.member_id}:welcome"
-    if uow.session.scalar(select(Notification.id).where(Notification.idempotency_key == key)):
-        return
-    notification = Notification(
-        id=uuid.uuid4(),
-        idempotency_key=key,
-        member_id=event.member_id,
+    codes = contact.communities if contact is not None else [event.community_code]
+    queue_message(
+        uow,
+        recipient=Recipient.member(event.member_id),
         kind="welcome",
-        channel="sms",
-        status="queued",
-        params={"communities": community_names(uow, contact.communities)},
-        created_at=uow.now(),
+        subject="-",
+        slot="-",
+        params={"communities": community_names(uow, codes).split("、")},
     )
-    uow.session.add(notification)
-    uow.session.flush()
-    uow.after_commit(lambda: dispatch(notification.id))
+    _count_reported_in(uow, event.community_code, masked_name(uow, sealer, event.member_id), rules)
 
 
-def send_notification(
-    notification_id: uuid.UUID, uow: UnitOfWork, sealer: Sealer, channel: SmsChannel
-) -> str:
-    """Send one queued message; a retry after a crash reconciles instead of resending."""
-    session = uow.session
-    claim: CursorResult[Any] = session.execute(  # type: ignore[assignment]
-        update(Notification)
-        .where(Notification.id == notification_id, Notification.status == "queued")
-        .values(status="sending", attempts=Notification.attempts + 1)
-    )
-    claimed = claim.rowcount
-    notification = session.get(Notification, notification_id)
-    if notification is None:
-        return "missing"
-    if not claimed:
-        if notification.status != "sending":
-            return notification.status  # already sent, or final
-        ref = channel.find(str(notification.id))
-        if ref is not None:  # the provider took it before we could record it
-            _mark_sent(notification, ref, uow)
-            uow.commit()
-            return "reconciled"
-    uow.commit()  # the attempt is recorded before the provider is called
-
-    contact = session.get(Contact, notification.member_id)
+def masked_name(uow: UnitOfWork, sealer: Sealer, member_id: uuid.UUID) -> str:
+    """``张*``: how a member is named to others (from the sealed contact, if known)."""
+    contact = uow.session.get(Contact, member_id)
     if contact is None:
-        notification.status = "failed"
-        uow.commit()
-        return "failed"
-    person = sealer.open_json(contact.sealed, SealedContact.CONTEXT)
-    text = templates.get_template(f"{notification.kind}.sms.j2").render(
-        name=person["name"], **notification.params
-    )
-    ref = channel.send(
-        OutgoingSms(
-            out_id=str(notification.id),
-            phone=person["phone"],
-            phone_masked=contact.phone_masked or "",
-            kind=notification.kind,
-            text=text.strip(),
+        return "党员"
+    name = str(sealer.open_json(contact.sealed, SealedContact.CONTEXT).get("name") or "")
+    return mask_name(name) or "党员"
+
+
+def _count_reported_in(uow: UnitOfWork, code: str, who: str, rules: Rules) -> None:
+    """One message per community per day to its staff, counting the day's reports-in."""
+    due = rules.next_batch(uow.now())
+    slot = local_day(due).isoformat()
+    community = community_name(uow, code)
+    for staff in staff_for(uow, "community", f"community:{code}"):
+        recipient = Recipient.staff(staff.id)
+        queued = queue_message(
+            uow,
+            recipient=recipient,
+            kind="members_reported_in",
+            subject=code,
+            slot=slot,
+            params={"community": community, "count": 1, "names": [who]},
+            due_at=due,
         )
-    )
-    _mark_sent(notification, ref, uow)
-    uow.commit()
-    return "sent"
-
-
-def _mark_sent(notification: Notification, ref: str, uow: UnitOfWork) -> None:
-    notification.status = "sent"
-    notification.provider_ref = ref
-    notification.sent_at = uow.now()
-
-
-def stranded(uow: UnitOfWork, older_than: timedelta = timedelta(seconds=30)) -> list[uuid.UUID]:
-    """Messages queued long ago whose task never ran (lost between commit and enqueue)."""
-    return list(
-        uow.session.scalars(
-            select(Notification.id)
-            .where(
-                Notification.status.in_(("queued", "sending")),
-                Notification.created_at < uow.now() - older_than,
-            )
-            .limit(500)
+        if queued is not None:
+            continue
+        key = idempotency_key(recipient, "members_reported_in", code, slot)
+        batch = uow.session.scalar(
+            select(Notification).where(Notification.idempotency_key == key).with_for_update()
         )
-    )
+        if batch is not None and batch.status in WAITING:
+            names = [*list(batch.params.get("names") or []), who]  # type: ignore[call-overload]
+            batch.params = {**batch.params, "count": len(names), "names": names}
+            flag_modified(batch, "params")
 
 
-def stats(uow: UnitOfWork) -> dict[str, int]:
-    count = select(func.count()).select_from(Notification)
-    return {
-        "contacts": uow.session.scalar(select(func.count()).select_from(Contact)) or 0,
-        "messages": uow.session.scalar(count) or 0,
-        "messages_sent": uow.session.scalar(count.where(Notification.status == "sent")) or 0,
-        **messaging_stats(uow),
+def pairing_made(event: PairingChanged, envelope: Envelope, uow: UnitOfWork) -> None:
+    """双对接: the member hears what they were paired with, where, and whom to call."""
+    staff = staff_for(uow, "community", f"community:{event.community_code}")
+    params: dict[str, object] = {
+        "what": event.title,
+        "community": community_name(uow, event.community_code),
+        "contact": "社区工作人员",
     }
+    if staff:
+        params["staff_contact_id"] = str(staff[0].id)  # opened only when the SMS is rendered
+    queue_message(
+        uow,
+        recipient=Recipient.member(event.member_id),
+        kind="pairing_made",
+        subject=str(event.pairing_id),
+        slot="-",
+        params=params,
+    )
+
+
+def wish_claimed(
+    event: WishChanged, envelope: Envelope, uow: UnitOfWork, rules: Rules, sealer: Sealer
+) -> None:
+    """A wish was claimed: its community's staff hear of it; the member is reminded before
+    the claim lapses."""
+    subject = str(event.claim_id or event.wish_id)
+    who = masked_name(uow, sealer, event.member_id) if event.member_id else "党员"
+    for staff in staff_for(uow, "community", f"community:{event.community_code}"):
+        queue_message(
+            uow,
+            recipient=Recipient.staff(staff.id),
+            kind="wish_claimed",
+            subject=subject,
+            slot="-",
+            params={"wish": event.title, "member": who},
+        )
+    expires = _claim_expiry(event)
+    if event.member_id is None or expires is None:
+        return
+    warn_at = max(expires - rules.claim_warning, uow.now())
+    if warn_at >= expires:
+        return
+    queue_message(
+        uow,
+        recipient=Recipient.member(event.member_id),
+        kind="claim_expiring",
+        subject=subject,
+        slot="-",
+        params={"wish": event.title, "deadline": expires.astimezone(CAMPAIGN_TZ).isoformat()},
+        due_at=warn_at,
+    )
+
+
+def _claim_expiry(event: WishChanged) -> datetime | None:
+    """When the claim lapses: the claim's own expiry, else the end of the wish's deadline."""
+    expires = getattr(event, "claim_expires_at", None)
+    if isinstance(expires, datetime):
+        return expires
+    deadline = getattr(event, "deadline", None)
+    if deadline is None:
+        return None
+    return datetime.combine(deadline + timedelta(days=1), time(0, 0), CAMPAIGN_TZ)
+
+
+def claim_closed(event: WishChanged, envelope: Envelope, uow: UnitOfWork) -> None:
+    """The claim was fulfilled, released or the wish confirmed: no expiry reminder is due."""
+    if event.member_id is None:
+        return
+    subject = str(event.claim_id or event.wish_id)
+    key = idempotency_key(Recipient.member(event.member_id), "claim_expiring", subject, "-")
+    pending = uow.session.scalar(select(Notification).where(Notification.idempotency_key == key))
+    if pending is None or pending.status not in WAITING:
+        return
+    done = uow.session.execute(
+        update(Notification)
+        .where(Notification.id == pending.id, Notification.status.in_(WAITING))
+        .values(status="suppressed")
+        .execution_options(synchronize_session=False)
+    )
+    if done.rowcount:  # type: ignore[attr-defined]
+        record(uow, pending, "suppressed", detail=f"no longer needed: wish {event.state}")
+
+
+def wish_confirmed(event: WishChanged, envelope: Envelope, uow: UnitOfWork) -> None:
+    """The community confirmed the fulfilled wish: thanks to the member."""
+    claim_closed(event, envelope, uow)
+    if event.member_id is None:
+        return
+    queue_message(
+        uow,
+        recipient=Recipient.member(event.member_id),
+        kind="wish_confirmed",
+        subject=str(event.wish_id),
+        slot="-",
+        params={"wish": event.title},
+    )
+
+
+def activity_returned(event: ActivityChanged, envelope: Envelope, uow: UnitOfWork) -> None:
+    """A record of the five ones was returned: the member hears why (each return once)."""
+    queue_message(
+        uow,
+        recipient=Recipient.member(event.member_id),
+        kind="activity_returned",
+        subject=str(event.record_id),
+        slot=str(envelope.id),
+        params={"activity": event.kind, "reason": event.reason or "（未说明）"},
+    )
+
+
+def _scope_label(uow: UnitOfWork, scope: str) -> str:
+    kind, _, code = scope.partition(":")
+    if kind == "community":
+        return community_name(uow, code)
+    return {"city": "全市", "district": f"{code}区县", "unit": f"单位{code}"}.get(kind, scope)
+
+
+def report_generated(event: ReportGenerated, envelope: Envelope, uow: UnitOfWork) -> None:
+    """A subscriber's report: by e-mail with the files, by SMS in one line; or that it
+    failed."""
+    if event.recipient is None:
+        return
+    subscriber = event.subscription_id or event.report_id
+    recipient = Recipient.subscriber(
+        subscriber, event.recipient.sealed, event.recipient.phone_masked
+    )
+    kind = "report_failed" if event.failed else "report_ready"
+    last_day = local_day(event.period_end - timedelta(seconds=1))
+    params: dict[str, object] = {
+        "title": event.title,
+        "headline": event.headline,
+        "scope": _scope_label(uow, event.scope),
+        "period": f"{local_day(event.period_start)}至{last_day}",
+        "files": [f.model_dump() for f in event.files],
+    }
+    for channel in event.channels or ["email"]:
+        queue_message(
+            uow,
+            recipient=recipient,
+            kind=kind,
+            subject=str(event.report_id),
+            slot=channel,
+            params=params,
+            channel=channel,
+            urgent=False,
+        )

@@ -306,6 +306,8 @@ def _emit(
             member_id=claim.member_id if claim else None,
             claim_id=claim.id if claim else None,
             reason=reason,
+            deadline=wish.deadline,
+            claim_expires_at=claim.expires_at if claim else None,
         ),
         district=wish.community_code[:6],
     )

@@ -44,7 +44,7 @@ def http(backend):  # type: ignore[no-untyped-def]
 def all_consumers_have(http, members: int):  # type: ignore[no-untyped-def]
     return lambda: (
         stats(http, "pairing")["members"] >= members
-        and stats(http, "notify")["messages"] >= members
+        and stats(http, "notify")["contacts"] >= members
         and stats(http, "reporting")["members"] >= members
     )
 
@@ -59,7 +59,7 @@ def applied_types(backend, service: str) -> list[str]:  # type: ignore[no-untype
 def effects(http) -> dict[str, int]:  # type: ignore[no-untyped-def]
     return {
         "pairing": stats(http, "pairing")["members"],
-        "notify": stats(http, "notify")["messages"],
+        "notify": stats(http, "notify")["contacts"],
         "reporting": stats(http, "reporting")["members"],
     }
 

@@ -41,34 +41,80 @@ def upgrade() -> None:
     sa.Column('member_id', sa.Uuid(), nullable=False),
     sa.Column('sealed', sa.Text(), nullable=False),
     sa.Column('phone_masked', sa.String(length=11), nullable=True),
+    sa.Column('phone_hmac', sa.String(length=64), nullable=True),
+    sa.Column('email_masked', sa.String(length=254), nullable=True),
+    sa.Column('unit_code', sa.String(length=40), nullable=True),
     sa.Column('communities', sa.JSON(), nullable=False),
+    sa.Column('sms_enabled', sa.Boolean(), nullable=False),
+    sa.Column('email_enabled', sa.Boolean(), nullable=False),
     sa.Column('updated_at', shared.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('member_id', name=op.f('pk_contacts'))
     )
+    with op.batch_alter_table('contacts', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_contacts_phone_hmac'), ['phone_hmac'], unique=False)
+
     op.create_table('inbox',
     sa.Column('event_id', sa.String(length=36), nullable=False),
     sa.Column('event_type', sa.String(length=100), nullable=False),
     sa.Column('processed_at', shared.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('event_id', name=op.f('pk_inbox'))
     )
+    op.create_table('notification_events',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('notification_id', sa.Uuid(), nullable=False),
+    sa.Column('member_id', sa.Uuid(), nullable=True),
+    sa.Column('at', shared.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('provider', sa.String(length=40), nullable=True),
+    sa.Column('reference', sa.String(length=100), nullable=True),
+    sa.Column('error', sa.String(length=300), nullable=True),
+    sa.Column('detail', sa.String(length=200), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_notification_events'))
+    )
+    with op.batch_alter_table('notification_events', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_notification_events_member_id'), ['member_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_notification_events_notification_id'), ['notification_id'], unique=False)
+
     op.create_table('notifications',
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('idempotency_key', sa.String(length=200), nullable=False),
-    sa.Column('member_id', sa.Uuid(), nullable=False),
+    sa.Column('recipient_kind', sa.String(length=10), nullable=False),
+    sa.Column('member_id', sa.Uuid(), nullable=True),
+    sa.Column('staff_id', sa.Uuid(), nullable=True),
+    sa.Column('sealed_to', sa.Text(), nullable=True),
     sa.Column('kind', sa.String(length=40), nullable=False),
+    sa.Column('subject', sa.String(length=80), nullable=False),
+    sa.Column('slot', sa.String(length=40), nullable=False),
     sa.Column('channel', sa.String(length=10), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('urgent', sa.Boolean(), nullable=False),
     sa.Column('params', sa.JSON(), nullable=False),
+    sa.Column('to_masked', sa.String(length=254), nullable=True),
+    sa.Column('phone_hmac', sa.String(length=64), nullable=True),
+    sa.Column('due_at', shared.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('provider', sa.String(length=40), nullable=True),
     sa.Column('provider_ref', sa.String(length=100), nullable=True),
+    sa.Column('tried', sa.JSON(), nullable=False),
+    sa.Column('segments', sa.Integer(), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('error', sa.String(length=300), nullable=True),
+    sa.Column('merged_into', sa.Uuid(), nullable=True),
+    sa.Column('correlation_id', sa.Uuid(), nullable=True),
     sa.Column('created_at', shared.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('attempted_at', shared.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('sent_at', shared.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('delivered_at', shared.db.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_notifications')),
     sa.UniqueConstraint('idempotency_key', name=op.f('uq_notifications_idempotency_key'))
     )
     with op.batch_alter_table('notifications', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_notifications_correlation_id'), ['correlation_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_notifications_member_id'), ['member_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_notifications_status'), ['status'], unique=False)
+        batch_op.create_index(batch_op.f('ix_notifications_phone_hmac'), ['phone_hmac'], unique=False)
+        batch_op.create_index(batch_op.f('ix_notifications_provider_ref'), ['provider_ref'], unique=False)
+        batch_op.create_index(batch_op.f('ix_notifications_sent_at'), ['sent_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_notifications_staff_id'), ['staff_id'], unique=False)
+        batch_op.create_index('ix_notifications_status_due_at', ['status', 'due_at'], unique=False)
 
     op.create_table('outbox',
     sa.Column('position', sa.Integer(), autoincrement=True, nullable=False),
@@ -82,19 +128,121 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('position', name=op.f('pk_outbox')),
     sa.UniqueConstraint('event_id', name=op.f('uq_outbox_event_id'))
     )
+    op.create_table('provider_health',
+    sa.Column('name', sa.String(length=40), nullable=False),
+    sa.Column('consecutive_failures', sa.Integer(), nullable=False),
+    sa.Column('skip_until', shared.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_error', sa.String(length=300), nullable=True),
+    sa.Column('sent', sa.Integer(), nullable=False),
+    sa.Column('failed', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('name', name=op.f('pk_provider_health'))
+    )
+    op.create_table('reminder_progress',
+    sa.Column('member_id', sa.Uuid(), nullable=False),
+    sa.Column('registered', sa.Boolean(), nullable=False),
+    sa.Column('unit_code', sa.String(length=40), nullable=True),
+    sa.Column('unit_district', sa.String(length=6), nullable=True),
+    sa.Column('is_leader_cadre', sa.Boolean(), nullable=False),
+    sa.Column('home_visit', sa.Boolean(), nullable=False),
+    sa.Column('community_activity', sa.Boolean(), nullable=False),
+    sa.Column('policy_talk', sa.Boolean(), nullable=False),
+    sa.Column('wish', sa.Boolean(), nullable=False),
+    sa.Column('team', sa.Boolean(), nullable=False),
+    sa.Column('updated_at', shared.db.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('member_id', name=op.f('pk_reminder_progress'))
+    )
+    with op.batch_alter_table('reminder_progress', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_reminder_progress_unit_code'), ['unit_code'], unique=False)
+
+    op.create_table('reminder_runs',
+    sa.Column('job', sa.String(length=100), nullable=False),
+    sa.Column('slot', sa.String(length=100), nullable=False),
+    sa.Column('due_at', shared.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('ran_at', shared.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('outcome', sa.String(length=20), nullable=False),
+    sa.Column('messages', sa.Integer(), nullable=False),
+    sa.Column('holder', sa.String(length=100), nullable=False),
+    sa.PrimaryKeyConstraint('job', 'slot', name=op.f('pk_reminder_runs'))
+    )
+    op.create_table('schedule_slots',
+    sa.Column('job', sa.String(length=100), nullable=False),
+    sa.Column('slot', sa.String(length=100), nullable=False),
+    sa.Column('claimed_by', sa.String(length=100), nullable=False),
+    sa.Column('claimed_at', shared.db.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('job', 'slot', name=op.f('pk_schedule_slots'))
+    )
+    op.create_table('scheduler_leases',
+    sa.Column('name', sa.String(length=60), nullable=False),
+    sa.Column('holder', sa.String(length=100), nullable=False),
+    sa.Column('expires_at', shared.db.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('name', name=op.f('pk_scheduler_leases'))
+    )
+    op.create_table('staff_contacts',
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('role', sa.String(length=20), nullable=False),
+    sa.Column('scope', sa.String(length=60), nullable=False),
+    sa.Column('district', sa.String(length=6), nullable=True),
+    sa.Column('sealed', sa.Text(), nullable=False),
+    sa.Column('name_masked', sa.String(length=60), nullable=False),
+    sa.Column('phone_masked', sa.String(length=11), nullable=True),
+    sa.Column('phone_hmac', sa.String(length=64), nullable=True),
+    sa.Column('email_masked', sa.String(length=254), nullable=True),
+    sa.Column('sms_enabled', sa.Boolean(), nullable=False),
+    sa.Column('email_enabled', sa.Boolean(), nullable=False),
+    sa.Column('state', sa.String(length=20), nullable=False),
+    sa.Column('updated_at', shared.db.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_staff_contacts'))
+    )
+    with op.batch_alter_table('staff_contacts', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_staff_contacts_phone_hmac'), ['phone_hmac'], unique=False)
+        batch_op.create_index(batch_op.f('ix_staff_contacts_scope'), ['scope'], unique=False)
+
+    op.create_table('unit_districts',
+    sa.Column('code', sa.String(length=40), nullable=False),
+    sa.Column('district', sa.String(length=6), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.PrimaryKeyConstraint('code', name=op.f('pk_unit_districts'))
+    )
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     """Downgrade schema."""
     # ### commands auto generated by Alembic - please adjust! ###
+    op.drop_table('unit_districts')
+    with op.batch_alter_table('staff_contacts', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_staff_contacts_scope'))
+        batch_op.drop_index(batch_op.f('ix_staff_contacts_phone_hmac'))
+
+    op.drop_table('staff_contacts')
+    op.drop_table('scheduler_leases')
+    op.drop_table('schedule_slots')
+    op.drop_table('reminder_runs')
+    with op.batch_alter_table('reminder_progress', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_reminder_progress_unit_code'))
+
+    op.drop_table('reminder_progress')
+    op.drop_table('provider_health')
     op.drop_table('outbox')
     with op.batch_alter_table('notifications', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_notifications_status'))
+        batch_op.drop_index('ix_notifications_status_due_at')
+        batch_op.drop_index(batch_op.f('ix_notifications_staff_id'))
+        batch_op.drop_index(batch_op.f('ix_notifications_sent_at'))
+        batch_op.drop_index(batch_op.f('ix_notifications_provider_ref'))
+        batch_op.drop_index(batch_op.f('ix_notifications_phone_hmac'))
         batch_op.drop_index(batch_op.f('ix_notifications_member_id'))
+        batch_op.drop_index(batch_op.f('ix_notifications_correlation_id'))
 
     op.drop_table('notifications')
+    with op.batch_alter_table('notification_events', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_notification_events_notification_id'))
+        batch_op.drop_index(batch_op.f('ix_notification_events_member_id'))
+
+    op.drop_table('notification_events')
     op.drop_table('inbox')
+    with op.batch_alter_table('contacts', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_contacts_phone_hmac'))
+
     op.drop_table('contacts')
     op.drop_table('community_names')
     op.drop_table('access_tokens')

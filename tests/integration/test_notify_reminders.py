@@ -1,0 +1,329 @@
+"""Scheduled reminders on both backends: the missing items only, each slot once even with two
+schedulers, and a forecast that matches what the month then sends."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from services import registry
+from services.notify import contacts, messages, progress
+from services.notify.channels.fakes import RecordingEmailChannel, RecordingSmsProvider
+from services.notify.commands import sms_segments
+from services.notify.forecast import forecast
+from services.notify.models import Contact, FiveOnesReplica, Notification, ReminderRun
+from services.notify.reminders import sweep
+from services.notify.rendering import render_sms
+from services.notify.rules import Rules
+from services.notify.sending import Sender, send_notification
+from shared.clock import SimulatedClock
+from shared.config import CAMPAIGN_TZ
+from shared.events import (
+    WISH_EVENTS,
+    ActivityVerified,
+    CommunityRef,
+    Event,
+    MemberRegistered,
+    MemberWithdrawn,
+    SealedContact,
+    TeamJoined,
+    envelope_for,
+)
+from shared.pii import mask_phone
+from shared.runtime import Runtime
+from shared.schedule import hold_lease
+
+COMMUNITY = "410303001001"
+UNIT = "U410303001"
+KINDS = ("home_visit", "community_activity", "policy_talk", "wish", "team")
+
+
+def local(day: date, hour: int) -> datetime:
+    return datetime(day.year, day.month, day.day, hour, tzinfo=CAMPAIGN_TZ).astimezone(UTC)
+
+
+@pytest.fixture
+def rt(backend: Any) -> Iterator[Runtime]:
+    """Notify's runtime on a simulated clock, a week before the campaign; queued messages
+    are recorded instead of handed to Celery."""
+    notify = backend.rt("notify")
+    notify.clock = SimulatedClock(local(date(2016, 6, 20), 10))
+    dispatched: list[uuid.UUID] = []
+    messages.set_dispatch(dispatched.append)
+    try:
+        yield notify
+    finally:
+        messages.set_dispatch(None)
+
+
+def deliver(rt: Runtime, event: Event) -> None:
+    """Apply ``event`` as notify's consumer would (twice: a redelivery changes nothing)."""
+    envelope = envelope_for(
+        event,
+        district="410303",
+        campaign=rt.settings.campaign,
+        producer="test",
+        occurred_at=rt.clock.now(),
+    )
+    for _ in range(2):
+        with rt.uow() as uow:
+            if isinstance(event, MemberRegistered):
+                contacts.keep_contact(event, envelope, uow, rt.sealer)
+            for handler in progress.HANDLERS.get(type(event), []):
+                handler(event, envelope, uow)
+            uow.commit()
+
+
+def register(
+    rt: Runtime,
+    name: str,
+    *,
+    phone: str | None = "13800138000",
+    email: str | None = None,
+    cadre: bool = False,
+) -> uuid.UUID:
+    member_id = uuid.uuid4()
+    person = {"name": name, "phone": phone, "email": email}
+    deliver(
+        rt,
+        MemberRegistered(
+            member_id=member_id,
+            unit_code=UNIT,
+            unit_district="410303",
+            communities=[
+                CommunityRef(
+                    registration_id=uuid.uuid4(),
+                    community_code=COMMUNITY,
+                    role="unit",
+                    district="410303",
+                )
+            ],
+            is_leader_cadre=cadre,
+            contact=SealedContact(
+                sealed=rt.sealer.seal_json(person, SealedContact.CONTEXT),
+                phone_masked=mask_phone(phone) if phone else None,
+            ),
+        ),
+    )
+    return member_id
+
+
+def verify(rt: Runtime, member_id: uuid.UUID, *kinds: str) -> None:
+    for kind in kinds:
+        deliver(
+            rt,
+            ActivityVerified(
+                record_id=uuid.uuid4(),
+                member_id=member_id,
+                kind=kind,
+                community_code=COMMUNITY,
+                day=date(2016, 6, 27),
+                hours=2.0,
+                state="verified",
+            ),
+        )
+
+
+def queued(rt: Runtime, **where: Any) -> list[Notification]:
+    with rt.uow() as uow:
+        query = select(Notification).filter_by(**where).order_by(Notification.created_at)
+        found = list(uow.session.scalars(query))
+        uow.session.expunge_all()  # keep them readable after the unit of work
+        return found
+
+
+def test_notify_listens_to_the_events_that_feed_the_replica(rt: Runtime) -> None:
+    table = registry.handlers("notify", rt)
+    for event_type, handlers in progress.HANDLERS.items():
+        assert set(handlers) <= set(table[event_type]), event_type
+
+
+def test_the_weekly_reminder_lists_exactly_the_missing_items(rt: Runtime) -> None:
+    idle = register(rt, "王小明")
+    halfway = register(rt, "李红", phone="13800138001")
+    done = register(rt, "赵刚", phone="13800138002")
+    verify(rt, halfway, "home_visit")
+    wish = WISH_EVENTS["confirmed"]
+    deliver(
+        rt,
+        wish(
+            wish_id=uuid.uuid4(),
+            community_code=COMMUNITY,
+            title="一副老花镜",
+            state="confirmed",
+            member_id=halfway,
+        ),
+    )
+    deliver(
+        rt,
+        TeamJoined(
+            team_id=uuid.uuid4(),
+            member_id=halfway,
+            community_code=COMMUNITY,
+            team_name="平安巡逻队",
+            state="confirmed",
+        ),
+    )
+    verify(rt, done, *KINDS)
+
+    result = sweep(rt, now=local(date(2016, 7, 3), 9))
+
+    weekly = {n.member_id: n for n in queued(rt, kind="weekly_progress")}
+    assert set(weekly) == {idle, halfway}  # the member who completed all five gets none
+    assert weekly[idle].params["missing"] == list(KINDS)
+    assert weekly[halfway].params["missing"] == ["community_activity", "policy_talk"]
+    # the SMS names exactly those items, in the campaign's words
+    rendered = render_sms("weekly_progress", {"name": "李红", **weekly[halfway].params}).text
+    assert "政策宣讲" in rendered and "民情家访" not in rendered and "微心愿" not in rendered
+    assert result.queued["weekly_progress"] == 2
+    # the slots before it were a week late: recorded as skipped, not sent late
+    assert "kickoff_eve:2016-06-25" in result.skipped
+    assert not queued(rt, kind="kickoff")
+
+
+def test_a_replayed_or_out_of_order_event_changes_nothing_and_withdrawal_erases(
+    rt: Runtime,
+) -> None:
+    member_id = uuid.uuid4()
+    verify(rt, member_id, "policy_talk")  # before the member's registration arrives
+    with rt.uow() as uow:
+        row = uow.session.get(FiveOnesReplica, member_id)
+        assert row is not None and not row.registered and row.policy_talk
+    deliver(rt, MemberWithdrawn(member_id=member_id))
+    with rt.uow() as uow:
+        assert uow.session.get(FiveOnesReplica, member_id) is None
+
+
+def test_two_schedulers_side_by_side_send_each_reminder_once(rt: Runtime) -> None:
+    members = [register(rt, f"党员{i}", phone=f"1380013{i:04d}") for i in range(6)]
+    verify(rt, members[0], *KINDS)
+    start = local(date(2016, 6, 25), 0)  # the kick-off's eve to the first weekly message
+    hours = [start + timedelta(hours=h) for h in range(24 * 9 + 12)]
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def scheduler(holder: str) -> None:
+        try:
+            for now in hours:
+                barrier.wait(timeout=60)  # both sweep the same simulated hour together
+                sweep(rt, now=now, holder=holder)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+            barrier.abort()
+
+    threads = [threading.Thread(target=scheduler, args=(h,)) for h in ("alpha", "beta")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(600)
+    assert not errors, errors
+
+    sent = queued(rt)
+    per_key = Counter((n.member_id, n.kind, n.slot) for n in sent)
+    assert per_key and set(per_key.values()) == {1}
+    assert Counter(n.slot for n in sent) == {
+        "kickoff_eve:2016-06-25": 6,
+        "kickoff_day:2016-06-26": 6,
+        "weekly_progress:2016-07-03": 5,  # the one who is done gets none
+    }
+    with rt.uow() as uow:
+        runs = uow.session.execute(select(ReminderRun.job, ReminderRun.holder)).all()
+    assert sorted(job for job, _ in runs) == [
+        "cadre_reminder",
+        "kickoff_day",
+        "kickoff_eve",
+        "unit_behind",
+        "weekly_progress",
+    ]
+
+
+def test_only_one_scheduler_holds_the_lease_until_it_expires(rt: Runtime) -> None:
+    clock = rt.clock
+    assert isinstance(clock, SimulatedClock)
+    ttl = timedelta(seconds=90)
+    with rt.uow() as uow:
+        assert hold_lease(uow, "scheduler", "alpha", ttl)
+    with rt.uow() as uow:
+        assert not hold_lease(uow, "scheduler", "beta", ttl)
+    clock.advance(timedelta(seconds=60))
+    with rt.uow() as uow:
+        assert hold_lease(uow, "scheduler", "alpha", ttl)  # renewed
+    clock.advance(timedelta(seconds=91))
+    with rt.uow() as uow:
+        assert hold_lease(uow, "scheduler", "beta", ttl)  # alpha stopped renewing
+    with rt.uow() as uow:
+        assert not hold_lease(uow, "scheduler", "alpha", ttl)
+
+
+def test_the_forecast_equals_what_the_month_then_sends(rt: Runtime) -> None:
+    clock = rt.clock
+    assert isinstance(clock, SimulatedClock)
+    members = [register(rt, f"欧阳志{i}", phone=f"1390013{i:04d}") for i in range(5)]
+    by_mail = register(rt, "上官婉儿", phone=None, email="wan@example.cn")
+    cadre = register(rt, "司马光", phone="13700137000", cadre=True)
+    verify(rt, members[0], *KINDS)
+    verify(rt, members[1], "home_visit", "team")
+    verify(rt, cadre, "policy_talk")
+    with rt.uow() as uow:  # one member takes SMS no more: e-mail instead
+        row = uow.session.get(Contact, members[2])
+        assert row is not None
+        row.sms_enabled = False
+        row.email_masked = None  # and has no e-mail: nothing at all
+        contacts.save_staff(
+            uow,
+            rt.sealer,
+            {"role": "unit", "scope": f"unit:{UNIT}", "name": "组织员", "phone": "13600136000"},
+        )
+        uow.commit()
+
+    expected = forecast(rt, sms_segments)
+    view = expected.view()
+    assert "stays as it is" in view["assumption"]
+
+    # the month, hour by hour, through the real send path (recording providers)
+    dispatched: list[uuid.UUID] = []
+    messages.set_dispatch(dispatched.append)
+    sms, mail = RecordingSmsProvider(), RecordingEmailChannel()
+    sender = Sender(rt.sealer, providers=[sms], email=mail, rules=Rules.from_settings(rt.settings))
+    now = clock.now()
+    while now < local(date(2016, 8, 1), 0):
+        now = clock.advance(timedelta(hours=1))
+        sweep(rt)
+        while dispatched:
+            with rt.uow() as uow:
+                send_notification(dispatched.pop(0), uow, sender)
+
+    with rt.uow() as uow:
+        rows = uow.session.execute(
+            select(
+                Notification.slot, Notification.channel, Notification.status, Notification.segments
+            )
+        ).all()
+    actual: dict[str, Counter[str]] = {}
+    segments: Counter[str] = Counter()
+    for slot, channel, status, count in rows:
+        assert status in ("sent", "opted_out"), (slot, status)
+        went_by = channel if status == "sent" else "none"
+        actual.setdefault(slot.split(":")[0], Counter())[went_by] += 1
+        segments[slot.split(":")[0]] += count if went_by == "sms" else 0
+    for job in expected.jobs.values():
+        got = actual.get(job.job, Counter())
+        assert (got["sms"], got["email"], got["none"]) == (
+            job.messages["sms"],
+            job.messages["email"],
+            job.messages["none"],
+        ), job.job
+        assert segments[job.job] == job.sms_segments, job.job
+    assert len(sms.sent) == expected.totals["sms"] and len(mail.sent) == expected.totals["email"]
+    assert sum(s.segments for s in sms.sent) == expected.totals["sms_segments"]
+    assert expected.totals["sms"] > 0 and expected.totals["email"] > 0
+    assert by_mail in {n.member_id for n in queued(rt, channel="email", status="sent")}
+    with rt.uow() as uow:
+        assert uow.session.scalar(select(func.count()).select_from(ReminderRun)) == 15
