@@ -14,6 +14,8 @@ from pathlib import Path
 
 import click
 
+from services.notify.commands import notify_commands
+from services.reporting.commands import report as report_commands
 from shared.auth import ROLES
 from shared.config import SERVICES, ConfigError, settings
 
@@ -285,6 +287,8 @@ def dead_letters(service: str) -> None:
 
 
 # Each service's own command group (notify forecast, report run …) is added here.
+cli.add_command(notify_commands)
+cli.add_command(report_commands)
 
 
 def main() -> None:

@@ -30,7 +30,7 @@ from shared.events import (
     SealedContact,
 )
 from shared.http import Conflict, Invalid
-from shared.pii import Sealer, mask_id_number, mask_phone
+from shared.pii import Sealer, mask_id_number, mask_name, mask_phone
 from shared.vocabulary import AVAILABILITY
 
 Error = dict[str, str]
@@ -245,6 +245,7 @@ def add_members(
             availability=v.availability,
             is_leader_cadre=v.is_leader_cadre,
             contact=_contact(sealer, v.name, v.phone, v.email),
+            name_masked=mask_name(v.name),
         )
         # member.registered carries the new (submitted) registrations: no separate
         # registration.submitted per community, which would double a roster's events.
@@ -341,6 +342,7 @@ def update_member(
         availability=member.availability,
         is_leader_cadre=member.is_leader_cadre,
         contact=_contact(sealer, contact["name"], contact["phone"], contact.get("email")),
+        name_masked=mask_name(contact["name"]),
     )
     for district in sorted({r.district for r in refs}):
         uow.emit(event, district=district)

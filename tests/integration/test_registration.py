@@ -277,7 +277,7 @@ def test_no_id_number_or_mobile_in_clear_in_databases_logs_events_or_outbox(
         assert http.post("/api/v1/members", json=body).status_code == 201
     relay_all(backend)
     consumers = [consumer(backend, s) for s in CONSUMERS]
-    run_consumers(consumers, until=lambda: stats(http, "notify")["messages"] >= 5, settle=0.5)
+    run_consumers(consumers, until=lambda: stats(http, "notify")["contacts"] >= 5, settle=0.5)
     secrets = [p["id_number"] for p in people] + [p["phone"] for p in people]
     dump = "\n".join(_dump(backend, s) for s in ("registration", "pairing", "notify", "reporting"))
     dump += caplog.text

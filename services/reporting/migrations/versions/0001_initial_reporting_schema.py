@@ -32,21 +32,74 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_access_tokens')),
     sa.UniqueConstraint('token_hash', name=op.f('uq_access_tokens_token_hash'))
     )
+    op.create_table('daily_snapshots',
+    sa.Column('scope', sa.String(length=60), nullable=False),
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('figures', sa.JSON(), nullable=False),
+    sa.Column('taken_at', shared.db.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('scope', 'day', name=op.f('pk_daily_snapshots'))
+    )
+    op.create_table('event_log',
+    sa.Column('position', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('event_id', sa.String(length=36), nullable=False),
+    sa.Column('type', sa.String(length=100), nullable=False),
+    sa.Column('occurred_at', shared.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('member_id', sa.Uuid(), nullable=True),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.PrimaryKeyConstraint('position', name=op.f('pk_event_log')),
+    sa.UniqueConstraint('event_id', name=op.f('uq_event_log_event_id'))
+    )
+    with op.batch_alter_table('event_log', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_event_log_member_id'), ['member_id'], unique=False)
+
     op.create_table('inbox',
     sa.Column('event_id', sa.String(length=36), nullable=False),
     sa.Column('event_type', sa.String(length=100), nullable=False),
     sa.Column('processed_at', shared.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('event_id', name=op.f('pk_inbox'))
     )
+    op.create_table('member_facts',
+    sa.Column('member_id', sa.Uuid(), nullable=False),
+    sa.Column('unit_code', sa.String(length=40), nullable=False),
+    sa.Column('unit_district', sa.String(length=6), nullable=False),
+    sa.Column('is_leader_cadre', sa.Boolean(), nullable=False),
+    sa.Column('name_masked', sa.String(length=60), nullable=True),
+    sa.Column('registered_at', shared.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('withdrawn_at', shared.db.UTCDateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('member_id', name=op.f('pk_member_facts'))
+    )
+    with op.batch_alter_table('member_facts', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_member_facts_unit_code'), ['unit_code'], unique=False)
+
     op.create_table('member_scopes',
     sa.Column('member_id', sa.Uuid(), nullable=False),
     sa.Column('scope', sa.String(length=60), nullable=False),
     sa.Column('is_leader_cadre', sa.Boolean(), nullable=False),
-    sa.PrimaryKeyConstraint('member_id', 'scope', name=op.f('pk_member_scopes'))
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('valid_from', shared.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('valid_to', shared.db.UTCDateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_member_scopes'))
     )
     with op.batch_alter_table('member_scopes', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_member_scopes_scope'), ['scope'], unique=False)
+        batch_op.create_index('ix_member_scopes_current', ['scope', 'valid_to', 'member_id'], unique=False)
+        batch_op.create_index('ix_member_scopes_member', ['member_id', 'valid_to'], unique=False)
+        batch_op.create_index('ix_member_scopes_scope_valid', ['scope', 'valid_from'], unique=False)
 
+    op.create_table('member_status',
+    sa.Column('member_id', sa.Uuid(), nullable=False),
+    sa.Column('reported_in', sa.Boolean(), nullable=False),
+    sa.Column('dual_registered', sa.Boolean(), nullable=False),
+    sa.Column('dual_paired', sa.Boolean(), nullable=False),
+    sa.Column('home_visit', sa.Boolean(), nullable=False),
+    sa.Column('community_activity', sa.Boolean(), nullable=False),
+    sa.Column('policy_talk', sa.Boolean(), nullable=False),
+    sa.Column('wish', sa.Boolean(), nullable=False),
+    sa.Column('team', sa.Boolean(), nullable=False),
+    sa.Column('complete', sa.Boolean(), nullable=False),
+    sa.Column('verified_records', sa.Integer(), nullable=False),
+    sa.Column('hours', sa.Double(), nullable=False),
+    sa.PrimaryKeyConstraint('member_id', name=op.f('pk_member_status'))
+    )
     op.create_table('outbox',
     sa.Column('position', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('event_id', sa.String(length=36), nullable=False),
@@ -59,16 +112,151 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('position', name=op.f('pk_outbox')),
     sa.UniqueConstraint('event_id', name=op.f('uq_outbox_event_id'))
     )
-    op.create_table('registration_facts',
+    op.create_table('pairing_states',
+    sa.Column('pairing_id', sa.Uuid(), nullable=False),
+    sa.Column('member_id', sa.Uuid(), nullable=False),
+    sa.Column('kind', sa.String(length=10), nullable=False),
+    sa.Column('community_code', sa.String(length=12), nullable=False),
+    sa.Column('state', sa.String(length=10), nullable=False),
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('valid_from', shared.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('valid_to', shared.db.UTCDateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_pairing_states'))
+    )
+    with op.batch_alter_table('pairing_states', schema=None) as batch_op:
+        batch_op.create_index('ix_pairing_states_key', ['pairing_id', 'valid_from'], unique=False)
+        batch_op.create_index(batch_op.f('ix_pairing_states_member_id'), ['member_id'], unique=False)
+
+    op.create_table('places',
+    sa.Column('scope', sa.String(length=60), nullable=False),
+    sa.Column('kind', sa.String(length=10), nullable=False),
+    sa.Column('code', sa.String(length=40), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('district', sa.String(length=6), nullable=False),
+    sa.Column('level', sa.String(length=10), nullable=True),
+    sa.PrimaryKeyConstraint('scope', name=op.f('pk_places'))
+    )
+    with op.batch_alter_table('places', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_places_district'), ['district'], unique=False)
+
+    op.create_table('pseudonyms',
+    sa.Column('member_hmac', sa.String(length=64), nullable=False),
+    sa.Column('pseudonym', sa.Uuid(), nullable=False),
+    sa.PrimaryKeyConstraint('member_hmac', name=op.f('pk_pseudonyms')),
+    sa.UniqueConstraint('pseudonym', name=op.f('uq_pseudonyms_pseudonym'))
+    )
+    op.create_table('record_facts',
+    sa.Column('record_id', sa.Uuid(), nullable=False),
+    sa.Column('member_id', sa.Uuid(), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('community_code', sa.String(length=12), nullable=False),
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('hours', sa.Double(), nullable=False),
+    sa.Column('state', sa.String(length=10), nullable=False),
+    sa.Column('verified_at', shared.db.UTCDateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('record_id', name=op.f('pk_record_facts'))
+    )
+    with op.batch_alter_table('record_facts', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_record_facts_member_id'), ['member_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_record_facts_verified_at'), ['verified_at'], unique=False)
+
+    op.create_table('registration_states',
     sa.Column('registration_id', sa.Uuid(), nullable=False),
     sa.Column('member_id', sa.Uuid(), nullable=False),
     sa.Column('community_code', sa.String(length=12), nullable=False),
     sa.Column('role', sa.String(length=10), nullable=False),
     sa.Column('state', sa.String(length=20), nullable=False),
-    sa.PrimaryKeyConstraint('registration_id', name=op.f('pk_registration_facts'))
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('valid_from', shared.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('valid_to', shared.db.UTCDateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_registration_states'))
     )
-    with op.batch_alter_table('registration_facts', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_registration_facts_member_id'), ['member_id'], unique=False)
+    with op.batch_alter_table('registration_states', schema=None) as batch_op:
+        batch_op.create_index('ix_registration_states_key', ['registration_id', 'valid_from'], unique=False)
+        batch_op.create_index(batch_op.f('ix_registration_states_member_id'), ['member_id'], unique=False)
+
+    op.create_table('report_downloads',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('at', shared.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('token_id', sa.Integer(), nullable=False),
+    sa.Column('role', sa.String(length=20), nullable=False),
+    sa.Column('scope', sa.String(length=60), nullable=False),
+    sa.Column('report_id', sa.Uuid(), nullable=False),
+    sa.Column('file', sa.String(length=60), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_report_downloads'))
+    )
+    with op.batch_alter_table('report_downloads', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_report_downloads_report_id'), ['report_id'], unique=False)
+
+    op.create_table('report_runs',
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('subscription_id', sa.Uuid(), nullable=True),
+    sa.Column('scope', sa.String(length=60), nullable=False),
+    sa.Column('period_start', shared.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('period_end', shared.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('slot', shared.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('status', sa.String(length=10), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('holder', sa.String(length=100), nullable=False),
+    sa.Column('claimed_at', shared.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('next_attempt_at', shared.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('finished_at', shared.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('error', sa.String(length=500), nullable=True),
+    sa.Column('headline', sa.String(length=500), nullable=True),
+    sa.Column('files', sa.Text(), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_report_runs')),
+    sa.UniqueConstraint('subscription_id', 'period_start', 'period_end', name=op.f('uq_report_runs_subscription_id_period_start_period_end'))
+    )
+    with op.batch_alter_table('report_runs', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_report_runs_scope'), ['scope'], unique=False)
+        batch_op.create_index(batch_op.f('ix_report_runs_status'), ['status'], unique=False)
+        batch_op.create_index(batch_op.f('ix_report_runs_subscription_id'), ['subscription_id'], unique=False)
+
+    op.create_table('schedule_slots',
+    sa.Column('job', sa.String(length=100), nullable=False),
+    sa.Column('slot', sa.String(length=100), nullable=False),
+    sa.Column('claimed_by', sa.String(length=100), nullable=False),
+    sa.Column('claimed_at', shared.db.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('job', 'slot', name=op.f('pk_schedule_slots'))
+    )
+    op.create_table('scheduler_leases',
+    sa.Column('name', sa.String(length=60), nullable=False),
+    sa.Column('holder', sa.String(length=100), nullable=False),
+    sa.Column('expires_at', shared.db.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('name', name=op.f('pk_scheduler_leases'))
+    )
+    op.create_table('subscriptions',
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('scope', sa.String(length=60), nullable=False),
+    sa.Column('schedule', sa.String(length=100), nullable=False),
+    sa.Column('channels', sa.String(length=40), nullable=False),
+    sa.Column('formats', sa.String(length=40), nullable=False),
+    sa.Column('name_masked', sa.String(length=60), nullable=False),
+    sa.Column('email_masked', sa.String(length=200), nullable=True),
+    sa.Column('phone_masked', sa.String(length=20), nullable=True),
+    sa.Column('contact_sealed', sa.Text(), nullable=False),
+    sa.Column('created_at', shared.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_by', sa.Integer(), nullable=False),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_subscriptions'))
+    )
+    with op.batch_alter_table('subscriptions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_subscriptions_scope'), ['scope'], unique=False)
+
+    op.create_table('wish_states',
+    sa.Column('wish_id', sa.Uuid(), nullable=False),
+    sa.Column('community_code', sa.String(length=12), nullable=False),
+    sa.Column('state', sa.String(length=20), nullable=False),
+    sa.Column('member_id', sa.Uuid(), nullable=True),
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('valid_from', shared.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('valid_to', shared.db.UTCDateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_wish_states'))
+    )
+    with op.batch_alter_table('wish_states', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_wish_states_community_code'), ['community_code'], unique=False)
+        batch_op.create_index('ix_wish_states_key', ['wish_id', 'valid_from'], unique=False)
+        batch_op.create_index(batch_op.f('ix_wish_states_member_id'), ['member_id'], unique=False)
 
     # ### end Alembic commands ###
 
@@ -76,15 +264,65 @@ def upgrade() -> None:
 def downgrade() -> None:
     """Downgrade schema."""
     # ### commands auto generated by Alembic - please adjust! ###
-    with op.batch_alter_table('registration_facts', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_registration_facts_member_id'))
+    with op.batch_alter_table('wish_states', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_wish_states_member_id'))
+        batch_op.drop_index('ix_wish_states_key')
+        batch_op.drop_index(batch_op.f('ix_wish_states_community_code'))
 
-    op.drop_table('registration_facts')
+    op.drop_table('wish_states')
+    with op.batch_alter_table('subscriptions', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_subscriptions_scope'))
+
+    op.drop_table('subscriptions')
+    op.drop_table('scheduler_leases')
+    op.drop_table('schedule_slots')
+    with op.batch_alter_table('report_runs', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_report_runs_subscription_id'))
+        batch_op.drop_index(batch_op.f('ix_report_runs_status'))
+        batch_op.drop_index(batch_op.f('ix_report_runs_scope'))
+
+    op.drop_table('report_runs')
+    with op.batch_alter_table('report_downloads', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_report_downloads_report_id'))
+
+    op.drop_table('report_downloads')
+    with op.batch_alter_table('registration_states', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_registration_states_member_id'))
+        batch_op.drop_index('ix_registration_states_key')
+
+    op.drop_table('registration_states')
+    with op.batch_alter_table('record_facts', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_record_facts_verified_at'))
+        batch_op.drop_index(batch_op.f('ix_record_facts_member_id'))
+
+    op.drop_table('record_facts')
+    op.drop_table('pseudonyms')
+    with op.batch_alter_table('places', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_places_district'))
+
+    op.drop_table('places')
+    with op.batch_alter_table('pairing_states', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_pairing_states_member_id'))
+        batch_op.drop_index('ix_pairing_states_key')
+
+    op.drop_table('pairing_states')
     op.drop_table('outbox')
+    op.drop_table('member_status')
     with op.batch_alter_table('member_scopes', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_member_scopes_scope'))
+        batch_op.drop_index('ix_member_scopes_scope_valid')
+        batch_op.drop_index('ix_member_scopes_member')
+        batch_op.drop_index('ix_member_scopes_current')
 
     op.drop_table('member_scopes')
+    with op.batch_alter_table('member_facts', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_member_facts_unit_code'))
+
+    op.drop_table('member_facts')
     op.drop_table('inbox')
+    with op.batch_alter_table('event_log', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_event_log_member_id'))
+
+    op.drop_table('event_log')
+    op.drop_table('daily_snapshots')
     op.drop_table('access_tokens')
     # ### end Alembic commands ###

@@ -1,0 +1,235 @@
+"""What a summary report says, gathered once from the read model for one scope and period.
+
+The HTML, the charts and the spreadsheet are three views of one :class:`ReportData`; it
+depends only on the scope and the half-open period ``[start, end)`` (figures *as of* the
+start and the end), so a closed period re-run says the same thing.
+
+Every text that reaches a report passes :func:`redact` first: an ID number or a mobile that
+slipped into a name, a note or a wish title is masked before anyone can read it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from services.reporting.figures import Figures
+from shared.config import CAMPAIGN_TZ, Settings
+from shared.db import UnitOfWork
+from shared.pii import mask_id_number, mask_phone
+
+#: 五个一 — the items, in the notice's order, with their names in reports.
+FIVE_ONES = {
+    "home_visit": "民情家访",
+    "community_activity": "社区活动",
+    "policy_talk": "政策宣讲",
+    "wish": "认领微心愿",
+    "team": "加入服务团队",
+}
+#: The wish funnel: a wish counts in a stage once it reached it (states further on count too).
+FUNNEL = (
+    ("published", "已发布", ("published", "claimed", "fulfilled", "confirmed", "evaluated")),
+    ("claimed", "已认领", ("claimed", "fulfilled", "confirmed", "evaluated")),
+    ("fulfilled", "已完成", ("fulfilled", "confirmed", "evaluated")),
+    ("confirmed", "社区确认", ("confirmed", "evaluated")),
+)
+#: Headline figures: (attribute of Figures, label, kind).
+HEADLINE = (
+    ("members", "在册党员", "count"),
+    ("reported_in_rate", "报到率", "rate"),
+    ("dual_registration_rate", "双注册率", "rate"),
+    ("dual_pairing_rate", "双对接率", "rate"),
+    ("five_ones_rate", "五个一完成率", "rate"),
+    ("wish_claim_rate", "微心愿认领率", "rate"),
+    ("wish_completion_rate", "微心愿完成率", "rate"),
+    ("verified_hours", "志愿服务时长（小时）", "hours"),
+    ("cadre_rate", "领导干部参与率", "rate"),
+)
+RANK_KEY = "dual_pairing_rate"
+LEVELS = {"city": "全市", "district": "县（市）区", "unit": "单位", "community": "社区"}
+
+#: An ID number (18 characters, or an old 15-digit one) standing alone in a text.
+_ID = re.compile(r"(?<![0-9])(\d{17}[\dXx]|\d{15})(?![0-9])")
+_MOBILE = re.compile(r"(?<![0-9])(?:\+?86[\s-]?)?(1[3-9]\d[\s-]?\d{4}[\s-]?\d{4})(?![0-9])")
+
+
+def redact(text: str) -> str:
+    """Mask ID numbers and mainland mobiles wherever they appear in ``text``."""
+    text = _ID.sub(lambda m: mask_id_number(m.group(1)), text)
+    return _MOBILE.sub(lambda m: mask_phone(re.sub(r"[\s-]", "", m.group(1))), text)
+
+
+def rate(figures: Figures, key: str) -> float | None:
+    value = getattr(figures, key)
+    return None if value is None else float(value)
+
+
+@dataclass(frozen=True)
+class Headline:
+    key: str
+    label: str
+    kind: str
+    value: float | None
+    change: float | None
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """Everything one report shows, for ``scope`` over ``[start, end)``."""
+
+    scope: str
+    scope_name: str
+    start: datetime
+    end: datetime
+    final: bool
+    before: Figures
+    after: Figures
+    ranked: list[tuple[int, Figures]]
+    threshold: float
+    cadres: list[tuple[str, str, str]]
+    highlights: dict[str, list[tuple[str, str, float]]]
+    series: list[tuple[date, Figures]]
+    levels: dict[str, list[tuple[int, Figures]]] = field(default_factory=dict)
+
+    @property
+    def title(self) -> str:
+        kind = "终期报告" if self.final else "定期报告"
+        return redact(f"在职党员进社区服务月{kind}·{self.scope_name}")
+
+    @property
+    def period_label(self) -> str:
+        start = self.start.astimezone(CAMPAIGN_TZ)
+        end = self.end.astimezone(CAMPAIGN_TZ)
+        return f"{start:%Y-%m-%d %H:%M} 至 {end:%Y-%m-%d %H:%M}（不含）"
+
+    @property
+    def headline(self) -> list[Headline]:
+        result = []
+        for key, label, kind in HEADLINE:
+            now, then = rate(self.after, key), rate(self.before, key)
+            change = None if now is None or then is None else now - then
+            result.append(Headline(key, label, kind, now, change))
+        return result
+
+    @property
+    def laggards(self) -> list[tuple[int, Figures]]:
+        return [
+            (rank, f)
+            for rank, f in self.ranked
+            if (value := rate(f, RANK_KEY)) is not None and value < self.threshold
+        ]
+
+    @property
+    def funnel(self) -> list[tuple[str, int]]:
+        wishes: dict[str, int] = dict(self.after.wishes)
+        return [(label, sum(wishes.get(s, 0) for s in states)) for _, label, states in FUNNEL]
+
+    @property
+    def five_ones(self) -> list[tuple[str, int, float | None]]:
+        items: dict[str, int] = dict(self.after.five_ones)
+        base = self.after.reported_in
+        return [
+            (label, items.get(key, 0), items.get(key, 0) / base if base else None)
+            for key, label in FIVE_ONES.items()
+        ]
+
+    def sms(self) -> str:
+        """The one-line SMS: scope, period end, and the three figures leaders look at."""
+        figures = {h.key: h for h in self.headline}
+        parts = [
+            f"{figures[k].label}{percent(figures[k].value)}"
+            for k in ("reported_in_rate", "dual_registration_rate", "dual_pairing_rate")
+        ]
+        end = self.end.astimezone(CAMPAIGN_TZ)
+        return redact(f"{self.scope_name}截至{end:%m月%d日%H:%M}：" + "，".join(parts))
+
+    def sections(self) -> dict[str, Any]:
+        """The figures and ranks as plain values (what a re-run must reproduce exactly)."""
+        return {
+            "headline": [(h.key, h.value, h.change) for h in self.headline],
+            "ranked": [(rank, f.scope, rate(f, RANK_KEY)) for rank, f in self.ranked],
+            "laggards": [(rank, f.scope) for rank, f in self.laggards],
+            "funnel": self.funnel,
+            "five_ones": self.five_ones,
+            "cadres": list(self.cadres),
+            "highlights": {k: list(v) for k, v in sorted(self.highlights.items())},
+            "series": [(d.isoformat(), f.as_dict()) for d, f in self.series],
+            "levels": {
+                level: [(rank, f.as_dict()) for rank, f in rows]
+                for level, rows in self.levels.items()
+            },
+        }
+
+
+def percent(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.1f}%"
+
+
+def laggard_threshold(settings: Settings) -> float:
+    raw = settings.get("REPORTING_LAGGARD_THRESHOLD")
+    return float(raw) if raw else 0.6
+
+
+def level_scopes(uow: UnitOfWork, scope: str, source: Any) -> dict[str, list[str]]:
+    """The scopes of each level at and below ``scope``, for the drill-down sheets."""
+    levels: dict[str, list[str]] = {scope.split(":")[0]: [scope]}
+    if scope == "city":
+        districts = list(source.children(uow, "city", "district"))
+        levels["district"] = districts
+        units = list(source.children(uow, "city", "unit"))
+        communities: list[str] = []
+        for district in districts:
+            units += source.children(uow, district)
+            communities += source.children(uow, district, "community")
+        levels["unit"], levels["community"] = units, communities
+    elif scope.startswith("district:"):
+        levels["unit"] = list(source.children(uow, scope))
+        levels["community"] = list(source.children(uow, scope, "community"))
+    return {k: list(dict.fromkeys(levels[k])) for k in LEVELS if levels.get(k)}
+
+
+def gather(
+    uow: UnitOfWork,
+    scope: str,
+    start: datetime,
+    end: datetime,
+    *,
+    threshold: float,
+    campaign_start: date,
+    final: bool = False,
+    source: Any = None,
+) -> ReportData:
+    """Read the report's figures for ``scope`` over ``[start, end)`` from the read model.
+
+    ``source`` is :mod:`services.reporting.figures` or a stand-in with its functions.
+    Districts are ranked for the city, units for a district; the progress line runs from
+    the campaign's first day to the last full day of the period.
+    """
+    if source is None:
+        from services.reporting import figures as source
+    after = source.figures(uow, scope, end)
+    before = source.figures(uow, scope, start)
+    kind = "district" if scope == "city" else None
+    direct = list(source.children(uow, scope, kind)) if kind else list(source.children(uow, scope))
+    levels = {
+        level: list(source.ranking(uow, scopes, end, RANK_KEY))
+        for level, scopes in level_scopes(uow, scope, source).items()
+    }
+    last_day = end.astimezone(CAMPAIGN_TZ).date()
+    return ReportData(
+        scope=scope,
+        scope_name=str(after.name or scope),
+        start=start,
+        end=end,
+        final=final,
+        before=before,
+        after=after,
+        ranked=list(source.ranking(uow, direct, end, RANK_KEY)) if direct else [],
+        threshold=threshold,
+        cadres=list(source.cadres_without_record(uow, scope, end)),
+        highlights=dict(source.highlights(uow, scope, start, end)),
+        series=list(source.daily_series(uow, scope, campaign_start, last_day)),
+        levels=levels,
+    )

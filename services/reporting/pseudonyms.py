@@ -1,0 +1,67 @@
+"""Erasure without rewriting history: a withdrawn member becomes a pseudonym in reporting.
+
+Figures of closed periods must not change when a member withdraws (the member did take
+part then), yet nothing in reporting may still point at them (PIPL erasure). So on
+``member.withdrawn`` every reporting row and logged event that names the member is given a
+fresh random id instead, and the member's keyed hash (HMAC with the deployment's key, as
+for ID numbers) remembers which pseudonym a late event about them must use. Counts, and a
+rebuild from the log, stay the same; the member id appears nowhere.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select, update
+
+from services.reporting.models import Base, EventLogEntry, Pseudonym
+from shared.db import UnitOfWork
+from shared.events import Envelope, Event
+from shared.pii import Sealer
+
+
+def substitute(
+    event: Event, envelope: Envelope, uow: UnitOfWork, sealer: Sealer
+) -> tuple[Event, Envelope]:
+    """The event as reporting may keep it: a forgotten member's id replaced by the pseudonym."""
+    member_id = getattr(event, "member_id", None)
+    if not isinstance(member_id, uuid.UUID):
+        return event, envelope
+    pseudonym = uow.session.scalar(
+        select(Pseudonym.pseudonym).where(Pseudonym.member_hmac == sealer.digest(str(member_id)))
+    )
+    if pseudonym is None:
+        return event, envelope
+    payload = {**envelope.payload, "member_id": str(pseudonym)}
+    return (
+        event.model_copy(update={"member_id": pseudonym}),
+        envelope.model_copy(update={"payload": payload}),
+    )
+
+
+def forget(uow: UnitOfWork, member_id: uuid.UUID, sealer: Sealer) -> uuid.UUID | None:
+    """Replace ``member_id`` everywhere in reporting's tables and log by a new pseudonym.
+
+    Does nothing for an id that is a pseudonym already (a rebuild replays the withdrawal
+    of a pseudonym) or a member forgotten before.
+    """
+    known = select(Pseudonym.member_hmac)
+    if uow.session.scalar(known.where(Pseudonym.pseudonym == member_id)) is not None:
+        return None
+    digest = sealer.digest(str(member_id))
+    if uow.session.scalar(known.where(Pseudonym.member_hmac == digest)) is not None:
+        return None
+    pseudonym = uuid.uuid4()
+    uow.session.add(Pseudonym(member_hmac=digest, pseudonym=pseudonym))
+    for table in Base.metadata.sorted_tables:
+        if "member_id" in table.c and table.name not in (Pseudonym.__tablename__, "event_log"):
+            uow.session.execute(
+                update(table).where(table.c.member_id == member_id).values(member_id=pseudonym)
+            )
+    for entry in uow.session.scalars(
+        select(EventLogEntry).where(EventLogEntry.member_id == member_id)
+    ):
+        entry.member_id = pseudonym
+        entry.body = entry.body.replace(str(member_id), str(pseudonym))
+    uow.session.flush()
+    return pseudonym

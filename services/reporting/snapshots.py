@@ -1,0 +1,81 @@
+"""Daily snapshots: every scope's figures as of each finished campaign day (Asia/Shanghai).
+
+A snapshot is what was known when the day was over; the trend line reads them, and a
+missing day is computed instead (:func:`services.reporting.figures.daily_series`). The
+sweep is idempotent: a (scope, day) is written once, so two sweeps never disagree.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from services.reporting.figures import Figures, children, day_end, figures_many
+from services.reporting.models import DailySnapshot, MemberScope, Place
+from shared.config import CAMPAIGN_TZ
+from shared.db import UnitOfWork
+from shared.runtime import Runtime
+
+
+def stored(uow: UnitOfWork, scope: str, start: date, end: date) -> dict[date, Figures]:
+    """The snapshots of ``scope`` for the days in ``[start, end)``."""
+    rows = uow.session.scalars(
+        select(DailySnapshot).where(
+            DailySnapshot.scope == scope, DailySnapshot.day >= start, DailySnapshot.day < end
+        )
+    )
+    return {row.day: Figures.from_dict(dict(row.figures)) for row in rows}
+
+
+def all_scopes(uow: UnitOfWork) -> list[str]:
+    """Every scope that has a name or a member: the city, districts, units, communities."""
+    known = set(uow.session.scalars(select(Place.scope)))
+    known |= set(uow.session.scalars(select(MemberScope.scope).distinct()))
+    known |= set(children(uow, "city", "district"))
+    return ["city", *sorted(known - {"city"})]
+
+
+def finished_days(first: date, last: date, now: datetime) -> list[date]:
+    """Campaign days from ``first`` to ``last`` whose end (Shanghai midnight) has passed."""
+    days = []
+    day = first
+    while day <= last and day_end(day) <= now:
+        days.append(day)
+        day += timedelta(days=1)
+    return days
+
+
+def snapshot_day(uow: UnitOfWork, day: date, scopes: list[str]) -> int:
+    """Write the snapshots of ``day`` that are missing among ``scopes``; how many."""
+    have = set(uow.session.scalars(select(DailySnapshot.scope).where(DailySnapshot.day == day)))
+    missing = [s for s in scopes if s not in have]
+    if not missing:
+        return 0
+    found = figures_many(uow, missing, day_end(day))
+    now = uow.now()
+    uow.session.add_all(
+        DailySnapshot(scope=s, day=day, figures=found[s].as_dict(), taken_at=now) for s in missing
+    )
+    return len(missing)
+
+
+def sweep(rt: Runtime, now: datetime | None = None) -> int:
+    """Snapshot every finished campaign day not yet snapshotted (one transaction per day);
+    returns how many snapshots were written. Safe to run from two places at once."""
+    now = now or rt.clock.now()
+    start, end = rt.settings.campaign_start, rt.settings.campaign_end
+    written = 0
+    for day in finished_days(start, end, now):
+        with rt.uow() as uow:
+            try:
+                written += snapshot_day(uow, day, all_scopes(uow))
+                uow.commit()
+            except IntegrityError:
+                continue  # another sweep wrote this day first
+    return written
+
+
+def today(now: datetime) -> date:
+    return now.astimezone(CAMPAIGN_TZ).date()

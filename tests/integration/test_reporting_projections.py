@@ -1,0 +1,381 @@
+"""Reporting's projections on both backends: a month driven through the real APIs, every
+figure of the summary equal to what registration's and pairing's own tables say, figures
+of a closed period that do not move, scopes by the caller's token, members counted once."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from services.pairing.models import Pairing, ServiceRecord, Wish, WishClaim
+from services.registration.models import CommunityRegistration, Member, Unit
+from services.reporting import figures as fig
+from services.reporting.models import EventLogEntry
+from shared import runtime as runtime_mod
+from shared.clock import SimulatedClock
+from shared.config import CAMPAIGN_TZ, SERVICES
+from shared.db import outbox_table
+from shared.runtime import Runtime
+from shared.vocabulary import SKILLS
+from tests.support import (
+    client,
+    consumer,
+    issue_token,
+    load_sample_directory,
+    member_body,
+    relay_all,
+    run_consumers,
+)
+
+START = datetime(2016, 6, 26, 9, 0, tzinfo=CAMPAIGN_TZ)
+UNITS = ["U410300001", "U410300002", "U410303001", "U410305001"]
+COMMUNITIES = ["410303001001", "410303002001", "410305001001", "410305001002"]
+KINDS = fig.KINDS
+SCOPES = ["city", "district:410303", "district:410305", "unit:U410300001", "community:410303001001"]
+
+
+@pytest.fixture
+def clock(backend: Any) -> SimulatedClock:
+    """Every service on one simulated clock, from the campaign's first morning."""
+    sim = SimulatedClock(START)
+    for service in SERVICES:
+        rt = backend.rt(service)
+        backend.runtimes[service] = Runtime(rt.service, rt.settings, rt.db, sim)
+        runtime_mod.override(service, backend.runtimes[service])
+    return sim
+
+
+@pytest.fixture
+def admin(backend: Any, clock: SimulatedClock) -> Iterator[Any]:
+    load_sample_directory(backend)
+    with client(issue_token(backend, "admin", "city")) as http:
+        yield http
+
+
+@dataclass
+class Month:
+    """What the driver did, for the checks: members, where they are confirmed, tokens."""
+
+    backend: Any
+    http: Any
+    clock: SimulatedClock
+    rng: random.Random
+    members: dict[str, dict[str, Any]] = field(default_factory=dict)
+    confirmed: dict[str, list[str]] = field(default_factory=dict)  # community → members
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def day(self, n: int = 1) -> None:
+        self.clock.advance(timedelta(days=n))
+
+    def me(self, member_id: str) -> Any:
+        if member_id not in self.tokens:
+            self.tokens[member_id] = issue_token(self.backend, "member", f"member:{member_id}")
+        return client(self.tokens[member_id])
+
+    def ok(self, response: Any, status: int = 200) -> Any:
+        assert response.status_code == status, response.text
+        return response.json()
+
+
+def register(month: Month, count: int, seed: int) -> None:
+    """Members register on the APIs: a mix of units (two city-level) and residences; a few
+    leading cadres; one city-unit member living in another district."""
+    rng = month.rng
+    for n in range(count):
+        body = member_body(
+            seed + n, unit_code=UNITS[n % 4], residence_community_code=rng.choice(COMMUNITIES)
+        )
+        body["is_leader_cadre"] = n % 6 == 0
+        if n == 1:  # 市直 unit (community in 410303), living in 410305
+            body |= {"unit_code": "U410300002", "residence_community_code": "410305001001"}
+        created = month.ok(month.http.post("/api/v1/members", json=body), 201)
+        month.members[created["id"]] = created
+
+
+def confirm(month: Month, share: float) -> None:
+    """Staff confirm most pending registrations, reject a few."""
+    for member_id, created in month.members.items():
+        for reg in created["registrations"]:
+            if reg.get("done"):
+                continue
+            roll = month.rng.random()
+            if roll < share:
+                month.ok(month.http.post(f"/api/v1/registrations/{reg['id']}/confirm"))
+                month.confirmed.setdefault(reg["community_code"], []).append(member_id)
+                reg["done"] = True
+            elif roll > 0.95:
+                month.ok(
+                    month.http.post(
+                        f"/api/v1/registrations/{reg['id']}/reject", json={"reason": "不在本社区"}
+                    )
+                )
+                reg["done"] = True
+
+
+def deliver_to_pairing(month: Month) -> None:
+    backend = month.backend
+    relay_all(backend)
+    want = {m for ms in month.confirmed.values() for m in ms}
+
+    def learned() -> bool:
+        from services.pairing.models import MemberReplica
+
+        with backend.rt("pairing").db.session() as s:
+            rows = s.scalars(select(MemberReplica)).all()
+        done = {str(r.id) for r in rows for c in r.communities if c["state"] == "confirmed"}
+        return want <= done
+
+    assert run_consumers([consumer(backend, "pairing")], until=learned, timeout=60, settle=0.3)
+
+
+def publish(month: Month) -> None:
+    """Each community publishes needs and projects (pairing runs after each) and a team."""
+    for code in COMMUNITIES:
+        for skill in month.rng.sample(SKILLS, 3):
+            body = {"title": f"{skill}服务", "required_skill": skill, "volunteers_needed": 4}
+            month.ok(month.http.post(f"/api/v1/communities/{code}/needs", json=body), 201)
+        project = {"kind": "治安巡逻", "title": "夜间巡逻", "capacity": 6}
+        month.ok(month.http.post(f"/api/v1/communities/{code}/projects", json=project), 201)
+        month.ok(
+            month.http.post(f"/api/v1/communities/{code}/teams", json={"name": "志愿服务队"}), 201
+        )
+    month.ok(month.http.post("/api/v1/pairings/run", json={"scope": "city"}))
+
+
+def serve(month: Month, wishes: int) -> None:
+    """A stretch of the month: wishes through their lifecycle, records verified or returned,
+    members joining teams."""
+    http, rng = month.http, month.rng
+    for code, members in sorted(month.confirmed.items()):
+        for _ in range(wishes):
+            wish = month.ok(
+                http.post("/api/v1/wishes", json={"community_code": code, "title": "买米"}), 201
+            )
+            for step in ("submit", "publish"):
+                month.ok(http.post(f"/api/v1/wishes/{wish['id']}/{step}"))
+            fate = rng.random()
+            if fate < 0.15:
+                continue  # stays published
+            who = rng.choice(members)
+            with month.me(who) as me:
+                month.ok(me.post(f"/api/v1/wishes/{wish['id']}/claim", json={"member_id": who}))
+                if fate < 0.3:
+                    month.ok(me.post(f"/api/v1/wishes/{wish['id']}/cancel"))
+                    continue
+                if fate < 0.45:
+                    continue  # stays claimed
+                month.ok(me.post(f"/api/v1/wishes/{wish['id']}/fulfil"))
+            if fate < 0.55:
+                continue
+            month.ok(http.post(f"/api/v1/wishes/{wish['id']}/confirm"))
+        teams = month.ok(http.get(f"/api/v1/communities/{code}/teams"))
+        for who in rng.sample(members, max(1, len(members) // 2)):
+            today = month.clock.now().astimezone(CAMPAIGN_TZ).date().isoformat()
+            kind = rng.choice(KINDS[:3])
+            body = {"member_id": who, "kind": kind, "community_code": code, "date": today}
+            record = month.ok(
+                http.post("/api/v1/activities", json={**body, "hours": rng.choice((1, 2, 3.5))}),
+                201,
+            )
+            act = "return" if rng.random() < 0.2 else "verify"
+            extra = {"json": {"reason": "记录不完整"}} if act == "return" else {}
+            month.ok(http.post(f"/api/v1/activities/{record['id']}/{act}", **extra))
+            if teams and rng.random() < 0.3:
+                http.post(f"/api/v1/teams/{teams[0]['id']}/members", json={"member_id": who})
+        month.day()
+
+
+def deliver_to_reporting(backend: Any) -> None:
+    """Relay every outbox and run reporting's consumer until it logged every event."""
+    for service in ("registration", "pairing"):
+        relay_all(backend, service)
+    total = 0
+    for service in ("registration", "pairing"):
+        db = backend.rt(service).db
+        with db.session() as s:
+            total += s.scalar(select(func.count()).select_from(outbox_table(db.metadata))) or 0
+
+    def logged() -> bool:
+        with backend.rt("reporting").db.session() as s:
+            return (s.scalar(select(func.count()).select_from(EventLogEntry)) or 0) >= total
+
+    assert run_consumers([consumer(backend, "reporting")], until=logged, timeout=90)
+
+
+def drive_month(backend: Any, http: Any, clock: SimulatedClock, seed: int = 7) -> Month:
+    """Three weeks of a campaign through the APIs; returns the instant after week two."""
+    month = Month(backend, http, clock, random.Random(seed))
+    register(month, 18, 3000)
+    month.day()
+    confirm(month, 0.8)
+    deliver_to_pairing(month)
+    month.day()
+    publish(month)
+    month.day()
+    serve(month, 2)
+    serve(month, 1)
+    return month
+
+
+# --- the figures computed independently from the source services' own tables --------------
+
+
+def expected(backend: Any, scope: str) -> dict[str, Any]:
+    """A scope's figures from registration's and pairing's tables (no reporting code)."""
+    with backend.rt("registration").db.session() as s:
+        members = {m.id: m for m in s.scalars(select(Member).where(Member.state == "active"))}
+        units = {u.code: u for u in s.scalars(select(Unit))}
+        regs = s.scalars(select(CommunityRegistration)).all()
+    kind, _, code = scope.partition(":")
+    counting = [r for r in regs if r.state in ("submitted", "confirmed")]
+
+    def inside(m: Member) -> bool:
+        if kind == "city":
+            return True
+        if kind == "unit":
+            return m.unit_code == code
+        mine = [r for r in counting if r.member_id == m.id]
+        if kind == "community":
+            return any(r.community_code == code for r in mine)
+        return units[m.unit_code].district_code == code or any(
+            r.district_code == code for r in mine
+        )
+
+    chosen = {i for i, m in members.items() if inside(m)}
+    confirmed = Counter((r.member_id, r.role) for r in regs if r.state == "confirmed")
+    reported = {
+        i for i in chosen if any(confirmed[(i, role)] for role in ("unit", "residence", "contact"))
+    }
+    dual = {i for i in chosen if confirmed[(i, "unit")] and confirmed[(i, "residence")]}
+    with backend.rt("pairing").db.session() as s:
+        pairs = s.execute(
+            select(Pairing.member_id, Pairing.kind).where(Pairing.state == "active")
+        ).all()
+        records = s.scalars(select(ServiceRecord).where(ServiceRecord.state == "verified")).all()
+        wishes = s.scalars(select(Wish)).all()
+        claims = s.scalars(
+            select(WishClaim).where(WishClaim.state.in_(("active", "realized")))
+        ).all()
+    paired = {i for i in chosen if {(i, "need"), (i, "project")} <= set(pairs)}
+    kinds: dict[uuid.UUID, set[str]] = {}
+    hours = 0.0
+    for r in records:
+        if r.member_id in chosen:
+            kinds.setdefault(r.member_id, set()).add(r.kind)
+            hours += r.hours
+    if kind == "unit":
+        holder = {c.wish_id: c.member_id for c in claims}
+        by_state = Counter(w.state for w in wishes if holder.get(w.id) in chosen)
+    else:
+        prefix = "" if kind == "city" else code
+        by_state = Counter(w.state for w in wishes if w.community_code.startswith(prefix))
+    cadres = {i for i in chosen if members[i].is_leader_cadre}
+    return {
+        "members": len(chosen),
+        "reported_in": len(reported),
+        "dual_registered": len(dual),
+        "dual_paired": len(paired),
+        "five_ones": {k: sum(k in v for v in kinds.values()) for k in KINDS},
+        "five_ones_complete": sum(v >= set(KINDS) for v in kinds.values()),
+        "verified_hours": round(hours, 2),
+        "wishes": {s: n for s, n in by_state.items() if n},
+        "leading_cadres": len(cadres),
+        "leading_cadres_active": len(cadres & set(kinds)),
+    }
+
+
+def observed(summary: dict[str, Any]) -> dict[str, Any]:
+    keys = (
+        "members",
+        "reported_in",
+        "dual_registered",
+        "dual_paired",
+        "five_ones",
+        "five_ones_complete",
+        "verified_hours",
+        "leading_cadres",
+        "leading_cadres_active",
+    )
+    got = {k: summary[k] for k in keys}
+    got["wishes"] = {s: n for s, n in summary["wishes"].items() if n}
+    return got
+
+
+def test_every_figure_of_the_summary_equals_the_source_tables(
+    backend: Any, admin: Any, clock: SimulatedClock
+) -> None:
+    drive_month(backend, admin, clock)
+    deliver_to_reporting(backend)
+    scopes = [*SCOPES, "unit:U410303001", "community:410305001001"]
+    for scope in scopes:
+        summary = admin.get("/api/v1/summary", params={"scope": scope})
+        assert summary.status_code == 200, summary.text
+        assert observed(summary.json()) == expected(backend, scope), scope
+    city = admin.get("/api/v1/summary", params={"scope": "city"}).json()
+    assert city["members"] == 18 and city["wishes"]["confirmed"] > 0
+    assert city["five_ones"]["wish"] > 0 and city["dual_paired"] > 0
+    rates = city["rates"]
+    assert rates["reported_in_rate"] == round(city["reported_in"] / city["members"], 4)
+    assert rates["dual_pairing_rate"] == round(city["dual_paired"] / city["reported_in"], 4)
+
+
+def test_a_closed_period_gives_the_same_figures_and_ranks_after_more_events(
+    backend: Any, admin: Any, clock: SimulatedClock
+) -> None:
+    month = drive_month(backend, admin, clock)
+    deliver_to_reporting(backend)
+    end = clock.now()
+    rt = backend.rt("reporting")
+    with rt.uow() as uow:
+        levels = fig.children(uow, "city")
+        before = fig.figures_many(uow, SCOPES, end)
+        ranks = fig.ranking(uow, levels, end)
+    assert levels[:2] == ["district:410303", "district:410305"]
+    assert "unit:U410300001" in levels and "unit:U410303001" not in levels
+    clock.advance(timedelta(hours=1))
+    confirm(month, 1.0)  # the rest report in, and the month goes on
+    deliver_to_pairing(month)
+    serve(month, 1)
+    deliver_to_reporting(backend)
+    with rt.uow() as uow:
+        assert fig.figures_many(uow, SCOPES, end) == before
+        again = fig.ranking(uow, levels, end)
+        now = fig.figures(uow, "city")
+    assert [(n, f.scope) for n, f in again] == [(n, f.scope) for n, f in ranks]
+    assert again == ranks
+    assert now != before["city"]
+    codes = [f.code for _, f in ranks]
+    values = [f.dual_pairing_rate for _, f in ranks]
+    for i in range(len(ranks) - 1):  # best first; equal rates ordered by code
+        assert values[i] > values[i + 1] or (values[i] == values[i + 1] and codes[i] < codes[i + 1])
+
+
+def test_the_summary_is_scoped_by_the_callers_token(backend: Any, admin: Any) -> None:
+    with client(issue_token(backend, "leader", "district:410303")) as leader:
+        assert leader.get("/api/v1/summary", params={"scope": "city"}).status_code == 404
+        assert leader.get("/api/v1/summary", params={"scope": "district:410305"}).status_code == 404
+        own = leader.get("/api/v1/summary")
+        assert own.status_code == 200 and own.json()["scope"] == "district:410303"
+        assert (
+            leader.get("/api/v1/summary", params={"scope": "community:410303001001"}).status_code
+            == 200
+        )
+        assert leader.get("/api/v1/summary", params={"scope": "unit:bad code"}).status_code == 422
+    with client(issue_token(backend, "community", "community:410303001001")) as staff:
+        assert staff.get("/api/v1/summary").json()["scope"] == "community:410303001001"
+        assert (
+            staff.get("/api/v1/summary", params={"scope": "community:410303002001"}).status_code
+            == 404
+        )
+    with client(issue_token(backend, "member", f"member:{uuid.uuid4()}")) as member:
+        assert member.get("/api/v1/summary").status_code == 403
+    with client() as nobody:
+        assert nobody.get("/api/v1/summary").status_code == 401

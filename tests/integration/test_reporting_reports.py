@@ -1,0 +1,502 @@
+"""Scheduled summaries on both backends: subscriptions, exactly one report per slot with two
+schedulers, a dead worker's run reclaimed, retries then a failure notice, missed slots
+coalesced, a closed period re-run unchanged, no personal data in any file.
+
+Reporting is fed through its own entrypoint (its consumer's handler table, envelope by
+envelope, as its queue would deliver them), so the read model is the real one.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import threading
+import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from openpyxl import load_workbook
+from sqlalchemy import select
+
+from services import registry
+from services.reporting import charts, render, runs, spreadsheet
+from services.reporting.contents import ReportData, gather
+from services.reporting.models import ReportDownload, ReportRun
+from services.reporting.subscriptions import campaign_window, slots
+from shared import runtime as runtime_mod
+from shared.clock import SimulatedClock
+from shared.config import CAMPAIGN_TZ, SERVICES
+from shared.db import outbox_table
+from shared.events import (
+    WISH_EVENTS,
+    ActivityVerified,
+    CommunityChanged,
+    CommunityRef,
+    Event,
+    MemberRegistered,
+    PairingMade,
+    RegistrationConfirmed,
+    UnitChanged,
+    envelope_for,
+)
+from shared.runtime import Runtime
+from tests.support import client, issue_token
+
+ID_NUMBER = re.compile(r"(?<!\d)\d{17}[\dXx](?!\d)|(?<!\d)\d{15}(?!\d)")
+MOBILE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
+EVIL = "<script>alert('x')</script>"
+OPEN = datetime(2016, 6, 26, 0, 0, tzinfo=CAMPAIGN_TZ)
+UNITS = {  # code: (name, district, level, community)
+    "U410303001": (f"西工区机关{EVIL}", "410303", "county", "410303001001"),
+    "U410305001": ("涧西区机关 联系人13812348000", "410305", "county", "410305001001"),
+    "U410300001": ("市直机关 410302195001010015", "410300", "city", "410303002001"),
+}
+COMMUNITIES = {
+    "410303001001": "王城社区",
+    "410303002001": "唐宫社区 11010519491231002X",
+    "410305001001": "金谷园社区",
+}
+
+
+# --- feeding the read model -------------------------------------------------------------------
+
+
+class Feed:
+    """Deliver events to reporting as its consumer would, at chosen instants."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.handlers = registry.handlers("reporting", rt)
+
+    def __call__(self, event: Event, at: datetime, district: str = "410303") -> None:
+        envelope = envelope_for(
+            event, district=district, campaign="t", producer="test", occurred_at=at
+        )
+        with self.rt.uow(envelope.id) as uow:
+            assert uow.first_time(envelope)
+            for handler in self.handlers[type(event)]:
+                handler(event, envelope, uow)
+            uow.commit()
+
+    def directory(self) -> None:
+        for code, name in COMMUNITIES.items():
+            self(CommunityChanged(code=code, name=name, district=code[:6]), OPEN)
+        for code, (name, district, level, community) in UNITS.items():
+            self(
+                UnitChanged(
+                    code=code, name=name, level=level, district=district, community_code=community
+                ),
+                OPEN,
+            )
+
+    def member(self, n: int, at: datetime, *, confirm: bool = True, active: bool = True) -> None:
+        """Member ``n``: registered at ``at``, confirmed twice, paired twice, five ones done."""
+        unit = list(UNITS)[n % 3]
+        home = list(COMMUNITIES)[(n + 1) % 3]
+        member = uuid.UUID(int=n + 1)
+        refs = [
+            CommunityRef(
+                registration_id=uuid.UUID(int=1000 + 2 * n + i),
+                community_code=code,
+                role=role,
+                district=code[:6],
+            )
+            for i, (role, code) in enumerate((("unit", UNITS[unit][3]), ("residence", home)))
+        ]
+        self(
+            MemberRegistered(
+                member_id=member,
+                unit_code=unit,
+                unit_district=UNITS[unit][1],
+                communities=refs,
+                is_leader_cadre=n % 4 == 0,
+            ),
+            at,
+        )
+        if not confirm:
+            return
+        for ref in refs:
+            self(
+                RegistrationConfirmed(
+                    registration_id=ref.registration_id,
+                    member_id=member,
+                    community_code=ref.community_code,
+                    role=ref.role,
+                    state="confirmed",
+                ),
+                at + timedelta(hours=2),
+            )
+        if not active:
+            return
+        for i, kind in enumerate(("need", "project")):
+            self(
+                PairingMade(
+                    pairing_id=uuid.UUID(int=5000 + 2 * n + i),
+                    member_id=member,
+                    kind=kind,
+                    community_code=home,
+                    subject_id=uuid.UUID(int=9000 + n),
+                    title=f"帮扶{EVIL} 13912345678",
+                    state="active",
+                ),
+                at + timedelta(hours=3),
+            )
+        wish = uuid.UUID(int=7000 + n)
+        for state in ("published", "claimed", "fulfilled", "confirmed"):
+            self(
+                WISH_EVENTS[state](
+                    wish_id=wish,
+                    community_code=home,
+                    title=f"心愿{EVIL}身份证410302195001010015",
+                    state=state,
+                    member_id=member if state != "published" else None,
+                ),
+                at + timedelta(hours=4),
+            )
+        for i, kind in enumerate(("home_visit", "community_activity", "policy_talk")):
+            self(
+                ActivityVerified(
+                    record_id=uuid.UUID(int=20000 + 5 * n + i),
+                    member_id=member,
+                    kind=kind,
+                    community_code=home,
+                    day=(at + timedelta(hours=5)).astimezone(CAMPAIGN_TZ).date(),
+                    hours=1.5 + n % 3,
+                    state="verified",
+                ),
+                at + timedelta(hours=5),
+            )
+
+
+@pytest.fixture
+def clock(backend: Any) -> SimulatedClock:
+    sim = SimulatedClock(OPEN + timedelta(hours=6))
+    for service in SERVICES:
+        rt = backend.rt(service)
+        backend.runtimes[service] = Runtime(rt.service, rt.settings, rt.db, sim)
+        runtime_mod.override(service, backend.runtimes[service])
+    return sim
+
+
+@pytest.fixture
+def rt(backend: Any, clock: SimulatedClock) -> Runtime:
+    return backend.rt("reporting")  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def feed(rt: Runtime) -> Feed:
+    f = Feed(rt)
+    f.directory()
+    return f
+
+
+def subscribe(backend: Any, token: str, **body: Any) -> Any:
+    payload = {"scope": "city", "name": "张三", "email": "zhang.san@example.com"} | body
+    with client(token) as http:
+        return http.post("/api/v1/subscriptions", json=payload)
+
+
+def generated(rt: Runtime) -> list[dict[str, Any]]:
+    """The report.generated events reporting has committed to its outbox."""
+    outbox = outbox_table(rt.db.metadata)
+    with rt.db.session() as session:
+        bodies = session.scalars(select(outbox.c.body)).all()
+    events = [json.loads(b) for b in bodies]
+    return [e["payload"] for e in events if e["type"] == "report.generated"]
+
+
+def all_runs(rt: Runtime) -> list[ReportRun]:
+    with rt.db.session() as session:
+        return list(session.scalars(select(ReportRun)))
+
+
+class Worker:
+    """Collects enqueued builds (what Celery would carry) and runs them when told."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.queue: list[tuple[uuid.UUID, int]] = []
+        self.lock = threading.Lock()
+
+    def enqueue(self, run_id: uuid.UUID, attempt: int) -> None:
+        with self.lock:
+            self.queue.append((run_id, attempt))
+
+    def drain(self, source: Any = None, lose: bool = False) -> list[str]:
+        with self.lock:
+            jobs, self.queue = self.queue, []
+        if lose:  # the worker died with these
+            return []
+        done = [runs.build(self.rt, r, a, source) for r, a in jobs]
+        # Celery redelivers after a lost ack: the second delivery changes nothing
+        assert {runs.build(self.rt, r, a, source) for r, a in jobs} <= {"not-ours"}
+        return done
+
+
+def race(rt: Runtime, worker: Worker) -> list[dict[str, int]]:
+    """Two schedulers' ticks at the same instant."""
+    barrier = threading.Barrier(2)
+    results: list[dict[str, int]] = []
+
+    def one(holder: str) -> None:
+        barrier.wait()
+        results.append(runs.tick(rt, holder, worker.enqueue))
+
+    threads = [threading.Thread(target=one, args=(h,)) for h in ("sched-a", "sched-b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return results
+
+
+# --- subscriptions over HTTP ------------------------------------------------------------------
+
+
+def test_a_leader_subscribes_in_scope_with_contact_masked_and_bad_fields_named(
+    backend: Any, rt: Runtime
+) -> None:
+    leader = issue_token(backend, "leader", "district:410303")
+    made = subscribe(
+        backend, leader, scope="district:410303", phone="138 1234 8000", channels=["sms", "email"]
+    )
+    assert made.status_code == 201, made.text
+    body = made.json()
+    assert body["state"] == "active" and body["schedule"] == "campaign"
+    assert body["phone"] == "138****8000" and body["email"] == "z***@example.com"
+    assert body["name"] == "张*"
+    assert subscribe(backend, leader, scope="district:410305").status_code == 404
+    assert subscribe(backend, leader, scope="city").status_code == 404
+    bad = subscribe(
+        backend, leader, scope="district:410303", schedule="every monday", channels=["sms", "fax"]
+    )
+    assert bad.status_code == 422
+    fields = {e["field"] for e in bad.json()["errors"]}
+    assert "channels.1" in fields
+    bad = subscribe(
+        backend, leader, scope="district:410303", schedule="0 25 * * *", channels=["sms"]
+    )
+    assert bad.status_code == 422
+    assert {e["field"] for e in bad.json()["errors"]} == {"schedule", "phone"}
+    member = issue_token(backend, "member", f"member:{uuid.uuid4()}")
+    assert subscribe(backend, member).status_code == 403
+    with client(leader) as http:
+        listed = http.get("/api/v1/subscriptions").json()
+    assert [s["id"] for s in listed] == [body["id"]]
+    with rt.db.session() as session:
+        stored = session.execute(select(ReportRun)).all()
+    assert stored == []
+    raw = json.dumps(listed)
+    assert "13812348000" not in raw and "zhang.san" not in raw
+
+
+# --- exactly once -----------------------------------------------------------------------------
+
+
+def test_two_schedulers_over_a_month_report_each_slot_exactly_once_and_a_dead_worker_is_covered(
+    backend: Any, rt: Runtime, clock: SimulatedClock, feed: Feed
+) -> None:
+    admin = issue_token(backend, "admin", "city")
+    city = subscribe(backend, admin, formats=["xlsx"]).json()
+    district = subscribe(
+        backend,
+        admin,
+        scope="district:410303",
+        schedule="0 20 * * 5",
+        phone="13812348000",
+        channels=["sms"],
+        formats=["html"],
+    ).json()
+    worker = Worker(rt)
+    _, close = campaign_window(rt.settings)
+    end = close + timedelta(days=1, hours=2)
+    stale = timedelta(seconds=600)
+    tick = timedelta(seconds=60)
+    killed: dict[str, Any] = {}
+    n = step = 0
+    while clock.now() < end:
+        step += 1
+        if n < 30 and step % 2:  # members join along the way
+            feed.member(n, clock.now())
+            n += 1
+        results = race(rt, worker)
+        assert sum(r.get("claimed", 0) for r in results) <= 2  # one per subscription at most
+        local = clock.now().astimezone(CAMPAIGN_TZ)
+        if not killed and worker.queue and local.month == 7 and local.day >= 4:
+            killed = {"at": clock.now(), "jobs": list(worker.queue)}
+            worker.drain(lose=True)  # the worker dies mid-report
+            while clock.now() < killed["at"] + stale + 2 * tick:
+                clock.advance(tick)
+                race(rt, worker)
+                if worker.drain():
+                    killed["delivered"] = clock.now()
+                    break
+            continue
+        worker.drain()
+        assert race(rt, worker) == [{}, {}] and not worker.queue  # a redelivered tick: nothing
+        clock.advance(timedelta(hours=3))
+
+    assert killed.get("delivered"), "the dead worker's report was never delivered"
+    assert killed["delivered"] - killed["at"] <= stale + tick
+    for sub in (city, district):
+        expected = {(s.start, s.end) for s in slots(sub["schedule"], rt.settings)}
+        mine = [r for r in all_runs(rt) if str(r.subscription_id) == sub["id"]]
+        assert {(r.period_start, r.period_end) for r in mine} == expected
+        assert Counter(r.status for r in mine) == {"done": len(expected)}
+        sent = Counter(
+            (e["period_start"], e["period_end"])
+            for e in generated(rt)
+            if e["subscription_id"] == sub["id"]
+        )
+        assert len(sent) == len(expected) and set(sent.values()) == {1}
+    one = next(e for e in generated(rt) if e["subscription_id"] == district["id"])
+    assert one["channels"] == ["sms"] and one["recipient"]["phone_masked"] == "138****8000"
+    assert "13812348000" not in one["recipient"]["sealed"]
+    assert [f["media_type"] for f in one["files"]] == ["text/html", "image/png", "image/png"]
+    assert all((rt.settings.reports_dir / f["path"]).is_file() for f in one["files"])
+
+
+def test_missed_slots_are_coalesced_within_the_grace_period_and_older_ones_skipped(
+    backend: Any, rt: Runtime, clock: SimulatedClock, feed: Feed
+) -> None:
+    admin = issue_token(backend, "admin", "city")
+    every6h = subscribe(backend, admin, schedule="0 */6 * * *", formats=["xlsx"]).json()
+    worker = Worker(rt)
+    clock.set(datetime(2016, 7, 2, 13, tzinfo=CAMPAIGN_TZ))  # down since the start
+    assert race(rt, worker)  # one of them claims the latest, records the rest skipped
+    worker.drain()
+    mine = sorted(all_runs(rt), key=lambda r: r.slot)
+    assert [r.status for r in mine].count("done") == 1
+    assert mine[-1].status == "done" and mine[-1].slot == datetime(
+        2016, 7, 2, 12, tzinfo=CAMPAIGN_TZ
+    )
+    assert {r.status for r in mine[:-1]} == {"skipped"}
+    created = OPEN + timedelta(hours=6)
+    expected = [s for s in slots(every6h["schedule"], rt.settings) if created < s.at <= clock.now()]
+    assert len(mine) == len(expected)
+    assert len(generated(rt)) == 1
+
+
+def test_a_failing_build_is_retried_with_backoff_then_the_subscriber_is_told(
+    backend: Any, rt: Runtime, clock: SimulatedClock, feed: Feed
+) -> None:
+    class Broken:
+        def __getattr__(self, name: str) -> Any:
+            raise RuntimeError("the read model is away")
+
+    admin = issue_token(backend, "admin", "city")
+    subscribe(backend, admin, schedule="final", formats=["xlsx"])
+    worker = Worker(rt)
+    clock.set(datetime(2016, 8, 1, 8, 31, tzinfo=CAMPAIGN_TZ))
+    runs.tick(rt, "a", worker.enqueue)
+    assert worker.drain(Broken()) == ["retry"]
+    runs.tick(rt, "a", worker.enqueue)
+    assert worker.queue == []  # not before its backoff
+    for wait in (60, 120):
+        clock.advance(timedelta(seconds=wait + 1))
+        runs.tick(rt, "a", worker.enqueue)
+        assert worker.drain(Broken()) == ["retry" if wait == 60 else "failed"]
+    (run,) = all_runs(rt)
+    assert run.status == "failed" and run.attempts == 3 and "RuntimeError" in (run.error or "")
+    (told,) = generated(rt)
+    assert told["failed"] is True and told["files"] == [] and "失败" in told["headline"]
+    clock.advance(timedelta(hours=1))
+    assert runs.tick(rt, "a", worker.enqueue) == {} and worker.queue == []
+
+
+# --- the report's contents ---------------------------------------------------------------------
+
+
+def period_data(rt: Runtime, start: datetime, end: datetime) -> ReportData:
+    with rt.uow() as uow:
+        return gather(
+            uow, "city", start, end, threshold=0.6, campaign_start=rt.settings.campaign_start
+        )
+
+
+def test_a_closed_period_re_run_gives_identical_figures_and_ranks(
+    rt: Runtime, clock: SimulatedClock, feed: Feed
+) -> None:
+    for n in range(12):
+        feed.member(n, OPEN + timedelta(days=n % 7, hours=9), active=n % 3 != 0)
+    start, end = OPEN.astimezone(UTC), datetime(2016, 7, 4, 8, 30, tzinfo=CAMPAIGN_TZ)
+    clock.set(end + timedelta(hours=1))
+    first = period_data(rt, start, end)
+    html = render.html(first)
+    for n in range(12, 24):  # later events, after the period
+        feed.member(n, end + timedelta(days=1 + n % 5))
+    clock.set(end + timedelta(days=8))
+    again = period_data(rt, start, end)
+    assert again.sections() == first.sections()
+    assert render.html(again) == html
+    assert first.after.members == 12 and first.ranked
+    later = period_data(rt, start, end + timedelta(days=8))
+    assert later.after.members == 24  # the later events do count in a later period
+
+
+def test_no_report_file_holds_an_unmasked_id_number_or_mobile_and_script_is_escaped(
+    backend: Any, rt: Runtime, clock: SimulatedClock, feed: Feed
+) -> None:
+    for n in range(9):
+        feed.member(n, OPEN + timedelta(days=n, hours=9))
+    clock.set(datetime(2016, 7, 20, 10, tzinfo=CAMPAIGN_TZ))
+    built = runs.run_now(rt, "city")
+    html = built.html.read_text(encoding="utf-8")
+    assert EVIL not in html and "&lt;script&gt;" in html
+    book = load_workbook(rt.settings.reports_dir / str(built.report_id) / "report.xlsx")
+    cells = [
+        str(v) for s in book.worksheets for row in s.iter_rows(values_only=True) for v in row if v
+    ]
+    data = period_data(rt, OPEN.astimezone(UTC), clock.now())
+    texts = charts.ranking_chart(data).texts + charts.progress_chart(data).texts
+    for where, text in (("html", html), ("xlsx", " ".join(cells)), ("png", " ".join(texts))):
+        assert not ID_NUMBER.search(text), f"{where}: {ID_NUMBER.search(text)}"
+        assert not MOBILE.search(text), f"{where}: {MOBILE.search(text)}"
+    assert "市直机关 410***********0015" in cells
+    assert io.BytesIO(spreadsheet.workbook(data)).getbuffer().nbytes > 4000
+
+
+def test_reports_are_listed_and_downloaded_by_scope_with_an_audit_entry(
+    backend: Any, rt: Runtime, clock: SimulatedClock, feed: Feed
+) -> None:
+    feed.member(0, OPEN + timedelta(hours=9))
+    clock.set(datetime(2016, 7, 1, 10, tzinfo=CAMPAIGN_TZ))
+    city = runs.run_now(rt, "city")
+    district = runs.run_now(rt, "district:410303")
+    leader = issue_token(backend, "leader", "district:410303")
+    with client(leader) as http:
+        listed = http.get("/api/v1/reports").json()
+        assert [r["id"] for r in listed] == [str(district.report_id)]
+        names = [f["name"] for f in listed[0]["files"]]
+        assert names == ["report.html", "ranking.png", "progress.png", "report.xlsx"]
+        got = http.get(f"/api/v1/reports/{district.report_id}/files/report.xlsx")
+        assert got.status_code == 200 and got.content[:2] == b"PK"
+        assert got.headers["content-type"].startswith("application/vnd.openxmlformats")
+        assert http.get(f"/api/v1/reports/{city.report_id}/files/report.html").status_code == 404
+        assert http.get(f"/api/v1/reports/{district.report_id}/files/..%2Fx").status_code == 404
+    with rt.db.session() as session:
+        (audit,) = session.scalars(select(ReportDownload)).all()
+    assert (audit.role, audit.scope, audit.file) == ("leader", "district:410303", "report.xlsx")
+    assert generated(rt) == []  # nobody subscribed to on-demand reports
+
+
+def test_report_run_on_the_command_line_prints_the_path_and_headline(
+    backend: Any, rt: Runtime, clock: SimulatedClock, feed: Feed
+) -> None:
+    from click.testing import CliRunner
+
+    from services.cli import cli
+
+    feed.member(0, OPEN + timedelta(hours=9))
+    done = CliRunner().invoke(
+        cli, ["report", "run", "--scope", "city", "--period", "2016-06-26..2016-07-04"]
+    )
+    assert done.exit_code == 0, done.output
+    first = done.output.splitlines()[0]
+    assert first.endswith("report.html") and "全市" in first
+    assert "报到率" in done.output and "built in" in done.output
+    bad = CliRunner().invoke(cli, ["report", "run", "--scope", "city", "--period", "july"])
+    assert bad.exit_code == 2 and "START..END" in bad.output
