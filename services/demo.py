@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from datetime import time as clock_time
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from services.demo_data import (
     roster_xlsx,
     synthetic_member,
 )
+from services.demo_outreach import Outreach
 from shared.auth import new_token, store_token
 from shared.clock import SimulatedClock
 from shared.config import CAMPAIGN_TZ, settings
@@ -80,9 +81,11 @@ def run(members: int = 200, port: int | None = None, busy: int = 30, timeout: fl
     click.echo(_cli("directory", "load", str(SAMPLE_DIRECTORY)))
     admin = _cli("token", "create", "--role", "admin", "--scope", "city", "--label", "demo")
 
-    # Every process of the demo shares one simulated clock, set to the campaign's first day.
+    # Every process of the demo shares one simulated clock, set to the morning before the
+    # campaign: members register and communities publish before the kick-off.
     clock_file = home / "clock"
-    SimulatedClock(datetime.combine(config.campaign_start, clock_time(8), CAMPAIGN_TZ), clock_file)
+    eve = config.campaign_start - timedelta(days=1)
+    SimulatedClock(datetime.combine(eve, clock_time(8), CAMPAIGN_TZ), clock_file)
     os.environ["SERVICEMONTH_CLOCK_FILE"] = str(clock_file)
     port = port or _free_port()
     base = f"http://127.0.0.1:{port}"
@@ -91,12 +94,17 @@ def run(members: int = 200, port: int | None = None, busy: int = 30, timeout: fl
         headers = {"Authorization": f"Bearer {admin}"}
         with httpx.Client(base_url=base, timeout=60, headers=headers) as http:
             _wait_healthy(http, server)
+            outreach = Outreach(
+                http, config.campaign_start, config.campaign_end, config.reports_dir
+            )
+            outreach.set_up()
             from_roster = _import_roster(http)
             people = _register(http, members)
             registered = from_roster + len(people)
             confirmed_ids = _confirm_reports_in(http)
             counts = _wait_for_counts(http, registered, timeout)
             agree = _report(counts, registered, config.outbox_dir / "sms.jsonl")
+            outreach.forecast(_cli("notify", "forecast"))
             month = Month(
                 http,
                 lambda member: _member_client(http, member),
@@ -113,8 +121,9 @@ def run(members: int = 200, port: int | None = None, busy: int = 30, timeout: fl
                 for p in people
             }
             active = {member: codes for member, codes in confirmed.items() if codes}
-            month.live(active, busy)
+            month.live(active, busy, outreach.sweep)
             month.report(active)
+            outreach.finish()
         click.echo("\ncounts agree" if agree else "\nCOUNTS DISAGREE")
         return 0 if agree else 1
     finally:
@@ -237,13 +246,16 @@ def _wait_for_counts(http: httpx.Client, expected: int, timeout: float) -> dict[
     while time.monotonic() < deadline:
         counts = {name: _get(http, f"/api/v1/ops/{name}") for name in SERVICES}
         counts["summary"] = _get(http, "/api/v1/summary?scope=city")
+        welcomes = _get(http, "/api/v1/ops/notify/summary")["per_kind"].get("welcome", {})
+        counts["welcomes"] = welcomes.get("sent", 0)
         settled = counts == previous  # nothing moved for a whole poll
         if (
             settled
             and counts["registration"]["events_pending"] == 0
             and counts["pairing"]["members"] >= expected
-            and counts["notify"]["messages_sent"] >= expected
+            and counts["notify"]["contacts"] >= expected
             and counts["reporting"]["members"] >= expected
+            and counts["welcomes"] >= counts["summary"]["reported_in"]
         ):
             break
         previous = counts
@@ -264,8 +276,7 @@ def _report(counts: dict[str, Any], registered: int, sms_file: Path) -> bool:
     rows = [
         ("registration", "members registered", counts["registration"]["members"]),
         ("pairing", "member replicas stored", counts["pairing"]["members"]),
-        ("notify", "welcome SMS sent", counts["notify"]["messages_sent"]),
-        ("notify", f"lines in {sms_file.name}", len(lines)),
+        ("notify", "member contacts kept", counts["notify"]["contacts"]),
         ("reporting", "members counted (city)", counts["summary"]["members"]),
     ]
     click.echo("\nper service, what it received:")
@@ -286,10 +297,15 @@ def _report(counts: dict[str, Any], registered: int, sms_file: Path) -> bool:
         ("leading_cadres", "leading cadres (县处级以上)"),
     ):
         click.echo(f"  {summary[key]:>6}  {label}")
-    if lines:
-        sample = json.loads(lines[0])
-        click.echo(f"\na welcome SMS (to {sample['to']}): {sample['text']}")
-    return all(value == registered for _, _, value in rows)
+    reported_in, welcomes = summary["reported_in"], counts["welcomes"]
+    click.echo(
+        f"\nwelcome messages sent on the confirmed report-in: {welcomes} "
+        f"(members reported in: {reported_in}); {len(lines)} lines in {sms_file}"
+    )
+    sample = next((m for m in map(json.loads, lines) if m["kind"] == "welcome"), None)
+    if sample:
+        click.echo(f"a welcome SMS (to {sample['to']}): {sample['text']}")
+    return all(value == registered for _, _, value in rows) and welcomes == reported_in
 
 
 if __name__ == "__main__":  # pragma: no cover

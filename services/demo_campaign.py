@@ -34,6 +34,12 @@ NEEDS = {  # title → the residents it serves (服务对象类别)
 }
 WISHES = ["一台收音机", "一套课外书", "修好漏水的水龙头", "陪老人去一次医院", "一副老花镜"]
 KINDS = ("home_visit", "community_activity", "policy_talk")
+#: When the demo runs the scheduler's sweeps each day (the evening one meets quiet hours).
+SWEEP_HOURS = (8, 9, 10, 17, 21)
+
+
+def _idle() -> None:
+    """No sweeps."""
 
 
 class Month:
@@ -88,18 +94,29 @@ class Month:
         result = self._post("/api/v1/pairings/run", {"scope": "city"}).json()
         click.echo(f"pairing run (city): {_short(result)}")
 
-    def live(self, members: dict[str, list[str]], busy: int = 30) -> None:
-        """Walk the month in three-day steps: claims, fulfilments, records, verifications;
-        ``busy`` members act at each step."""
+    def live(
+        self, members: dict[str, list[str]], busy: int = 30, sweep: Callable[[], None] = _idle
+    ) -> None:
+        """Walk the month day by day; every third day ``busy`` members claim, fulfil and
+        record, and staff verify (in the morning or the evening). At each hour of
+        ``SWEEP_HOURS`` the scheduler's sweeps run (``sweep``): reminders, due messages,
+        report slots."""
         ids = list(members)
-        day = self.start
-        while day <= self.end:
-            self.clock.set(_at(day, 9))
-            # a core of keen members (twice ``busy``) does most of the month's work
-            for member_id in self.rng.sample(ids[: busy * 2], min(len(ids), busy)):
-                self._one_day(member_id, members[member_id], day)
-            day += timedelta(days=3)
-        self.clock.set(_at(self.end, 20))
+        day = self.clock.now().astimezone(CAMPAIGN_TZ).date()  # the eve: the kick-off notice
+        while day <= self.end + timedelta(days=1):  # the final report: the day after
+            for hour in SWEEP_HOURS if day <= self.end else (8, 9, 10):
+                if _at(day, hour) < self.clock.now():
+                    continue
+                self.clock.set(_at(day, hour))
+                step = (day - self.start).days
+                # the work of every other step is done in the evening, after office hours:
+                # what it tells members waits for the morning (quiet hours)
+                if hour == (9 if step % 6 == 0 else 21) and day <= self.end and step % 3 == 0:
+                    # a core of keen members (twice ``busy``) does most of the month's work
+                    for member_id in self.rng.sample(ids[: busy * 2], min(len(ids), busy)):
+                        self._one_day(member_id, members[member_id], day)
+                sweep()
+            day += timedelta(days=1)
 
     def _one_day(self, member_id: str, communities: list[str], day: date) -> None:
         community = self.rng.choice(communities)

@@ -114,6 +114,14 @@ def stats(uow: UnitOfWork) -> dict[str, int]:
         "staff_contacts": session.scalar(select(func.count()).select_from(StaffContact)) or 0,
         "messages": session.scalar(count) or 0,
         "messages_sent": int(by_status.get("sent", 0)) + int(by_status.get("delivered", 0)),
+        # due now and not yet handed over: the work the send workers have in front of them
+        "messages_due": session.scalar(
+            count.where(
+                Notification.status.in_(WAITING),
+                or_(Notification.due_at.is_(None), Notification.due_at <= uow.now()),
+            )
+        )
+        or 0,
         **{f"messages_{status}": int(n) for status, n in sorted(by_status.items())},
         **messaging_stats(uow),
     }

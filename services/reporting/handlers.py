@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from services.reporting import figures
-from services.reporting.models import EventLogEntry, MemberScope, Place
+from services.reporting.models import EventLogEntry, MemberScope, Place, ReportRun
 from shared.auth import Principal
 from shared.config import CITY
 from shared.db import UnitOfWork, messaging_stats
@@ -61,8 +61,10 @@ def stats(uow: UnitOfWork) -> dict[str, int]:
         .where(MemberScope.scope == "city", MemberScope.valid_to.is_(None))
     )
     logged = select(func.count()).select_from(EventLogEntry)
+    working = select(func.count()).select_from(ReportRun).where(ReportRun.status == "working")
     return {
         "members": uow.session.scalar(members) or 0,
         "events_logged": uow.session.scalar(logged) or 0,
+        "reports_working": uow.session.scalar(working) or 0,
         **messaging_stats(uow),
     }
