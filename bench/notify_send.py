@@ -26,8 +26,9 @@ from pathlib import Path
 from sqlalchemy import insert
 
 from services.notify import messages, sending
+from services.notify.bulk import queue_message
 from services.notify.channels import Limit, OutgoingEmail, OutgoingSms
-from services.notify.messages import Recipient, queue_message
+from services.notify.messages import Recipient
 from services.notify.models import Base, Contact
 from services.notify.rendering import render_sms
 from services.notify.rules import Rules
@@ -42,7 +43,8 @@ class ZeroLatency:
     """Accepts every SMS at once (Aliyun's per-number limit declared, so it is checked)."""
 
     name = "zero"
-    limits = (Limit("number+template", timedelta(hours=24), 50),)
+    limits: tuple[Limit, ...] = (Limit("number+template", timedelta(hours=24), 50),)
+    settle_after = timedelta(0)
 
     def __init__(self) -> None:
         self.sent = 0

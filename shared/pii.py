@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -62,3 +63,22 @@ def mask_id_number(id_number: str) -> str:
 def mask_name(name: str) -> str:
     """``张三`` → ``张*`` (residents and members shown to others)."""
     return name[:1] + "*" * (len(name) - 1) if name else name
+
+
+def mask_email(address: str) -> str:
+    """``zhangsan@example.com`` → ``z***@example.com``."""
+    local, _, domain = address.partition("@")
+    return f"{local[:1]}***@{domain}" if domain else "***"
+
+
+_ID = re.compile(r"(?<![0-9])(\d{17}[\dXx]|\d{15})(?![0-9])")
+_MOBILE = re.compile(r"(?<![0-9])(?:\+?86[\s-]?)?(1[3-9]\d[\s-]?\d{4}[\s-]?\d{4})(?![0-9])")
+_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+
+
+def redact(text: str) -> str:
+    """``text`` with every ID number, mainland mobile and e-mail address in it masked
+    (free text people typed — a wish, a note, an error message — before it is shown)."""
+    text = _ID.sub(lambda m: mask_id_number(m.group(1)), text)
+    text = _MOBILE.sub(lambda m: mask_phone(re.sub(r"[\s-]", "", m.group(1))), text)
+    return _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)

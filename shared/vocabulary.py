@@ -26,3 +26,12 @@ SKILLS: tuple[str, ...] = (
 
 #: 可服务时间 — when a member can serve.
 AVAILABILITY: tuple[str, ...] = ("weekday_daytime", "weekday_evening", "weekend")
+
+#: 五个一 — the five things each member does in the month, with their Chinese names.
+FIVE_ONES: dict[str, str] = {
+    "home_visit": "民情家访",
+    "community_activity": "社区活动",
+    "policy_talk": "政策宣讲",
+    "wish": "认领微心愿",
+    "team": "加入服务团队",
+}

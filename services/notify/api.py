@@ -24,7 +24,7 @@ from services.notify import (
 from services.notify.models import Contact, StaffContact
 from shared.auth import Forbidden, Principal, Unauthorized, add_status_route, requires
 from shared.db import UnitOfWork
-from shared.http import Invalid, NotFound
+from shared.http import DomainError, Invalid, NotFound
 from shared.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1", tags=["notify"])
@@ -185,11 +185,34 @@ def list_notifications(
 # --- provider webhooks --------------------------------------------------------------------
 
 
+WEBHOOK_KEY = "SERVICEMONTH_NOTIFY_WEBHOOK_TOKEN"
+
+
+class WebhookNotConfigured(DomainError):
+    status = 503
+    title = "Provider webhooks are not configured"
+
+
 def _check_webhook(rt: Runtime, token: str | None) -> None:
-    """Webhooks carry no bearer token: when SERVICEMONTH_NOTIFY_WEBHOOK_TOKEN is set, the
-    provider's callback URL must carry it as ``?token=``."""
+    """Webhooks carry no bearer token: the provider's callback URL carries
+    SERVICEMONTH_NOTIFY_WEBHOOK_TOKEN as ``?token=``.
+
+    Outside the embedded default (a real broker: a deployment providers can reach) the key
+    is required. Without it every callback answers 503 naming the key, rather than the
+    service refusing to start: sending, preferences and history work without webhooks, and
+    providers redeliver receipts that were refused with a 5xx once it is set. The embedded
+    default (one machine, the demo) takes callbacks without a token unless one is set.
+    """
     expected = rt.settings.get("NOTIFY_WEBHOOK_TOKEN", "notify")
-    if expected and not hmac.compare_digest(expected, token or ""):
+    if not expected:
+        if rt.settings.embedded_broker:
+            return
+        raise WebhookNotConfigured(
+            f"set {WEBHOOK_KEY} and give the providers callback URLs with ?token=<it>; "
+            "until then every receipt and reply is refused",
+            key=WEBHOOK_KEY,
+        )
+    if not hmac.compare_digest(expected, token or ""):
         raise Unauthorized("bad webhook token")
 
 
@@ -198,28 +221,6 @@ def _reports(body: Any) -> list[dict[str, Any]]:
     if not all(isinstance(i, dict) for i in items):
         raise Invalid("not a list of reports", [{"field": "body", "message": "a list of objects"}])
     return items
-
-
-def parse_receipt(item: dict[str, Any]) -> receipts.Receipt:
-    """An Aliyun SmsReport (``biz_id``, ``out_id``, ``success``, ``err_code``) or a Tencent
-    status report (``sid``, ``report_status``, ``errmsg``)."""
-    if "report_status" in item or "sid" in item:
-        ok = str(item.get("report_status", "")).upper() == "SUCCESS"
-        ext = item.get("ext")
-        return receipts.Receipt(
-            reference=str(item.get("sid") or "") or None,
-            out_id=str(ext.get("out_id") or "") or None if isinstance(ext, dict) else None,
-            delivered=ok,
-            error=None if ok else str(item.get("errmsg") or item.get("description") or ""),
-        )
-    success = item.get("success")
-    ok = success is True or str(success).lower() == "true"
-    return receipts.Receipt(
-        reference=str(item.get("biz_id") or "") or None,
-        out_id=str(item.get("out_id") or "") or None,
-        delivered=ok,
-        error=None if ok else str(item.get("err_code") or item.get("err_msg") or ""),
-    )
 
 
 @router.post("/providers/{name}/receipts")
@@ -235,7 +236,9 @@ def delivery_receipts(
     counts: dict[str, int] = {}
     with rt.uow() as uow:
         for item in _reports(body):
-            outcome = receipts.apply_receipt(uow, name, parse_receipt(item), rt.settings.district)
+            outcome = receipts.apply_receipt(
+                uow, name, receipts.parse_receipt(item), rt.settings.district
+            )
             counts[outcome] = counts.get(outcome, 0) + 1
         uow.commit()
     return {"code": 0, "msg": "成功", "result": 0, "errmsg": "OK", "counts": counts}

@@ -1,12 +1,14 @@
-"""Queue many messages at once: :func:`services.notify.messages.queue_message`, set-based.
+"""Queue messages: one per (recipient, kind, subject, slot), sent only after commit.
 
-A reminder slot speaks to up to 20,000 members of a district. One message at a time would
-be 20,000 look-ups, savepoints and inserts; this does the same in a handful of statements:
-one look-up of the idempotency keys already queued, one of the recipients' channels, one
-bulk insert of the messages and one of their history. The rules are queue_message's own
-(same key, same channel choice, ``opted_out`` for a recipient who accepts no channel, the
-send task enqueued after commit for what is due), so a message queued either way is the
-same message, and queueing it the other way later is a no-op.
+Everything in notify that wants someone told something — a triggered message
+(:func:`queue_message`), a reminder slot to 20,000 members (:func:`queue_messages`), a
+report — goes through one implementation, set-based: one look-up of the idempotency keys
+already queued, one of the recipients' channels, one insert of the messages and one of
+their history. A message is committed ``queued`` (``opted_out`` for a recipient who accepts
+no channel); a key queued before is a no-op. The send task is enqueued only after the
+commit, and only for what is due: a message with a future ``due_at`` waits in the table for
+the sweep (no broker ETAs). ``urgent`` (bypasses quiet hours, not the daily cap) defaults to
+the kind's flag in ``templates/kinds.toml``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 
 from services.notify.messages import (
     Reach,
@@ -26,7 +29,15 @@ from services.notify.messages import (
     dispatch,
     idempotency_key,
 )
-from services.notify.models import Contact, Notification, NotificationEvent, StaffContact
+from services.notify.models import (
+    SLOT_LENGTH,
+    SUBJECT_LENGTH,
+    Contact,
+    Notification,
+    NotificationEvent,
+    StaffContact,
+)
+from services.notify.rendering import KINDS
 from shared.db import UnitOfWork
 
 CHUNK = 5000  # ids per IN (...) list: well below every backend's parameter limit
@@ -34,7 +45,12 @@ CHUNK = 5000  # ids per IN (...) list: well below every backend's parameter limi
 
 @dataclass(frozen=True)
 class Outgoing:
-    """One message to queue (the keyword arguments of ``queue_message``)."""
+    """One message to queue (the keyword arguments of :func:`queue_message`).
+
+    ``subject`` is what the message is about (a wish id, a report id, ``-``); ``slot`` when
+    it is for (a date, a calendar slot, ``-``). ``channel`` asks for ``sms`` or ``email``
+    (by default SMS to a mobile, e-mail as the fallback); ``urgent`` None takes the kind's.
+    """
 
     recipient: Recipient
     kind: str
@@ -42,7 +58,20 @@ class Outgoing:
     slot: str
     params: dict[str, Any]
     due_at: datetime | None = None
-    urgent: bool = False
+    urgent: bool | None = None
+    channel: str | None = None
+    correlation_id: uuid.UUID | None = None
+
+    @property
+    def key(self) -> str:
+        return idempotency_key(self.recipient, self.kind, self.subject, self.slot)
+
+    @property
+    def is_urgent(self) -> bool:
+        if self.urgent is not None:
+            return self.urgent
+        spec = KINDS.get(self.kind)
+        return spec.urgent if spec is not None else False
 
 
 def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
@@ -51,7 +80,7 @@ def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
 
 
 def reaches(uow: UnitOfWork, recipients: Iterable[Recipient]) -> dict[Recipient, Reach]:
-    """How each recipient can be reached, as ``messages.reach_of`` says, in a few queries."""
+    """How each recipient can be reached, in a few queries."""
     wanted = list(dict.fromkeys(recipients))
     found: dict[tuple[str, uuid.UUID], Reach] = {}
     for kind, model, key in (
@@ -90,22 +119,50 @@ def reaches(uow: UnitOfWork, recipients: Iterable[Recipient]) -> dict[Recipient,
 def channels(uow: UnitOfWork, messages: Sequence[Outgoing]) -> list[str | None]:
     """The channel each message would go by now (None: the recipient accepts none)."""
     reach = reaches(uow, (m.recipient for m in messages))
-    return [choose_channel(m.kind, reach[m.recipient]) for m in messages]
+    return [choose_channel(m.kind, reach[m.recipient], m.channel) for m in messages]
 
 
 def queue_messages(uow: UnitOfWork, messages: Sequence[Outgoing]) -> int:
     """Queue every message not queued before; return how many are new. The caller commits."""
-    keyed = {
-        idempotency_key(m.recipient, m.kind, m.subject, m.slot): m for m in messages
-    }  # a message listed twice is queued once
-    keys = list(keyed)
-    for chunk in _chunks(keys):
+    return len(_queue(uow, messages))
+
+
+def queue_message(
+    uow: UnitOfWork,
+    *,
+    recipient: Recipient,
+    kind: str,
+    subject: str,
+    slot: str,
+    params: dict[str, Any],
+    urgent: bool | None = None,
+    due_at: datetime | None = None,
+    correlation_id: uuid.UUID | None = None,
+    channel: str | None = None,
+) -> uuid.UUID | None:
+    """Queue one message (see :class:`Outgoing`); None when it was queued before, here or
+    by a concurrent transaction (the insert runs in a savepoint). The caller commits."""
+    message = Outgoing(
+        recipient, kind, subject, slot, params, due_at, urgent, channel, correlation_id
+    )
+    try:
+        with uow.session.begin_nested():
+            queued = _queue(uow, [message])
+    except IntegrityError:
+        return None  # a concurrent call queued it first
+    return queued.get(message.key)
+
+
+def _queue(uow: UnitOfWork, messages: Sequence[Outgoing]) -> dict[str, uuid.UUID]:
+    """Insert the messages whose keys are new; their ids by key."""
+    keyed = {m.key: m for m in messages}  # a message listed twice is queued once
+    for chunk in _chunks(list(keyed)):
         for key in uow.session.scalars(
             select(Notification.idempotency_key).where(Notification.idempotency_key.in_(chunk))
         ):
             keyed.pop(key, None)
     if not keyed:
-        return 0
+        return {}
     reach = reaches(uow, (m.recipient for m in keyed.values()))
     now = uow.now()
     rows: list[dict[str, Any]] = []
@@ -113,9 +170,10 @@ def queue_messages(uow: UnitOfWork, messages: Sequence[Outgoing]) -> int:
     due: list[uuid.UUID] = []
     for key, m in keyed.items():
         r = reach[m.recipient]
-        channel = choose_channel(m.kind, r)
+        channel = choose_channel(m.kind, r, m.channel)
         notification_id = uuid.uuid4()
         status = "queued" if channel else "opted_out"
+        dispatch_now = channel is not None and (m.due_at is None or m.due_at <= now)
         rows.append(
             {
                 "id": notification_id,
@@ -125,11 +183,11 @@ def queue_messages(uow: UnitOfWork, messages: Sequence[Outgoing]) -> int:
                 "staff_id": m.recipient.id if m.recipient.kind == "staff" else None,
                 "sealed_to": m.recipient.sealed,
                 "kind": m.kind,
-                "subject": m.subject[:120],
-                "slot": m.slot[:60],
-                "channel": channel or "sms",
+                "subject": m.subject[:SUBJECT_LENGTH],
+                "slot": m.slot[:SLOT_LENGTH],
+                "channel": channel or m.channel or "sms",
                 "status": status,
-                "urgent": m.urgent,
+                "urgent": m.is_urgent,
                 "params": m.params,
                 "to_masked": r.email_masked if channel == "email" else r.phone_masked,
                 "phone_hmac": r.phone_hmac,
@@ -137,8 +195,9 @@ def queue_messages(uow: UnitOfWork, messages: Sequence[Outgoing]) -> int:
                 "tried": [],
                 "segments": 0,
                 "attempts": 0,
-                "correlation_id": uow.correlation_id,
+                "correlation_id": m.correlation_id or uow.correlation_id,
                 "created_at": now,
+                "dispatched_at": now if dispatch_now else None,
             }
         )
         history.append(
@@ -150,7 +209,7 @@ def queue_messages(uow: UnitOfWork, messages: Sequence[Outgoing]) -> int:
                 "detail": None if channel else "no channel",
             }
         )
-        if channel and (m.due_at is None or m.due_at <= now):
+        if dispatch_now:
             due.append(notification_id)
     for chunk in _chunks(rows):
         uow.session.execute(insert(Notification), list(chunk))
@@ -162,4 +221,4 @@ def queue_messages(uow: UnitOfWork, messages: Sequence[Outgoing]) -> int:
             dispatch(notification_id)
 
     uow.after_commit(hand_over)
-    return len(rows)
+    return {row["idempotency_key"]: row["id"] for row in rows}

@@ -26,17 +26,19 @@ def notify_commands() -> None:
 @notify_commands.command("forecast")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 def forecast_command(as_json: bool) -> None:
-    """How many SMS and e-mails the rest of the reminder calendar sends, and its SMS
-    segments (cost), from now (the clock) to the campaign's end."""
+    """How many SMS and e-mails the rest of the reminder calendar queues, and its SMS
+    segments (cost), from now (the clock) to the campaign's end. Triggered messages are
+    not in it; a daily cap may merge some reminders into a digest (sent, not lost)."""
     from services.notify import runtime
-    from services.notify.forecast import ASSUMPTION, forecast
+    from services.notify.forecast import ASSUMPTION, RULE, forecast
 
     result = forecast(runtime(), sms_segments)
     if as_json:
         click.echo(json.dumps(result.view(), ensure_ascii=False, indent=2))
         return
     local = result.now.astimezone(CAMPAIGN_TZ)
-    click.echo(f"Reminders from {_when(local)} to the campaign's end ({result.campaign_end});")
+    click.echo(f"Reminders from {_when(local)} to the campaign's end ({result.campaign_end}):")
+    click.echo(f"{RULE};")
     click.echo(f"this {ASSUMPTION}.")
     click.echo(f"{'job':<18}{'slots':>6}{'SMS':>9}{'e-mail':>9}{'none':>7}{'segments':>10}")
     for job in result.jobs.values():

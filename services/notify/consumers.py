@@ -50,10 +50,13 @@ def handlers_for(rt: Runtime) -> dict[type[Event], list[Handler]]:
 
 
 def periodic(rt: Runtime) -> dict[str, int]:
-    """Hand the send task every message that is due now: deferred ones whose time has come,
-    and ones whose task was lost (a crash between commit and enqueue, or mid-send)."""
+    """Hand the send task every message that is due now and that no task is expected for:
+    deferred ones whose time has come, and ones whose task was lost (a crash between commit
+    and enqueue, or mid-send). Not every waiting one: a message just handed over, or whose
+    retry is coming, is left to that task."""
     with rt.uow() as uow:
         ids = history.due(uow)
+        uow.commit()
     for notification_id in ids:
         dispatch(notification_id)
     return {"dispatched": len(ids)}

@@ -34,7 +34,7 @@ from shared.events import (
     UnitChanged,
 )
 from shared.http import Invalid
-from shared.pii import Sealer, mask_name, mask_phone
+from shared.pii import Sealer, mask_email, mask_name, mask_phone
 
 _MOBILE = re.compile(r"^1[3-9]\d{9}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -48,12 +48,6 @@ def normalise_phone(raw: str) -> str:
             digits = digits[len(prefix) :]
             break
     return digits
-
-
-def mask_email(email: str) -> str:
-    """``zhangsan@example.cn`` → ``z***@example.cn``."""
-    local, _, domain = email.partition("@")
-    return f"{local[:1]}***@{domain}"
 
 
 # --- members -------------------------------------------------------------------------------

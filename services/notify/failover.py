@@ -10,15 +10,13 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from services.notify.channels.base import Limit, SmsProvider
+from services.notify.messages import SENT_LIKE
 from services.notify.models import Notification, ProviderHealth
 from services.notify.rules import Rules
 from shared.db import UnitOfWork
 
 if TYPE_CHECKING:
     from services.notify.sending import Sender
-
-#: Statuses that count as "an SMS went to this number" for caps and provider limits.
-SENT_LIKE = ("sending", "sent", "delivered")
 
 
 def _health(uow: UnitOfWork, names: list[str]) -> dict[str, ProviderHealth]:

@@ -1,11 +1,15 @@
-"""What the rest of the reminder calendar will send, and what its SMS will cost.
+"""What the rest of the reminder calendar will queue, and what its SMS will cost.
 
-The forecast walks the same slots the sweep will run from now to the campaign's end (the
-slots already due but not yet swept included, as the next sweep will send them), asks the
-same audience query who gets each, the same channel choice how, and renders each SMS with
-the template the send path uses to count its segments (70 characters, 67 when split). The
-one assumption: **progress stays as it is now** — every member still missing an item now
-is reminded of it in every remaining slot.
+The forecast counts **the messages the schedule will queue**: it walks the same slots the
+sweep will run from now to the campaign's end (the slots already due but not yet swept
+included, as the next sweep will queue them), asks the same audience query who gets each,
+the same channel choice how, and renders each SMS with the template the send path uses to
+count its segments (70 characters, 67 when split). It is about the reminder schedule only:
+triggered messages (pairings, wishes, …) are not in it, and the send-time rules do not
+change its counts — quiet hours only defer a reminder, and a member's daily SMS cap may
+merge some reminders into the next morning's digest (sent, not lost; then fewer, longer
+SMS go out than forecast). The one assumption: **progress stays as it is now** — every
+member still missing an item now is reminded of it in every remaining slot.
 """
 
 from __future__ import annotations
@@ -19,20 +23,16 @@ from typing import Any
 from sqlalchemy import select
 
 from services.notify.bulk import Outgoing, channels
+from services.notify.calendar import Calendar, Occurrence, calendar, due_slots
 from services.notify.models import Contact, StaffContact
-from services.notify.reminders import (
-    Calendar,
-    Occurrence,
-    audience,
-    calendar,
-    done_slots,
-    due_slots,
-)
+from services.notify.reminders import audience, done_slots
 from shared.db import UnitOfWork
 from shared.events import SealedContact
 from shared.runtime import Runtime
 
 ASSUMPTION = "assumes every member's five-ones progress stays as it is now"
+#: What the counts are (printed with them).
+RULE = "messages the schedule will queue; caps may merge some into digests"
 
 #: Counts the SMS segments of one message: (kind, the recipient's name, params) → segments.
 Segments = Callable[[str, str, dict[str, Any]], int]
@@ -79,6 +79,7 @@ class Forecast:
         return {
             "now": self.now.isoformat(),
             "campaign_end": self.campaign_end,
+            "counts": RULE,
             "assumption": ASSUMPTION,
             "jobs": [j.view() for j in self.jobs.values()],
             "totals": self.totals,

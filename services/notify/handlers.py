@@ -2,7 +2,7 @@
 
 Each handler takes an event, its envelope and a unit of work (plus what
 ``consumers.handlers_for`` binds: the sealer, the rules) and only queues messages through
-:func:`services.notify.messages.queue_message`; sending happens in the send task.
+:func:`services.notify.bulk.queue_message`; sending happens in the send task.
 
 | event | message | to |
 |---|---|---|
@@ -22,8 +22,8 @@ import uuid
 from datetime import datetime, time, timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.orm.attributes import flag_modified
 
+from services.notify.bulk import queue_message
 from services.notify.contacts import (
     community_name,
     community_names,
@@ -34,13 +34,7 @@ from services.notify.contacts import (
     staff_for,
 )
 from services.notify.history import stats
-from services.notify.messages import (
-    WAITING,
-    Recipient,
-    idempotency_key,
-    queue_message,
-    record,
-)
+from services.notify.messages import WAITING, Recipient, idempotency_key, record
 from services.notify.models import Contact, Notification
 from services.notify.rules import Rules, local_day
 from shared.config import CAMPAIGN_TZ
@@ -123,8 +117,12 @@ def _count_reported_in(uow: UnitOfWork, code: str, who: str, rules: Rules) -> No
         )
         if batch is not None and batch.status in WAITING:
             names = [*list(batch.params.get("names") or []), who]  # type: ignore[call-overload]
-            batch.params = {**batch.params, "count": len(names), "names": names}
-            flag_modified(batch, "params")
+            uow.session.execute(
+                update(Notification)
+                .where(Notification.id == batch.id, Notification.status.in_(WAITING))
+                .values(params={**batch.params, "count": len(names), "names": names})
+                .execution_options(synchronize_session=False)
+            )
 
 
 def pairing_made(event: PairingChanged, envelope: Envelope, uow: UnitOfWork) -> None:
@@ -151,7 +149,9 @@ def wish_claimed(
     event: WishChanged, envelope: Envelope, uow: UnitOfWork, rules: Rules, sealer: Sealer
 ) -> None:
     """A wish was claimed: its community's staff hear of it; the member is reminded before
-    the claim lapses."""
+    the claim lapses. ``claim_expiring`` is urgent (kinds.toml): a warning after the claim
+    lapsed is worthless. So it is due at the end of the quiet hours when that is still in
+    time, and goes through them only when it is not."""
     subject = str(event.claim_id or event.wish_id)
     who = masked_name(uow, sealer, event.member_id) if event.member_id else "党员"
     for staff in staff_for(uow, "community", f"community:{event.community_code}"):
@@ -169,6 +169,9 @@ def wish_claimed(
     warn_at = max(expires - rules.claim_warning, uow.now())
     if warn_at >= expires:
         return
+    quiet_end = rules.quiet_until(warn_at)
+    if quiet_end is not None and quiet_end < expires:
+        warn_at = quiet_end
     queue_message(
         uow,
         recipient=Recipient.member(event.member_id),
@@ -271,5 +274,4 @@ def report_generated(event: ReportGenerated, envelope: Envelope, uow: UnitOfWork
             slot=channel,
             params=params,
             channel=channel,
-            urgent=False,
         )

@@ -1,5 +1,5 @@
 """What notify did: each message with its history, the operator's counts, and the sweep that
-re-dispatches messages that are due (or whose send task was lost)."""
+hands over messages that are due and that no send task is expected for."""
 
 from __future__ import annotations
 
@@ -7,16 +7,18 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 
+from services.notify.claims import STRANDED_SENDING
 from services.notify.messages import WAITING
 from services.notify.models import Contact, Notification, NotificationEvent, StaffContact
 from shared.db import UnitOfWork, messaging_stats
 
-#: How long a message may sit ``queued`` before the sweep assumes its task was lost, and
-#: ``sending`` before it assumes the worker died in the provider call.
-STRANDED_QUEUED = timedelta(seconds=30)
-STRANDED_SENDING = timedelta(minutes=2)
+#: How long after a message was handed to the send task (or after a retry was due) the
+#: sweep assumes that task was lost and hands it over again. Long enough for a worker
+#: backlog after a 20,000-member reminder slot; a second task would be harmless (the claim)
+#: but wasted.
+STALE_DISPATCH = timedelta(minutes=5)
 
 
 def message_view(n: Notification, events: list[NotificationEvent]) -> dict[str, Any]:
@@ -78,26 +80,37 @@ def messages(
 
 
 def due(uow: UnitOfWork, limit: int = 1000) -> list[uuid.UUID]:
-    """Messages to hand to the send task now: waiting ones whose time has come, queued
-    ones whose task was lost, and ones left ``sending`` by a worker that died."""
+    """Messages to hand to the send task now, marked as handed over (the caller commits,
+    then dispatches): waiting ones whose time has come and that no task is expected for —
+    deferred ones, and ones whose task was lost — and ones left ``sending`` by a worker
+    that died. A message a task was handed recently is not handed over again."""
     now = uow.now()
-    waiting = or_(
-        Notification.due_at.is_(None) & (Notification.created_at < now - STRANDED_QUEUED),
-        Notification.due_at <= now,
+    no_task = or_(
+        Notification.dispatched_at.is_(None), Notification.dispatched_at < now - STALE_DISPATCH
     )
     query = (
         select(Notification.id)
         .where(
+            no_task,
             or_(
-                Notification.status.in_(WAITING) & waiting,
+                Notification.status.in_(WAITING)
+                & or_(Notification.due_at.is_(None), Notification.due_at <= now),
                 (Notification.status == "sending")
                 & (Notification.attempted_at < now - STRANDED_SENDING),
-            )
+            ),
         )
         .order_by(Notification.due_at, Notification.created_at)
         .limit(limit)
     )
-    return list(uow.session.scalars(query))
+    ids = list(uow.session.scalars(query))
+    if ids:
+        uow.session.execute(
+            update(Notification)
+            .where(Notification.id.in_(ids), no_task)
+            .values(dispatched_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    return ids
 
 
 def stats(uow: UnitOfWork) -> dict[str, int]:

@@ -1,14 +1,11 @@
-"""Queue a message: one per (recipient, kind, subject, slot), sent only after commit.
+"""What every part of notify says about a message: who it is for, its key, its statuses,
+how it reaches the send task, which channel it takes, and its history.
 
-Everything in notify that wants someone told something — a triggered message, a reminder,
-a report — calls :func:`queue_message`. The message is committed with status ``queued``
-(the idempotency key makes a second call a no-op that answers None) and the send task is
-enqueued only after the commit. A message with a future ``due_at`` waits in the table for
-the sweeper: no broker ETAs.
-
-Recipients are members (their contact comes from registration's events), staff contacts
-(community staff, unit organisers, leaders: notify keeps them, see :mod:`contacts`), or a
-report subscriber whose contact travels sealed in ``report.generated``.
+Messages are queued by :mod:`services.notify.bulk` (one or many at a time, the same rules)
+and sent by :mod:`services.notify.sending`. Recipients are members (their contact comes
+from registration's events), staff contacts (community staff, unit organisers, leaders:
+notify keeps them, see :mod:`contacts`), or a report subscriber whose contact travels
+sealed in ``report.generated``.
 """
 
 from __future__ import annotations
@@ -17,14 +14,11 @@ import hashlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-
-from services.notify.models import Contact, Notification, NotificationEvent, StaffContact
+from services.notify.models import Notification, NotificationEvent
 from shared.db import UnitOfWork
+from shared.pii import redact
 
 Dispatch = Callable[[uuid.UUID], None]
 
@@ -34,6 +28,8 @@ EMAIL_KINDS = frozenset({"report_ready"})
 WAITING = ("queued", "deferred")
 #: Statuses after which nothing more happens (``sent`` may still become delivered/failed).
 FINAL = ("delivered", "failed", "opted_out", "rate_limited", "suppressed")
+#: Statuses that count as "an SMS went to this number" for caps and provider limits.
+SENT_LIKE = ("sending", "sent", "delivered")
 
 
 @dataclass(frozen=True)
@@ -114,34 +110,6 @@ class Reach:
     known: bool
 
 
-def reach_of(uow: UnitOfWork, recipient: Recipient) -> Reach:
-    if recipient.kind == "member":
-        contact = uow.session.get(Contact, recipient.id)
-        if contact is None:
-            return Reach(None, None, None, True, True, known=False)
-        return Reach(
-            contact.phone_masked,
-            contact.phone_hmac,
-            contact.email_masked,
-            contact.sms_enabled,
-            contact.email_enabled,
-            known=True,
-        )
-    if recipient.kind == "staff":
-        staff = uow.session.get(StaffContact, recipient.id)
-        if staff is None or staff.state != "active":
-            return Reach(None, None, None, False, False, known=True)
-        return Reach(
-            staff.phone_masked,
-            staff.phone_hmac,
-            staff.email_masked,
-            staff.sms_enabled,
-            staff.email_enabled,
-            known=True,
-        )
-    return Reach(recipient.phone_masked, None, None, True, True, known=False)
-
-
 def choose_channel(kind: str, reach: Reach, wanted: str | None = None) -> str | None:
     """SMS to a mobile; e-mail when there is no mobile, SMS is refused, or the kind (or the
     caller) asks for e-mail. None: no channel the recipient accepts."""
@@ -160,71 +128,6 @@ def choose_channel(kind: str, reach: Reach, wanted: str | None = None) -> str | 
     return None
 
 
-def queue_message(
-    uow: UnitOfWork,
-    *,
-    recipient: Recipient,
-    kind: str,
-    subject: str,
-    slot: str,
-    params: dict[str, object],
-    urgent: bool = False,
-    due_at: datetime | None = None,
-    correlation_id: uuid.UUID | None = None,
-    channel: str | None = None,
-) -> uuid.UUID | None:
-    """Queue one message to ``recipient``; None when (recipient, kind, subject, slot)
-    was queued before.
-
-    ``subject`` is what the message is about (a wish id, a report id, ``-``); ``slot`` when
-    it is for (a date, a calendar slot, ``-``). The send task is enqueued after commit,
-    unless ``due_at`` lies in the future: then the sweeper sends it when due. ``channel``
-    asks for ``sms`` or ``email``; by default SMS to a mobile, e-mail as the fallback.
-    A recipient who accepts no channel gets the message recorded as ``opted_out``.
-    """
-    key = idempotency_key(recipient, kind, subject, slot)
-    session = uow.session
-    if session.scalar(select(Notification.id).where(Notification.idempotency_key == key)):
-        return None
-    reach = reach_of(uow, recipient)
-    chosen = choose_channel(kind, reach, channel)
-    now = uow.now()
-    notification = Notification(
-        id=uuid.uuid4(),
-        idempotency_key=key,
-        recipient_kind=recipient.kind,
-        member_id=recipient.id if recipient.kind == "member" else None,
-        staff_id=recipient.id if recipient.kind == "staff" else None,
-        sealed_to=recipient.sealed,
-        kind=kind,
-        subject=subject[:120],
-        slot=slot[:60],
-        channel=chosen or channel or "sms",
-        status="queued" if chosen else "opted_out",
-        urgent=urgent,
-        params=params,
-        to_masked=reach.email_masked if chosen == "email" else reach.phone_masked,
-        phone_hmac=reach.phone_hmac,
-        due_at=due_at,
-        tried=[],
-        segments=0,
-        attempts=0,
-        correlation_id=correlation_id or uow.correlation_id,
-        created_at=now,
-    )
-    try:
-        with session.begin_nested():
-            session.add(notification)
-            session.flush()
-    except IntegrityError:
-        return None  # a concurrent call queued it first
-    record(uow, notification, notification.status, detail=None if chosen else "no channel")
-    if chosen and (due_at is None or due_at <= now):
-        notification_id = notification.id
-        uow.after_commit(lambda: dispatch(notification_id))
-    return notification.id
-
-
 def record(
     uow: UnitOfWork,
     notification: Notification,
@@ -235,7 +138,7 @@ def record(
     error: str | None = None,
     detail: str | None = None,
 ) -> None:
-    """Append one line to the message's history."""
+    """Append one line to the message's history (numbers and addresses in it masked)."""
     uow.session.add(
         NotificationEvent(
             notification_id=notification.id,
@@ -244,7 +147,7 @@ def record(
             status=status,
             provider=provider,
             reference=reference,
-            error=error[:300] if error else None,
-            detail=detail[:200] if detail else None,
+            error=redact(error)[:300] if error else None,
+            detail=redact(detail)[:200] if detail else None,
         )
     )

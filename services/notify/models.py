@@ -23,6 +23,12 @@ class Base(DeclarativeBase):
     metadata = service_metadata()
 
 
+SUBJECT_LENGTH = 120
+"""What a message is about (a wish id, a report id, ``-``): longer subjects are cut."""
+SLOT_LENGTH = 100
+"""When a message is for (a date, ``<job>:<date>``): longer slots are cut."""
+
+
 class Contact(Base):
     """How to reach a member: name, phone and e-mail sealed; masks and the phone's HMAC
     in clear; the channels the member accepts."""
@@ -67,8 +73,9 @@ class Notification(Base):
     """One message to one recipient; ``idempotency_key`` makes it exist once.
 
     Status: queued → sending → sent → delivered | failed; queued → deferred (quiet hours,
-    waits for ``due_at``); final without sending: opted_out, rate_limited, suppressed (merged
-    into a digest: ``merged_into``; or no longer needed).
+    provider limits: waits for ``due_at``); final without sending: opted_out, rate_limited,
+    suppressed (merged into a digest: ``merged_into``; or no longer needed), failed. Every
+    status write is a conditional UPDATE on the status and ``attempts`` it read.
     """
 
     __tablename__ = "notifications"
@@ -81,8 +88,8 @@ class Notification(Base):
     staff_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
     sealed_to: Mapped[str | None] = mapped_column(Text)  # a report subscriber's contact
     kind: Mapped[str] = mapped_column(String(40))
-    subject: Mapped[str] = mapped_column(String(80))
-    slot: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str] = mapped_column(String(SUBJECT_LENGTH))
+    slot: Mapped[str] = mapped_column(String(SLOT_LENGTH))
     channel: Mapped[str] = mapped_column(String(10))
     status: Mapped[str] = mapped_column(String(20), default="queued")
     urgent: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -100,6 +107,9 @@ class Notification(Base):
     correlation_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     attempted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When a send task was last handed this message (or, for a retry, when it will run);
+    # None when no task is expected and the sweep should hand it over once it is due.
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
@@ -153,7 +163,7 @@ class UnitDistrict(Base):
     name: Mapped[str] = mapped_column(String(200))
 
 
-# --- reminders (notify-reminders) -----------------------------------------------------------
+# --- reminders ---------------------------------------------------------------------------
 # The five-ones replica the reminders read, and what became of each calendar slot. The
 # (job, slot) claim itself is shared.schedule's ``schedule_slots`` row.
 

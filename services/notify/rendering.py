@@ -11,9 +11,11 @@ provider's template code.
 
 Templates use ``StrictUndefined`` (a missing param raises instead of printing nothing);
 HTML e-mails autoescape, so a wish title like ``<script>`` arrives as text. The one
-e-mail that carries ready-made HTML is ``report_ready``: the reporting service builds the
-report, and the sender passes it as ``report_html`` wrapped in ``markupsafe.Markup`` (a
-plain str is escaped like any param), with its charts as inline attachments (``cid:``).
+e-mail that carries ready-made HTML is ``report_ready``: its body is the report the
+reporting service built (``report.html``), passed as ``report_html`` wrapped in
+``markupsafe.Markup`` (a plain str is escaped like any param), its charts inline
+attachments (``cid:``); see :mod:`services.notify.mail`. The filters the templates use
+are :mod:`services.notify.filters`.
 """
 
 from __future__ import annotations
@@ -21,9 +23,8 @@ from __future__ import annotations
 import copy
 import math
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
@@ -31,7 +32,27 @@ from typing import Any, Literal
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, TemplateError
 from jinja2.environment import TemplateExpression
 
-from shared.config import CAMPAIGN_TZ
+from services.notify.filters import FILTERS, RenderError
+
+__all__ = [
+    "KINDS",
+    "MAX_SEGMENTS",
+    "SIGNATURE",
+    "SMS_PROVIDERS",
+    "TEMPLATES",
+    "Kind",
+    "RenderError",
+    "RenderedEmail",
+    "RenderedSms",
+    "SmsTooLong",
+    "approval_text",
+    "load_sms_codes",
+    "render_email",
+    "render_sms",
+    "sample_params",
+    "segments",
+    "sms_params",
+]
 
 TEMPLATES = Path(__file__).parent / "templates"
 SIGNATURE = "在职党员进社区"
@@ -39,22 +60,10 @@ SIGNATURE = "在职党员进社区"
 MAX_SEGMENTS = 3
 """An SMS longer than this many segments is refused: shorten the params or use e-mail."""
 SMS_PROVIDERS = ("aliyun", "tencent")
-FIVE_ONES = {
-    "home_visit": "民情家访",
-    "community_activity": "社区活动",
-    "policy_talk": "政策宣讲",
-    "wish": "认领微心愿",
-    "team": "加入服务团队",
-}
-"""The five ones, in the order they are listed to members."""
 
 Audience = Literal["member", "community", "unit", "leader"]
 SmsCodes = Mapping[str, Mapping[str, str]]
 """provider name → message kind → the provider's approved template code."""
-
-
-class RenderError(ValueError):
-    """A message cannot be rendered: unknown kind, missing or empty param, too long."""
 
 
 class SmsTooLong(RenderError):
@@ -196,67 +205,6 @@ def load_sms_codes(override: Path | None = None) -> dict[str, dict[str, str]]:
     return table
 
 
-# --- filters the templates and sms_params expressions use ---------------------------------
-
-
-def as_list(value: object) -> list[Any]:
-    """A list param given as one string (or a tuple) becomes a list."""
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, Iterable):
-        return list(value)
-    return [value]
-
-
-def five_ones(keys: object) -> list[str]:
-    """``["wish", "home_visit"]`` → ``["民情家访", "认领微心愿"]`` (the campaign's order)."""
-    wanted = set(as_list(keys))
-    unknown = wanted - FIVE_ONES.keys()
-    if unknown:
-        raise RenderError(f"not one of the five ones: {', '.join(sorted(map(str, unknown)))}")
-    return [label for key, label in FIVE_ONES.items() if key in wanted]
-
-
-def activity_label(key: object) -> str:
-    try:
-        return FIVE_ONES[str(key)]
-    except KeyError:
-        raise RenderError(f"not one of the five ones: {key}") from None
-
-
-def brief(items: object, limit: int = 3) -> str:
-    """The first ``limit`` items, then ``等`` when there are more."""
-    values = [str(v) for v in as_list(items)]
-    return "、".join(values[:limit]) + ("等" if len(values) > limit else "")
-
-
-def cn_date(value: object) -> str:
-    """``2016-07-15`` → ``7月15日`` (Asia/Shanghai)."""
-    when = _when(value)
-    return f"{when.month}月{when.day}日"
-
-
-def cn_datetime(value: object) -> str:
-    """``2016-06-26T01:00Z`` → ``6月26日9:00`` (Asia/Shanghai)."""
-    when = _when(value)
-    if not isinstance(when, datetime):
-        return cn_date(when)
-    return f"{when.month}月{when.day}日{when.hour}:{when.minute:02d}"
-
-
-def _when(value: object) -> date:
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value) if "T" in value else date.fromisoformat(value)
-        except ValueError:
-            raise RenderError(f"not a date: {value!r}") from None
-    if isinstance(value, datetime):
-        return value.astimezone(CAMPAIGN_TZ) if value.tzinfo else value
-    if isinstance(value, date):
-        return value
-    raise RenderError(f"not a date: {value!r}")
-
-
 # --- internals ----------------------------------------------------------------------------
 
 
@@ -271,14 +219,7 @@ _env = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-_env.filters.update(
-    as_list=as_list,
-    five_ones=five_ones,
-    activity_label=activity_label,
-    brief=brief,
-    cn_date=cn_date,
-    cn_datetime=cn_datetime,
-)
+_env.filters.update(FILTERS)
 
 
 def _render(template: str, context: Mapping[str, object], kind: str) -> str:

@@ -56,7 +56,7 @@ def send(self: Task, notification_id: str) -> str:
     return outcome.status
 
 
-# --- reminders (notify-reminders) ----------------------------------------------------------
+# --- reminders --------------------------------------------------------------------------
 SWEEP_REMINDERS = "notify.sweep_reminders"
 #: What the deployment's scheduler fires, and how often (seconds).
 SWEEPS = {SWEEP_REMINDERS: 300.0}

@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from services.notify import runtime, sending
 from services.notify.channels.base import OutgoingSms
@@ -20,6 +20,7 @@ class DiesAfterAccepting:
 
     name = "file"
     limits = ()
+    settle_after = timedelta(0)
 
     def __init__(self, inner: FileSmsChannel) -> None:
         self.inner = inner

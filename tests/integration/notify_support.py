@@ -3,7 +3,9 @@ that plays the Celery worker's part, and shortcuts for applying events to notify
 
 from __future__ import annotations
 
+import heapq
 import random
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +25,7 @@ from services.notify.channels.base import (
 from services.notify.channels.files import FileEmailChannel, FileSmsChannel
 from services.notify.rules import Rules
 from shared.bus import EventConsumer
+from shared.clock import Clock, SimulatedClock
 from shared.events import Event, envelope_for
 from tests.support import consumer
 
@@ -32,7 +35,11 @@ class FakeProvider:
     """An SMS provider that accepts (and remembers) every SMS, or fails as told.
 
     ``timeouts`` is the share of calls that time out (seeded); a timed-out call may still
-    have been accepted (``accept_on_timeout``), as with a real gateway.
+    have been accepted (``accept_on_timeout``), as with a real gateway. Like Tencent's
+    receipts, ``find`` lists a send only ``lag`` after it was accepted (on ``clock``), and
+    fails (a transient error) on ``find_errors`` of its calls; ``settle_after`` is what the
+    provider promises the sender. ``gate``, when set, makes ``send`` wait until it is set
+    (``entered`` tells the test the call has begun).
     """
 
     name: str = "fake"
@@ -41,26 +48,50 @@ class FakeProvider:
     accept_on_timeout: bool = False
     permanent: bool = False
     seed: int = 0
+    lag: timedelta = timedelta(0)
+    settle_after: timedelta = timedelta(0)
+    find_errors: float = 0.0
+    clock: Clock | None = None
+    gate: threading.Event | None = None
+    entered: threading.Event = field(default_factory=threading.Event)
     accepted: list[OutgoingSms] = field(default_factory=list)
+    accepted_at: dict[str, datetime] = field(default_factory=dict)
     calls: int = 0
+    lookups: int = 0
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
+        self._find_rng = random.Random(self.seed + 1)
+
+    def _now(self) -> datetime:
+        return self.clock.now() if self.clock is not None else datetime.min
+
+    def _accept(self, sms: OutgoingSms) -> None:
+        self.accepted.append(sms)
+        self.accepted_at[sms.out_id] = self._now()
 
     def send(self, sms: OutgoingSms) -> str:
         self.calls += 1
+        self.entered.set()
+        if self.gate is not None:
+            assert self.gate.wait(30), "the test never opened the gate"
         if self.permanent:
             raise PermanentProviderError("isv.MOBILE_NUMBER_ILLEGAL", provider=self.name)
         if self.timeouts and self._rng.random() < self.timeouts:
             if self.accept_on_timeout:
-                self.accepted.append(sms)
+                self._accept(sms)
             raise TransientProviderError("timeout", "read timed out", provider=self.name)
-        self.accepted.append(sms)
+        self._accept(sms)
         return f"{self.name}:{sms.out_id}"
 
     def find(self, sms: OutgoingSms, since: datetime) -> str | None:
-        hit = any(s.out_id == sms.out_id for s in self.accepted)
-        return f"{self.name}:{sms.out_id}" if hit else None
+        self.lookups += 1
+        if self.find_errors and self._find_rng.random() < self.find_errors:
+            raise TransientProviderError("InternalError", "lookup failed", provider=self.name)
+        at = self.accepted_at.get(sms.out_id)
+        if at is None or (self.clock is not None and self._now() < at + self.lag):
+            return None  # not accepted, or not listed yet
+        return f"{self.name}:{sms.out_id}"
 
 
 @dataclass
@@ -104,17 +135,36 @@ def dispatched() -> Iterator[list[uuid.UUID]]:
         messages.set_dispatch(None)
 
 
-def drain(backend: Any, sender: sending.Sender, queue: list[uuid.UUID]) -> dict[str, int]:
-    """Play the send worker: run every dispatched message, retries included (no waiting)."""
+def drain(
+    backend: Any,
+    sender: sending.Sender,
+    queue: list[uuid.UUID],
+    clock: SimulatedClock | None = None,
+) -> dict[str, int]:
+    """Play the send worker: run every dispatched message, retries included. A retry asked
+    for at once runs at once; one asked for later runs — with ``clock`` — once the queue is
+    empty, the simulated clock moved on to when it is due (as Celery's countdown would),
+    and without ``clock`` is left for the test to run."""
     rt = backend.rt("notify")
     outcomes: dict[str, int] = {}
-    while queue:
+    later: list[tuple[datetime, int, uuid.UUID]] = []
+    while queue or later:
+        if not queue:
+            when, _, notification_id = heapq.heappop(later)
+            assert clock is not None
+            clock.set(max(when, clock.now()))
+            queue.append(notification_id)
         notification_id = queue.pop(0)
         with rt.uow() as uow:
             outcome = sending.send_notification(notification_id, uow, sender)
         outcomes[outcome.status] = outcomes.get(outcome.status, 0) + 1
-        if outcome.retry_in is not None:
+        if outcome.retry_in is None:
+            continue
+        if outcome.retry_in <= 0:
             queue.append(notification_id)
+        elif clock is not None:
+            when = clock.now() + timedelta(seconds=outcome.retry_in)
+            heapq.heappush(later, (when, len(later) + sum(outcomes.values()), notification_id))
     return outcomes
 
 

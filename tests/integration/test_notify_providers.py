@@ -128,7 +128,8 @@ class FakeProviders:
                 for i, p in enumerate(self.tencent_sent, 1)
                 if p["PhoneNumberSet"][0] == params["PhoneNumber"]
             ]
-            return 200, {"Response": {"PullSmsSendStatusSet": statuses, "RequestId": "r"}}, 0
+            page = statuses[params["Offset"] : params["Offset"] + params["Limit"]]
+            return 200, {"Response": {"PullSmsSendStatusSet": page, "RequestId": "r"}}, 0
         return 404, {"Code": "InvalidAction.NotFound", "Message": action}, 0
 
 
@@ -355,6 +356,35 @@ def test_tencent_reconciles_a_send_by_our_session_context(fake: Any) -> None:
     (query, _) = providers.requests("tencent:PullSmsSendStatusByPhoneNumber")
     assert query["PhoneNumber"] == f"+86{PHONE}" and query["SmsSdkAppId"] == "1400000001"
     assert query["BeginTime"] == int(since.timestamp()) <= query["EndTime"]
+
+
+def test_tencent_pages_through_the_receipts_of_a_busy_number(fake: Any) -> None:
+    providers, endpoint = fake
+    provider = tencent(endpoint)
+    for i in range(150):  # a week of receipts for one number, ours among the last
+        providers.tencent_sent.append(
+            {"PhoneNumberSet": [f"+86{PHONE}"], "SessionContext": f"7d0c6a52-{i:04d}"}
+        )
+    since = datetime.now(UTC) - timedelta(days=1)
+    assert provider.find(sms(out_id="7d0c6a52-0130"), since) == "2640:131"
+    assert provider.find(sms(out_id="7d0c6a52-9999"), since) is None
+    pages = [
+        (q["Offset"], q["Limit"])
+        for q in providers.requests("tencent:PullSmsSendStatusByPhoneNumber")
+    ]
+    assert pages == [(0, 100), (100, 100), (0, 100), (100, 100)]
+
+
+def test_a_failing_look_up_raises_a_provider_error(fake: Any) -> None:
+    providers, endpoint = fake
+    providers.script(
+        "tencent:PullSmsSendStatusByPhoneNumber",
+        200,
+        {"Response": {"Error": {"Code": "InternalError", "Message": "x"}, "RequestId": "r"}},
+    )
+    with pytest.raises(TransientProviderError):
+        tencent(endpoint).find(sms(), datetime.now(UTC) - timedelta(hours=1))
+    assert TencentSms.settle_after > AliyunSms.settle_after > timedelta(0)
 
 
 # --- SMTP ------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Scheduled reminders on both backends: the missing items only, each slot once even with two
-schedulers, and a forecast that matches what the month then sends."""
+sweeps racing, and a forecast that matches the reminders the month then queues (and sends,
+some merged into digests). The schedulers themselves: tests/integration/test_scheduler.py."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -17,8 +18,15 @@ from services import registry
 from services.notify import contacts, messages, progress
 from services.notify.channels.fakes import RecordingEmailChannel, RecordingSmsProvider
 from services.notify.commands import sms_segments
+from services.notify.consumers import periodic
 from services.notify.forecast import forecast
-from services.notify.models import Contact, FiveOnesReplica, Notification, ReminderRun
+from services.notify.models import (
+    Contact,
+    FiveOnesReplica,
+    Notification,
+    NotificationEvent,
+    ReminderRun,
+)
 from services.notify.reminders import sweep
 from services.notify.rendering import render_sms
 from services.notify.rules import Rules
@@ -32,6 +40,7 @@ from shared.events import (
     Event,
     MemberRegistered,
     MemberWithdrawn,
+    PairingMade,
     SealedContact,
     TeamJoined,
     envelope_for,
@@ -39,6 +48,7 @@ from shared.events import (
 from shared.pii import mask_phone
 from shared.runtime import Runtime
 from shared.schedule import hold_lease
+from tests.integration.notify_support import apply
 
 COMMUNITY = "410303001001"
 UNIT = "U410303001"
@@ -139,6 +149,18 @@ def queued(rt: Runtime, **where: Any) -> list[Notification]:
         return found
 
 
+def add_organiser(rt: Runtime) -> uuid.UUID:
+    """The unit's organiser, who gets the weekly list of its members who are behind."""
+    with rt.uow() as uow:
+        staff = contacts.save_staff(
+            uow,
+            rt.sealer,
+            {"role": "unit", "scope": f"unit:{UNIT}", "name": "组织员", "phone": "13600136000"},
+        )
+        uow.commit()
+        return staff.id
+
+
 def test_notify_listens_to_the_events_that_feed_the_replica(rt: Runtime) -> None:
     table = registry.handlers("notify", rt)
     for event_type, handlers in progress.HANDLERS.items():
@@ -201,7 +223,9 @@ def test_a_replayed_or_out_of_order_event_changes_nothing_and_withdrawal_erases(
         assert uow.session.get(FiveOnesReplica, member_id) is None
 
 
-def test_two_schedulers_side_by_side_send_each_reminder_once(rt: Runtime) -> None:
+def test_two_sweeps_racing_hour_by_hour_queue_each_reminder_once(rt: Runtime) -> None:
+    """The (job, slot) claim alone: two sweeps at the same simulated instants (the schedulers
+    and their lease around them: tests/integration/test_scheduler.py)."""
     members = [register(rt, f"党员{i}", phone=f"1380013{i:04d}") for i in range(6)]
     verify(rt, members[0], *KINDS)
     start = local(date(2016, 6, 25), 0)  # the kick-off's eve to the first weekly message
@@ -262,68 +286,151 @@ def test_only_one_scheduler_holds_the_lease_until_it_expires(rt: Runtime) -> Non
         assert not hold_lease(uow, "scheduler", "alpha", ttl)
 
 
-def test_the_forecast_equals_what_the_month_then_sends(rt: Runtime) -> None:
+def test_the_forecast_equals_the_reminders_the_month_then_queues_and_none_is_lost(
+    rt: Runtime, backend: Any
+) -> None:
+    """The forecast counts the messages the reminder schedule will queue. The month around
+    it is busier: triggered messages to the same members, quiet hours (here until 09:30, so
+    the 08:00 and 09:00 reminders wait) and the daily cap of 2 SMS, which merges a reminder
+    into the next morning's digest. Every queued reminder still ends sent, or merged into a
+    digest that was sent."""
     clock = rt.clock
     assert isinstance(clock, SimulatedClock)
-    members = [register(rt, f"欧阳志{i}", phone=f"1390013{i:04d}") for i in range(5)]
+    names = [f"欧阳志{i}" for i in range(5)]
+    members = [register(rt, name, phone=f"1390013{i:04d}") for i, name in enumerate(names)]
     by_mail = register(rt, "上官婉儿", phone=None, email="wan@example.cn")
     cadre = register(rt, "司马光", phone="13700137000", cadre=True)
     verify(rt, members[0], *KINDS)
     verify(rt, members[1], "home_visit", "team")
+    verify(rt, members[4], "wish")  # so the wish confirmed below changes no reminder
     verify(rt, cadre, "policy_talk")
-    with rt.uow() as uow:  # one member takes SMS no more: e-mail instead
+    organiser = add_organiser(rt)
+    who = dict(zip(members, names, strict=True))
+    who |= {by_mail: "上官婉儿", cadre: "司马光", organiser: "组织员"}
+    with rt.uow() as uow:  # one member takes SMS no more and has no e-mail: nothing at all
         row = uow.session.get(Contact, members[2])
         assert row is not None
         row.sms_enabled = False
-        row.email_masked = None  # and has no e-mail: nothing at all
-        contacts.save_staff(
-            uow,
-            rt.sealer,
-            {"role": "unit", "scope": f"unit:{UNIT}", "name": "组织员", "phone": "13600136000"},
-        )
+        row.email_masked = None
         uow.commit()
 
     expected = forecast(rt, sms_segments)
     view = expected.view()
     assert "stays as it is" in view["assumption"]
+    assert view["counts"] == "messages the schedule will queue; caps may merge some into digests"
+
+    def pairing(member: uuid.UUID, title: str) -> Event:
+        return PairingMade(
+            pairing_id=uuid.uuid4(),
+            member_id=member,
+            kind="need",
+            community_code=COMMUNITY,
+            subject_id=uuid.uuid4(),
+            title=title,
+            state="active",
+        )
+
+    wish = WISH_EVENTS["confirmed"](
+        wish_id=uuid.uuid4(),
+        community_code=COMMUNITY,
+        title="一副老花镜",
+        state="confirmed",
+        member_id=members[4],
+    )
+    # triggered messages: in the quiet hours before a reminder day's morning, and that morning
+    triggered: dict[datetime, list[Event]] = {
+        local(date(2016, 7, 2), 23): [pairing(members[3], "陪伴空巢老人读报")],
+        local(date(2016, 7, 3), 7): [pairing(members[3], "社区义务理发")],
+        local(date(2016, 7, 23), 22): [wish],
+        local(date(2016, 7, 24), 8): [pairing(members[4], "楼道清洁")],
+    }
 
     # the month, hour by hour, through the real send path (recording providers)
     dispatched: list[uuid.UUID] = []
     messages.set_dispatch(dispatched.append)
     sms, mail = RecordingSmsProvider(), RecordingEmailChannel()
-    sender = Sender(rt.sealer, providers=[sms], email=mail, rules=Rules.from_settings(rt.settings))
+    rules = Rules(quiet_start=time(20, 0), quiet_end=time(9, 30), sms_daily_cap=2)
+    sender = Sender(rt.sealer, providers=[sms], email=mail, rules=rules)
     now = clock.now()
     while now < local(date(2016, 8, 1), 0):
         now = clock.advance(timedelta(hours=1))
+        for event in triggered.pop(now, []):
+            apply(backend, event)  # through notify's consumer, as from the broker
         sweep(rt)
+        periodic(rt)  # what waited for the end of the quiet hours, digests
         while dispatched:
             with rt.uow() as uow:
                 send_notification(dispatched.pop(0), uow, sender)
+    assert not triggered
 
+    everything = {n.id: n for n in queued(rt)}
+    reminders = [n for n in everything.values() if n.slot.split(":")[0] in expected.jobs]
     with rt.uow() as uow:
-        rows = uow.session.execute(
-            select(
-                Notification.slot, Notification.channel, Notification.status, Notification.segments
+        deferred = set(
+            uow.session.scalars(
+                select(NotificationEvent.notification_id).where(
+                    NotificationEvent.status == "deferred"
+                )
             )
-        ).all()
-    actual: dict[str, Counter[str]] = {}
-    segments: Counter[str] = Counter()
-    for slot, channel, status, count in rows:
-        assert status in ("sent", "opted_out"), (slot, status)
-        went_by = channel if status == "sent" else "none"
-        actual.setdefault(slot.split(":")[0], Counter())[went_by] += 1
-        segments[slot.split(":")[0]] += count if went_by == "sms" else 0
+        )
+
+    # the forecast's counts per job are the reminders the schedule queued, channel by channel
     for job in expected.jobs.values():
-        got = actual.get(job.job, Counter())
+        got = Counter(
+            n.channel if n.status != "opted_out" else "none"
+            for n in reminders
+            if n.slot.startswith(f"{job.job}:")
+        )
         assert (got["sms"], got["email"], got["none"]) == (
             job.messages["sms"],
             job.messages["email"],
             job.messages["none"],
         ), job.job
-        assert segments[job.job] == job.sms_segments, job.job
-    assert len(sms.sent) == expected.totals["sms"] and len(mail.sent) == expected.totals["email"]
-    assert sum(s.segments for s in sms.sent) == expected.totals["sms_segments"]
+        # and its SMS segments, had each gone alone (a merged one's went in its digest)
+        segments = sum(
+            n.segments if n.status == "sent" else sms_segments(n.kind, who[to], n.params)
+            for n in reminders
+            if n.slot.startswith(f"{job.job}:") and n.channel == "sms" and n.status != "opted_out"
+            for to in [n.member_id or n.staff_id]
+            if to is not None
+        )
+        assert segments == job.sms_segments, job.job
+    assert len(reminders) == sum(sum(j.messages.values()) for j in expected.jobs.values())
+
+    # none lost: each queued reminder was sent, or merged into a digest that was sent
+    merged = [n for n in reminders if n.status == "suppressed"]
+    for n in reminders:
+        if n.status == "opted_out":
+            assert n.member_id == members[2], n.slot
+        elif n.status == "suppressed":
+            assert n.merged_into is not None
+            digest = everything[n.merged_into]
+            assert (digest.kind, digest.status, digest.member_id) == ("digest", "sent", n.member_id)
+        else:
+            assert n.status == "sent", (n.slot, n.status)
+    assert {(n.member_id, n.slot) for n in merged} == {
+        (members[3], "weekly_progress:2016-07-03"),
+        (members[4], "countdown:2016-07-24"),
+    }
+    # the month had more than reminders, and the rules did their work on the reminders too
+    others = Counter(n.kind for n in everything.values() if n not in reminders)
+    assert others == {"pairing_made": 3, "wish_confirmed": 1, "digest": 2}
+    assert all(n.status == "sent" for n in everything.values() if n not in reminders)
+    assert {n.slot for n in reminders if n.id in deferred} >= {
+        "kickoff_eve:2016-06-25",
+        "kickoff_day:2016-06-26",
+        "weekly_progress:2016-07-03",
+    }
+    assert not any(n.id in deferred for n in reminders if n.slot.startswith("unit_behind:"))
+    assert organiser in {n.staff_id for n in reminders if n.status == "sent"}
+    assert by_mail in {n.member_id for n in reminders if n.channel == "email"}
     assert expected.totals["sms"] > 0 and expected.totals["email"] > 0
-    assert by_mail in {n.member_id for n in queued(rt, channel="email", status="sent")}
+    # what left through the providers is what the table says was sent
+    assert len(sms.sent) == sum(
+        1 for n in everything.values() if n.status == "sent" and n.channel == "sms"
+    )
+    assert len(mail.sent) == sum(
+        1 for n in everything.values() if n.status == "sent" and n.channel == "email"
+    )
     with rt.uow() as uow:
         assert uow.session.scalar(select(func.count()).select_from(ReminderRun)) == 15

@@ -3,6 +3,7 @@ digest, provider limits, e-mail fallback, receipts and "TD" replies."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -10,9 +11,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from services.notify.bulk import queue_message
 from services.notify.channels.base import Limit
-from services.notify.messages import Recipient, queue_message
-from services.notify.models import Notification
+from services.notify.history import STALE_DISPATCH
+from services.notify.messages import Recipient
+from services.notify.models import SLOT_LENGTH, SUBJECT_LENGTH, Notification, NotificationEvent
 from shared.clock import SimulatedClock
 from shared.config import CAMPAIGN_TZ
 from shared.events import CommunityRef, MemberRegistered, RegistrationConfirmed, SealedContact
@@ -32,6 +35,18 @@ COMMUNITY = "410303001001"
 
 def at(day: int, hour: int, minute: int = 0) -> datetime:
     return datetime(2016, 7, day, hour, minute, tzinfo=CAMPAIGN_TZ)
+
+
+@pytest.fixture
+def webhook_token(backend: Any) -> str:
+    """The deployment's webhook token (required outside the embedded default)."""
+    return set_env(backend, SERVICEMONTH_NOTIFY_WEBHOOK_TOKEN="callback-secret")
+
+
+def set_env(backend: Any, **env: str) -> str:
+    rt = backend.rt("notify")
+    rt.settings = dataclasses.replace(rt.settings, env={**rt.settings.env, **env})
+    return next(iter(env.values()))
 
 
 @pytest.fixture
@@ -85,7 +100,7 @@ def queue(backend: Any, member_id: uuid.UUID, slot: str, **kw: Any) -> uuid.UUID
 
 def message(backend: Any, notification_id: uuid.UUID) -> Notification:
     with backend.rt("notify").db.session() as session:
-        found = session.get(Notification, notification_id)
+        found: Notification | None = session.get(Notification, notification_id)
         assert found is not None
         return found
 
@@ -122,6 +137,20 @@ def test_an_urgent_message_goes_out_in_quiet_hours(backend: Any, clock: Simulate
     with dispatched() as dispatch:
         queue(backend, member, "urgent", urgent=True)
         assert drain(backend, make_sender(backend, sms), dispatch) == {"sent": 1}
+
+
+def test_urgent_bypasses_quiet_hours_but_not_the_daily_cap(
+    backend: Any, clock: SimulatedClock
+) -> None:
+    member = add_member(backend)
+    sms = FakeProvider()
+    sender = make_sender(backend, sms, sms_daily_cap=1)
+    clock.set(at(4, 23))
+    with dispatched() as dispatch:
+        queue(backend, member, "first", subject="1", urgent=True)
+        late = queue(backend, member, "second", subject="2", urgent=True)
+        assert drain(backend, sender, dispatch) == {"sent": 1, "suppressed": 1}
+    assert len(sms.accepted) == 1 and message(backend, late).merged_into is not None
 
 
 def test_an_opted_out_channel_gets_nothing_including_what_was_already_queued(
@@ -230,7 +259,7 @@ def test_a_member_without_a_mobile_gets_e_mail(backend: Any, clock: SimulatedClo
 
 
 def test_receipts_are_idempotent_and_never_move_a_status_backwards(
-    backend: Any, clock: SimulatedClock
+    backend: Any, clock: SimulatedClock, webhook_token: str
 ) -> None:
     member = add_member(backend)
     sms = FakeProvider("aliyun")
@@ -239,9 +268,10 @@ def test_receipts_are_idempotent_and_never_move_a_status_backwards(
         drain(backend, make_sender(backend, sms), dispatch)
     ok = {"out_id": str(sent), "biz_id": f"aliyun:{sent}", "success": True, "err_code": "DELIVERED"}
     bad = {**ok, "success": False, "err_code": "MK:0001"}
+    url = f"/api/v1/providers/aliyun/receipts?token={webhook_token}"
     with client() as http:
-        first = http.post("/api/v1/providers/aliyun/receipts", json=[ok])
-        again = http.post("/api/v1/providers/aliyun/receipts", json=[ok, bad])
+        first = http.post(url, json=[ok])
+        again = http.post(url, json=[ok, bad])
     assert first.json()["counts"] == {"delivered": 1}
     assert again.json()["counts"] == {"unchanged": 2}
     found = message(backend, sent)
@@ -251,12 +281,48 @@ def test_receipts_are_idempotent_and_never_move_a_status_backwards(
     assert [h["status"] for h in view["history"]] == ["queued", "sending", "sent", "delivered"]
 
 
-def test_a_td_reply_opts_the_number_out_of_sms(backend: Any, clock: SimulatedClock) -> None:
+def test_a_receipt_from_another_provider_touches_nothing(
+    backend: Any, clock: SimulatedClock, webhook_token: str
+) -> None:
+    member = add_member(backend)
+    with dispatched() as dispatch:
+        sent = queue(backend, member, "aliyun-took-it")
+        drain(backend, make_sender(backend, FakeProvider("aliyun")), dispatch)
+    report = {"sid": f"aliyun:{sent}", "report_status": "FAIL", "ext": {"out_id": str(sent)}}
+    with client() as http:
+        answer = http.post(f"/api/v1/providers/tencent/receipts?token={webhook_token}", json=report)
+    assert answer.json()["counts"] == {"unknown": 1}
+    assert message(backend, sent).status == "sent"
+
+
+def test_webhooks_need_the_token_outside_the_embedded_default(backend: Any) -> None:
+    reply = {"mobile": "13812348000", "text": "TD"}
+    receipt = {"out_id": str(uuid.uuid4()), "success": True}
+    if not backend.production:  # the embedded default takes callbacks without a token ...
+        with client() as http:
+            assert http.post("/api/v1/providers/tencent/replies", json=reply).status_code == 200
+    set_env(backend, SERVICEMONTH_BROKER_URL="amqp://guest:guest@127.0.0.1:5672/x")
+    with client() as http:  # ... a deployment with a real broker refuses them, naming the key
+        for path, body in (("replies", reply), ("receipts", [receipt])):
+            refused = http.post(f"/api/v1/providers/aliyun/{path}", json=body)
+            assert refused.status_code == 503
+            assert refused.headers["content-type"] == "application/problem+json"
+            assert refused.json()["key"] == "SERVICEMONTH_NOTIFY_WEBHOOK_TOKEN"
+        token = set_env(backend, SERVICEMONTH_NOTIFY_WEBHOOK_TOKEN="s3cret")
+        wrong = http.post("/api/v1/providers/aliyun/replies?token=guess", json=reply)
+        right = http.post(f"/api/v1/providers/aliyun/replies?token={token}", json=reply)
+    assert wrong.status_code == 401 and right.status_code == 200
+
+
+def test_a_td_reply_opts_the_number_out_of_sms(
+    backend: Any, clock: SimulatedClock, webhook_token: str
+) -> None:
     member = add_member(backend)
     sms = FakeProvider()
     with client() as http:
         reply = {"mobile": "13812348000", "nationcode": "86", "text": "TD", "sign": "x"}
-        assert http.post("/api/v1/providers/tencent/replies", json=reply).json()["opted_out"] == 1
+        url = f"/api/v1/providers/tencent/replies?token={webhook_token}"
+        assert http.post(url, json=reply).json()["opted_out"] == 1
     with dispatched() as dispatch:
         after = queue(backend, member, "td")
         drain(backend, make_sender(backend, sms), dispatch)
@@ -312,3 +378,83 @@ def test_community_staff_hear_of_reports_in_once_a_day_with_the_count(
     with backend.rt("notify").db.session() as session:
         kinds = list(session.scalars(select(Notification.kind).order_by(Notification.kind)))
     assert kinds.count("welcome") == 3
+
+
+def history_of(backend: Any, notification_id: uuid.UUID) -> list[NotificationEvent]:
+    with backend.rt("notify").db.session() as session:
+        return list(
+            session.scalars(
+                select(NotificationEvent)
+                .where(NotificationEvent.notification_id == notification_id)
+                .order_by(NotificationEvent.id)
+            )
+        )
+
+
+LONG_WISH = "为社区独居老人更换厨房水龙头并检查燃气管道" * 8
+
+
+def test_an_sms_too_long_fails_with_the_reason_instead_of_sticking_in_sending(
+    backend: Any, clock: SimulatedClock
+) -> None:
+    member = add_member(backend)
+    sms = FakeProvider()
+    with dispatched() as dispatch:
+        long = queue(backend, member, "long", params={"wish": LONG_WISH})
+        assert drain(backend, make_sender(backend, sms), dispatch) == {"failed": 1}
+    assert sms.calls == 0 and message(backend, long).status == "failed"
+    last = history_of(backend, long)[-1]
+    assert last.status == "failed" and last.error and "segments" in last.error
+
+
+def test_an_sms_too_long_goes_by_e_mail_when_the_member_has_an_address(
+    backend: Any, clock: SimulatedClock
+) -> None:
+    member = add_member(backend, email="zhangsan@example.cn")
+    sms, mail = FakeProvider(), FakeEmail()
+    with dispatched() as dispatch:
+        long = queue(backend, member, "long", params={"wish": LONG_WISH})
+        assert drain(backend, make_sender(backend, sms, email=mail), dispatch) == {"sent": 1}
+    assert sms.calls == 0 and [m.kind for m in mail.sent] == ["wish_confirmed"]
+    assert LONG_WISH in mail.sent[0].text
+    found = message(backend, long)
+    assert (found.channel, found.to_masked) == ("email", "z***@example.cn")
+    assert "by e-mail" in (history_of(backend, long)[-2].detail or "")
+
+
+def test_subject_and_slot_are_cut_to_the_columns_they_are_stored_in(
+    backend: Any, clock: SimulatedClock
+) -> None:
+    member = add_member(backend)
+    with dispatched():
+        long = queue(backend, member, "s" * 300, subject="x" * 300)
+    found = message(backend, long)
+    assert (len(found.subject), len(found.slot)) == (SUBJECT_LENGTH, SLOT_LENGTH)
+    assert (SUBJECT_LENGTH, SLOT_LENGTH) == (120, 100)
+
+
+def test_the_sweep_hands_over_only_what_no_task_is_expected_for(
+    backend: Any, clock: SimulatedClock
+) -> None:
+    member = add_member(backend)
+    sms = FakeProvider(timeouts=1.0)
+    sender = make_sender(backend, sms, retry_delay=20.0)
+    with dispatched() as dispatch:
+        handed = queue(backend, member, "handed")
+        assert dispatch == [handed]
+        sweep(backend)
+        assert dispatch == [handed]  # just handed to a task: not again
+        dispatch.clear()
+        clock.advance(STALE_DISPATCH + timedelta(seconds=1))
+        sweep(backend)
+        assert dispatch == [handed]  # that task was lost: handed over again
+        dispatch.clear()
+        assert drain(backend, sender, [handed]) == {"retry": 1}  # timed out: back in 20 s
+        found = message(backend, handed)
+        assert found.due_at == clock.now() + timedelta(seconds=20)  # the backoff holds it
+        clock.advance(timedelta(seconds=20))
+        sweep(backend)
+        assert dispatch == []  # the retry's own countdown brings it, not the sweep
+        clock.advance(STALE_DISPATCH + timedelta(seconds=1))
+        sweep(backend)
+        assert dispatch == [handed]  # ... unless that retry was lost

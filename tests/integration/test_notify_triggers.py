@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import email
+import re
 import uuid
 from datetime import date, datetime, timedelta
+from email import policy
 from typing import Any
 
 from sqlalchemy import select
@@ -114,6 +116,34 @@ def test_pairing_and_the_wish_lifecycle_reach_the_member_and_the_community(
     assert "请补充走访时间" in sms.accepted[-1].text
 
 
+def test_a_claim_expiry_warning_is_urgent_but_waits_for_morning_when_that_is_in_time(
+    backend: Any,
+    clock: Any,  # noqa: F811
+) -> None:
+    member = add_member(backend)
+    sms = FakeProvider()
+    sender = make_sender(backend, sms)
+    early, late = uuid.uuid4(), uuid.uuid4()
+    with dispatched() as queue:
+        # Expires at 06:00 on the 7th: the warning 24 h before falls in the quiet hours, and
+        # their end (08:00 on the 6th) is still in time.
+        apply(backend, wish_event("claimed", member, early, claim_expires_at=at(7, 6)))
+        clock.set(at(4, 23, 30))  # expires at 07:00 tomorrow: 08:00 would be too late
+        apply(backend, wish_event("claimed", member, late, claim_expires_at=at(5, 7)))
+        drain(backend, sender, queue)
+    with backend.rt("notify").db.session() as session:
+        warnings = {
+            n.subject: n
+            for n in session.scalars(
+                select(Notification).where(Notification.kind == "claim_expiring")
+            )
+        }
+    assert all(n.urgent for n in warnings.values())  # kinds.toml: urgent = true
+    assert warnings[str(early)].due_at == at(6, 8) and warnings[str(early)].status == "queued"
+    assert warnings[str(late)].status == "sent"  # through the quiet hours: no time to wait
+    assert [s.kind for s in sms.accepted] == ["claim_expiring"]
+
+
 def test_a_claim_fulfilled_in_time_gets_no_expiry_reminder(
     backend: Any,
     clock: Any,  # noqa: F811
@@ -131,19 +161,39 @@ def test_a_claim_fulfilled_in_time_gets_no_expiry_reminder(
     assert kinds(backend) == {"claim_expiring": "suppressed"}
 
 
-def test_a_report_goes_by_e_mail_with_its_files_and_by_sms_in_one_line(
-    backend: Any,
-    clock: Any,  # noqa: F811
-) -> None:
-    reports = backend.settings.reports_dir / "r1"
-    reports.mkdir(parents=True)
-    (reports / "summary.pdf").write_bytes(b"%PDF-1.4 test")
-    (reports / "chart.png").write_bytes(b"\x89PNG\r\n\x1a\n test")
+REPORT_HTML = """<!DOCTYPE html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>西工区第1周</title></head>
+<body style="margin:0"><div><h1>西工区第1周</h1>
+<table><tr><td>报到率</td><td>92%</td></tr></table>
+<img src="ranking.png" alt="排名图"><img src='progress.png' alt="进度图">
+</div></body></html>"""
+
+
+def write_report(backend: Any, name: str, *, skip: str = "") -> list[ReportFile]:
+    """A report's files as reporting writes them: ``<reports>/<id>/report.html`` ..."""
+    folder = backend.settings.reports_dir / name
+    folder.mkdir(parents=True)
+    files = {
+        "report.html": ("text/html", REPORT_HTML.encode()),
+        "ranking.png": ("image/png", b"\x89PNG\r\n\x1a\n ranking"),
+        "progress.png": ("image/png", b"\x89PNG\r\n\x1a\n progress"),
+        "report.xlsx": (
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            b"PK xlsx",
+        ),
+    }
+    for filename, (_, data) in files.items():
+        if filename != skip:
+            (folder / filename).write_bytes(data)
+    return [ReportFile(path=f"{name}/{f}", media_type=m) for f, (m, _) in files.items()]
+
+
+def report_event(backend: Any, files: list[ReportFile], **kw: Any) -> ReportGenerated:
     sealed = backend.rt("notify").sealer.seal_json(
         {"name": "王局长", "phone": "13700001234", "email": "leader@example.cn"},
         SealedContact.CONTEXT,
     )
-    report = ReportGenerated(
+    return ReportGenerated(
         report_id=uuid.uuid4(),
         subscription_id=uuid.uuid4(),
         scope="district:410303",
@@ -151,28 +201,73 @@ def test_a_report_goes_by_e_mail_with_its_files_and_by_sms_in_one_line(
         period_end=datetime(2016, 7, 3, tzinfo=at(4, 0).tzinfo),
         title="西工区第1周",
         headline="报到率92%，双对接率85%。",
-        files=[
-            ReportFile(path="r1/summary.pdf", media_type="application/pdf"),
-            ReportFile(path="r1/chart.png", media_type="image/png"),
-        ],
+        files=files,
         recipient=SealedContact(sealed=sealed, phone_masked="137****1234"),
-        channels=["email", "sms"],
+        **{"channels": ["email", "sms"], **kw},
     )
+
+
+def test_a_report_goes_by_e_mail_as_the_report_itself_and_by_sms_in_one_line(
+    backend: Any,
+    clock: Any,  # noqa: F811
+) -> None:
+    report = report_event(backend, write_report(backend, "r1"))
     with dispatched() as queue:
         apply(backend, report)
         apply(backend, report.model_copy(update={"report_id": uuid.uuid4(), "failed": True}))
-        sender = file_sender(backend)
-        drain(backend, sender, queue)
+        drain(backend, file_sender(backend), queue)
     emls = sorted((backend.settings.outbox_dir / "email").glob("*.eml"))
-    parsed = [email.message_from_bytes(p.read_bytes()) for p in emls]
-    ready = [m for m in parsed if "附件" in str(m) or m.is_multipart()]
-    assert len(emls) == 2 and ready
-    names = {part.get_filename() for m in parsed for part in m.walk() if part.get_filename()}
-    assert {"summary.pdf", "chart.png"} <= names
+    parsed = [email.message_from_bytes(p.read_bytes(), policy=policy.default) for p in emls]
+    assert len(parsed) == 2
+    (ready,) = [m for m in parsed if m["X-Servicemonth-Kind"] == "report_ready"]
+    body = ready.get_body(("html",))
+    assert body is not None
+    html = body.get_content()
+    assert "<td>报到率</td><td>92%</td>" in html  # the report itself is the body
+    cids = re.findall(r'src=["\']cid:([^"\']+)["\']', html)
+    parts = [p for p in ready.walk() if p["Content-ID"]]
+    images = {p["Content-ID"].strip("<>"): p.get_filename() for p in parts}
+    assert len(cids) == 2 and {images[c] for c in cids} == {"ranking.png", "progress.png"}
+    assert 'src="ranking.png"' not in html
+    assert html.count("<!DOCTYPE") == html.count("<body") == 1  # its body, in our layout
+    (attached,) = list(ready.iter_attachments())
+    assert attached.get_filename() == "report.xlsx" and attached.get_content() == b"PK xlsx"
     lines = (backend.settings.outbox_dir / "sms.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(lines) == 2 and "报到率92%" in "".join(lines)
     assert "leader@example.cn" not in "".join(str(m) for m in parsed)  # masked in the outbox
     assert sorted(kinds(backend)) == ["report_failed", "report_ready"]
+
+
+def test_a_report_whose_file_is_missing_waits_for_it_then_fails_never_goes_without(
+    backend: Any,
+    clock: Any,  # noqa: F811
+) -> None:
+    files = write_report(backend, "r2", skip="report.xlsx")
+    mail = FakeEmail()
+    sender = make_sender(backend, email=mail, retry_delay=2.0, max_attempts=3)
+    with dispatched() as queue:
+        apply(backend, report_event(backend, files, channels=["email"]))
+        assert drain(backend, sender, queue, clock=clock) == {"retry": 2, "failed": 1}
+    assert mail.sent == []
+    with backend.rt("notify").db.session() as session:
+        (failed,) = session.scalars(select(Notification)).all()
+        errors = session.scalars(
+            select(NotificationEvent.error).where(NotificationEvent.notification_id == failed.id)
+        ).all()
+    assert failed.status == "failed" and "report.xlsx" in (failed.error or "")
+    assert sum("report.xlsx" in (e or "") for e in errors) == 3
+
+    # The same once the file has arrived (a shared volume that lagged): it goes, whole.
+    late = write_report(backend, "r3", skip="report.xlsx")
+    with dispatched() as queue:
+        apply(backend, report_event(backend, late, channels=["email"]))
+        (waiting,) = queue
+        assert drain(backend, sender, queue) == {"retry": 1}
+        (backend.settings.reports_dir / "r3" / "report.xlsx").write_bytes(b"PK late")
+        clock.advance(timedelta(seconds=2))  # the retry's countdown
+        assert drain(backend, sender, [waiting]) == {"sent": 1}
+    (sent,) = mail.sent
+    assert {a.filename for a in sent.attachments} == {"ranking.png", "progress.png", "report.xlsx"}
 
 
 def test_withdrawal_erases_the_members_messages_and_their_history(

@@ -6,14 +6,18 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
+from services.notify.claims import STRANDED_SENDING
+from services.notify.history import STALE_DISPATCH
 from services.notify.models import Notification
-from tests.integration.notify_support import dispatched, drain, file_sender, sms_lines
+from shared.clock import SimulatedClock
+from tests.integration.notify_support import dispatched, drain, file_sender, sms_lines, sweep
 from tests.support import (
     client,
     consumer,
@@ -100,10 +104,16 @@ def test_a_worker_killed_after_the_provider_accepted_does_not_send_twice(
     (message,) = welcomes(backend)
     assert message.status == "sending"  # ... and the worker died before recording it
 
-    # The task is redelivered (acks_late) and reconciles by the out-id instead of resending.
+    # The task is redelivered at once (acks_late): the send may still be live, so it waits.
     sender = file_sender(backend, quiet_start=None, quiet_end=None)
-    retried = drain(backend, sender, queue=[message.id])
-    assert retried == {"reconciled": 1}
+    assert drain(backend, sender, queue=[message.id]) == {"busy": 1}
+    # Once stranded, the sweep hands it over again and it reconciles by the out-id.
+    later = datetime.now(UTC) + max(STRANDED_SENDING, STALE_DISPATCH)
+    backend.rt("notify").clock = SimulatedClock(later)
+    with dispatched() as queue:
+        sweep(backend)
+        assert queue == [message.id]
+        assert drain(backend, sender, queue) == {"reconciled": 1}
     assert len(sms_lines(backend)) == 1
     (message,) = welcomes(backend)
     assert message.status == "sent" and message.provider == "file"

@@ -7,8 +7,10 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import String
 
-from services.notify.reminders import calendar, due_slots
+from services.notify.calendar import SLOT_DATE, calendar, due_slots, max_job_name
+from services.notify.models import Notification
 from shared.config import ConfigError, load
 
 
@@ -82,6 +84,41 @@ def test_a_bad_schedule_is_refused_naming_the_setting(
     with pytest.raises(ConfigError, match="SERVICEMONTH_REMINDER_SCHEDULE") as info:
         calendar(settings(REMINDER_SCHEDULE=str(path)))
     assert message in str(info.value)
+
+
+def write(tmp_path: Path, *jobs: str) -> str:
+    path = tmp_path / "schedule.json"
+    entry = {"kind": "countdown", "audience": "incomplete_members", "at": "09:00"}
+    path.write_text(json.dumps([{"job": job, **entry, "days": ["end-1"]} for job in jobs]))
+    return str(path)
+
+
+def test_a_job_name_too_long_for_its_slots_is_refused_when_the_calendar_is_loaded(
+    tmp_path: Path,
+) -> None:
+    """A message's slot is ``<job>:YYYY-MM-DD`` in ``notifications.slot``: the name must fit."""
+    column_type = Notification.__table__.c.slot.type
+    assert isinstance(column_type, String) and column_type.length
+    column = column_type.length
+    limit = max_job_name()
+    assert limit == min(column - SLOT_DATE, 100)  # schedule_slots.job, reminder_runs.job: 100
+    longest = "j" * limit
+    cal = calendar(settings(REMINDER_SCHEDULE=write(tmp_path, longest)))
+    assert len(cal.occurrences()[0].key) == column
+
+    too_long = "a" * (limit - 3) + "_xy" + "z"
+    with pytest.raises(ConfigError, match="SERVICEMONTH_REMINDER_SCHEDULE") as info:
+        calendar(settings(REMINDER_SCHEDULE=write(tmp_path, "countdown", too_long)))
+    assert too_long in str(info.value) and f"at most {limit}" in str(info.value)
+
+
+def test_a_job_of_a_kind_without_templates_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "schedule.json"
+    entry = {"job": "nudge", "audience": "members", "at": "09:00", "days": ["start"]}
+    path.write_text(json.dumps([entry]))  # no "kind": the job's name, which has no templates
+    with pytest.raises(ConfigError, match="SERVICEMONTH_REMINDER_SCHEDULE") as info:
+        calendar(settings(REMINDER_SCHEDULE=str(path)))
+    assert "nudge" in str(info.value) and "templates" in str(info.value)
 
 
 def test_a_bad_grace_is_refused_naming_the_setting() -> None:

@@ -30,13 +30,13 @@ from services.notify.channels import (
     email_channel,
     message_id,
     national_number,
-    redact,
     sms_providers,
     tencent,
 )
 from services.notify.rendering import KINDS, load_sms_codes, render_sms, sample_params
 from shared.clock import SimulatedClock
 from shared.config import ConfigError, load
+from shared.pii import redact
 
 PHONE = "13812348000"
 NOW = datetime(2016, 7, 1, 2, 0, tzinfo=UTC)
@@ -94,6 +94,47 @@ def test_the_sms_outbox_line_has_the_masked_number_and_the_rendered_text(tmp_pat
         "at": NOW.isoformat(),
     }
     assert line["text"].startswith("【在职党员进社区】张三同志")
+
+
+def test_the_sms_outbox_masks_every_number_in_the_text_and_params(tmp_path: Path) -> None:
+    params = {
+        **sample_params("pairing_made"),
+        "what": "帮410302195001010015的老人代办",
+        "contact": "李红 13900001111",
+    }
+    rendered = render_sms("pairing_made", params)
+    sms = OutgoingSms(
+        "0b6f1c2e-pairing",
+        PHONE,
+        "138****8000",
+        "pairing_made",
+        "",
+        rendered.params,
+        rendered.text,
+        rendered.segments,
+    )
+    assert "13900001111" in sms.text  # the provider gets the number to call ...
+    channel = FileSmsChannel(tmp_path)
+    channel.send(sms)
+    raw = (tmp_path / "sms.jsonl").read_text(encoding="utf-8")
+    assert "13900001111" not in raw and "410302195001010015" not in raw  # ... the outbox not
+    line = json.loads(raw)
+    assert "李红 139****1111" in line["text"] and line["params"]["contact"] == "李红 139****1111"
+    assert "410***********0015" in line["params"]["what"]
+    assert channel.find(sms, NOW) == "file:0b6f1c2e-pairing"
+
+
+def test_the_email_outbox_masks_numbers_in_the_body(tmp_path: Path) -> None:
+    mail = OutgoingEmail(
+        "0b6f1c2e-mail", "a@b.example", "a***@b.example", "pairing_made", "对接", "联系 13900001111"
+    )
+    FileEmailChannel(tmp_path).send(mail)
+    raw = (tmp_path / "email" / "0b6f1c2e-mail.eml").read_bytes()
+    msg = message_from_bytes(raw, policy=policy.default)
+    assert isinstance(msg, EmailMessage)
+    body = msg.get_body(("plain",))
+    assert body is not None and "139****1111" in body.get_content()
+    assert b"13900001111" not in raw
 
 
 def test_the_sms_outbox_finds_a_send_by_out_id_and_ignores_torn_lines(tmp_path: Path) -> None:
@@ -201,7 +242,9 @@ def test_error_texts_never_carry_a_number_or_an_address_in_clear() -> None:
     assert PHONE not in str(error) and "zhangsan" not in str(error)
     assert "138****8000" in str(error) and "z***@example.com" in str(error)
     assert redact(f"/?PhoneNumbers={PHONE}&x=1") == "/?PhoneNumbers=138****8000&x=1"
-    assert redact("order 213812348000123") == "order 213812348000123"  # not a phone
+    assert redact("order 2138123480001234") == "order 2138123480001234"  # not a phone
+    id_error = ProviderError("x", "id 410302195001010015 refused", provider="p")
+    assert "410302195001010015" not in str(id_error)  # shared.pii.redact: ID numbers too
 
 
 def test_numbers_are_written_the_way_each_provider_takes_them() -> None:

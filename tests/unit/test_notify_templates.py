@@ -10,7 +10,6 @@ import pytest
 from markupsafe import Markup
 
 from services.notify.rendering import (
-    FIVE_ONES,
     KINDS,
     MAX_SEGMENTS,
     SMS_PROVIDERS,
@@ -24,6 +23,7 @@ from services.notify.rendering import (
     sample_params,
     segments,
 )
+from shared.vocabulary import FIVE_ONES
 
 ALL_KINDS = sorted(KINDS)
 

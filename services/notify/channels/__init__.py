@@ -19,9 +19,7 @@ from services.notify.channels.base import (
     SmsProvider,
     TransientProviderError,
     e164,
-    mask_email,
     national_number,
-    redact,
 )
 from services.notify.channels.factory import email_channel, sms_providers
 from services.notify.channels.fakes import RecordingEmailChannel, RecordingSmsProvider
@@ -29,11 +27,6 @@ from services.notify.channels.files import FileEmailChannel, FileSmsChannel
 from services.notify.channels.mime import build_message, message_id
 from services.notify.channels.smtp import SmtpEmailChannel
 from services.notify.channels.tencent import TencentSms
-
-SmsChannel = SmsProvider
-"""Former name of :class:`SmsProvider`."""
-RecordingSmsChannel = RecordingSmsProvider
-"""Former name of :class:`RecordingSmsProvider`."""
 
 __all__ = [
     "AliyunSms",
@@ -47,9 +40,7 @@ __all__ = [
     "PermanentProviderError",
     "ProviderError",
     "RecordingEmailChannel",
-    "RecordingSmsChannel",
     "RecordingSmsProvider",
-    "SmsChannel",
     "SmsProvider",
     "SmtpEmailChannel",
     "TencentSms",
@@ -57,9 +48,7 @@ __all__ = [
     "build_message",
     "e164",
     "email_channel",
-    "mask_email",
     "message_id",
     "national_number",
-    "redact",
     "sms_providers",
 ]

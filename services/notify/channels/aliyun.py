@@ -4,7 +4,8 @@ Sends an approved template: ``SendSms(PhoneNumbers, SignName, TemplateCode, Temp
 OutId)``; the answer's ``BizId`` is the reference. ``find`` reconciles a send cut short by
 looking for our OutId in ``QuerySendDetails`` for the number, day by day (Aliyun keeps 30
 days). Those records carry no BizId, so a reconciled send's reference is ``out:<out-id>``;
-Aliyun's delivery receipts carry the OutId as well.
+Aliyun's delivery receipts carry the OutId as well. A send is listed there as soon as it is
+accepted (status "waiting for receipt"), so a minute settles it.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class AliyunSms:
     name = "aliyun"
     #: Notifications: ≤ 50 per signature and template to one number in a rolling 24 h.
     limits: tuple[Limit, ...] = (Limit("number+template", timedelta(hours=24), 50),)
+    settle_after = timedelta(minutes=1)
 
     def __init__(
         self,

@@ -2,8 +2,9 @@
 
 A provider error says whether trying again can help (:class:`TransientProviderError`:
 timeouts, throttling, the provider's own faults) or not (:class:`PermanentProviderError`:
-a bad number, an unapproved template). Error texts pass through :func:`redact` so no
-phone number or e-mail address reaches a log line or a history row in clear.
+a bad number, an unapproved template). Error texts pass through
+:func:`shared.pii.redact` so no phone number, ID number or e-mail address reaches a log line
+or a history row in clear.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
-from shared.pii import mask_phone
+from shared.pii import redact
 
 
 class ProviderError(Exception):
@@ -77,17 +78,27 @@ class OutgoingSms:
 
 
 class SmsProvider(Protocol):
-    """An SMS gateway: Aliyun, Tencent Cloud, the file outbox, or a test fake."""
+    """An SMS gateway: Aliyun, Tencent Cloud, the file outbox, or a test fake.
+
+    ``settle_after`` is how long after a send the provider's look-up (``find``) can be
+    trusted to list it: until then "not found" may only mean "not listed yet", so a message
+    whose attempt ended ambiguously (a timeout) is not sent again before that.
+    """
 
     name: str
     limits: tuple[Limit, ...]
+    settle_after: timedelta
 
     def send(self, sms: OutgoingSms) -> str:
         """Hand ``sms`` over; return the provider's reference. Raises ProviderError."""
         ...
 
     def find(self, sms: OutgoingSms, since: datetime) -> str | None:
-        """The reference of an accepted send of ``sms.out_id`` since ``since``, if any."""
+        """The reference of an accepted send of ``sms.out_id`` since ``since``, if any.
+
+        Only ``out_id`` and ``phone`` of ``sms`` are used. Raises ProviderError when the
+        provider cannot be asked (the caller tries again later, never sends meanwhile).
+        """
         ...
 
 
@@ -128,22 +139,6 @@ class EmailChannel(Protocol):
     def find(self, mail: OutgoingEmail) -> str | None:
         """The Message-ID of an earlier send of ``mail.out_id``, when the channel can tell."""
         ...
-
-
-_PHONE = re.compile(r"(?<!\d)(?:\+?86)?(1[3-9]\d{9})(?!\d)")
-_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
-
-
-def mask_email(address: str) -> str:
-    """``zhangsan@example.com`` → ``z***@example.com``."""
-    local, _, domain = address.partition("@")
-    return f"{local[:1]}***@{domain}" if domain else "***"
-
-
-def redact(text: str) -> str:
-    """``text`` with every mainland mobile number and e-mail address masked."""
-    text = _PHONE.sub(lambda m: mask_phone(m.group(1)), text)
-    return _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
 
 
 def national_number(phone: str) -> str:

@@ -14,7 +14,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from services.notify.channels.base import (
     Limit,
@@ -33,6 +33,7 @@ class RecordingSmsProvider:
 
     name: str = "recording"
     limits: tuple[Limit, ...] = ()
+    settle_after: timedelta = timedelta(0)
     fail_with: FailWith | None = None
     after_accept: Callable[[OutgoingSms], None] | None = None
     sent: list[OutgoingSms] = field(default_factory=list)

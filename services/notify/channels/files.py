@@ -3,8 +3,10 @@
 SMS go to ``sms.jsonl``, one JSON line per message, under an exclusive lock and fsynced,
 so several workers never interleave half lines and a line written is a line kept. E-mails
 go to ``email/<out-id>.eml``, written to a temporary file and renamed, so a file that
-exists is a whole message. Only masked numbers and addresses are written: the outbox is
-read by operators and kept with the demo.
+exists is a whole message. Only masked numbers and addresses are written — the recipient's,
+and every phone, ID number or address in the text and parameters (a community contact's
+number in ``pairing_made``), through :func:`shared.pii.redact` — because the outbox is read
+by operators and kept with the demo. The real provider call gets the real text.
 """
 
 from __future__ import annotations
@@ -13,21 +15,24 @@ import fcntl
 import json
 import os
 import threading
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from services.notify.channels.base import Limit, OutgoingEmail, OutgoingSms
 from services.notify.channels.mime import build_message, check_out_id, message_id
 from shared.clock import Clock, SystemClock
+from shared.pii import redact
 
 DEFAULT_SENDER = "在职党员进社区服务月 <noreply@servicemonth.invalid>"
 
 
 class FileSmsChannel:
-    """Appends each SMS as one JSON line to ``<directory>/sms.jsonl`` (the number masked)."""
+    """Appends each SMS as one JSON line to ``<directory>/sms.jsonl`` (numbers masked)."""
 
     name = "file"
     limits: tuple[Limit, ...] = ()
+    settle_after = timedelta(0)  # a line written is a line found
 
     def __init__(self, directory: Path, clock: Clock | None = None) -> None:
         self.path = directory / "sms.jsonl"
@@ -40,8 +45,8 @@ class FileSmsChannel:
                 "to": sms.phone_masked,
                 "kind": sms.kind,
                 "template_code": sms.template_code,
-                "params": sms.params,
-                "text": sms.text,
+                "params": {name: redact(value) for name, value in sms.params.items()},
+                "text": redact(sms.text),
                 "segments": sms.segments,
                 "at": self.clock.now().isoformat(),
             },
@@ -81,7 +86,13 @@ class FileEmailChannel:
         return self.directory / f"{check_out_id(out_id)}.eml"
 
     def send(self, mail: OutgoingEmail) -> str:
-        msg = build_message(mail, self.sender, mail.to_masked, self.clock.now())
+        shown = replace(
+            mail,
+            subject=redact(mail.subject),
+            text=redact(mail.text),
+            html=redact(mail.html) if mail.html is not None else None,
+        )
+        msg = build_message(shown, self.sender, mail.to_masked, self.clock.now())
         target = self.path(mail.out_id)
         self.directory.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")

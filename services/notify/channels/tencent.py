@@ -6,9 +6,9 @@ TemplateParamSet is an ordered list, so the order comes from the kind catalogue
 (rendering.KINDS), never from a dict that went through a database.
 
 ``find`` looks for our SessionContext in ``PullSmsSendStatusByPhoneNumber`` (the last 7
-days). That API lists delivery *receipts*: a send accepted moments ago may not be listed
-yet, so ``None`` means "not seen yet" rather than "never sent"; wait a minute before
-concluding.
+days), page by page (``Offset``/``Limit``, at most 100 a page). That API lists delivery
+*receipts*, which lag the send: a send accepted moments ago may not be listed yet, so
+``None`` means "not seen yet" rather than "never sent" until ``settle_after`` has passed.
 """
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ TRANSIENT_CODES = (
 )
 TRANSIENT_PREFIXES = ("InternalError.", "LimitExceeded.", "RequestLimitExceeded.")
 PULL_DAYS = 7
+PULL_LIMIT = 100  # the API's largest page
+PULL_PAGES = 50  # 5,000 receipts of one number in a week is far beyond any campaign
 
 
 class TencentSms:
@@ -58,6 +60,8 @@ class TencentSms:
         Limit("number+content", timedelta(seconds=30), 1),
         Limit("number+content", timedelta(days=1), 10),
     )
+    #: Receipts come back from the carriers, usually within seconds, sometimes minutes.
+    settle_after = timedelta(minutes=5)
 
     def __init__(
         self,
@@ -102,18 +106,23 @@ class TencentSms:
 
     def find(self, sms: OutgoingSms, since: datetime) -> str | None:
         now = self.clock.now()
-        request = models.PullSmsSendStatusByPhoneNumberRequest()
-        request.BeginTime = int(max(since, now - timedelta(days=PULL_DAYS)).timestamp())
-        request.EndTime = int(now.timestamp())
-        request.Offset = 0
-        request.Limit = 100
-        request.PhoneNumber = e164(sms.phone)
-        request.SmsSdkAppId = self.sdk_app_id
-        response = self._call(self._client.PullSmsSendStatusByPhoneNumber, request)
-        for status in response.PullSmsSendStatusSet or []:
-            if status.SessionContext == sms.out_id:
-                return str(status.SerialNo)
-        return None
+        begin = int(max(since, now - timedelta(days=PULL_DAYS)).timestamp())
+        for page in range(PULL_PAGES):
+            request = models.PullSmsSendStatusByPhoneNumberRequest()
+            request.BeginTime = begin
+            request.EndTime = int(now.timestamp())
+            request.Offset = page * PULL_LIMIT
+            request.Limit = PULL_LIMIT
+            request.PhoneNumber = e164(sms.phone)
+            request.SmsSdkAppId = self.sdk_app_id
+            response = self._call(self._client.PullSmsSendStatusByPhoneNumber, request)
+            statuses = response.PullSmsSendStatusSet or []
+            for status in statuses:
+                if status.SessionContext == sms.out_id:
+                    return str(status.SerialNo)
+            if len(statuses) < PULL_LIMIT:
+                return None
+        raise error_for("InternalError", f"more than {PULL_PAGES * PULL_LIMIT} receipts")
 
     def _code(self, kind: str) -> str:
         code = self.codes.get(kind)

@@ -1,0 +1,114 @@
+"""The member's daily SMS cap, and the digest that takes what goes over it.
+
+A message over the cap is not lost: it is merged (``suppressed`` with ``merged_into``) into
+the recipient's digest of tomorrow morning, made on first need. The merge is a conditional
+write like every other (:func:`services.notify.outcomes.move`): a message another task is
+sending meanwhile is left to that task, and the digest is not touched.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from services.notify.bulk import queue_message
+from services.notify.messages import SENT_LIKE, WAITING, idempotency_key, record
+from services.notify.models import Notification
+from services.notify.outcomes import move
+from services.notify.recipients import Person, recipient_of
+from services.notify.rendering import RenderError, render_email
+from services.notify.rules import Rules, day_bounds, local_day
+from shared.db import UnitOfWork
+
+DIGEST_LINES = 3
+"""A digest SMS lists at most this many merged messages (the last line counts the rest)."""
+
+
+def _same_recipient(n: Notification) -> Any:
+    if n.member_id is not None:
+        return Notification.member_id == n.member_id
+    if n.staff_id is not None:
+        return Notification.staff_id == n.staff_id
+    return Notification.id == n.id
+
+
+def over_cap(n: Notification, uow: UnitOfWork, rules: Rules) -> bool:
+    """True when the recipient had their ``sms_daily_cap`` SMS today (campaign day)."""
+    if rules.sms_daily_cap <= 0 or n.recipient_kind == "sealed" or n.kind == "digest":
+        return False
+    start, end = day_bounds(local_day(uow.now()))
+    sent_today = uow.session.scalar(
+        select(func.count())
+        .select_from(Notification)
+        .where(
+            _same_recipient(n),
+            Notification.channel == "sms",
+            Notification.status.in_(SENT_LIKE),
+            Notification.attempted_at >= start,
+            Notification.attempted_at < end,
+        )
+    )
+    return (sent_today or 0) >= rules.sms_daily_cap
+
+
+def digest_line(n: Notification, person: Person) -> str:
+    """One merged message in a digest: its e-mail subject line is its gist."""
+    try:
+        return render_email(n.kind, {"name": person.name, **n.params}).subject
+    except RenderError:
+        return n.kind
+
+
+def _digest(n: Notification, uow: UnitOfWork, rules: Rules) -> Notification:
+    """The recipient's digest of tomorrow morning that still waits (made on first need)."""
+    morning = rules.next_morning(uow.now())
+    day = local_day(morning).isoformat()
+    recipient = recipient_of(n)
+    for attempt in range(10):
+        slot = day if attempt == 0 else f"{day}#{attempt}"
+        key = idempotency_key(recipient, "digest", "-", slot)
+        query = select(Notification).where(Notification.idempotency_key == key)
+        digest = uow.session.scalar(query.with_for_update())
+        if digest is None:
+            queue_message(
+                uow,
+                recipient=recipient,
+                kind="digest",
+                subject="-",
+                slot=slot,
+                params={"lines": [], "merged": 0},
+                due_at=morning,
+                correlation_id=n.correlation_id,
+                channel="sms",
+            )
+            digest = uow.session.scalar(query.with_for_update())
+        if digest is not None and digest.status in WAITING:
+            return digest
+    raise RuntimeError(f"no waiting digest for {recipient.key} on {day}")
+
+
+def merge_into_digest(n: Notification, person: Person, uow: UnitOfWork, rules: Rules) -> bool:
+    """Fold ``n`` into the recipient's digest and commit; False (nothing written) when
+    another task changed ``n`` — or the digest — since it was read."""
+    digest = _digest(n, uow, rules)
+    if not move(uow, n, "suppressed", merged_into=digest.id, dispatched_at=None):
+        return False
+    lines = list(digest.params.get("lines") or [])  # type: ignore[call-overload]
+    merged = int(str(digest.params.get("merged") or 0)) + 1
+    if len(lines) < DIGEST_LINES:
+        lines.append(digest_line(n, person))
+    elif merged > DIGEST_LINES:
+        lines[-1] = f"另有{merged - DIGEST_LINES + 1}条提醒"
+    changed = uow.session.execute(
+        update(Notification)
+        .where(Notification.id == digest.id, Notification.status.in_(WAITING))
+        .values(params={"lines": lines, "merged": merged})
+        .execution_options(synchronize_session=False)
+    )
+    if not changed.rowcount:  # type: ignore[attr-defined]
+        uow.session.rollback()
+        return False
+    record(uow, n, "suppressed", detail=f"merged into digest {digest.id} (daily cap)")
+    uow.commit()
+    return True

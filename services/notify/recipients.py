@@ -1,0 +1,107 @@
+"""Who a message goes to at send time: the contact opened from its seal, the channel it may
+take now, and the parameters its templates get (opened contacts only here, for the call)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from services.notify.messages import Recipient
+from services.notify.models import Contact, Notification, StaffContact
+from shared.db import UnitOfWork
+from shared.events import SealedContact
+from shared.pii import Sealer, mask_email, mask_phone
+
+
+@dataclass(frozen=True)
+class Person:
+    """A recipient's contact, opened: in clear only for the provider call."""
+
+    name: str
+    phone: str | None
+    email: str | None
+    sms_enabled: bool
+    email_enabled: bool
+
+    @property
+    def emailable(self) -> bool:
+        return self.email is not None and self.email_enabled
+
+
+def person_of(n: Notification, uow: UnitOfWork, sealer: Sealer) -> Person | None:
+    """The recipient as of now (None: gone, or an inactive staff contact)."""
+    sealed: str | None
+    sms = email = True
+    if n.recipient_kind == "member":
+        contact = uow.session.get(Contact, n.member_id)
+        if contact is None:
+            return None
+        sealed, sms, email = contact.sealed, contact.sms_enabled, contact.email_enabled
+    elif n.recipient_kind == "staff":
+        staff = uow.session.get(StaffContact, n.staff_id)
+        if staff is None or staff.state != "active":
+            return None
+        sealed, sms, email = staff.sealed, staff.sms_enabled, staff.email_enabled
+    else:
+        sealed = n.sealed_to
+    if not sealed:
+        return None
+    opened = sealer.open_json(sealed, SealedContact.CONTEXT)
+    return Person(
+        name=str(opened.get("name") or ""),
+        phone=opened.get("phone") or None,
+        email=opened.get("email") or None,
+        sms_enabled=sms,
+        email_enabled=email,
+    )
+
+
+def channel_now(n: Notification, person: Person) -> str | None:
+    """The channel to use now: the one queued if still accepted; the other one only when
+    the queued one has no address (an opted-out channel is never swapped for another)."""
+    if n.channel == "sms":
+        if not person.sms_enabled:
+            return None
+        if person.phone:
+            return "sms"
+        return "email" if person.emailable else None
+    if not person.email_enabled:
+        return None
+    if person.email:
+        return "email"
+    return "sms" if person.phone and person.sms_enabled else None
+
+
+def masked(person: Person, channel: str) -> str | None:
+    """The address shown for ``channel``: ``138****8000`` or ``z***@example.cn``."""
+    if channel == "email":
+        return mask_email(person.email) if person.email else None
+    return mask_phone(person.phone) if person.phone else None
+
+
+def recipient_of(n: Notification) -> Recipient:
+    if n.recipient_kind == "member" and n.member_id is not None:
+        return Recipient.member(n.member_id)
+    if n.recipient_kind == "staff" and n.staff_id is not None:
+        return Recipient.staff(n.staff_id)
+    subscriber = n.idempotency_key.split("|", 1)[0].split(":", 1)[1]
+    return Recipient.subscriber(uuid.UUID(subscriber), n.sealed_to or "", n.to_masked)
+
+
+def render_params(
+    n: Notification, person: Person, uow: UnitOfWork, sealer: Sealer
+) -> dict[str, Any]:
+    """The template's params: the message's own, the recipient's name, and the community
+    contact's name and number (opened only here: the member needs the number to call; the
+    outbox and the history show it masked)."""
+    params: dict[str, Any] = {"name": person.name, **n.params}
+    staff_id = params.pop("staff_contact_id", None)
+    if staff_id:
+        staff = uow.session.get(StaffContact, uuid.UUID(str(staff_id)))
+        if staff is not None and staff.state == "active":
+            opened = sealer.open_json(staff.sealed, SealedContact.CONTEXT)
+            params["contact"] = " ".join(
+                str(v) for v in (opened.get("name"), opened.get("phone")) if v
+            )
+    return params
