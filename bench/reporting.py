@@ -200,9 +200,12 @@ def write_projections(rt: Runtime, data: dict[str, list[dict[str, Any]]]) -> Non
         for u in data["units"]
     ]
     counting: dict[uuid.UUID, set[str]] = defaultdict(set)
+    confirmed: dict[uuid.UUID, set[str]] = defaultdict(set)
     for r in data["registrations"]:
         if r["state"] in ("submitted", "confirmed"):
             counting[r["member_id"]].add(r["community_code"])
+        if r["state"] == "confirmed":
+            confirmed[r["member_id"]].add(f"community:{r['community_code']}")
     scopes, facts = [], []
     for m in data["members"]:
         unit = units[m["unit_code"]]
@@ -214,6 +217,12 @@ def write_projections(rt: Runtime, data: dict[str, list[dict[str, Any]]]) -> Non
                 "member_id": m["id"],
                 "scope": s,
                 "is_leader_cadre": m["is_leader_cadre"],
+                # reported in there: at a community, confirmed there; elsewhere, anywhere
+                "reported_in": (
+                    s in confirmed[m["id"]]
+                    if s.startswith("community:")
+                    else bool(confirmed[m["id"]])
+                ),
                 "valid_from": T0,
             }
             for s in sorted(mine)
@@ -384,11 +393,13 @@ def from_raw_tables(rts: dict[str, Runtime]) -> dict[str, Any]:
         claims = {wish_id: member_id for wish_id, member_id in s.execute(held)}
     scopes: dict[uuid.UUID, set[str]] = defaultdict(set)
     confirmed: dict[uuid.UUID, set[str]] = defaultdict(set)
+    confirmed_in: dict[uuid.UUID, set[str]] = defaultdict(set)  # 报到 at these communities
     for member_id, code, role, state in regs:
         if state in ("submitted", "confirmed"):
             scopes[member_id] |= {f"community:{code}", f"district:{code[:6]}"}
         if state == "confirmed":
             confirmed[member_id].add(role)
+            confirmed_in[member_id].add(f"community:{code}")
     paired: dict[uuid.UUID, set[str]] = defaultdict(set)
     for member_id, kind in pairs:
         paired[member_id].add(kind)
@@ -403,17 +414,22 @@ def from_raw_tables(rts: dict[str, Runtime]) -> dict[str, Any]:
         mine = scopes[m.id] | {"city", f"unit:{m.unit_code}"}
         if unit.district_code != CITY:
             mine.add(f"district:{unit.district_code}")
-        flags = {
+        everywhere = {
             "members": True,
-            "reported_in": bool(confirmed[m.id]),
+            "leading_cadres": m.is_leader_cadre,
+            "leading_cadres_active": m.is_leader_cadre and bool(kinds[m.id]),
+        }
+        achieved = {
             "dual_registered": {"unit", "residence"} <= confirmed[m.id],
             "dual_paired": {"need", "project"} <= paired[m.id],
             "five_ones_complete": set(KINDS) <= kinds[m.id],
-            "leading_cadres": m.is_leader_cadre,
-            "leading_cadres_active": m.is_leader_cadre and bool(kinds[m.id]),
             **{k: k in kinds[m.id] for k in KINDS},
         }
         for scope in mine:
+            # reported in at a community: confirmed there; elsewhere: confirmed anywhere
+            here = scope in confirmed_in[m.id] if scope.startswith("community:") else None
+            reported = bool(confirmed[m.id]) if here is None else here
+            flags = everywhere | ({"reported_in": True, **achieved} if reported else {})
             counts[scope].update(k for k, v in flags.items() if v)
             counts[scope]["hours_x100"] += round(hours[m.id] * 100)
     wish_counts: dict[str, Counter[str]] = defaultdict(Counter)

@@ -40,4 +40,4 @@ def tick_now(
     return {"snapshots": written, **runs.tick(rt, "ops", runs.celery_enqueue(rt))}
 
 
-router.include_router(reports_api.router)  # subscriptions and reports (reporting-reports)
+router.include_router(reports_api.router)  # subscriptions and reports

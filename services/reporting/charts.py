@@ -17,7 +17,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
-from services.reporting.contents import LEVELS, RANK_KEY, ReportData, rate, redact
+from services.reporting.contents import LEVELS, RANK_KEY, ReportData, rate
+from shared.pii import redact
 
 CJK_FAMILIES = (
     "Noto Sans CJK SC",

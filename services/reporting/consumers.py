@@ -1,16 +1,18 @@
-"""The events reporting listens to (all of them), and what it does with each.
+"""The events reporting listens to, and what it does with each.
 
-Every applied envelope is first appended to the event log (:func:`projections.log_event`),
-in the same transaction as its effects; :data:`PROJECTIONS` is the table a rebuild replays.
+Only the event types a projection reads are bound (:data:`PROJECTIONS`): notifications,
+team requests and reports go past. Every applied envelope is first appended to the event
+log (:func:`services.reporting.event_log.log_event`), in the same transaction as its
+effects; :data:`PROJECTIONS` is also the table a rebuild replays.
 """
 
 from __future__ import annotations
 
-from services.reporting import projections, pseudonyms
+from services.reporting import pairing_facts, projections, pseudonyms
+from services.reporting.event_log import log_event
 from shared.bus import Handler
 from shared.db import UnitOfWork
 from shared.events import (
-    CATALOGUE,
     REGISTRATION_EVENTS,
     WISH_EVENTS,
     ActivityReturned,
@@ -36,24 +38,26 @@ PROJECTIONS: dict[type[Event], list[Handler]] = {
     **{cls: [projections.record_registration] for cls in REGISTRATION_EVENTS},
     CommunityChanged: [projections.record_community],
     UnitChanged: [projections.record_unit],
-    PairingMade: [projections.record_pairing],
-    PairingEnded: [projections.record_pairing],
-    **{cls: [projections.record_wish] for cls in WISH_EVENTS.values()},
-    ActivitySubmitted: [projections.record_activity],
-    ActivityVerified: [projections.record_activity],
-    ActivityReturned: [projections.record_activity],
+    PairingMade: [pairing_facts.record_pairing],
+    PairingEnded: [pairing_facts.record_pairing],
+    **{cls: [pairing_facts.record_wish] for cls in WISH_EVENTS.values()},
+    ActivitySubmitted: [pairing_facts.record_activity],
+    ActivityVerified: [pairing_facts.record_activity],
+    ActivityReturned: [pairing_facts.record_activity],
 }
 
 
 def handlers_for(rt: Runtime) -> dict[type[Event], list[Handler]]:
-    """Every event in the catalogue: a withdrawn member's id replaced by their pseudonym,
-    logged, then projected (if it changes a figure); a withdrawal then pseudonymises."""
+    """The events of :data:`PROJECTIONS` (the others are ignored, not logged): a withdrawn
+    member's id replaced by their pseudonym, logged, then projected; a withdrawal then
+    pseudonymises."""
 
     def apply(event: Event, envelope: Envelope, uow: UnitOfWork) -> None:
         event, envelope = pseudonyms.substitute(event, envelope, uow, rt.sealer)
-        for handler in (projections.log_event, *PROJECTIONS.get(type(event), [])):
+        log_event(event, envelope, uow)
+        for handler in PROJECTIONS[type(event)]:
             handler(event, envelope, uow)
         if isinstance(event, MemberWithdrawn):
             pseudonyms.forget(uow, event.member_id, rt.sealer)
 
-    return {cls: [apply] for cls in CATALOGUE.values()}
+    return {cls: [apply] for cls in PROJECTIONS}

@@ -4,13 +4,13 @@ The HTML, the charts and the spreadsheet are three views of one :class:`ReportDa
 depends only on the scope and the half-open period ``[start, end)`` (figures *as of* the
 start and the end), so a closed period re-run says the same thing.
 
-Every text that reaches a report passes :func:`redact` first: an ID number or a mobile that
-slipped into a name, a note or a wish title is masked before anyone can read it.
+Every text that reaches a report passes :func:`shared.pii.redact` first: an ID number, a
+mobile or an e-mail address that slipped into a name, a note or a wish title is masked
+before anyone can read it.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -18,23 +18,9 @@ from typing import Any
 from services.reporting.figures import Figures
 from shared.config import CAMPAIGN_TZ, Settings
 from shared.db import UnitOfWork
-from shared.pii import mask_id_number, mask_phone
+from shared.pii import redact
+from shared.vocabulary import FIVE_ONES
 
-#: 五个一 — the items, in the notice's order, with their names in reports.
-FIVE_ONES = {
-    "home_visit": "民情家访",
-    "community_activity": "社区活动",
-    "policy_talk": "政策宣讲",
-    "wish": "认领微心愿",
-    "team": "加入服务团队",
-}
-#: The wish funnel: a wish counts in a stage once it reached it (states further on count too).
-FUNNEL = (
-    ("published", "已发布", ("published", "claimed", "fulfilled", "confirmed", "evaluated")),
-    ("claimed", "已认领", ("claimed", "fulfilled", "confirmed", "evaluated")),
-    ("fulfilled", "已完成", ("fulfilled", "confirmed", "evaluated")),
-    ("confirmed", "社区确认", ("confirmed", "evaluated")),
-)
 #: Headline figures: (attribute of Figures, label, kind).
 HEADLINE = (
     ("members", "在册党员", "count"),
@@ -49,16 +35,6 @@ HEADLINE = (
 )
 RANK_KEY = "dual_pairing_rate"
 LEVELS = {"city": "全市", "district": "县（市）区", "unit": "单位", "community": "社区"}
-
-#: An ID number (18 characters, or an old 15-digit one) standing alone in a text.
-_ID = re.compile(r"(?<![0-9])(\d{17}[\dXx]|\d{15})(?![0-9])")
-_MOBILE = re.compile(r"(?<![0-9])(?:\+?86[\s-]?)?(1[3-9]\d[\s-]?\d{4}[\s-]?\d{4})(?![0-9])")
-
-
-def redact(text: str) -> str:
-    """Mask ID numbers and mainland mobiles wherever they appear in ``text``."""
-    text = _ID.sub(lambda m: mask_id_number(m.group(1)), text)
-    return _MOBILE.sub(lambda m: mask_phone(re.sub(r"[\s-]", "", m.group(1))), text)
 
 
 def rate(figures: Figures, key: str) -> float | None:
@@ -122,9 +98,10 @@ class ReportData:
         ]
 
     @property
-    def funnel(self) -> list[tuple[str, int]]:
-        wishes: dict[str, int] = dict(self.after.wishes)
-        return [(label, sum(wishes.get(s, 0) for s in states)) for _, label, states in FUNNEL]
+    def funnel(self) -> list[tuple[str, int | None]]:
+        """The wish funnel at the period's end (stages: ``figures.FUNNEL``; a unit has no
+        "published" stage, ``None``)."""
+        return [(label, count) for _, label, count in self.after.funnel]
 
     @property
     def five_ones(self) -> list[tuple[str, int, float | None]]:

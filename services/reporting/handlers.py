@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from sqlalchemy import func, select
 
 from services.reporting import figures
 from services.reporting.models import EventLogEntry, MemberScope, Place, ReportRun
-from shared.auth import Principal
+from shared.auth import Principal, check_role_scope
 from shared.config import CITY
 from shared.db import UnitOfWork, messaging_stats
 from shared.http import Invalid, NotFound
 
-SCOPE = re.compile(r"^(city|district:\d{6}|unit:[\w-]{1,40}|community:\d{12})$")
-
 
 def check_scope(scope: str) -> None:
-    if not SCOPE.match(scope):
+    """A scope figures are kept for: the ones a leader's token may take (shared.auth)."""
+    try:
+        check_role_scope("leader", scope)
+    except ValueError:
         raise Invalid(
             "unknown scope",
             [{"field": "scope", "message": "use city, district:CODE, unit:CODE or community:CODE"}],
-        )
+        ) from None
 
 
 def district_of(uow: UnitOfWork, scope: str) -> str | None:
@@ -38,12 +38,17 @@ def district_of(uow: UnitOfWork, scope: str) -> str | None:
 
 def visible(uow: UnitOfWork, principal: Principal, scope: str) -> bool:
     """May ``principal`` read ``scope``'s figures? The city sees all; a district its
-    communities and county-level units; a unit or a community only itself."""
-    if principal.kind == "city":
-        return True
-    if principal.kind == "district":
-        return scope != "city" and district_of(uow, scope) == principal.code
-    return scope == principal.scope
+    communities and county-level units; a unit or a community only itself
+    (:meth:`shared.auth.Principal.covers`, given where ``scope`` lies)."""
+    if scope == "city":
+        return principal.kind == "city"
+    kind, _, code = scope.partition(":")
+    district = district_of(uow, scope)
+    return principal.covers(
+        districts=[district] if district else [],
+        units=[code] if kind == "unit" else [],
+        communities=[code] if kind == "community" else [],
+    )
 
 
 def summary(scope: str, principal: Principal, uow: UnitOfWork) -> dict[str, Any]:

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy import JSON, Index, String
+from sqlalchemy import JSON, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import UTCDateTime, service_metadata
+from shared.schedule import scheduling_tables
 
 
 class Base(DeclarativeBase):
@@ -60,7 +62,11 @@ class MemberFact(Base):
 
 class MemberScope(Span, Base):
     """A member counting in a scope (``city``, ``district:…``, ``unit:…``, ``community:…``)
-    for an interval: once per scope at any instant, never twice in a total."""
+    for an interval: once per scope at any instant, never twice in a total.
+
+    ``reported_in`` is 报到 in that scope's sense: at a community, the member's registration
+    there is confirmed; at a unit, a district or the city, one registration anywhere is.
+    """
 
     __tablename__ = "member_scopes"
     __table_args__ = (
@@ -72,6 +78,7 @@ class MemberScope(Span, Base):
     member_id: Mapped[uuid.UUID]
     scope: Mapped[str] = mapped_column(String(60))
     is_leader_cadre: Mapped[bool] = mapped_column(default=False)
+    reported_in: Mapped[bool] = mapped_column(default=False)
 
 
 class RegistrationState(Span, Base):
@@ -181,18 +188,9 @@ class DailySnapshot(Base):
     taken_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
 
-# --- subscriptions and report runs (reporting-reports) -------------------------------------
-# Kept together at the end so the projections above and this section can change apart.
+# --- subscriptions and report runs ---------------------------------------------------------
 
-from datetime import datetime  # noqa: E402
-
-from sqlalchemy import Text, UniqueConstraint  # noqa: E402
-
-from shared.db import UTCDateTime  # noqa: E402
-from shared.schedule import scheduling_tables  # noqa: E402
-
-if "scheduler_leases" not in Base.metadata.tables:
-    scheduling_tables(Base.metadata)
+scheduling_tables(Base.metadata)  # the scheduler lease and the (job, slot) claims
 
 
 class Subscription(Base):

@@ -16,8 +16,9 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
-from services.reporting.contents import LEVELS, Headline, ReportData, percent, redact
+from services.reporting.contents import LEVELS, Headline, ReportData, percent
 from shared.config import CAMPAIGN_TZ
+from shared.pii import redact
 
 
 def _finalize(value: Any) -> Any:
@@ -28,7 +29,8 @@ def _finalize(value: Any) -> Any:
     return value
 
 
-def _value(h: Headline) -> str:
+def value(h: Headline) -> str:
+    """A headline figure as the report shows it ("—" where it does not apply)."""
     if h.value is None:
         return "—"
     if h.kind == "rate":
@@ -56,6 +58,10 @@ def _amount(value: float) -> str:
     return f"{value:,.1f}" if value % 1 else f"{value:,.0f}"
 
 
+def _or_dash(value: object) -> str:
+    return "—" if value is None else str(value)
+
+
 def _local(when: datetime) -> str:
     return f"{when.astimezone(CAMPAIGN_TZ):%Y-%m-%d %H:%M}"
 
@@ -70,10 +76,11 @@ templates = Environment(
 )
 templates.filters.update(
     percent=percent,
-    value=_value,
+    value=value,
     change=_change,
     change_color=_change_color,
     amount=_amount,
+    or_dash=_or_dash,
     local=_local,
 )
 

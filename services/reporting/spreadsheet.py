@@ -14,7 +14,9 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
-from services.reporting.contents import FIVE_ONES, LEVELS, ReportData, redact
+from services.reporting.contents import LEVELS, ReportData
+from shared.pii import redact
+from shared.vocabulary import FIVE_ONES
 
 PERCENT = "0.0%"
 HOURS = "0.0"
@@ -51,6 +53,8 @@ def _cell(rank: int, figures: Any, key: str) -> Any:
     if key.startswith("five:"):
         return dict(figures.five_ones).get(key[5:], 0)
     value = getattr(figures, key)
+    if value is None:
+        return "—"  # a rate that does not apply here (a unit's wish claim rate)
     if isinstance(value, str):
         return redact(value)
     return value

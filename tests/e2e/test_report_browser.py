@@ -1,11 +1,19 @@
 """The summary report as a leader sees it: built by ``servicemonth report run`` in its own
 process, opened in headless Chromium at a phone's width, with charts whose Chinese renders.
 
+Whether Chromium draws the page's Chinese with a real CJK font (not tofu boxes) is checked
+by rendering the report's own text in the report's own font stack next to the same number
+of private-use characters, which no font draws (tofu): the two must differ. With only a
+Latin font installed (a fontconfig limited to DejaVu) the same check sees no difference —
+so it can fail.
+
 The screenshot is kept in the test's folder and copied to ``var/test-artifacts/``.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageChops
 
 from services.reporting import charts
 from services.reporting.contents import gather
@@ -26,6 +34,60 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "var" / "test-artifacts"
 REPORT_RUN = [sys.executable, "-m", "services.cli", "report", "run"]
 HEADLESS = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
+
+
+#: A phrase of the report's title, and as many characters no font has a glyph for.
+CHINESE = "在职党员进社区服务月"
+TOFU = "\ue000" * len(CHINESE)
+
+
+def font_stack(html: str) -> str:
+    """The report's CSS font-family list (on its body)."""
+    found = re.search(r"<body[^>]*font-family:([^;\"]+)", html)
+    assert found, "the report names its fonts on the body"
+    return found.group(1)
+
+
+def render_text(folder: Path, text: str, stack: str, env: dict[str, str] | None = None) -> Any:
+    """``text`` drawn by headless Chromium in ``stack`` (lang zh-CN), as a grey image."""
+    folder.mkdir(parents=True, exist_ok=True)
+    page = folder / f"text-{len(list(folder.glob('*.html')))}.html"
+    page.write_text(
+        '<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8"></head>'
+        f'<body style="margin:0;background:#fff;color:#000;font-family:{stack};font-size:40px">'
+        f'<p style="margin:10px">{text}</p></body></html>',
+        encoding="utf-8",
+    )
+    shot = page.with_suffix(".png")
+    subprocess.run(
+        [*HEADLESS, f"--screenshot={shot}", "--window-size=600,100", page.as_uri()],
+        capture_output=True,
+        timeout=120,
+        check=True,
+        env=env,
+    )
+    with Image.open(shot) as image:
+        return image.convert("L")
+
+
+def latin_only_fonts(folder: Path) -> dict[str, str]:
+    """An environment whose fontconfig knows only DejaVu (no CJK glyphs at all)."""
+    dejavu = subprocess.run(
+        ["fc-match", "-f", "%{file}", "DejaVu Sans"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "DejaVu" in dejavu, "the Latin control font (fonts-dejavu-core) is installed"
+    folder.mkdir(parents=True, exist_ok=True)
+    conf = folder / "fonts.conf"
+    conf.write_text(
+        '<?xml version="1.0"?><!DOCTYPE fontconfig SYSTEM "fonts.dtd"><fontconfig>'
+        f"<dir>{Path(dejavu).parent}</dir><cachedir>{folder / 'cache'}</cachedir></fontconfig>",
+        encoding="utf-8",
+    )
+    return {**os.environ, "FONTCONFIG_FILE": str(conf)}
+
+
+def differs(a: Any, b: Any) -> bool:
+    return ImageChops.difference(a, b).getbbox() is not None
 
 
 def distinct_colours(path: Path) -> int:
@@ -75,6 +137,19 @@ def test_the_html_report_renders_in_headless_chromium_with_its_charts(
         assert image.size == (480, 2000)
     assert shot.stat().st_size > 30_000
     assert distinct_colours(shot) > 200  # text, the red header, two charts: not a blank page
+
+    # The page's Chinese is drawn in a real CJK font: not the tofu of characters no font has.
+    page = html.read_text(encoding="utf-8")
+    assert CHINESE in page
+    stack = font_stack(page)
+    glyphs = tmp_path / "glyphs"
+    assert differs(render_text(glyphs, CHINESE, stack), render_text(glyphs, TOFU, stack)), (
+        "the report's Chinese renders as tofu boxes: no CJK font (fonts-noto-cjk) for its stack"
+    )
+    latin = latin_only_fonts(tmp_path / "latin")  # the check can fail: without a CJK font
+    assert not differs(
+        render_text(glyphs, CHINESE, stack, latin), render_text(glyphs, TOFU, stack, latin)
+    )
 
     # The charts' Chinese titles draw with real glyphs: no "Glyph … missing" from matplotlib.
     with rt.uow() as uow:

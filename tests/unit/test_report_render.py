@@ -17,11 +17,12 @@ import pytest
 from openpyxl import load_workbook
 
 from services.reporting import charts, render, spreadsheet
-from services.reporting.contents import ReportData, gather, redact
+from services.reporting.contents import ReportData, gather
 from services.reporting.figures import KINDS, Figures
 from services.reporting.runs import write_files
 from services.reporting.subscriptions import campaign_window, check_schedule, slots
 from shared.config import CAMPAIGN_TZ, load
+from shared.pii import redact
 
 ID_NUMBER = re.compile(r"(?<!\d)\d{17}[\dXx](?!\d)|(?<!\d)\d{15}(?!\d)")
 MOBILE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
@@ -169,6 +170,23 @@ def test_the_sms_line_is_short_and_masked() -> None:
     line = report("unit:U410305001").sms()
     assert len(line) <= 70 and "双对接率" in line
     assert_no_personal_data(line, "sms")
+
+
+def test_a_units_report_shows_no_wish_claim_rate_and_no_published_stage() -> None:
+    data = report("unit:U410305001")
+    claim = next(h for h in data.headline if h.key == "wish_claim_rate")
+    assert claim.value is None and claim.change is None
+    assert data.funnel[0] == ("已发布", None) and data.funnel[1][1] is not None
+    html = render.html(data)
+    row = re.search(r"微心愿认领率</td>\s*<td[^>]*>([^<]*)</td>", html)
+    assert row and row.group(1) == "—"
+    assert re.search(r"已发布</td><td[^>]*>—</td>", html)
+    book = load_workbook(io.BytesIO(spreadsheet.workbook(data)))
+    sheet = book["单位"]
+    headers = [c.value for c in sheet[1]]
+    assert sheet.cell(2, headers.index("微心愿认领率") + 1).value == "—"
+    city = report("city")
+    assert next(h for h in city.headline if h.key == "wish_claim_rate").value is not None
 
 
 # --- the spreadsheet ----------------------------------------------------------------------

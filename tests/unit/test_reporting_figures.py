@@ -212,3 +212,85 @@ def test_figures_round_trip_and_rates_are_zero_without_a_denominator() -> None:
     full = fig.Figures(scope="unit:U1", name="一", members=4, reported_in=2, dual_paired=1)
     assert fig.Figures.from_dict(full.as_dict()) == full
     assert full.as_dict()["rates"]["dual_pairing_rate"] == 0.5
+
+
+def test_a_community_counts_a_member_reported_in_only_where_confirmed(rt: Runtime) -> None:
+    """Confirmed at the unit's community, still submitted at home: reported in at the unit's
+    community, the unit, both districts and the city — not at home, where the member is on
+    the roster but neither reported in nor counted in the five ones or pairing there."""
+    event, (unit_ref, _home_ref) = member(cadre=True)
+    apply(rt, event, T0)
+    confirm(rt, event, unit_ref, T0 + timedelta(hours=1))
+    for kind in ("need", "project"):
+        pairing = PairingMade(
+            pairing_id=uuid.uuid4(),
+            member_id=event.member_id,
+            kind=kind,
+            community_code=UNIT_COMMUNITY,
+            subject_id=uuid.uuid4(),
+            title="巡逻",
+            state="active",
+        )
+        apply(rt, pairing, T0 + timedelta(hours=2))
+    record = ActivityVerified(
+        record_id=uuid.uuid4(),
+        member_id=event.member_id,
+        kind="home_visit",
+        community_code=UNIT_COMMUNITY,
+        day=date(2016, 6, 27),
+        hours=2.0,
+        state="verified",
+    )
+    apply(rt, record, T0 + timedelta(hours=3))
+    later = T0 + timedelta(hours=4)
+    scopes = [
+        "city",
+        "unit:U410300001",
+        "district:410303",
+        "district:410305",
+        f"community:{UNIT_COMMUNITY}",
+        f"community:{HOME_X}",
+    ]
+    for as_of in (None, later):  # the live standing and the histories agree
+        with rt.uow() as uow:
+            found = fig.figures_many(uow, scopes, as_of)
+        home = found[f"community:{HOME_X}"]
+        assert (home.members, home.reported_in, home.dual_paired) == (1, 0, 0), as_of
+        assert home.five_ones["home_visit"] == 0 and home.dual_pairing_rate == 0.0
+        assert (home.verified_hours, home.leading_cadres_active) == (2.0, 1)
+        for scope in scopes[:-1]:
+            f = found[scope]
+            assert (f.members, f.reported_in, f.dual_paired) == (1, 1, 1), (scope, as_of)
+            assert f.five_ones["home_visit"] == 1 and f.dual_registered == 0, (scope, as_of)
+
+
+def wish_figures(scope: str, **wishes: int) -> fig.Figures:
+    return fig.Figures(scope=scope, name=scope, wishes=wishes)
+
+
+def test_the_funnel_and_the_claim_rate_share_one_meaning_of_published() -> None:
+    wishes = {"published": 2, "withdrawn": 1, "expired": 1, "claimed": 2, "confirmed": 2}
+    city = wish_figures("city", **wishes)
+    assert [(key, n) for key, _, n in city.funnel] == [
+        ("published", 8),  # withdrawn and expired wishes were published
+        ("claimed", 4),
+        ("fulfilled", 2),
+        ("confirmed", 2),
+    ]
+    assert city.wishes_published == 8 and city.wish_claim_rate == 0.5
+    assert city.as_dict()["wish_funnel"]["published"] == 8
+    unit = wish_figures("unit:U1", claimed=2, confirmed=1)
+    assert unit.wish_claim_rate is None  # a unit's wishes are only its members' claims
+    assert unit.funnel[0][2] is None and unit.funnel[1][2] == 3
+    assert unit.as_dict()["rates"]["wish_claim_rate"] is None
+    assert unit.wish_completion_rate == pytest.approx(1 / 3)
+
+
+def test_reporting_binds_only_the_events_its_projections_read(rt: Runtime) -> None:
+    from services.reporting.consumers import PROJECTIONS
+    from shared.events import CATALOGUE
+
+    table = handlers_for(rt)
+    assert set(table) == set(PROJECTIONS)
+    ignored = {cls.TYPE for cls in CATALOGUE.values()} - {cls.TYPE for cls in table}
+    assert {"notification.sent", "report.generated", "team.joined"} <= ignored

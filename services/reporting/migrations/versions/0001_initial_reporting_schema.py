@@ -75,6 +75,7 @@ def upgrade() -> None:
     sa.Column('member_id', sa.Uuid(), nullable=False),
     sa.Column('scope', sa.String(length=60), nullable=False),
     sa.Column('is_leader_cadre', sa.Boolean(), nullable=False),
+    sa.Column('reported_in', sa.Boolean(), nullable=False),
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('valid_from', shared.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('valid_to', shared.db.UTCDateTime(timezone=True), nullable=True),
