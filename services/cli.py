@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
-import signal
-import subprocess
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -96,7 +92,10 @@ def worker(service: str, celery_args: tuple[str, ...]) -> None:
 
     app = importlib.import_module(f"services.{service}.tasks").app
     embedded = settings().embedded_broker
-    args = ["--quiet", "worker", "--loglevel", settings().log_level, "--hostname", f"{service}@%h"]
+    # The node name carries the deployment: several deployments may share a host and a
+    # vhost, and Celery's per-node control queue must not collide between them.
+    node = f"{service}.{settings().deployment}@%h"
+    args = ["--quiet", "worker", "--loglevel", settings().log_level, "--hostname", node]
     if embedded:
         args += ["--pool", "solo", "--without-gossip", "--without-mingle", "--without-heartbeat"]
         # One machine, often a developer's as root: Celery's advice to drop root is noise here.
@@ -123,42 +122,13 @@ def up(port: int | None) -> None:
 
     for name in SERVICES:
         upgrade(name, registry.runtime(name).db)
+    from services.processes import start_background, stop_children
+
     children = start_background(SERVICES)
     try:
         _serve(list(SERVICES), port)
     finally:
         stop_children(children)
-
-
-def _die_with_parent() -> None:
-    """Ask Linux to stop this child when the ``up`` process dies, however it dies."""
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-_PR_SET_PDEATHSIG = 1
-
-
-def start_background(names: tuple[str, ...]) -> list[subprocess.Popen[bytes]]:
-    """Start ``consume`` and ``worker`` processes for each service, and the scheduler."""
-    exe = [sys.executable, "-m", "services.cli"]
-    commands = [[command, name] for name in names for command in ("consume", "worker")]
-    return [
-        subprocess.Popen([*exe, *argv], preexec_fn=_die_with_parent)
-        for argv in [*commands, ["scheduler"]]
-    ]
-
-
-def stop_children(children: list[subprocess.Popen[bytes]], timeout: float = 15.0) -> None:
-    for child in children:
-        if child.poll() is None:
-            child.terminate()
-    deadline = time.monotonic() + timeout
-    for child in children:
-        try:
-            child.wait(max(deadline - time.monotonic(), 0.1))
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
 
 
 @cli.command()

@@ -34,6 +34,7 @@ from services.demo_data import (
     synthetic_member,
 )
 from services.demo_outreach import Outreach
+from services.processes import die_with_parent
 from shared.auth import new_token, store_token
 from shared.clock import SimulatedClock
 from shared.config import CAMPAIGN_TZ, settings
@@ -89,7 +90,10 @@ def run(members: int = 200, port: int | None = None, busy: int = 30, timeout: fl
     os.environ["SERVICEMONTH_CLOCK_FILE"] = str(clock_file)
     port = port or _free_port()
     base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-m", "services.cli", "up", "--port", str(port)])
+    server = subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "up", "--port", str(port)],
+        preexec_fn=die_with_parent,  # and its own children with it, however the demo ends
+    )
     try:
         headers = {"Authorization": f"Bearer {admin}"}
         with httpx.Client(base_url=base, timeout=60, headers=headers) as http:

@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -16,13 +17,26 @@ from services import registry
 from services.app import create_app
 from services.demo_data import SAMPLE_DIRECTORY, synthetic_member
 from services.registration import directory
+from shared import runtime as runtime_mod
 from shared.auth import new_token, store_token
 from shared.bus import EventConsumer, OutboxRelay
+from shared.clock import SimulatedClock
 from shared.config import SERVICES
+from shared.runtime import Runtime
 
 CONSUMERS = ("pairing", "notify", "reporting")
 UNITS = ["U410300001", "U410303001", "U410305001"]
 COMMUNITIES = ["410303001001", "410303002001", "410305001001"]
+
+
+def on_simulated_clock(backend: Any, start: datetime) -> SimulatedClock:
+    """Put every service of ``backend`` on one simulated clock starting at ``start``."""
+    sim = SimulatedClock(start)
+    for service in SERVICES:
+        rt = backend.rt(service)
+        backend.runtimes[service] = Runtime(rt.service, rt.settings, rt.db, sim)
+        runtime_mod.override(service, backend.runtimes[service])
+    return sim
 
 
 def load_sample_directory(backend: Any) -> None:

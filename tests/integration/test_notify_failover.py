@@ -141,7 +141,10 @@ def test_two_send_tasks_for_one_message_call_the_provider_once(backend: Any) -> 
     for t in threads:
         t.join(30)
     assert provider.calls == 1
-    assert sorted(results.values()) == ["busy", "busy", "sent"], results
+    # the one that arrived during the call stood back; of the two that raced, one sent and
+    # the other stood back too — or, if it only looked once the call was over, saw it sent
+    assert results["during"] == "busy", results
+    assert sorted((results["a"], results["b"])) in (["busy", "sent"], ["sent", "sent"]), results
     with rt.db.session() as session:
         found = session.get(Notification, message)
         history = session.scalars(

@@ -26,10 +26,7 @@ from services.pairing.models import Pairing, ServiceRecord, Wish, WishClaim
 from services.registration.models import Community, CommunityRegistration, Member, Unit
 from services.reporting import figures as fig
 from services.reporting.contents import gather
-from shared import runtime as runtime_mod
 from shared.clock import SimulatedClock
-from shared.config import SERVICES
-from shared.runtime import Runtime
 from tests.integration.test_reporting_projections import (
     KINDS,
     SCOPES,
@@ -42,18 +39,13 @@ from tests.integration.test_reporting_projections import (
     release,
     serve,
 )
-from tests.support import client, issue_token, load_sample_directory
+from tests.support import client, issue_token, load_sample_directory, on_simulated_clock
 
 
 @pytest.fixture
 def clock(backend: Any) -> SimulatedClock:
     """Every service on one simulated clock, from the campaign's first morning."""
-    sim = SimulatedClock(START)
-    for service in SERVICES:
-        rt = backend.rt(service)
-        backend.runtimes[service] = Runtime(rt.service, rt.settings, rt.db, sim)
-        runtime_mod.override(service, backend.runtimes[service])
-    return sim
+    return on_simulated_clock(backend, START)
 
 
 @pytest.fixture

@@ -19,11 +19,9 @@ from sqlalchemy import func, select
 from services.reporting import figures as fig
 from services.reporting.consumers import PROJECTIONS
 from services.reporting.models import EventLogEntry
-from shared import runtime as runtime_mod
 from shared.clock import SimulatedClock
-from shared.config import CAMPAIGN_TZ, SERVICES
+from shared.config import CAMPAIGN_TZ
 from shared.db import outbox_table
-from shared.runtime import Runtime
 from shared.vocabulary import SKILLS
 from tests.support import (
     client,
@@ -31,6 +29,7 @@ from tests.support import (
     issue_token,
     load_sample_directory,
     member_body,
+    on_simulated_clock,
     relay_all,
     run_consumers,
 )
@@ -45,12 +44,7 @@ SCOPES = ["city", "district:410303", "district:410305", "unit:U410300001", "comm
 @pytest.fixture
 def clock(backend: Any) -> SimulatedClock:
     """Every service on one simulated clock, from the campaign's first morning."""
-    sim = SimulatedClock(START)
-    for service in SERVICES:
-        rt = backend.rt(service)
-        backend.runtimes[service] = Runtime(rt.service, rt.settings, rt.db, sim)
-        runtime_mod.override(service, backend.runtimes[service])
-    return sim
+    return on_simulated_clock(backend, START)
 
 
 @pytest.fixture

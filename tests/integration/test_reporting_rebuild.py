@@ -17,27 +17,19 @@ from services.cli import cli
 from services.reporting import figures as fig
 from services.reporting.models import EventLogEntry
 from services.reporting.rebuild import TABLES
-from shared import runtime as runtime_mod
 from shared.clock import SimulatedClock
-from shared.config import SERVICES
-from shared.runtime import Runtime
 from tests.integration.test_reporting_projections import (
     SCOPES,
     START,
     deliver_to_reporting,
     drive_month,
 )
-from tests.support import client, consumer, issue_token, load_sample_directory
+from tests.support import client, consumer, issue_token, load_sample_directory, on_simulated_clock
 
 
 @pytest.fixture
 def clock(backend: Any) -> SimulatedClock:
-    sim = SimulatedClock(START)
-    for service in SERVICES:
-        rt = backend.rt(service)
-        backend.runtimes[service] = Runtime(rt.service, rt.settings, rt.db, sim)
-        runtime_mod.override(service, backend.runtimes[service])
-    return sim
+    return on_simulated_clock(backend, START)
 
 
 @pytest.fixture

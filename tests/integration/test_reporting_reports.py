@@ -23,9 +23,8 @@ from services import registry
 from services.reporting import charts, render, runs, spreadsheet
 from services.reporting.contents import ReportData, gather
 from services.reporting.models import ReportDownload
-from shared import runtime as runtime_mod
 from shared.clock import SimulatedClock
-from shared.config import CAMPAIGN_TZ, SERVICES
+from shared.config import CAMPAIGN_TZ
 from shared.db import outbox_table
 from shared.events import (
     WISH_EVENTS,
@@ -40,7 +39,7 @@ from shared.events import (
     envelope_for,
 )
 from shared.runtime import Runtime
-from tests.support import client, issue_token
+from tests.support import client, issue_token, on_simulated_clock
 
 ID_NUMBER = re.compile(r"(?<!\d)\d{17}[\dXx](?!\d)|(?<!\d)\d{15}(?!\d)")
 MOBILE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
@@ -170,12 +169,7 @@ class Feed:
 
 @pytest.fixture
 def clock(backend: Any) -> SimulatedClock:
-    sim = SimulatedClock(OPEN + timedelta(hours=6))
-    for service in SERVICES:
-        rt = backend.rt(service)
-        backend.runtimes[service] = Runtime(rt.service, rt.settings, rt.db, sim)
-        runtime_mod.override(service, backend.runtimes[service])
-    return sim
+    return on_simulated_clock(backend, OPEN + timedelta(hours=6))
 
 
 @pytest.fixture

@@ -18,22 +18,16 @@ from sqlalchemy import select
 from services.reporting import runs
 from services.reporting.models import ReportRun
 from services.reporting.subscriptions import campaign_window, slots
-from shared import runtime as runtime_mod
 from shared.clock import SimulatedClock
-from shared.config import CAMPAIGN_TZ, SERVICES
+from shared.config import CAMPAIGN_TZ
 from shared.runtime import Runtime
 from tests.integration.test_reporting_reports import OPEN, Feed, generated
-from tests.support import client, issue_token
+from tests.support import client, issue_token, on_simulated_clock
 
 
 @pytest.fixture
 def clock(backend: Any) -> SimulatedClock:
-    sim = SimulatedClock(OPEN + timedelta(hours=6))
-    for service in SERVICES:
-        rt = backend.rt(service)
-        backend.runtimes[service] = Runtime(rt.service, rt.settings, rt.db, sim)
-        runtime_mod.override(service, backend.runtimes[service])
-    return sim
+    return on_simulated_clock(backend, OPEN + timedelta(hours=6))
 
 
 @pytest.fixture

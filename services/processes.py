@@ -1,0 +1,39 @@
+"""Child processes of the composition root (``up``, the demo) that never outlive it."""
+
+from __future__ import annotations
+
+import ctypes
+import signal
+import subprocess
+import sys
+import time
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """Ask Linux to stop this child (SIGTERM) when its parent dies, however it dies."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def start_background(names: tuple[str, ...]) -> list[subprocess.Popen[bytes]]:
+    """Start ``consume`` and ``worker`` processes for each service, and the scheduler."""
+    exe = [sys.executable, "-m", "services.cli"]
+    commands = [[command, name] for name in names for command in ("consume", "worker")]
+    return [
+        subprocess.Popen([*exe, *argv], preexec_fn=die_with_parent)
+        for argv in [*commands, ["scheduler"]]
+    ]
+
+
+def stop_children(children: list[subprocess.Popen[bytes]], timeout: float = 15.0) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+    deadline = time.monotonic() + timeout
+    for child in children:
+        try:
+            child.wait(max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
