@@ -7,7 +7,7 @@ of private-use characters, which no font draws (tofu): the two must differ. With
 Latin font installed (a fontconfig limited to DejaVu) the same check sees no difference —
 so it can fail.
 
-The screenshot is kept in the test's folder and copied to ``var/test-artifacts/``.
+The screenshot is kept in the test's folder and copied to ``test-artifacts/`` (git ignores it).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from tests.integration.test_reporting_reports import OPEN, Feed
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = ROOT / "var" / "test-artifacts"
+ARTIFACTS = ROOT / "test-artifacts"
 REPORT_RUN = [sys.executable, "-m", "services.cli", "report", "run"]
 HEADLESS = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
 
