@@ -343,9 +343,10 @@ class ReportFile(BaseModel):
 class ReportGenerated(Event):
     """A summary report for one subscription and period is ready (notify delivers it).
 
-    ``recipient_id`` is the subscriber (a leader's member id when the leader is a member,
-    else the subscription id); ``email`` and ``phone`` are sealed for notify when given.
-    ``failed`` says the run gave up, so the subscriber hears that instead of nothing.
+    ``recipient`` is the subscriber's contact (name, phone, e-mail), sealed for notify;
+    ``channels`` are the ones the subscriber chose; ``files`` lie under the deployment's
+    reports folder. ``failed`` says the run gave up, so the subscriber hears that instead
+    of nothing.
     """
 
     TYPE = "report.generated"
