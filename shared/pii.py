@@ -12,8 +12,10 @@ import hmac
 import json
 import os
 import re
+import unicodedata
 from typing import Any
 
+import phonenumbers
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 _NONCE = 12
@@ -82,3 +84,20 @@ def redact(text: str) -> str:
     text = _ID.sub(lambda m: mask_id_number(m.group(1)), text)
     text = _MOBILE.sub(lambda m: mask_phone(re.sub(r"[\s-]", "", m.group(1))), text)
     return _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
+
+
+def national_mobile(raw: str) -> str:
+    """``+86 138-1234-8000`` → ``13812348000``: full-width digits folded, the country
+    prefix (+86, 0086, 86), spaces, dashes and brackets dropped. No check: see :func:`mobile`."""
+    value = re.sub(r"[\s\-()]", "", unicodedata.normalize("NFKC", raw))
+    return re.sub(r"^(\+86|0086|86)(?=1\d{10}$)", "", value)
+
+
+def mobile(raw: str) -> str:
+    """An 11-digit mainland mobile with an allocated prefix; ValueError says what is wrong."""
+    value = national_mobile(raw)
+    if not re.fullmatch(r"1[3-9][0-9]{9}", value):
+        raise ValueError("must be an 11-digit mainland mobile number starting 13–19")
+    if not phonenumbers.is_valid_number(phonenumbers.parse(value, "CN")):
+        raise ValueError(f"{value[:3]} is not an allocated mobile prefix")
+    return value

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.orm import InstrumentedAttribute
 
 from services.notify.models import (
     CommunityName,
@@ -34,20 +36,9 @@ from shared.events import (
     UnitChanged,
 )
 from shared.http import Invalid
-from shared.pii import Sealer, mask_email, mask_name, mask_phone
+from shared.pii import Sealer, mask_email, mask_name, mask_phone, mobile, national_mobile
 
-_MOBILE = re.compile(r"^1[3-9]\d{9}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
-
-def normalise_phone(raw: str) -> str:
-    """``+86 138-1234-8000`` → ``13812348000`` (what registration seals and hashes)."""
-    digits = re.sub(r"[\s\-()]", "", raw)
-    for prefix in ("+86", "0086", "86"):
-        if digits.startswith(prefix) and len(digits) == len(prefix) + 11:
-            digits = digits[len(prefix) :]
-            break
-    return digits
 
 
 # --- members -------------------------------------------------------------------------------
@@ -68,7 +59,7 @@ def keep_contact(
         uow.session.add(contact)
     contact.sealed = event.contact.sealed
     contact.phone_masked = event.contact.phone_masked or (mask_phone(phone) if phone else None)
-    contact.phone_hmac = sealer.digest(normalise_phone(phone)) if phone else None
+    contact.phone_hmac = sealer.digest(national_mobile(phone)) if phone else None
     contact.email_masked = mask_email(email) if email else None
     contact.unit_code = event.unit_code
     contact.communities = [c.community_code for c in event.communities]
@@ -114,7 +105,7 @@ def set_preferences(
 
 def opt_out_number(uow: UnitOfWork, sealer: Sealer, phone: str) -> int:
     """An inbound "TD" from ``phone``: every contact with that number stops getting SMS."""
-    digest = sealer.digest(normalise_phone(phone))
+    digest = sealer.digest(national_mobile(phone))
     members = uow.session.execute(
         update(Contact).where(Contact.phone_hmac == digest).values(sms_enabled=False)
     )
@@ -156,9 +147,12 @@ def check_staff(data: dict[str, Any]) -> dict[str, Any]:
     name = (data.get("name") or "").strip()
     if not 1 <= len(name) <= 30:
         errors.append({"field": "name", "message": "1 to 30 characters"})
-    phone = normalise_phone(data["phone"]) if data.get("phone") else None
-    if phone is not None and not _MOBILE.match(phone):
-        errors.append({"field": "phone", "message": "not a mainland mobile number"})
+    phone = None
+    if data.get("phone"):
+        try:
+            phone = mobile(data["phone"])
+        except ValueError as exc:
+            errors.append({"field": "phone", "message": str(exc)})
     email = (data.get("email") or "").strip() or None
     if email is not None and not _EMAIL.match(email):
         errors.append({"field": "email", "message": "not an e-mail address"})
@@ -268,3 +262,17 @@ def community_names(uow: UnitOfWork, codes: list[str]) -> str:
     )
     known = {code: name for code, name in rows}
     return "、".join(known.get(code, code) for code in codes)
+
+
+def sealed_names(
+    uow: UnitOfWork, sealer: Sealer, key: InstrumentedAttribute[Any], ids: Iterable[Any]
+) -> dict[Any, str]:
+    """Names in clear, opened from the sealed contacts whose ``key`` (``Contact.member_id``
+    or ``StaffContact.id``) is in ``ids``: one query per 5,000, whatever the audience."""
+    wanted, model, names = list(ids), key.class_, {}
+    for start in range(0, len(wanted), 5000):
+        for rid, sealed in uow.session.execute(
+            select(key, model.sealed).where(key.in_(wanted[start : start + 5000]))
+        ):
+            names[rid] = str(sealer.open_json(sealed, SealedContact.CONTEXT).get("name") or "")
+    return names

@@ -20,14 +20,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-
 from services.notify.bulk import Outgoing, channels
 from services.notify.calendar import Calendar, Occurrence, calendar, due_slots
+from services.notify.contacts import sealed_names
 from services.notify.models import Contact, StaffContact
 from services.notify.reminders import audience, done_slots
 from shared.db import UnitOfWork
-from shared.events import SealedContact
 from shared.runtime import Runtime
 
 ASSUMPTION = "assumes every member's five-ones progress stays as it is now"
@@ -97,17 +95,10 @@ def remaining(uow: UnitOfWork, cal: Calendar, now: datetime) -> list[Occurrence]
 def names(uow: UnitOfWork, rt: Runtime, messages: Sequence[Outgoing]) -> dict[Any, str]:
     """Each recipient's name, opened from the sealed contact (it sits in the SMS text)."""
     result: dict[Any, str] = {}
-    for model, key, kind in (
-        (Contact, Contact.member_id, "member"),
-        (StaffContact, StaffContact.id, "staff"),
-    ):
-        ids = list({m.recipient.id for m in messages if m.recipient.kind == kind})
-        for start in range(0, len(ids), 5000):
-            for rid, sealed in uow.session.execute(
-                select(key, model.sealed).where(key.in_(ids[start : start + 5000]))
-            ):
-                person = rt.sealer.open_json(sealed, SealedContact.CONTEXT)
-                result[(kind, rid)] = str(person.get("name") or "")
+    for key, kind in ((Contact.member_id, "member"), (StaffContact.id, "staff")):
+        ids = {m.recipient.id for m in messages if m.recipient.kind == kind}
+        names = sealed_names(uow, rt.sealer, key, ids)
+        result.update({(kind, rid): name for rid, name in names.items()})
     return result
 
 

@@ -31,6 +31,7 @@ from services.notify.contacts import (
     keep_contact,
     record_community,
     record_unit,
+    sealed_names,
     staff_for,
 )
 from services.notify.history import stats
@@ -45,7 +46,6 @@ from shared.events import (
     PairingChanged,
     RegistrationChanged,
     ReportGenerated,
-    SealedContact,
     WishChanged,
 )
 from shared.pii import Sealer, mask_name
@@ -86,10 +86,7 @@ def registration_confirmed(
 
 def masked_name(uow: UnitOfWork, sealer: Sealer, member_id: uuid.UUID) -> str:
     """``张*``: how a member is named to others (from the sealed contact, if known)."""
-    contact = uow.session.get(Contact, member_id)
-    if contact is None:
-        return "党员"
-    name = str(sealer.open_json(contact.sealed, SealedContact.CONTEXT).get("name") or "")
+    name = sealed_names(uow, sealer, Contact.member_id, [member_id]).get(member_id, "")
     return mask_name(name) or "党员"
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import Row, and_, select
 
 from services.notify.bulk import Outgoing, queue_messages
 from services.notify.calendar import Calendar, Occurrence, calendar, due_slots
+from services.notify.contacts import sealed_names
 from services.notify.messages import Recipient
 from services.notify.models import (
     Contact,
@@ -32,7 +33,6 @@ from services.notify.models import (
 )
 from services.notify.progress import KINDS, missing
 from shared.db import UnitOfWork
-from shared.events import SealedContact
 from shared.pii import Sealer, mask_name
 from shared.runtime import Runtime
 from shared.schedule import claim_slot
@@ -148,15 +148,8 @@ def masked_names(
     uow: UnitOfWork, sealer: Sealer, member_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, str]:
     """Members' names as others may see them (张*), opened from their sealed contacts."""
-    result = {}
-    for start in range(0, len(member_ids), 5000):
-        chunk = member_ids[start : start + 5000]
-        for member_id, sealed in uow.session.execute(
-            select(Contact.member_id, Contact.sealed).where(Contact.member_id.in_(chunk))
-        ):
-            name = sealer.open_json(sealed, SealedContact.CONTEXT).get("name") or ""
-            result[member_id] = mask_name(name) if name else "*"
-    return result
+    names = sealed_names(uow, sealer, Contact.member_id, member_ids)
+    return {member_id: mask_name(name) if name else "*" for member_id, name in names.items()}
 
 
 # --- the sweep ------------------------------------------------------------------------------

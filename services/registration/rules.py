@@ -11,10 +11,10 @@ import unicodedata
 from datetime import date
 from functools import cache
 
-import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from stdnum import numdb
 
+from shared.pii import mobile as mobile  # the same rule for every service
 from shared.vocabulary import SKILLS
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -46,17 +46,6 @@ def id_number(raw: str, today: date) -> str:
         raise ValueError("birth date is in the future")
     if (today.year - born.year) - ((today.month, today.day) < (born.month, born.day)) < 18:
         raise ValueError("member must be at least 18 years old")
-    return value
-
-
-def mobile(raw: str) -> str:
-    """An 11-digit mainland mobile, without +86 / 0086 / spaces / dashes."""
-    value = re.sub(r"[\s-]", "", unicodedata.normalize("NFKC", raw))
-    value = re.sub(r"^(\+86|0086|86)(?=1\d{10}$)", "", value)
-    if not re.fullmatch(r"1[3-9][0-9]{9}", value):
-        raise ValueError("must be an 11-digit mainland mobile number starting 13–19")
-    if not phonenumbers.is_valid_number(phonenumbers.parse(value, "CN")):
-        raise ValueError(f"{value[:3]} is not an allocated mobile prefix")
     return value
 
 

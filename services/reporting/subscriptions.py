@@ -12,7 +12,6 @@ from the campaign start; the final report covers the whole campaign ``[start, cl
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -28,7 +27,7 @@ from shared.config import CAMPAIGN_TZ, Settings
 from shared.db import UnitOfWork
 from shared.events import SealedContact
 from shared.http import Invalid, NotFound
-from shared.pii import Sealer, mask_email, mask_name, mask_phone
+from shared.pii import Sealer, mask_email, mask_name, mask_phone, mobile
 
 NAMED = ("campaign", "weekly", "final")
 REPORT_TIME = time(8, 30)
@@ -151,14 +150,6 @@ def check_schedule(schedule: str, settings: Settings) -> str:
 # --- the request ----------------------------------------------------------------------------
 
 
-def _mobile(value: str) -> str:
-    digits = re.sub(r"[\s-]", "", value)
-    digits = re.sub(r"^(\+86|0086|86)(?=1\d{10}$)", "", digits)
-    if not re.fullmatch(r"1[3-9]\d{9}", digits):
-        raise ValueError("not a mainland mobile number (11 digits, 1[3-9]…)")
-    return digits
-
-
 class SubscriptionIn(BaseModel):
     """What a leader asks for: the body of ``POST /api/v1/subscriptions``."""
 
@@ -181,7 +172,7 @@ class SubscriptionIn(BaseModel):
     @field_validator("phone")
     @classmethod
     def _phone(cls, value: str | None) -> str | None:
-        return _mobile(value) if value else None
+        return mobile(value) if value else None
 
 
 def view(sub: Subscription) -> dict[str, Any]:

@@ -29,14 +29,13 @@ from services.notify.channels import (
     e164,
     email_channel,
     message_id,
-    national_number,
     sms_providers,
     tencent,
 )
 from services.notify.rendering import KINDS, load_sms_codes, render_sms, sample_params
 from shared.clock import SimulatedClock
 from shared.config import ConfigError, load
-from shared.pii import redact
+from shared.pii import national_mobile, redact
 
 PHONE = "13812348000"
 NOW = datetime(2016, 7, 1, 2, 0, tzinfo=UTC)
@@ -248,8 +247,8 @@ def test_error_texts_never_carry_a_number_or_an_address_in_clear() -> None:
 
 
 def test_numbers_are_written_the_way_each_provider_takes_them() -> None:
-    assert national_number("+86 138-1234-8000") == PHONE
-    assert national_number("008613812348000") == PHONE
+    assert national_mobile("+86 138-1234-8000") == PHONE
+    assert national_mobile("008613812348000") == PHONE
     assert e164(PHONE) == f"+86{PHONE}"
 
 

@@ -19,7 +19,6 @@ from services.notify.channels.base import (
     SmsProvider,
     TransientProviderError,
     e164,
-    national_number,
 )
 from services.notify.channels.factory import email_channel, sms_providers
 from services.notify.channels.fakes import RecordingEmailChannel, RecordingSmsProvider
@@ -49,6 +48,5 @@ __all__ = [
     "e164",
     "email_channel",
     "message_id",
-    "national_number",
     "sms_providers",
 ]

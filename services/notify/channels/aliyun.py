@@ -27,11 +27,11 @@ from services.notify.channels.base import (
     PermanentProviderError,
     ProviderError,
     TransientProviderError,
-    national_number,
 )
 from services.notify.channels.sdk import classify, quiet_sdk_loggers, split_endpoint
 from shared.clock import Clock, SystemClock
 from shared.config import CAMPAIGN_TZ
+from shared.pii import national_mobile
 
 #: Refusals that may pass: flow control, balance, the provider's own faults.
 TRANSIENT_CODES = (
@@ -91,7 +91,7 @@ class AliyunSms:
                 "TemplateNotApproved", f"no approved template for {sms.kind}", provider=self.name
             )
         request = sms_models.SendSmsRequest(
-            phone_numbers=national_number(sms.phone),
+            phone_numbers=national_mobile(sms.phone),
             sign_name=self.sign_name,
             template_code=code,
             template_param=json.dumps(sms.params, ensure_ascii=False),
@@ -109,7 +109,7 @@ class AliyunSms:
             page = 1
             while True:
                 request = sms_models.QuerySendDetailsRequest(
-                    phone_number=national_number(sms.phone),
+                    phone_number=national_mobile(sms.phone),
                     send_date=day.strftime("%Y%m%d"),
                     page_size=PAGE_SIZE,
                     current_page=page,

@@ -9,12 +9,11 @@ or a history row in clear.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
-from shared.pii import redact
+from shared.pii import national_mobile, redact
 
 
 class ProviderError(Exception):
@@ -141,16 +140,7 @@ class EmailChannel(Protocol):
         ...
 
 
-def national_number(phone: str) -> str:
-    """``+86 138-1234-8000`` → ``13812348000`` (what Aliyun takes)."""
-    digits = re.sub(r"[\s-]", "", phone)
-    for prefix in ("+86", "0086", "86"):
-        if digits.startswith(prefix) and len(digits) - len(prefix) == 11:
-            return digits[len(prefix) :]
-    return digits
-
-
 def e164(phone: str) -> str:
     """``13812348000`` → ``+8613812348000`` (what Tencent takes)."""
-    number = national_number(phone)
+    number = national_mobile(phone)
     return number if number.startswith("+") else f"+86{number}"
