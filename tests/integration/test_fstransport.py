@@ -260,7 +260,8 @@ def test_sigkilled_consumer_message_is_redelivered_exactly_once(tmp_path: Path) 
     signal_file = tmp_path / "fetched"
     child = python(FETCH_AND_HANG, str(root), str(signal_file))
     try:
-        wait_for(signal_file.exists)
+        # the file appears before its text does: wait for the text
+        wait_for(lambda: signal_file.exists() and signal_file.read_text() != "")
         assert signal_file.read_text() == "job-0"
 
         # While the child lives, its claim is its own: others get the rest, and ack it.
@@ -528,7 +529,8 @@ def test_celery_round_trip(tmp_path: Path) -> None:
         text=True,
     )  # fmt: skip
     try:
-        wait_for(done.exists, timeout=12)
+        # the file appears before its text does: wait for the text
+        wait_for(lambda: done.exists() and done.read_text() != "", timeout=12)
         assert done.read_text() == "hello"
         wait_for(lambda: claimed_files(root) == [])  # acked (late) after the task ran
     finally:

@@ -135,14 +135,17 @@ def release(month: Month) -> None:
 def deliver_to_pairing(month: Month) -> None:
     backend = month.backend
     relay_all(backend)
-    want = {m for ms in month.confirmed.values() for m in ms}
+    # per (member, community): a member confirmed elsewhere before is not enough
+    want = {(m, code) for code, ms in month.confirmed.items() for m in ms}
 
     def learned() -> bool:
         from services.pairing.models import MemberReplica
 
         with backend.rt("pairing").db.session() as s:
             rows = s.scalars(select(MemberReplica)).all()
-        done = {str(r.id) for r in rows for c in r.communities if c["state"] == "confirmed"}
+        done = {
+            (str(r.id), c["code"]) for r in rows for c in r.communities if c.get("state") == "confirmed"
+        }
         return want <= done
 
     assert run_consumers([consumer(backend, "pairing")], until=learned, timeout=60, settle=0.3)
