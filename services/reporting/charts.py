@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 from matplotlib import font_manager
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -27,6 +28,8 @@ CJK_FAMILIES = (
     "WenQuanYi Zen Hei",
     "Noto Sans CJK JP",
 )
+#: How the files of those families are named (Noto/Source Han CJK, WenQuanYi).
+CJK_FILE_MARKS = ("CJK", "SourceHan", "wqy")
 RED, GREY, GOLD = "#c8161d", "#9e9e9e", "#d4a017"
 
 
@@ -34,18 +37,35 @@ class NoChineseFont(RuntimeError):
     """No installed font renders Chinese (install fonts-noto-cjk: scripts/system-packages.sh)."""
 
 
-@cache
-def cjk_font() -> font_manager.FontProperties:
-    """The first installed font family that renders Simplified Chinese."""
+def _installed_cjk_font() -> str | None:
+    manager = font_manager.fontManager
     for family in CJK_FAMILIES:
         try:
-            path = font_manager.findfont(
-                font_manager.FontProperties(family=family), fallback_to_default=False
+            return str(
+                manager.findfont(
+                    font_manager.FontProperties(family=family), fallback_to_default=False
+                )
             )
         except ValueError:
             continue
-        return font_manager.FontProperties(fname=path)
-    raise NoChineseFont("no Chinese font found; install fonts-noto-cjk")
+    return None
+
+
+@cache
+def cjk_font() -> font_manager.FontProperties:
+    """The first installed font family that renders Simplified Chinese.
+
+    Matplotlib caches the system's font list the first time it runs; a CJK font installed
+    since (the project's set-up installs one) is added from the system's font folders."""
+    path = _installed_cjk_font()
+    if path is None:
+        for found in font_manager.findSystemFonts():
+            if any(mark in Path(found).name for mark in CJK_FILE_MARKS):
+                font_manager.fontManager.addfont(found)
+        path = _installed_cjk_font()
+    if path is None:
+        raise NoChineseFont("no Chinese font found; install fonts-noto-cjk")
+    return font_manager.FontProperties(fname=path)
 
 
 @dataclass(frozen=True)

@@ -144,7 +144,10 @@ def deliver_to_pairing(month: Month) -> None:
         with backend.rt("pairing").db.session() as s:
             rows = s.scalars(select(MemberReplica)).all()
         done = {
-            (str(r.id), c["code"]) for r in rows for c in r.communities if c.get("state") == "confirmed"
+            (str(r.id), c["code"])
+            for r in rows
+            for c in r.communities
+            if c.get("state") == "confirmed"
         }
         return want <= done
 
