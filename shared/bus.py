@@ -48,7 +48,16 @@ SUBSCRIPTIONS: Mapping[str, tuple[str, ...]] = {
         "team.*",
         "report.generated",
     ),
-    "reporting": ("#",),
+    # what its projections read (services.reporting.consumers.PROJECTIONS); notifications,
+    # team requests and reports go past
+    "reporting": (
+        "member.*",
+        "registration.*",
+        "directory.*",
+        "pairing.*",
+        "wish.*",
+        "activity.*",
+    ),
 }
 
 
@@ -59,7 +68,7 @@ def routing_key(district: str, event_type: str) -> str:
 def binding_keys(service: str, district: str) -> list[str]:
     """The keys ``service`` binds in a deployment for ``district`` (410300: every district)."""
     if district == CITY:
-        return ["#" if p == "#" else f"*.{p}" for p in SUBSCRIPTIONS[service]]
+        return [f"*.{p}" for p in SUBSCRIPTIONS[service]]
     return [f"{district}.{p}" for p in SUBSCRIPTIONS[service]]
 
 

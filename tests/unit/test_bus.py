@@ -8,6 +8,7 @@ import pytest
 
 from shared.bus import DEAD, EVENTS, binding_keys, deployment_queues, routing_key
 from shared.config import Settings, load
+from shared.events import CATALOGUE
 
 
 def deployment(home: Path, district: str, name: str | None = None) -> Settings:
@@ -37,12 +38,29 @@ def test_city_deployment_binds_every_district() -> None:
     ]
 
 
-def test_reporting_hears_everything_in_the_city_deployment() -> None:
-    assert binding_keys("reporting", "410300") == ["#"]
+def matches(key: str, pattern: str) -> bool:
+    """AMQP topic matching for the patterns used here (``*`` is one word, no ``#``)."""
+    words, parts = key.split("."), pattern.split(".")
+    if len(words) != len(parts):
+        return False
+    return all(p in ("*", w) for w, p in zip(words, parts, strict=True))
 
 
-def test_reporting_hears_everything_of_its_district_in_a_district_deployment() -> None:
-    assert binding_keys("reporting", "410305") == ["410305.#"]
+@pytest.mark.parametrize("district", ["410300", "410305"])
+def test_reporting_binds_every_event_its_projections_read_and_nothing_else(
+    district: str,
+) -> None:
+    from services.reporting.consumers import PROJECTIONS
+
+    keys = binding_keys("reporting", district)
+
+    def heard(key: str) -> bool:
+        return any(matches(key, k) for k in keys)
+
+    types = {cls.TYPE for cls in CATALOGUE.values()}
+    assert {t for t in types if heard(routing_key("410305", t))} == {c.TYPE for c in PROJECTIONS}
+    other_district = heard(routing_key("410303", "member.registered"))
+    assert other_district == (district == "410300"), "a district deployment hears its own only"
 
 
 def test_notify_hears_the_report_generated_event_by_its_full_name() -> None:
