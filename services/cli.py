@@ -248,7 +248,8 @@ def token_create(role: str, scope: str, label: str | None) -> None:
 @click.argument("service", type=SERVICE)
 def dead_letters(service: str) -> None:
     """Take the messages off SERVICE's dead-letter queue and print them with the reason."""
-    from shared.bus import connect, declare, read_dead_letters
+    from shared.bus import connect, declare
+    from shared.consumer import read_dead_letters
 
     with connect(settings(), service) as conn:
         declare(conn, settings())

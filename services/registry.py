@@ -14,8 +14,8 @@ from typing import Any
 from fastapi import APIRouter
 from sqlalchemy import MetaData
 
-from shared.bus import Handler
 from shared.config import SERVICES
+from shared.consumer import Handler
 from shared.events import Event
 from shared.runtime import Runtime
 

@@ -8,7 +8,9 @@ import threading
 from types import FrameType
 
 from services import registry
-from shared.bus import SUBSCRIPTIONS, EventConsumer, OutboxRelay
+from shared.bus import SUBSCRIPTIONS
+from shared.consumer import EventConsumer
+from shared.relay import OutboxRelay
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,10 @@ from services.demo_data import SAMPLE_DIRECTORY, synthetic_member
 from services.registration import directory
 from shared import runtime as runtime_mod
 from shared.auth import new_token, store_token
-from shared.bus import EventConsumer, OutboxRelay
 from shared.clock import SimulatedClock
 from shared.config import SERVICES
+from shared.consumer import EventConsumer
+from shared.relay import OutboxRelay
 from shared.runtime import Runtime
 
 CONSUMERS = ("pairing", "notify", "reporting")

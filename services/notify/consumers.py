@@ -7,7 +7,7 @@ from functools import partial
 from services.notify import handlers, history, progress
 from services.notify.messages import dispatch
 from services.notify.rules import Rules
-from shared.bus import Handler
+from shared.consumer import Handler
 from shared.events import (
     WISH_EVENTS,
     ActivityReturned,

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import delete, select
 
 from services.notify.models import FiveOnesReplica
-from shared.bus import Handler
+from shared.consumer import Handler
 from shared.db import UnitOfWork
 from shared.events import (
     WISH_EVENTS,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.pairing import handlers, pairings, wishes
-from shared.bus import Handler
+from shared.consumer import Handler
 from shared.events import (
     REGISTRATION_EVENTS,
     CommunityChanged,

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from services.registration.models import Roster
 from services.registration.rosters_api import enqueue
-from shared.bus import Handler
+from shared.consumer import Handler
 from shared.events import Event
 from shared.runtime import Runtime
 

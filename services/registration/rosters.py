@@ -1,7 +1,7 @@
 """花名册 — a unit registers all its members at once from one spreadsheet.
 
 Every row is checked by the rules of a member's own registration. Good rows land in chunks,
-one transaction and one :func:`handlers.add_members` call each, so a crash keeps what
+one transaction and one :func:`enrolment.add_members` call each, so a crash keeps what
 committed and a re-run adds only the rest. A row whose ID number is registered already — in
 the database or earlier in the file — is a duplicate, not an error. A rejected row is kept
 sealed, so the unit gets it back with the reason (``errors.xlsx``) and re-uploads it fixed.
@@ -26,8 +26,8 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.registration.handlers import Directory, Error, MemberValues, add_members
-from services.registration.handlers import validate_member as validate
+from services.registration.enrolment import Directory, Error, MemberValues, add_members
+from services.registration.enrolment import validate_member as validate
 from services.registration.models import Member, Roster, RosterError, Unit
 from services.registration.tabular import XLSX_MAGIC, read_table
 from shared.db import UnitOfWork

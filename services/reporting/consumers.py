@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from services.reporting import pairing_facts, projections, pseudonyms
 from services.reporting.event_log import log_event
-from shared.bus import Handler
+from shared.consumer import Handler
 from shared.db import UnitOfWork
 from shared.events import (
     REGISTRATION_EVENTS,

@@ -24,8 +24,8 @@ from services.notify.channels.base import (
 )
 from services.notify.channels.files import FileEmailChannel, FileSmsChannel
 from services.notify.rules import Rules
-from shared.bus import EventConsumer
 from shared.clock import Clock, SimulatedClock
+from shared.consumer import EventConsumer
 from shared.events import Event, envelope_for
 from tests.support import consumer
 

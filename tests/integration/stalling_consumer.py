@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from services.pairing import handlers, runtime
-from shared.bus import EventConsumer
+from shared.consumer import EventConsumer
 from shared.events import MemberRegistered
 
 

@@ -254,7 +254,7 @@ def test_a_city_unit_member_living_in_another_district_reaches_both(
     from services.pairing.consumers import handlers_for
 
     rt = backend.rt("pairing")
-    from shared.bus import EventConsumer
+    from shared.consumer import EventConsumer
 
     district_pairing = EventConsumer(
         "pairing", lives_in, handlers_for(rt), lambda env: rt.uow(env.id), retry_delays=()

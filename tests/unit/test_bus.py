@@ -127,7 +127,7 @@ def test_a_failing_handler_is_dead_lettered_without_the_sql_parameters(
     from datetime import UTC, datetime
     from types import SimpleNamespace
 
-    from shared.bus import EventConsumer
+    from shared.consumer import EventConsumer
     from shared.events import CommunityChanged, envelope_for
 
     published: list[dict[str, object]] = []

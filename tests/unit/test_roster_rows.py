@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 from openpyxl import Workbook
 
-from services.registration.handlers import Directory
+from services.registration.enrolment import Directory
 from services.registration.models import Community, Unit
 from services.registration.rosters import COLUMNS, check_row, estimate_rows, layout, leader_flag
 from services.registration.rules import check_character

@@ -1,0 +1,181 @@
+"""The event consumer: applies events from a service's queue through its inbox, each once.
+
+:class:`EventConsumer` runs the service's handler table (a :data:`Handler` per event type)
+in a unit of work, retries a failing handler with backoff, and dead-letters what cannot be
+applied, with the reason; :func:`read_dead_letters` takes those messages back off the
+dead-letter queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kombu.connection import Connection
+from kombu.message import Message
+from kombu.messaging import Producer
+
+from shared.bus import DEAD, connect, dead_letter_queue, declare, event_queue
+from shared.config import Settings
+from shared.db import UnitOfWork
+from shared.events import Envelope, Event, InvalidEvent, parse
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Any, Envelope, UnitOfWork], None]
+
+
+@dataclass
+class ConsumerStats:
+    applied: int = 0
+    duplicates: int = 0
+    ignored: int = 0
+    dead: int = 0
+    retries: int = 0
+
+
+class EventConsumer:
+    """Applies events from a service's queue, each once, in a unit of work.
+
+    The event id goes into the inbox in the same transaction as the handlers' effects; the
+    message is acknowledged only after commit. A failing handler is retried with backoff;
+    when retries are exhausted, or the message is not a valid event, it goes to the
+    dead-letter queue with the reason and the queue moves on.
+    """
+
+    def __init__(
+        self,
+        service: str,
+        settings: Settings,
+        handlers: Mapping[type[Event], list[Handler]],
+        unit_of_work: Callable[[Envelope], UnitOfWork],
+        retry_delays: tuple[float, ...] = (0.2, 1.0, 5.0),
+        prefetch: int = 16,
+    ) -> None:
+        self.service = service
+        self.settings = settings
+        self.handlers = {cls.TYPE: list(hs) for cls, hs in handlers.items()}
+        self.unit_of_work = unit_of_work
+        self.retry_delays = retry_delays
+        self.prefetch = prefetch
+        self.stats = ConsumerStats()
+        self._dead_producer: Producer | None = None
+        self._stop = threading.Event()
+
+    def apply(self, body: bytes | str) -> str:
+        """Apply one message body; return 'applied', 'duplicate', 'ignored' or raise."""
+        envelope, event = parse(body)
+        handlers = self.handlers.get(envelope.type)
+        if not handlers:
+            return "ignored"
+        with self.unit_of_work(envelope) as uow:
+            if not uow.first_time(envelope):
+                return "duplicate"
+            for handler in handlers:
+                handler(event, envelope, uow)
+            uow.commit()
+        return "applied"
+
+    def on_message(self, body: Any, message: Message) -> None:
+        raw = message.body
+        reason = None
+        for attempt in range(len(self.retry_delays) + 1):
+            try:
+                outcome = self.apply(raw)
+            except InvalidEvent as exc:
+                reason = exc.reason
+                break
+            except Exception as exc:
+                # First line only: SQLAlchemy appends the statement and its parameters.
+                reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                if attempt < len(self.retry_delays):
+                    self.stats.retries += 1
+                    log.warning(
+                        "%s: retrying %s after %s", self.service, message.delivery_tag, reason
+                    )
+                    self._stop.wait(self.retry_delays[attempt])  # a shutdown cuts it short
+                continue
+            else:
+                reason = None
+                self._count(outcome)
+                break
+        if reason is not None:
+            self.dead_letter(message, reason)
+        message.ack()
+
+    def _count(self, outcome: str) -> None:
+        if outcome == "applied":
+            self.stats.applied += 1
+        elif outcome == "duplicate":
+            self.stats.duplicates += 1
+        else:
+            self.stats.ignored += 1
+
+    def dead_letter(self, message: Message, reason: str) -> None:
+        log.error("%s: dead-lettering a message: %s", self.service, reason)
+        assert self._dead_producer is not None
+        queue = dead_letter_queue(self.service, self.settings)
+        headers = dict(message.headers or {})
+        headers.update(
+            {
+                "x-dead-reason": reason[:2000],
+                "x-original-routing-key": message.delivery_info.get("routing_key", ""),
+                "x-dead-service": self.service,
+            }
+        )
+        self._dead_producer.publish(
+            message.body,
+            exchange=DEAD,
+            routing_key=queue.routing_key,
+            content_type=message.content_type or "application/octet-stream",
+            content_encoding=message.content_encoding or "binary",
+            headers=headers,
+            delivery_mode=2,
+            retry=True,
+        )
+        self.stats.dead += 1
+
+    def run(self, stop: threading.Event) -> None:
+        """Consume until ``stop`` is set, reconnecting when the broker goes away."""
+        self._stop = stop
+        while not stop.is_set():
+            connection = connect(self.settings, self.service)
+            try:
+                connection.ensure_connection(max_retries=3)
+                declare(connection, self.settings)
+                self._dead_producer = Producer(connection.channel())
+                queue = event_queue(self.service, self.settings)
+                with connection.Consumer(
+                    [queue], callbacks=[self.on_message], accept=None, prefetch_count=self.prefetch
+                ):
+                    while not stop.is_set():
+                        try:
+                            connection.drain_events(timeout=0.5)
+                        except TimeoutError:
+                            continue
+            except connection.connection_errors as exc:
+                log.warning("%s consumer: broker unavailable: %s", self.service, exc)
+                stop.wait(2.0)
+            finally:
+                connection.release()
+
+
+def read_dead_letters(conn: Connection, service: str, settings: Settings) -> list[dict[str, Any]]:
+    """Take every message off ``service``'s dead-letter queue (for operators and tests)."""
+    queue = dead_letter_queue(service, settings)
+    found = []
+    simple = conn.SimpleQueue(queue, no_ack=False)
+    try:
+        while True:
+            try:
+                msg = simple.get(block=True, timeout=0.5)
+            except simple.Empty:
+                break
+            found.append({"body": msg.body, "headers": dict(msg.headers or {})})
+            msg.ack()
+    finally:
+        simple.close()
+    return found
