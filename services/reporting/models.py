@@ -70,7 +70,16 @@ class MemberScope(Span, Base):
 
     __tablename__ = "member_scopes"
     __table_args__ = (
-        Index("ix_member_scopes_scope_valid", "scope", "valid_from"),
+        # covering: the members of a scope at an instant are read from the index alone
+        Index(
+            "ix_member_scopes_scope_valid",
+            "scope",
+            "valid_from",
+            "valid_to",
+            "member_id",
+            "is_leader_cadre",
+            "reported_in",
+        ),
         Index("ix_member_scopes_member", "member_id", "valid_to"),
         Index("ix_member_scopes_current", "scope", "valid_to", "member_id"),
     )
@@ -85,10 +94,21 @@ class RegistrationState(Span, Base):
     """A community registration's state over time (报到 = confirmed)."""
 
     __tablename__ = "registration_states"
-    __table_args__ = (Index("ix_registration_states_key", "registration_id", "valid_from"),)
+    __table_args__ = (
+        Index("ix_registration_states_key", "registration_id", "valid_from"),
+        # covering: a member's registrations at an instant (the figures as of an instant)
+        Index(
+            "ix_registration_states_member",
+            "member_id",
+            "valid_from",
+            "valid_to",
+            "state",
+            "role",
+        ),
+    )
 
     registration_id: Mapped[uuid.UUID]
-    member_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    member_id: Mapped[uuid.UUID]
     community_code: Mapped[str] = mapped_column(String(12))
     role: Mapped[str] = mapped_column(String(10))
     state: Mapped[str] = mapped_column(String(20))
@@ -98,10 +118,14 @@ class PairingState(Span, Base):
     """A pairing (双对接) with a need or a project over time: active, declined, removed."""
 
     __tablename__ = "pairing_states"
-    __table_args__ = (Index("ix_pairing_states_key", "pairing_id", "valid_from"),)
+    __table_args__ = (
+        Index("ix_pairing_states_key", "pairing_id", "valid_from"),
+        # covering: a member's pairings at an instant (the figures as of an instant)
+        Index("ix_pairing_states_member", "member_id", "valid_from", "valid_to", "state", "kind"),
+    )
 
     pairing_id: Mapped[uuid.UUID]
-    member_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    member_id: Mapped[uuid.UUID]
     kind: Mapped[str] = mapped_column(String(10))
     community_code: Mapped[str] = mapped_column(String(12))
     state: Mapped[str] = mapped_column(String(10))
@@ -123,9 +147,20 @@ class RecordFact(Base):
     """One service record of the five ones; it counts from ``verified_at`` (verified is final)."""
 
     __tablename__ = "record_facts"
+    __table_args__ = (
+        # covering: a member's verified records before an instant, by kind, with the hours
+        Index(
+            "ix_record_facts_member_verified",
+            "member_id",
+            "state",
+            "verified_at",
+            "kind",
+            "hours",
+        ),
+    )
 
     record_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    member_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    member_id: Mapped[uuid.UUID]
     kind: Mapped[str] = mapped_column(String(20))
     community_code: Mapped[str] = mapped_column(String(12))
     day: Mapped[dt.date]

@@ -99,9 +99,15 @@ def _standing_now(ms: Subquery) -> _Standing:
     )
 
 
-def _standing_at(ms: Subquery, as_of: datetime) -> _Standing:
-    """The standing as of an instant, from the histories."""
-    wanted = select(ms.c.member_id)
+def _standing_at(ms: Subquery, as_of: datetime, narrow: bool) -> _Standing:
+    """The standing as of an instant, from the histories (each read from a covering index,
+    :mod:`~services.reporting.models`). ``narrow``: only the members of ``ms`` are looked
+    up; otherwise each history is scanned whole, in member order — cheaper when ``ms``
+    holds (nearly) everyone, as the city's or a district's members do."""
+
+    def among(column: Any) -> list[ColumnElement[bool]]:
+        return [column.in_(select(ms.c.member_id))] if narrow else []
+
     confirmed = RegistrationState.state == "confirmed"
     reg = (
         select(
@@ -109,7 +115,7 @@ def _standing_at(ms: Subquery, as_of: datetime) -> _Standing:
             _flag(and_(confirmed, RegistrationState.role == "unit")).label("unit_ok"),
             _flag(and_(confirmed, RegistrationState.role == "residence")).label("home_ok"),
         )
-        .where(_at(RegistrationState, as_of), RegistrationState.member_id.in_(wanted))
+        .where(_at(RegistrationState, as_of), *among(RegistrationState.member_id))
         .group_by(RegistrationState.member_id)
         .subquery("reg")
     )
@@ -122,7 +128,7 @@ def _standing_at(ms: Subquery, as_of: datetime) -> _Standing:
         .where(
             _at(PairingState, as_of),
             PairingState.state == "active",
-            PairingState.member_id.in_(wanted),
+            *among(PairingState.member_id),
         )
         .group_by(PairingState.member_id)
         .subquery("pair")
@@ -133,7 +139,7 @@ def _standing_at(ms: Subquery, as_of: datetime) -> _Standing:
             *[_flag(RecordFact.kind == k).label(k) for k in KINDS],
             func.sum(RecordFact.hours).label("hours"),
         )
-        .where(verified_before(as_of), RecordFact.member_id.in_(wanted))
+        .where(verified_before(as_of), *among(RecordFact.member_id))
         .group_by(RecordFact.member_id)
         .subquery("rec")
     )
@@ -154,7 +160,9 @@ def member_rows(uow: UnitOfWork, scopes: list[str], as_of: datetime | None) -> l
     """One row of member counts per scope that has members (see ``values`` for the rules:
     what "reported in" means per scope is kept with each member's scope)."""
     ms = members_at(scopes, as_of)
-    st = _standing_now(ms) if as_of is None else _standing_at(ms, as_of)
+    # the city or a district counts (nearly) every member: scan the histories whole
+    narrow = not any(s == "city" or s.startswith("district:") for s in scopes)
+    st = _standing_now(ms) if as_of is None else _standing_at(ms, as_of, narrow)
     reported = ms.c.reported_in
     query = (
         select(

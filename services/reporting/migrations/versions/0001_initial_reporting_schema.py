@@ -84,7 +84,7 @@ def upgrade() -> None:
     with op.batch_alter_table('member_scopes', schema=None) as batch_op:
         batch_op.create_index('ix_member_scopes_current', ['scope', 'valid_to', 'member_id'], unique=False)
         batch_op.create_index('ix_member_scopes_member', ['member_id', 'valid_to'], unique=False)
-        batch_op.create_index('ix_member_scopes_scope_valid', ['scope', 'valid_from'], unique=False)
+        batch_op.create_index('ix_member_scopes_scope_valid', ['scope', 'valid_from', 'valid_to', 'member_id', 'is_leader_cadre', 'reported_in'], unique=False)
 
     op.create_table('member_status',
     sa.Column('member_id', sa.Uuid(), nullable=False),
@@ -126,7 +126,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('pairing_states', schema=None) as batch_op:
         batch_op.create_index('ix_pairing_states_key', ['pairing_id', 'valid_from'], unique=False)
-        batch_op.create_index(batch_op.f('ix_pairing_states_member_id'), ['member_id'], unique=False)
+        batch_op.create_index('ix_pairing_states_member', ['member_id', 'valid_from', 'valid_to', 'state', 'kind'], unique=False)
 
     op.create_table('places',
     sa.Column('scope', sa.String(length=60), nullable=False),
@@ -158,7 +158,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('record_id', name=op.f('pk_record_facts'))
     )
     with op.batch_alter_table('record_facts', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_record_facts_member_id'), ['member_id'], unique=False)
+        batch_op.create_index('ix_record_facts_member_verified', ['member_id', 'state', 'verified_at', 'kind', 'hours'], unique=False)
         batch_op.create_index(batch_op.f('ix_record_facts_verified_at'), ['verified_at'], unique=False)
 
     op.create_table('registration_states',
@@ -174,7 +174,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('registration_states', schema=None) as batch_op:
         batch_op.create_index('ix_registration_states_key', ['registration_id', 'valid_from'], unique=False)
-        batch_op.create_index(batch_op.f('ix_registration_states_member_id'), ['member_id'], unique=False)
+        batch_op.create_index('ix_registration_states_member', ['member_id', 'valid_from', 'valid_to', 'state', 'role'], unique=False)
 
     op.create_table('report_downloads',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
@@ -288,13 +288,13 @@ def downgrade() -> None:
 
     op.drop_table('report_downloads')
     with op.batch_alter_table('registration_states', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_registration_states_member_id'))
+        batch_op.drop_index('ix_registration_states_member')
         batch_op.drop_index('ix_registration_states_key')
 
     op.drop_table('registration_states')
     with op.batch_alter_table('record_facts', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_record_facts_verified_at'))
-        batch_op.drop_index(batch_op.f('ix_record_facts_member_id'))
+        batch_op.drop_index('ix_record_facts_member_verified')
 
     op.drop_table('record_facts')
     op.drop_table('pseudonyms')
@@ -303,7 +303,7 @@ def downgrade() -> None:
 
     op.drop_table('places')
     with op.batch_alter_table('pairing_states', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_pairing_states_member_id'))
+        batch_op.drop_index('ix_pairing_states_member')
         batch_op.drop_index('ix_pairing_states_key')
 
     op.drop_table('pairing_states')
