@@ -8,12 +8,12 @@ sending meanwhile is left to that task, and the digest is not touched.
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from services.notify.bulk import queue_message
-from services.notify.messages import SENT_LIKE, WAITING, idempotency_key, record
+from services.notify.messages import WAITING, RecentSms, idempotency_key, record
 from services.notify.models import Notification
 from services.notify.outcomes import move
 from services.notify.recipients import Person, recipient_of
@@ -25,31 +25,33 @@ DIGEST_LINES = 3
 """A digest SMS lists at most this many merged messages (the last line counts the rest)."""
 
 
-def _same_recipient(n: Notification) -> Any:
-    if n.member_id is not None:
-        return Notification.member_id == n.member_id
-    if n.staff_id is not None:
-        return Notification.staff_id == n.staff_id
-    return Notification.id == n.id
-
-
-def over_cap(n: Notification, uow: UnitOfWork, rules: Rules) -> bool:
-    """True when the recipient had their ``sms_daily_cap`` SMS today (campaign day)."""
+def cap_day(n: Notification, now: datetime, rules: Rules) -> tuple[datetime, datetime] | None:
+    """The campaign day whose SMS count against ``n``'s recipient's daily cap; None when
+    the cap does not apply (switched off, a report subscriber, a digest)."""
     if rules.sms_daily_cap <= 0 or n.recipient_kind == "sealed" or n.kind == "digest":
+        return None
+    return day_bounds(local_day(now))
+
+
+def over_cap(n: Notification, recent: list[RecentSms], now: datetime, rules: Rules) -> bool:
+    """True when the recipient had their ``sms_daily_cap`` SMS today (campaign day), counted
+    in ``recent`` (:func:`services.notify.messages.recent_sms` for :func:`cap_day`)."""
+    day = cap_day(n, now, rules)
+    if day is None:
         return False
-    start, end = day_bounds(local_day(uow.now()))
-    sent_today = uow.session.scalar(
-        select(func.count())
-        .select_from(Notification)
-        .where(
-            _same_recipient(n),
-            Notification.channel == "sms",
-            Notification.status.in_(SENT_LIKE),
-            Notification.attempted_at >= start,
-            Notification.attempted_at < end,
+    start, end = day
+    sent_today = sum(
+        1
+        for r in recent
+        if r.channel == "sms"
+        and start <= r.attempted_at < end
+        and (
+            r.member_id == n.member_id
+            if n.member_id is not None
+            else n.staff_id is not None and r.staff_id == n.staff_id
         )
     )
-    return (sent_today or 0) >= rules.sms_daily_cap
+    return sent_today >= rules.sms_daily_cap
 
 
 def digest_line(n: Notification, person: Person) -> str:

@@ -14,7 +14,10 @@ import hashlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import and_, insert, or_, select
 
 from services.notify.models import Notification, NotificationEvent
 from shared.db import UnitOfWork
@@ -138,16 +141,98 @@ def record(
     error: str | None = None,
     detail: str | None = None,
 ) -> None:
-    """Append one line to the message's history (numbers and addresses in it masked)."""
-    uow.session.add(
-        NotificationEvent(
-            notification_id=notification.id,
-            member_id=notification.member_id,
-            at=uow.now(),
-            status=status,
-            provider=provider,
-            reference=reference,
-            error=redact(error)[:300] if error else None,
-            detail=redact(detail)[:200] if detail else None,
+    """Append one line to the message's history (numbers and addresses in it masked).
+
+    A plain INSERT in the caller's transaction: the line is never read back or changed, so
+    it needs no ORM object (and no flush) of its own."""
+    uow.session.execute(
+        _HISTORY_INSERT,
+        {
+            "notification_id": notification.id,
+            "member_id": notification.member_id,
+            "at": uow.now(),
+            "status": status,
+            "provider": provider,
+            "reference": reference,
+            "error": redact(error)[:300] if error else None,
+            "detail": redact(detail)[:200] if detail else None,
+        },
+    )
+
+
+_HISTORY_INSERT = insert(NotificationEvent.metadata.tables[NotificationEvent.__tablename__])
+
+
+# --- what the daily cap and the providers' limits count -----------------------------------
+
+
+@dataclass(frozen=True)
+class RecentSms:
+    """An SMS that went (or is going) out lately, as the daily cap (:mod:`.caps`) and the
+    providers' per-number limits (:mod:`.failover`) count it."""
+
+    member_id: uuid.UUID | None
+    staff_id: uuid.UUID | None
+    phone_hmac: str | None
+    channel: str
+    provider: str | None
+    kind: str
+    attempted_at: datetime
+
+
+def same_recipient(n: Notification) -> Any:
+    """The SQL condition "to ``n``'s recipient" (a sealed subscriber: ``n`` itself)."""
+    if n.member_id is not None:
+        return Notification.member_id == n.member_id
+    if n.staff_id is not None:
+        return Notification.staff_id == n.staff_id
+    return Notification.id == n.id
+
+
+def recent_sms(
+    uow: UnitOfWork,
+    n: Notification,
+    *,
+    day: tuple[datetime, datetime] | None,
+    since: datetime | None,
+) -> list[RecentSms]:
+    """Other messages gone (or going) out that the rules count before ``n`` is sent, in one
+    query: SMS to ``n``'s recipient attempted within ``day`` (the cap; None: not counted),
+    and anything to ``n``'s number attempted after ``since`` (the longest provider limit
+    window; None: none). The callers apply their own conditions to these rows."""
+    wanted = []
+    if day is not None:
+        wanted.append(
+            and_(
+                same_recipient(n),
+                Notification.channel == "sms",
+                Notification.attempted_at >= day[0],
+                Notification.attempted_at < day[1],
+            )
+        )
+    if since is not None and n.phone_hmac is not None:
+        wanted.append(
+            and_(Notification.phone_hmac == n.phone_hmac, Notification.attempted_at > since)
+        )
+    if not wanted:
+        return []
+    rows = uow.session.execute(
+        select(
+            Notification.member_id,
+            Notification.staff_id,
+            Notification.phone_hmac,
+            Notification.channel,
+            Notification.provider,
+            Notification.kind,
+            Notification.attempted_at,
+        ).where(
+            Notification.status.in_(SENT_LIKE),
+            Notification.id != n.id,
+            or_(*wanted),
         )
     )
+    return [
+        RecentSms(member, staff, phone, channel, provider, kind, at)
+        for member, staff, phone, channel, provider, kind, at in rows
+        if at is not None
+    ]

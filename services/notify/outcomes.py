@@ -130,10 +130,10 @@ def sent(
         values["segments"] = segments
     if not move(uow, n, "sent", **values):
         return BUSY
-    if healthy:
-        provider_ok(uow, provider)
     record(uow, n, "sent", provider=provider, reference=ref[:100], detail=detail)
     emit_status(n, uow, sender.district, NotificationSent)
+    if healthy:  # last: every sent message writes this row, so hold it only until commit
+        provider_ok(uow, provider)
     uow.commit()
     return Outcome("reconciled" if detail == "reconciled" else "sent")
 

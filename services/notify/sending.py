@@ -32,7 +32,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from services.notify.caps import merge_into_digest, over_cap
+from sqlalchemy import select
+
+from services.notify.caps import cap_day, merge_into_digest, over_cap
 from services.notify.channels.base import (
     EmailChannel,
     OutgoingSms,
@@ -40,10 +42,10 @@ from services.notify.channels.base import (
     SmsProvider,
 )
 from services.notify.claims import claim, earlier_attempt, reopen, stranded
-from services.notify.failover import limit_free_at, provider_order
+from services.notify.failover import limit_free_at, limits_since, provider_order
 from services.notify.mail import ReportMissing, outgoing_email
-from services.notify.messages import WAITING
-from services.notify.models import Notification
+from services.notify.messages import WAITING, RecentSms, recent_sms
+from services.notify.models import Contact, Notification
 from services.notify.outcomes import (
     BUSY,
     Outcome,
@@ -84,9 +86,10 @@ class Sender:
 
 def send_notification(notification_id: uuid.UUID, uow: UnitOfWork, sender: Sender) -> Outcome:
     """Move one message as far as it can go now (see the module's docstring)."""
-    n = uow.session.get(Notification, notification_id, with_for_update=True)
-    if n is None:
+    loaded = _load(notification_id, uow)
+    if loaded is None:
         return Outcome("missing")
+    n, _contact = loaded  # held: the session keeps only weak references to what it loaded
     now = uow.now()
     if n.status == "sending" and not (stranded(n, now) and reopen(n, uow)):
         return BUSY  # another task is in the provider call (or just reopened it)
@@ -111,6 +114,22 @@ def send_notification(notification_id: uuid.UUID, uow: UnitOfWork, sender: Sende
     return _send_sms(n, person, uow, sender)
 
 
+def _load(
+    notification_id: uuid.UUID, uow: UnitOfWork
+) -> tuple[Notification, Contact | None] | None:
+    """The message as stored now, locked for this transaction (PostgreSQL), and a member's
+    contact read in the same query (:func:`.recipients.person_of` then finds it in the
+    session instead of asking the database again)."""
+    row = uow.session.execute(
+        select(Notification, Contact)
+        .outerjoin(Contact, Contact.member_id == Notification.member_id)
+        .where(Notification.id == notification_id)
+        .with_for_update(of=Notification)
+        .execution_options(populate_existing=True)
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
 # --- SMS ----------------------------------------------------------------------------------
 
 
@@ -118,10 +137,14 @@ def _send_sms(n: Notification, person: Person, uow: UnitOfWork, sender: Sender) 
     rules, now = sender.rules, uow.now()
     if not n.urgent and (until := rules.quiet_until(now)) is not None:
         return hold(uow, n, until, detail=f"quiet hours until {until.isoformat()}")
-    if over_cap(n, uow, rules):  # urgent or not: urgent bypasses quiet hours only
+    # what the cap and the providers' limits count, in one query
+    recent = recent_sms(
+        uow, n, day=cap_day(n, now, rules), since=limits_since(sender.providers, now)
+    )
+    if over_cap(n, recent, now, rules):  # urgent or not: urgent bypasses quiet hours only
         return Outcome("suppressed") if merge_into_digest(n, person, uow, rules) else BUSY
 
-    chosen, free_at = _provider(n, uow, sender)
+    chosen, free_at = _provider(n, uow, sender, recent)
     if chosen is None:
         if free_at is not None and free_at - now <= LIMIT_WAIT:
             return hold(uow, n, free_at, detail=f"provider limits until {free_at.isoformat()}")
@@ -156,13 +179,14 @@ def _send_sms(n: Notification, person: Person, uow: UnitOfWork, sender: Sender) 
 
 
 def _provider(
-    n: Notification, uow: UnitOfWork, sender: Sender
+    n: Notification, uow: UnitOfWork, sender: Sender, recent: list[RecentSms]
 ) -> tuple[SmsProvider | None, datetime | None]:
     """The first provider (failover order) whose per-number limits allow another SMS now;
     else None and when the soonest frees up."""
     free_at: list[datetime] = []
+    now = uow.now()
     for provider in provider_order(n, uow, sender):
-        blocked_until = limit_free_at(n, provider, uow)
+        blocked_until = limit_free_at(n, provider, recent, now)
         if blocked_until is None:
             return provider, None
         free_at.append(blocked_until)
