@@ -63,7 +63,7 @@ def wish_event(name: str, member: uuid.UUID, claim: uuid.UUID, **kw: Any) -> Any
 
 def test_pairing_and_the_wish_lifecycle_reach_the_member_and_the_community(
     backend: Any,
-    clock: Any,  # noqa: F811
+    clock: Any,
 ) -> None:
     add_staff(backend)
     member = add_member(backend)
@@ -118,7 +118,7 @@ def test_pairing_and_the_wish_lifecycle_reach_the_member_and_the_community(
 
 def test_a_claim_expiry_warning_is_urgent_but_waits_for_morning_when_that_is_in_time(
     backend: Any,
-    clock: Any,  # noqa: F811
+    clock: Any,
 ) -> None:
     member = add_member(backend)
     sms = FakeProvider()
@@ -146,7 +146,7 @@ def test_a_claim_expiry_warning_is_urgent_but_waits_for_morning_when_that_is_in_
 
 def test_a_claim_fulfilled_in_time_gets_no_expiry_reminder(
     backend: Any,
-    clock: Any,  # noqa: F811
+    clock: Any,
 ) -> None:
     member = add_member(backend)
     claim = uuid.uuid4()
@@ -209,7 +209,7 @@ def report_event(backend: Any, files: list[ReportFile], **kw: Any) -> ReportGene
 
 def test_a_report_goes_by_e_mail_as_the_report_itself_and_by_sms_in_one_line(
     backend: Any,
-    clock: Any,  # noqa: F811
+    clock: Any,
 ) -> None:
     report = report_event(backend, write_report(backend, "r1"))
     with dispatched() as queue:
@@ -240,7 +240,7 @@ def test_a_report_goes_by_e_mail_as_the_report_itself_and_by_sms_in_one_line(
 
 def test_a_report_whose_file_is_missing_waits_for_it_then_fails_never_goes_without(
     backend: Any,
-    clock: Any,  # noqa: F811
+    clock: Any,
 ) -> None:
     files = write_report(backend, "r2", skip="report.xlsx")
     mail = FakeEmail()
@@ -272,7 +272,7 @@ def test_a_report_whose_file_is_missing_waits_for_it_then_fails_never_goes_witho
 
 def test_withdrawal_erases_the_members_messages_and_their_history(
     backend: Any,
-    clock: Any,  # noqa: F811
+    clock: Any,
 ) -> None:
     member = add_member(backend)
     with dispatched() as queue:

@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 from services.pairing.models import Pairing, ServiceRecord, Wish, WishClaim
@@ -27,10 +25,12 @@ from services.registration.models import Community, CommunityRegistration, Membe
 from services.reporting import figures as fig
 from services.reporting.contents import gather
 from shared.clock import SimulatedClock
-from tests.integration.test_reporting_projections import (
+from tests.integration.reporting_support import (  # noqa: F401 (admin, clock: fixtures)
     KINDS,
     SCOPES,
     START,
+    admin,
+    clock,
     confirm,
     deliver_to_pairing,
     deliver_to_reporting,
@@ -39,21 +39,6 @@ from tests.integration.test_reporting_projections import (
     release,
     serve,
 )
-from tests.support import client, issue_token, load_sample_directory, on_simulated_clock
-
-
-@pytest.fixture
-def clock(backend: Any) -> SimulatedClock:
-    """Every service on one simulated clock, from the campaign's first morning."""
-    return on_simulated_clock(backend, START)
-
-
-@pytest.fixture
-def admin(backend: Any, clock: SimulatedClock) -> Iterator[Any]:
-    load_sample_directory(backend)
-    with client(issue_token(backend, "admin", "city")) as http:
-        yield http
-
 
 COUNTED = (
     "members",

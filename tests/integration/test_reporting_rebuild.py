@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
@@ -18,25 +16,15 @@ from services.reporting import figures as fig
 from services.reporting.models import EventLogEntry
 from services.reporting.rebuild import TABLES
 from shared.clock import SimulatedClock
-from tests.integration.test_reporting_projections import (
+from tests.integration.reporting_support import (  # noqa: F401 (admin, clock: fixtures)
     SCOPES,
     START,
+    admin,
+    clock,
     deliver_to_reporting,
     drive_month,
 )
-from tests.support import client, consumer, issue_token, load_sample_directory, on_simulated_clock
-
-
-@pytest.fixture
-def clock(backend: Any) -> SimulatedClock:
-    return on_simulated_clock(backend, START)
-
-
-@pytest.fixture
-def admin(backend: Any, clock: SimulatedClock) -> Iterator[Any]:
-    load_sample_directory(backend)
-    with client(issue_token(backend, "admin", "city")) as http:
-        yield http
+from tests.support import consumer
 
 
 def dump(backend: Any) -> dict[str, list[tuple[Any, ...]]]:

@@ -12,7 +12,6 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 from services.reporting import runs
@@ -21,25 +20,15 @@ from services.reporting.subscriptions import campaign_window, slots
 from shared.clock import SimulatedClock
 from shared.config import CAMPAIGN_TZ
 from shared.runtime import Runtime
-from tests.integration.test_reporting_reports import OPEN, Feed, generated
-from tests.support import client, issue_token, on_simulated_clock
-
-
-@pytest.fixture
-def clock(backend: Any) -> SimulatedClock:
-    return on_simulated_clock(backend, OPEN + timedelta(hours=6))
-
-
-@pytest.fixture
-def rt(backend: Any, clock: SimulatedClock) -> Runtime:
-    return backend.rt("reporting")  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def feed(rt: Runtime) -> Feed:
-    f = Feed(rt)
-    f.directory()
-    return f
+from tests.integration.test_reporting_reports import (  # noqa: F401 (clock, rt, feed: fixtures)
+    OPEN,
+    Feed,
+    clock,
+    feed,
+    generated,
+    rt,
+)
+from tests.support import client, issue_token
 
 
 def subscribe(backend: Any, token: str, **body: Any) -> Any:

@@ -60,7 +60,7 @@ def lease(notify: Runtime) -> tuple[str | None, datetime | None]:
 
 
 def test_two_schedulers_side_by_side_over_a_week_queue_each_reminder_once(
-    rt: Runtime,  # noqa: F811 (the fixture imported above)
+    rt: Runtime,
 ) -> None:
     clock = rt.clock
     assert isinstance(clock, SimulatedClock)

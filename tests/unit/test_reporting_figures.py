@@ -87,6 +87,39 @@ def confirm(rt: Runtime, event: MemberRegistered, ref: CommunityRef, at: datetim
     )
 
 
+def pair_with_need_and_project(
+    rt: Runtime, member_id: uuid.UUID, community: str, at: datetime
+) -> None:
+    """The member is paired with a need and a project of ``community`` (双对接) at ``at``."""
+    for kind in ("need", "project"):
+        pairing = PairingMade(
+            pairing_id=uuid.uuid4(),
+            member_id=member_id,
+            kind=kind,
+            community_code=community,
+            subject_id=uuid.uuid4(),
+            title="巡逻",
+            state="active",
+        )
+        apply(rt, pairing, at)
+
+
+def verified_visit(
+    rt: Runtime, member_id: uuid.UUID, community: str, day: date, hours: float, at: datetime
+) -> None:
+    """A home visit in ``community`` on ``day``, verified at ``at``."""
+    record = ActivityVerified(
+        record_id=uuid.uuid4(),
+        member_id=member_id,
+        kind="home_visit",
+        community_code=community,
+        day=day,
+        hours=hours,
+        state="verified",
+    )
+    apply(rt, record, at)
+
+
 def read(rt: Runtime, scope: str, as_of: datetime | None = None) -> fig.Figures:
     with rt.uow() as uow:
         return fig.figures(uow, scope, as_of)
@@ -110,27 +143,8 @@ def test_figures_as_of_an_instant_see_only_what_happened_before_it(rt: Runtime) 
     apply(rt, event, T0)
     confirm(rt, event, unit_ref, T0 + timedelta(days=1))
     confirm(rt, event, home_ref, T0 + timedelta(days=2))
-    for kind in ("need", "project"):
-        pairing = PairingMade(
-            pairing_id=uuid.uuid4(),
-            member_id=event.member_id,
-            kind=kind,
-            community_code=HOME_X,
-            subject_id=uuid.uuid4(),
-            title="巡逻",
-            state="active",
-        )
-        apply(rt, pairing, T0 + timedelta(days=3))
-    record = ActivityVerified(
-        record_id=uuid.uuid4(),
-        member_id=event.member_id,
-        kind="home_visit",
-        community_code=HOME_X,
-        day=date(2016, 7, 1),
-        hours=2.5,
-        state="verified",
-    )
-    apply(rt, record, T0 + timedelta(days=4))
+    pair_with_need_and_project(rt, event.member_id, HOME_X, T0 + timedelta(days=3))
+    verified_visit(rt, event.member_id, HOME_X, date(2016, 7, 1), 2.5, T0 + timedelta(days=4))
     day = timedelta(days=1)
     at = [read(rt, "city", T0 + n * day) for n in range(6)]
     assert [f.members for f in at] == [0, 1, 1, 1, 1, 1]  # as_of is exclusive
@@ -221,27 +235,10 @@ def test_a_community_counts_a_member_reported_in_only_where_confirmed(rt: Runtim
     event, (unit_ref, _home_ref) = member(cadre=True)
     apply(rt, event, T0)
     confirm(rt, event, unit_ref, T0 + timedelta(hours=1))
-    for kind in ("need", "project"):
-        pairing = PairingMade(
-            pairing_id=uuid.uuid4(),
-            member_id=event.member_id,
-            kind=kind,
-            community_code=UNIT_COMMUNITY,
-            subject_id=uuid.uuid4(),
-            title="巡逻",
-            state="active",
-        )
-        apply(rt, pairing, T0 + timedelta(hours=2))
-    record = ActivityVerified(
-        record_id=uuid.uuid4(),
-        member_id=event.member_id,
-        kind="home_visit",
-        community_code=UNIT_COMMUNITY,
-        day=date(2016, 6, 27),
-        hours=2.0,
-        state="verified",
+    pair_with_need_and_project(rt, event.member_id, UNIT_COMMUNITY, T0 + timedelta(hours=2))
+    verified_visit(
+        rt, event.member_id, UNIT_COMMUNITY, date(2016, 6, 27), 2.0, T0 + timedelta(hours=3)
     )
-    apply(rt, record, T0 + timedelta(hours=3))
     later = T0 + timedelta(hours=4)
     scopes = [
         "city",
@@ -286,7 +283,7 @@ def test_the_funnel_and_the_claim_rate_share_one_meaning_of_published() -> None:
     assert unit.wish_completion_rate == pytest.approx(1 / 3)
 
 
-def test_reporting_binds_only_the_events_its_projections_read(rt: Runtime) -> None:
+def test_reporting_handles_only_the_events_its_projections_read(rt: Runtime) -> None:
     from services.reporting.consumers import PROJECTIONS
     from shared.events import CATALOGUE
 
