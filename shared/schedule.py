@@ -1,12 +1,14 @@
-"""Calendars that fire once: a scheduler lease per service database, and (job, slot) claims.
+"""Calendars that fire once: a scheduler lease per service database, and claims by insert.
 
 APScheduler 3 must not share a job store between schedulers, so exactly one scheduler per
 deployment works at a time: it holds a lease row in the service's database and renews it
 while alive; another scheduler takes over only when the lease has expired. Even so, two
 schedulers may briefly overlap (a paused process that wakes up), so every scheduled piece
-of work is claimed by a unique ``(job, slot)`` row first: the second claim of a slot loses.
+of work is claimed first by inserting its row under a unique key — notify's
+``reminder_runs`` (job, slot), reporting's ``report_runs`` (subscription, period) — with
+:func:`insert_once`: the second claim of a slot loses.
 
-A service that schedules work declares the two tables with :func:`scheduling_tables` on its
+A service that schedules work declares the lease table with :func:`lease_table` on its
 metadata.
 """
 
@@ -14,30 +16,21 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import Column, MetaData, String, Table, insert, select, update
+from sqlalchemy import Column, MetaData, String, Table, insert, update
 from sqlalchemy.exc import IntegrityError
 
 from shared.db import UnitOfWork, UTCDateTime
 
 
-def scheduling_tables(metadata: MetaData) -> tuple[Table, Table]:
-    """The lease and slot-claim tables of one service database."""
-    leases = Table(
+def lease_table(metadata: MetaData) -> Table:
+    """The scheduler lease table of one service database."""
+    return Table(
         "scheduler_leases",
         metadata,
         Column("name", String(60), primary_key=True),
         Column("holder", String(100), nullable=False),
         Column("expires_at", UTCDateTime(), nullable=False),
     )
-    slots = Table(
-        "schedule_slots",
-        metadata,
-        Column("job", String(100), primary_key=True),
-        Column("slot", String(100), primary_key=True),
-        Column("claimed_by", String(100), nullable=False),
-        Column("claimed_at", UTCDateTime(), nullable=False),
-    )
-    return leases, slots
 
 
 def hold_lease(uow: UnitOfWork, name: str, holder: str, ttl: timedelta) -> bool:
@@ -53,10 +46,7 @@ def hold_lease(uow: UnitOfWork, name: str, holder: str, ttl: timedelta) -> bool:
         .where(table.c.name == name, (table.c.holder == holder) | (table.c.expires_at < now))
         .values(holder=holder, expires_at=now + ttl)
     ).rowcount  # type: ignore[attr-defined]
-    if not taken:
-        if uow.session.scalar(select(table.c.name).where(table.c.name == name)) is not None:
-            uow.session.rollback()
-            return False
+    if not taken:  # never held, or held by someone alive: the primary key decides
         try:
             with uow.session.begin_nested():
                 uow.session.execute(
@@ -80,18 +70,16 @@ def release_lease(uow: UnitOfWork, name: str, holder: str) -> None:
     uow.commit()
 
 
-def claim_slot(uow: UnitOfWork, job: str, slot: str, holder: str) -> bool:
-    """Claim ``(job, slot)`` inside ``uow``'s transaction; False when it was claimed before.
+def insert_once(uow: UnitOfWork, row: object) -> bool:
+    """Add ``row`` (a mapped object) inside ``uow``'s transaction; False when a row with its
+    unique key exists already — the slot it stands for was claimed before.
 
     The claim commits with the work it guards (the caller commits), so a crash before the
     commit leaves the slot free for the next sweep, and a committed slot never runs again.
     """
-    table = uow.db.metadata.tables["schedule_slots"]
     try:
         with uow.session.begin_nested():
-            uow.session.execute(
-                insert(table).values(job=job, slot=slot, claimed_by=holder, claimed_at=uow.now())
-            )
+            uow.session.add(row)
     except IntegrityError:
         return False
     return True

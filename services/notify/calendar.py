@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlalchemy import String
 
-from services.notify.models import Base, Notification, ReminderRun
+from services.notify.models import Notification, ReminderRun
 from services.notify.rendering import KINDS as MESSAGE_KINDS
 from shared.config import CAMPAIGN_TZ, ConfigError, Settings
 
@@ -72,10 +72,9 @@ def _length(column: Any) -> int:
 
 def max_job_name() -> int:
     """The longest job name the tables hold: ``<job>:<date>`` in ``notifications.slot``,
-    the name alone in ``schedule_slots.job`` and ``reminder_runs.job``."""
+    the name alone in ``reminder_runs.job``."""
     return min(
         _length(Notification.__table__.c.slot) - SLOT_DATE,
-        _length(Base.metadata.tables["schedule_slots"].c.job),
         _length(ReminderRun.__table__.c.job),
     )
 

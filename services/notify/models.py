@@ -16,7 +16,7 @@ from sqlalchemy import JSON, Boolean, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import UTCDateTime, service_metadata
-from shared.schedule import scheduling_tables
+from shared.schedule import lease_table
 
 
 class Base(DeclarativeBase):
@@ -164,8 +164,8 @@ class UnitDistrict(Base):
 
 
 # --- reminders ---------------------------------------------------------------------------
-# The five-ones replica the reminders read, and what became of each calendar slot. The
-# (job, slot) claim itself is shared.schedule's ``schedule_slots`` row.
+# The five-ones replica the reminders read, and what became of each calendar slot: its
+# ``reminder_runs`` row, inserted first, is the (job, slot) claim.
 
 
 class FiveOnesReplica(Base):
@@ -187,7 +187,8 @@ class FiveOnesReplica(Base):
 
 
 class ReminderRun(Base):
-    """One calendar slot that was claimed: sent (with how many messages) or skipped, why."""
+    """One calendar slot, claimed by inserting this row (the primary key is the claim): sent
+    (with how many messages) or skipped."""
 
     __tablename__ = "reminder_runs"
 
@@ -200,4 +201,4 @@ class ReminderRun(Base):
     holder: Mapped[str] = mapped_column(String(100))
 
 
-scheduling_tables(Base.metadata)  # the scheduler lease and the (job, slot) claims
+lease_table(Base.metadata)  # the scheduler lease

@@ -2,9 +2,9 @@
 
 The calendar itself (jobs, slots, which are due) is :mod:`services.notify.calendar`. The
 sweep (fired by the deployment's scheduler, or called directly by the demo) claims each due
-slot with :func:`shared.schedule.claim_slot` in the same transaction as the messages it
-queues, so two sweeps racing send each slot once; late, superseded and skipped slots are
-decided by :func:`services.notify.calendar.due_slots`.
+slot by inserting its ``reminder_runs`` row (:func:`shared.schedule.insert_once`) in the
+transaction that queues its messages, so two sweeps racing send each slot once; late,
+superseded and skipped slots are decided by :func:`services.notify.calendar.due_slots`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from sqlalchemy import Row, and_, select
 
 from services.notify.bulk import Outgoing, queue_messages
 from services.notify.calendar import Calendar, Occurrence, calendar, due_slots
-from services.notify.contacts import sealed_names
+from services.notify.contacts import masked_names
 from services.notify.messages import Recipient
 from services.notify.models import (
     Contact,
@@ -35,7 +35,7 @@ from services.notify.progress import KINDS, missing
 from shared.db import UnitOfWork
 from shared.pii import Sealer, mask_name
 from shared.runtime import Runtime
-from shared.schedule import claim_slot
+from shared.schedule import insert_once
 
 __all__ = [
     "Calendar",
@@ -105,12 +105,12 @@ def _unit_lists(
 ) -> list[Outgoing]:
     """单位 — each unit organiser hears which of the unit's members are behind (names
     masked: 张*) and what each still lacks."""
-    names = masked_names(uow, sealer, [row.member_id for row in rows if row.unit_code])
+    names = masked_names(uow, sealer, [r.member_id for r in rows if r.unit_code], default="*")
     behind: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         if row.unit_code:
             behind.setdefault(row.unit_code, []).append(
-                {"name": names.get(row.member_id, "*"), "missing": missing(row)}
+                {"name": names[row.member_id], "missing": missing(row)}
             )
     scopes = {f"unit:{code}": code for code in behind}
     organisers = uow.session.execute(
@@ -144,14 +144,6 @@ def _unit_lists(
     ]
 
 
-def masked_names(
-    uow: UnitOfWork, sealer: Sealer, member_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, str]:
-    """Members' names as others may see them (张*), opened from their sealed contacts."""
-    names = sealed_names(uow, sealer, Contact.member_id, member_ids)
-    return {member_id: mask_name(name) if name else "*" for member_id, name in names.items()}
-
-
 # --- the sweep ------------------------------------------------------------------------------
 
 
@@ -171,8 +163,8 @@ def default_holder() -> str:
 
 
 def done_slots(uow: UnitOfWork) -> set[tuple[str, str]]:
-    table = uow.db.metadata.tables["schedule_slots"]
-    return {(job, slot) for job, slot in uow.session.execute(select(table.c.job, table.c.slot))}
+    """The (job, slot) pairs claimed so far."""
+    return set(uow.session.execute(select(ReminderRun.job, ReminderRun.slot)).tuples())
 
 
 def sweep(rt: Runtime, now: datetime | None = None, holder: str | None = None) -> SweepResult:
@@ -185,27 +177,24 @@ def sweep(rt: Runtime, now: datetime | None = None, holder: str | None = None) -
         done = done_slots(uow)
     for occ, outcome in due_slots(cal, now, done):
         with rt.uow() as uow:
-            if not claim_slot(uow, occ.job.name, occ.slot, holder):
+            run = ReminderRun(
+                job=occ.job.name,
+                slot=occ.slot,
+                due_at=occ.due_at,
+                ran_at=now,
+                outcome=outcome,
+                messages=0,
+                holder=holder,
+            )
+            if not insert_once(uow, run):  # the claim: another sweep ran this slot
                 result.taken_elsewhere.append(occ.key)
                 continue
-            count = 0
             if outcome == "sent":
-                count = queue_messages(uow, audience(uow, occ, cal, rt.sealer))
-                result.queued[occ.job.name] += count
+                run.messages = queue_messages(uow, audience(uow, occ, cal, rt.sealer))
+                result.queued[occ.job.name] += run.messages
                 result.slots_run.append(occ.key)
             else:
                 result.skipped.append(occ.key)
-            uow.session.add(
-                ReminderRun(
-                    job=occ.job.name,
-                    slot=occ.slot,
-                    due_at=occ.due_at,
-                    ran_at=now,
-                    outcome=outcome,
-                    messages=count,
-                    holder=holder,
-                )
-            )
             uow.commit()
     return result
 

@@ -18,7 +18,7 @@ from sqlalchemy import JSON, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import UTCDateTime, service_metadata
-from shared.schedule import scheduling_tables
+from shared.schedule import lease_table
 
 
 class Base(DeclarativeBase):
@@ -225,7 +225,7 @@ class DailySnapshot(Base):
 
 # --- subscriptions and report runs ---------------------------------------------------------
 
-scheduling_tables(Base.metadata)  # the scheduler lease and the (job, slot) claims
+lease_table(Base.metadata)  # the scheduler lease; a run's row is its slot's claim
 
 
 class Subscription(Base):

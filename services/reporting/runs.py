@@ -25,7 +25,6 @@ from collections import Counter
 from collections.abc import Callable
 
 from sqlalchemy import and_, or_, select
-from sqlalchemy.exc import IntegrityError
 
 from services.reporting.builds import Built, build, produce, write_files
 from services.reporting.models import ReportRun, Subscription
@@ -35,6 +34,7 @@ from services.reporting.subscriptions import slots
 from shared.config import Settings
 from shared.db import UnitOfWork
 from shared.runtime import Runtime
+from shared.schedule import insert_once
 from shared.workers import app_for, task_queue
 
 __all__ = [
@@ -72,15 +72,6 @@ def celery_enqueue(rt: Runtime) -> Enqueue:
 # --- the tick ----------------------------------------------------------------------------------
 
 
-def _insert(uow: UnitOfWork, run: ReportRun) -> bool:
-    try:
-        with uow.session.begin_nested():
-            uow.session.add(run)
-    except IntegrityError:
-        return False
-    return True
-
-
 def _claim_slots(
     uow: UnitOfWork, sub: Subscription, settings: Settings, holder: str, policy: Policy
 ) -> tuple[list[ReportRun], int]:
@@ -114,7 +105,7 @@ def _claim_slots(
             claimed_at=now,
             finished_at=None if mine else now,
         )
-        if _insert(uow, run):
+        if insert_once(uow, run):
             if mine:
                 claimed.append(run)
             else:

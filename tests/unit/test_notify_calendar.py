@@ -101,7 +101,7 @@ def test_a_job_name_too_long_for_its_slots_is_refused_when_the_calendar_is_loade
     assert isinstance(column_type, String) and column_type.length
     column = column_type.length
     limit = max_job_name()
-    assert limit == min(column - SLOT_DATE, 100)  # schedule_slots.job, reminder_runs.job: 100
+    assert limit == min(column - SLOT_DATE, 100)  # reminder_runs.job: 100
     longest = "j" * limit
     cal = calendar(settings(REMINDER_SCHEDULE=write(tmp_path, longest)))
     assert len(cal.occurrences()[0].key) == column

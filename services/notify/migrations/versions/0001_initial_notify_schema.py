@@ -165,13 +165,6 @@ def upgrade() -> None:
     sa.Column('holder', sa.String(length=100), nullable=False),
     sa.PrimaryKeyConstraint('job', 'slot', name=op.f('pk_reminder_runs'))
     )
-    op.create_table('schedule_slots',
-    sa.Column('job', sa.String(length=100), nullable=False),
-    sa.Column('slot', sa.String(length=100), nullable=False),
-    sa.Column('claimed_by', sa.String(length=100), nullable=False),
-    sa.Column('claimed_at', shared.db.UTCDateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('job', 'slot', name=op.f('pk_schedule_slots'))
-    )
     op.create_table('scheduler_leases',
     sa.Column('name', sa.String(length=60), nullable=False),
     sa.Column('holder', sa.String(length=100), nullable=False),
@@ -217,7 +210,6 @@ def downgrade() -> None:
 
     op.drop_table('staff_contacts')
     op.drop_table('scheduler_leases')
-    op.drop_table('schedule_slots')
     op.drop_table('reminder_runs')
     with op.batch_alter_table('reminder_progress', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_reminder_progress_unit_code'))

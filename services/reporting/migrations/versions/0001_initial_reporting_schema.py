@@ -213,13 +213,6 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_report_runs_status'), ['status'], unique=False)
         batch_op.create_index(batch_op.f('ix_report_runs_subscription_id'), ['subscription_id'], unique=False)
 
-    op.create_table('schedule_slots',
-    sa.Column('job', sa.String(length=100), nullable=False),
-    sa.Column('slot', sa.String(length=100), nullable=False),
-    sa.Column('claimed_by', sa.String(length=100), nullable=False),
-    sa.Column('claimed_at', shared.db.UTCDateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('job', 'slot', name=op.f('pk_schedule_slots'))
-    )
     op.create_table('scheduler_leases',
     sa.Column('name', sa.String(length=60), nullable=False),
     sa.Column('holder', sa.String(length=100), nullable=False),
@@ -276,7 +269,6 @@ def downgrade() -> None:
 
     op.drop_table('subscriptions')
     op.drop_table('scheduler_leases')
-    op.drop_table('schedule_slots')
     with op.batch_alter_table('report_runs', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_report_runs_subscription_id'))
         batch_op.drop_index(batch_op.f('ix_report_runs_status'))
