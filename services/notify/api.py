@@ -8,7 +8,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 
 from services.notify import (
@@ -21,6 +21,7 @@ from services.notify import (
     reminders,
     runtime,
 )
+from services.notify.contacts import StaffIn
 from services.notify.models import Contact, StaffContact
 from shared.auth import Forbidden, Principal, Unauthorized, add_status_route, requires
 from shared.db import UnitOfWork
@@ -40,16 +41,6 @@ STOP_WORDS = frozenset({"TD", "T", "退订", "N", "STOP", "取消"})
 # --- staff contacts --------------------------------------------------------------------------
 
 
-class StaffIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    role: str = Field(max_length=20)
-    scope: str = Field(max_length=60)
-    name: str = Field(max_length=60)
-    phone: str | None = Field(default=None, max_length=30)
-    email: str | None = Field(default=None, max_length=254)
-
-
 def _staff_in_scope(uow: UnitOfWork, principal: Principal, scope: str) -> bool:
     if principal.kind == "city":
         return True
@@ -63,7 +54,7 @@ def create_contact(body: StaffIn, rt: Rt, principal: Operator) -> dict[str, Any]
     with rt.uow() as uow:
         if not _staff_in_scope(uow, principal, body.scope):
             raise Forbidden(f"{body.scope} is outside your scope {principal.scope}")
-        contact = contacts.save_staff(uow, rt.sealer, body.model_dump())
+        contact = contacts.save_staff(uow, rt.sealer, body)
         uow.commit()
         return contacts.staff_view(contact)
 
@@ -78,7 +69,7 @@ def replace_contact(
             raise NotFound(f"no contact {contact_id}")
         if not _staff_in_scope(uow, principal, body.scope):
             raise Forbidden(f"{body.scope} is outside your scope {principal.scope}")
-        contacts.save_staff(uow, rt.sealer, body.model_dump(), contact)
+        contacts.save_staff(uow, rt.sealer, body, contact)
         uow.commit()
         return contacts.staff_view(contact)
 
@@ -128,15 +119,14 @@ def _own_or_operator(uow: UnitOfWork, principal: Principal, member_id: uuid.UUID
     return contact
 
 
+def _preferences(member_id: uuid.UUID, contact: Contact) -> dict[str, Any]:
+    return {"member_id": str(member_id), "sms": contact.sms_enabled, "email": contact.email_enabled}
+
+
 @router.get("/members/{member_id}/preferences")
 def read_preferences(member_id: uuid.UUID, rt: Rt, principal: Anyone) -> dict[str, Any]:
     with rt.uow() as uow:
-        contact = _own_or_operator(uow, principal, member_id)
-        return {
-            "member_id": str(member_id),
-            "sms": contact.sms_enabled,
-            "email": contact.email_enabled,
-        }
+        return _preferences(member_id, _own_or_operator(uow, principal, member_id))
 
 
 @router.put("/members/{member_id}/preferences")
@@ -145,11 +135,10 @@ def set_preferences(
 ) -> dict[str, Any]:
     """The channels a member accepts; already queued messages are checked again at send."""
     with rt.uow() as uow:
-        _own_or_operator(uow, principal, member_id)
-        prefs = contacts.set_preferences(uow, member_id, body.sms, body.email)
-        assert prefs is not None
+        contact = _own_or_operator(uow, principal, member_id)
+        contacts.set_preferences(uow, contact, body.sms, body.email)
         uow.commit()
-        return {"member_id": str(member_id), "sms": prefs.sms, "email": prefs.email}
+        return _preferences(member_id, contact)
 
 
 @router.get("/notifications")

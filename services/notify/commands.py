@@ -4,18 +4,10 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
 
 import click
 
 from shared.config import CAMPAIGN_TZ
-
-
-def sms_segments(kind: str, name: str, params: dict[str, Any]) -> int:
-    """The segments of one SMS as the send path renders it (the recipient's name in it)."""
-    from services.notify.rendering import render_sms
-
-    return render_sms(kind, {"name": name, **params}).segments
 
 
 @click.group("notify")
@@ -32,7 +24,7 @@ def forecast_command(as_json: bool) -> None:
     from services.notify import runtime
     from services.notify.forecast import ASSUMPTION, RULE, forecast
 
-    result = forecast(runtime(), sms_segments)
+    result = forecast(runtime())
     if as_json:
         click.echo(json.dumps(result.view(), ensure_ascii=False, indent=2))
         return

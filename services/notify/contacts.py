@@ -8,12 +8,11 @@ inbound "TD" reply) without storing it in clear; only masks are shown.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationInfo, field_validator
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -25,7 +24,7 @@ from services.notify.models import (
     StaffContact,
     UnitDistrict,
 )
-from shared.auth import revoke_member_tokens
+from shared.auth import check_role_scope, revoke_member_tokens
 from shared.db import UnitOfWork
 from shared.events import (
     CommunityChanged,
@@ -35,11 +34,7 @@ from shared.events import (
     SealedContact,
     UnitChanged,
 )
-from shared.http import Invalid
 from shared.pii import Sealer, mask_email, mask_name, mask_phone, mobile, national_mobile
-
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
 
 # --- members -------------------------------------------------------------------------------
 
@@ -75,32 +70,15 @@ def forget_member(event: MemberWithdrawn, envelope: Envelope, uow: UnitOfWork) -
     session.execute(delete(Notification).where(Notification.member_id == event.member_id))
 
 
-@dataclass(frozen=True)
-class Preferences:
-    sms: bool
-    email: bool
-
-
-def preferences(uow: UnitOfWork, member_id: uuid.UUID) -> Preferences | None:
-    contact = uow.session.get(Contact, member_id)
-    if contact is None:
-        return None
-    return Preferences(sms=contact.sms_enabled, email=contact.email_enabled)
-
-
 def set_preferences(
-    uow: UnitOfWork, member_id: uuid.UUID, sms: bool | None, email: bool | None
-) -> Preferences | None:
+    uow: UnitOfWork, contact: Contact, sms: bool | None, email: bool | None
+) -> None:
     """The channels a member accepts; messages already queued are checked again at send."""
-    contact = uow.session.get(Contact, member_id)
-    if contact is None:
-        return None
     if sms is not None:
         contact.sms_enabled = sms
     if email is not None:
         contact.email_enabled = email
     contact.updated_at = uow.now()
-    return Preferences(sms=contact.sms_enabled, email=contact.email_enabled)
 
 
 def opt_out_number(uow: UnitOfWork, sealer: Sealer, phone: str) -> int:
@@ -117,50 +95,42 @@ def opt_out_number(uow: UnitOfWork, sealer: Sealer, phone: str) -> int:
 
 # --- staff contacts --------------------------------------------------------------------------
 
-STAFF_ROLES = ("community", "unit", "leader")
 
+class StaffIn(BaseModel):
+    """A staff contact notify should reach: the body of ``POST``/``PUT /api/v1/contacts``."""
 
-def _scope_error(role: str, scope: str) -> str | None:
-    kind, _, code = scope.partition(":")
-    if role == "community" and not (kind == "community" and re.fullmatch(r"\d{12}", code)):
-        return "community staff take a scope community:CODE (12 digits)"
-    if role == "unit" and not (kind == "unit" and re.fullmatch(r"[\w-]{1,40}", code)):
-        return "a unit organiser takes a scope unit:CODE"
-    if role == "leader" and not (
-        scope == "city"
-        or (kind == "district" and re.fullmatch(r"\d{6}", code))
-        or (kind == "community" and re.fullmatch(r"\d{12}", code))
-        or (kind == "unit" and re.fullmatch(r"[\w-]{1,40}", code))
-    ):
-        return "a leader takes a scope city, district:CODE, unit:CODE or community:CODE"
-    return None
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
+    role: Literal["community", "unit", "leader"]
+    scope: str = Field(max_length=60)
+    name: str = Field(min_length=1, max_length=30)
+    phone: str | None = Field(default=None, max_length=30)
+    email: EmailStr | None = Field(default=None, max_length=254, validate_default=True)
 
-def check_staff(data: dict[str, Any]) -> dict[str, Any]:
-    """Validate a staff contact; raise Invalid naming every bad field."""
-    errors = []
-    role = data.get("role")
-    if role not in STAFF_ROLES:
-        errors.append({"field": "role", "message": f"one of {', '.join(STAFF_ROLES)}"})
-    elif (problem := _scope_error(role, data.get("scope") or "")) is not None:
-        errors.append({"field": "scope", "message": problem})
-    name = (data.get("name") or "").strip()
-    if not 1 <= len(name) <= 30:
-        errors.append({"field": "name", "message": "1 to 30 characters"})
-    phone = None
-    if data.get("phone"):
-        try:
-            phone = mobile(data["phone"])
-        except ValueError as exc:
-            errors.append({"field": "phone", "message": str(exc)})
-    email = (data.get("email") or "").strip() or None
-    if email is not None and not _EMAIL.match(email):
-        errors.append({"field": "email", "message": "not an e-mail address"})
-    if phone is None and email is None:
-        errors.append({"field": "phone", "message": "give a phone or an e-mail"})
-    if errors:
-        raise Invalid("the contact has invalid fields", errors)
-    return {"role": role, "scope": data["scope"], "name": name, "phone": phone, "email": email}
+    @field_validator("phone", "email", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        """A form's empty field means "none given"."""
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("scope")
+    @classmethod
+    def _scope(cls, value: str, info: ValidationInfo) -> str:
+        if "role" in info.data:  # a bad role is reported on its own
+            check_role_scope(info.data["role"], value)
+        return value
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str | None) -> str | None:
+        return mobile(value) if value else None
+
+    @field_validator("email")
+    @classmethod
+    def _phone_or_email(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and info.data.get("phone", "") is None:  # a bad phone says so itself
+            raise ValueError("give a phone or an e-mail")
+        return value
 
 
 def scope_district(uow: UnitOfWork, scope: str) -> str | None:
@@ -176,24 +146,23 @@ def scope_district(uow: UnitOfWork, scope: str) -> str | None:
 
 
 def save_staff(
-    uow: UnitOfWork, sealer: Sealer, data: dict[str, Any], contact: StaffContact | None = None
+    uow: UnitOfWork, sealer: Sealer, staff: StaffIn, contact: StaffContact | None = None
 ) -> StaffContact:
     """Create (or replace the details of) a staff contact."""
-    valid = check_staff(data)
-    district = scope_district(uow, valid["scope"])  # a query: before the new row is added
+    district = scope_district(uow, staff.scope)  # a query: before the new row is added
     if contact is None:
         contact = StaffContact(
             id=uuid.uuid4(), state="active", sms_enabled=True, email_enabled=True
         )
         uow.session.add(contact)
-    phone, email = valid["phone"], valid["email"]
-    contact.role = valid["role"]
-    contact.scope = valid["scope"]
+    phone, email = staff.phone, staff.email
+    contact.role = staff.role
+    contact.scope = staff.scope
     contact.district = district
     contact.sealed = sealer.seal_json(
-        {"name": valid["name"], "phone": phone, "email": email}, SealedContact.CONTEXT
+        {"name": staff.name, "phone": phone, "email": email}, SealedContact.CONTEXT
     )
-    contact.name_masked = mask_name(valid["name"])
+    contact.name_masked = mask_name(staff.name)
     contact.phone_masked = mask_phone(phone) if phone else None
     contact.phone_hmac = sealer.digest(phone) if phone else None
     contact.email_masked = mask_email(email) if email else None
@@ -250,18 +219,19 @@ def record_unit(event: UnitChanged, envelope: Envelope, uow: UnitOfWork) -> None
         current.district, current.name = event.district, event.name
 
 
-def community_name(uow: UnitOfWork, code: str) -> str:
-    row = uow.session.get(CommunityName, code)
-    return row.name if row else code
-
-
-def community_names(uow: UnitOfWork, codes: list[str]) -> str:
-    """``王城社区、长安路社区`` (the code where the name is not known yet)."""
+def community_names(uow: UnitOfWork, codes: Iterable[str]) -> dict[str, str]:
+    """Each community's name, ``王城社区`` (the code where the name is not known yet)."""
+    wanted = list(dict.fromkeys(codes))
     rows = uow.session.execute(
-        select(CommunityName.code, CommunityName.name).where(CommunityName.code.in_(codes))
+        select(CommunityName.code, CommunityName.name).where(CommunityName.code.in_(wanted))
     )
     known = {code: name for code, name in rows}
-    return "、".join(known.get(code, code) for code in codes)
+    return {code: known.get(code, code) for code in wanted}
+
+
+def opened_name(sealer: Sealer, sealed: str) -> str:
+    """The name in clear from a sealed contact ("" when it has none)."""
+    return str(sealer.open_json(sealed, SealedContact.CONTEXT).get("name") or "")
 
 
 def sealed_names(
@@ -274,5 +244,15 @@ def sealed_names(
         for rid, sealed in uow.session.execute(
             select(key, model.sealed).where(key.in_(wanted[start : start + 5000]))
         ):
-            names[rid] = str(sealer.open_json(sealed, SealedContact.CONTEXT).get("name") or "")
+            names[rid] = opened_name(sealer, sealed)
     return names
+
+
+def masked_names(
+    uow: UnitOfWork, sealer: Sealer, member_ids: Iterable[uuid.UUID], *, default: str
+) -> dict[uuid.UUID, str]:
+    """Members' names as others may see them (张*), opened from their sealed contacts;
+    ``default`` for a member notify has no contact (or no name) for."""
+    wanted = list(member_ids)
+    names = sealed_names(uow, sealer, Contact.member_id, wanted)
+    return {member_id: mask_name(names.get(member_id, "")) or default for member_id in wanted}

@@ -14,26 +14,26 @@ member still missing an item now is reminded of it in every remaining slot.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from services.notify.bulk import Outgoing, channels
+from services.notify.bulk import Outgoing, reaches
 from services.notify.calendar import Calendar, Occurrence, calendar, due_slots
 from services.notify.contacts import sealed_names
+from services.notify.messages import Reach, Recipient, choose_channel
 from services.notify.models import Contact, StaffContact
 from services.notify.reminders import audience, done_slots
+from services.notify.rendering import render_sms
 from shared.db import UnitOfWork
 from shared.runtime import Runtime
 
 ASSUMPTION = "assumes every member's five-ones progress stays as it is now"
 #: What the counts are (printed with them).
 RULE = "messages the schedule will queue; caps may merge some into digests"
-
-#: Counts the SMS segments of one message: (kind, the recipient's name, params) → segments.
-Segments = Callable[[str, str, dict[str, Any]], int]
 
 
 @dataclass
@@ -92,31 +92,56 @@ def remaining(uow: UnitOfWork, cal: Calendar, now: datetime) -> list[Occurrence]
     return soon + later
 
 
-def names(uow: UnitOfWork, rt: Runtime, messages: Sequence[Outgoing]) -> dict[Any, str]:
-    """Each recipient's name, opened from the sealed contact (it sits in the SMS text)."""
-    result: dict[Any, str] = {}
-    for key, kind in ((Contact.member_id, "member"), (StaffContact.id, "staff")):
-        ids = {m.recipient.id for m in messages if m.recipient.kind == kind}
-        names = sealed_names(uow, rt.sealer, key, ids)
-        result.update({(kind, rid): name for rid, name in names.items()})
-    return result
+class _Known:
+    """What every slot's messages share, read once per recipient over the whole forecast
+    (progress is assumed fixed, so the audiences repeat): how each can be reached, the name
+    in each SMS (opened from the sealed contact), and each distinct SMS's segments."""
+
+    def __init__(self, uow: UnitOfWork, rt: Runtime) -> None:
+        self.uow, self.sealer = uow, rt.sealer
+        self.reach: dict[Recipient, Reach] = {}
+        self.names: dict[Recipient, str] = {}
+        self.segments: dict[tuple[str, str, str], int] = {}
+
+    def channels(self, messages: Sequence[Outgoing]) -> list[str | None]:
+        """The channel each message would go by now (None: the recipient accepts none)."""
+        new = {m.recipient for m in messages} - self.reach.keys()
+        if new:
+            self.reach.update(reaches(self.uow, new))
+        return [choose_channel(m.kind, self.reach[m.recipient], m.channel) for m in messages]
+
+    def open_names(self, recipients: Iterable[Recipient]) -> None:
+        new = set(recipients) - self.names.keys()
+        for key, kind in ((Contact.member_id, "member"), (StaffContact.id, "staff")):
+            ids = {r.id for r in new if r.kind == kind}
+            opened = sealed_names(self.uow, self.sealer, key, ids) if ids else {}
+            self.names.update({r: opened.get(r.id, "") for r in new if r.kind == kind})
+
+    def sms_segments(self, message: Outgoing) -> int:
+        """The segments of the SMS as the send path renders it (the recipient's name in it)."""
+        name = self.names.get(message.recipient, "")
+        params = json.dumps(message.params, sort_keys=True, ensure_ascii=False)
+        key = (message.kind, name, params)
+        if key not in self.segments:
+            rendered = render_sms(message.kind, {"name": name, **message.params})
+            self.segments[key] = rendered.segments
+        return self.segments[key]
 
 
-def forecast(rt: Runtime, segments: Segments, now: datetime | None = None) -> Forecast:
+def forecast(rt: Runtime, now: datetime | None = None) -> Forecast:
     """The remaining schedule from ``now`` (the clock) to the campaign's end."""
     now = now or rt.clock.now()
     cal = calendar(rt.settings)
     jobs = {j.name: JobForecast(j.name, j.kind) for j in cal.jobs}
     with rt.uow() as uow:
+        known = _Known(uow, rt)
         for occ in remaining(uow, cal, now):
             job = jobs[occ.job.name]
             job.slots.append(occ.slot)
             messages = audience(uow, occ, cal, rt.sealer)
-            chosen = channels(uow, messages)
-            known = names(uow, rt, [m for m, c in zip(messages, chosen, strict=True) if c == "sms"])
-            for message, channel in zip(messages, chosen, strict=True):
-                job.messages[channel or "none"] += 1
-                if channel == "sms":
-                    name = known.get((message.recipient.kind, message.recipient.id), "")
-                    job.sms_segments += segments(message.kind, name, message.params)
+            chosen = known.channels(messages)
+            by_sms = [m for m, c in zip(messages, chosen, strict=True) if c == "sms"]
+            known.open_names(m.recipient for m in by_sms)
+            job.messages.update(c or "none" for c in chosen)
+            job.sms_segments += sum(known.sms_segments(m) for m in by_sms)
     return Forecast(now, cal.end.isoformat(), jobs)

@@ -18,20 +18,19 @@ Each handler takes an event, its envelope and a unit of work (plus what
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, time, timedelta
 
 from sqlalchemy import select, update
 
 from services.notify.bulk import queue_message
 from services.notify.contacts import (
-    community_name,
     community_names,
     forget_member,
     keep_contact,
+    masked_names,
+    opened_name,
     record_community,
     record_unit,
-    sealed_names,
     staff_for,
 )
 from services.notify.history import stats
@@ -65,6 +64,9 @@ __all__ = [
     "wish_confirmed",
 ]
 
+#: How a member whose name notify does not know is named to others.
+UNNAMED = "党员"
+
 
 def registration_confirmed(
     event: RegistrationChanged, envelope: Envelope, uow: UnitOfWork, rules: Rules, sealer: Sealer
@@ -73,28 +75,24 @@ def registration_confirmed(
     community staff's daily count of members who reported in."""
     contact = uow.session.get(Contact, event.member_id)
     codes = contact.communities if contact is not None else [event.community_code]
+    names = community_names(uow, [*codes, event.community_code])
     queue_message(
         uow,
         recipient=Recipient.member(event.member_id),
         kind="welcome",
         subject="-",
         slot="-",
-        params={"communities": community_names(uow, codes).split("、")},
+        params={"communities": [names[code] for code in codes]},
     )
-    _count_reported_in(uow, event.community_code, masked_name(uow, sealer, event.member_id), rules)
+    # 张*: how a member is named to others
+    who = (mask_name(opened_name(sealer, contact.sealed)) if contact else "") or UNNAMED
+    _count_reported_in(uow, event.community_code, names[event.community_code], who, rules)
 
 
-def masked_name(uow: UnitOfWork, sealer: Sealer, member_id: uuid.UUID) -> str:
-    """``张*``: how a member is named to others (from the sealed contact, if known)."""
-    name = sealed_names(uow, sealer, Contact.member_id, [member_id]).get(member_id, "")
-    return mask_name(name) or "党员"
-
-
-def _count_reported_in(uow: UnitOfWork, code: str, who: str, rules: Rules) -> None:
+def _count_reported_in(uow: UnitOfWork, code: str, community: str, who: str, rules: Rules) -> None:
     """One message per community per day to its staff, counting the day's reports-in."""
     due = rules.next_batch(uow.now())
     slot = local_day(due).isoformat()
-    community = community_name(uow, code)
     for staff in staff_for(uow, "community", f"community:{code}"):
         recipient = Recipient.staff(staff.id)
         queued = queue_message(
@@ -127,7 +125,7 @@ def pairing_made(event: PairingChanged, envelope: Envelope, uow: UnitOfWork) -> 
     staff = staff_for(uow, "community", f"community:{event.community_code}")
     params: dict[str, object] = {
         "what": event.title,
-        "community": community_name(uow, event.community_code),
+        "community": community_names(uow, [event.community_code])[event.community_code],
         "contact": "社区工作人员",
     }
     if staff:
@@ -150,7 +148,9 @@ def wish_claimed(
     lapsed is worthless. So it is due at the end of the quiet hours when that is still in
     time, and goes through them only when it is not."""
     subject = str(event.claim_id or event.wish_id)
-    who = masked_name(uow, sealer, event.member_id) if event.member_id else "党员"
+    who = UNNAMED
+    if event.member_id is not None:
+        who = masked_names(uow, sealer, [event.member_id], default=UNNAMED)[event.member_id]
     for staff in staff_for(uow, "community", f"community:{event.community_code}"):
         queue_message(
             uow,
@@ -240,7 +240,7 @@ def activity_returned(event: ActivityChanged, envelope: Envelope, uow: UnitOfWor
 def _scope_label(uow: UnitOfWork, scope: str) -> str:
     kind, _, code = scope.partition(":")
     if kind == "community":
-        return community_name(uow, code)
+        return community_names(uow, [code])[code]
     return {"city": "全市", "district": f"{code}区县", "unit": f"单位{code}"}.get(kind, scope)
 
 

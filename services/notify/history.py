@@ -125,7 +125,7 @@ def stats(uow: UnitOfWork) -> dict[str, int]:
     return {
         "contacts": session.scalar(select(func.count()).select_from(Contact)) or 0,
         "staff_contacts": session.scalar(select(func.count()).select_from(StaffContact)) or 0,
-        "messages": session.scalar(count) or 0,
+        "messages": sum(int(n) for n in by_status.values()),
         "messages_sent": int(by_status.get("sent", 0)) + int(by_status.get("delivered", 0)),
         # due now and not yet handed over: the work the send workers have in front of them
         "messages_due": session.scalar(

@@ -29,8 +29,6 @@ Dispatch = Callable[[uuid.UUID], None]
 EMAIL_KINDS = frozenset({"report_ready"})
 #: Statuses from which a message may still be sent.
 WAITING = ("queued", "deferred")
-#: Statuses after which nothing more happens (``sent`` may still become delivered/failed).
-FINAL = ("delivered", "failed", "opted_out", "rate_limited", "suppressed")
 #: Statuses that count as "an SMS went to this number" for caps and provider limits.
 SENT_LIKE = ("sending", "sent", "delivered")
 
@@ -181,12 +179,13 @@ class RecentSms:
 
 
 def same_recipient(n: Notification) -> Any:
-    """The SQL condition "to ``n``'s recipient" (a sealed subscriber: ``n`` itself)."""
+    """The SQL condition "to ``n``'s recipient", a member or a staff contact (the daily cap,
+    its only use, does not apply to a report subscriber: :func:`.caps.cap_day`)."""
     if n.member_id is not None:
         return Notification.member_id == n.member_id
     if n.staff_id is not None:
         return Notification.staff_id == n.staff_id
-    return Notification.id == n.id
+    raise ValueError(f"message {n.id} is to a sealed contact: no daily cap applies")
 
 
 def recent_sms(

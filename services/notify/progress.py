@@ -17,7 +17,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 
 from services.notify.models import FiveOnesReplica
 from shared.consumer import Handler
@@ -35,8 +35,10 @@ from shared.events import (
     TeamMembershipChanged,
     WishChanged,
 )
+from shared.vocabulary import FIVE_ONES
 
-KINDS = ("home_visit", "community_activity", "policy_talk", "wish", "team")
+#: The five items, in the campaign's order (not message kinds: those are rendering.KINDS).
+ITEMS: tuple[str, ...] = tuple(FIVE_ONES)
 
 
 def _row(uow: UnitOfWork, member_id: uuid.UUID) -> FiveOnesReplica:
@@ -45,7 +47,7 @@ def _row(uow: UnitOfWork, member_id: uuid.UUID) -> FiveOnesReplica:
         row = FiveOnesReplica(
             member_id=member_id, registered=False, is_leader_cadre=False, updated_at=uow.now()
         )
-        for kind in KINDS:
+        for kind in ITEMS:
             setattr(row, kind, False)
         uow.session.add(row)
     return row
@@ -63,7 +65,7 @@ def record_member(event: MemberRegistered, envelope: Envelope, uow: UnitOfWork) 
 
 def mark_done(uow: UnitOfWork, member_id: uuid.UUID, kind: str) -> None:
     """One of the five is done for good (a verified record is final)."""
-    if kind not in KINDS:
+    if kind not in ITEMS:
         return
     row = _row(uow, member_id)
     if not getattr(row, kind):
@@ -93,16 +95,7 @@ def forget_member(event: MemberWithdrawn, envelope: Envelope, uow: UnitOfWork) -
 
 def missing(row: Any) -> list[str]:
     """The items of the five ones ``row`` (a replica row or a result row) still lacks."""
-    return [kind for kind in KINDS if not getattr(row, kind)]
-
-
-def view(uow: UnitOfWork, member_id: uuid.UUID) -> dict[str, Any] | None:
-    """The replica's progress of one member, shaped like pairing's progress view."""
-    row = uow.session.scalar(select(FiveOnesReplica).where(FiveOnesReplica.member_id == member_id))
-    if row is None:
-        return None
-    gaps = missing(row)
-    return {**{kind: kind not in gaps for kind in KINDS}, "complete": not gaps, "missing": gaps}
+    return [kind for kind in ITEMS if not getattr(row, kind)]
 
 
 #: What the replica listens to (merged into notify's handler table in consumers.py).

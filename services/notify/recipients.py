@@ -29,12 +29,15 @@ class Person:
         return self.email is not None and self.email_enabled
 
 
-def person_of(n: Notification, uow: UnitOfWork, sealer: Sealer) -> Person | None:
-    """The recipient as of now (None: gone, or an inactive staff contact)."""
+def person_of(
+    n: Notification, uow: UnitOfWork, sealer: Sealer, *, contact: Contact | None
+) -> Person | None:
+    """The recipient as of now (None: gone, or an inactive staff contact). ``contact`` is
+    the member's contact as the caller read it with the message (None: the member is gone,
+    or the recipient is not a member); a staff contact is read here."""
     sealed: str | None
     sms = email = True
     if n.recipient_kind == "member":
-        contact = uow.session.get(Contact, n.member_id)
         if contact is None:
             return None
         sealed, sms, email = contact.sealed, contact.sms_enabled, contact.email_enabled
@@ -81,12 +84,13 @@ def masked(person: Person, channel: str) -> str | None:
 
 
 def recipient_of(n: Notification) -> Recipient:
+    """A member's or a staff contact's message's recipient (for their digest: the daily cap
+    does not apply to a report subscriber, see :func:`.caps.cap_day`)."""
     if n.recipient_kind == "member" and n.member_id is not None:
         return Recipient.member(n.member_id)
     if n.recipient_kind == "staff" and n.staff_id is not None:
         return Recipient.staff(n.staff_id)
-    subscriber = n.idempotency_key.split("|", 1)[0].split(":", 1)[1]
-    return Recipient.subscriber(uuid.UUID(subscriber), n.sealed_to or "", n.to_masked)
+    raise ValueError(f"message {n.id} is to a sealed contact: it has no digest")
 
 
 def render_params(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import socket
-import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,9 +30,9 @@ from services.notify.models import (
     StaffContact,
     UnitDistrict,
 )
-from services.notify.progress import KINDS, missing
+from services.notify.progress import ITEMS, missing
 from shared.db import UnitOfWork
-from shared.pii import Sealer, mask_name
+from shared.pii import Sealer
 from shared.runtime import Runtime
 from shared.schedule import insert_once
 
@@ -45,7 +44,6 @@ __all__ = [
     "calendar",
     "done_slots",
     "due_slots",
-    "masked_names",
     "slots_view",
     "sweep",
 ]
@@ -69,12 +67,12 @@ def audience(uow: UnitOfWork, occ: Occurrence, cal: Calendar, sealer: Sealer) ->
     job = occ.job
     table = FiveOnesReplica
     query = (
-        select(table.member_id, table.unit_code, *(getattr(table, k) for k in KINDS))
+        select(table.member_id, table.unit_code, *(getattr(table, k) for k in ITEMS))
         .join(Contact, Contact.member_id == table.member_id)  # only whom notify can reach
         .where(table.registered.is_(True))
     )
     if job.audience != "members":
-        query = query.where(~and_(*(getattr(table, k).is_(True) for k in KINDS)))
+        query = query.where(~and_(*(getattr(table, k).is_(True) for k in ITEMS)))
     if job.audience == "incomplete_non_cadres":
         query = query.where(table.is_leader_cadre.is_(False))
     elif job.audience == "incomplete_cadres":

@@ -89,7 +89,7 @@ def send_notification(notification_id: uuid.UUID, uow: UnitOfWork, sender: Sende
     loaded = _load(notification_id, uow)
     if loaded is None:
         return Outcome("missing")
-    n, _contact = loaded  # held: the session keeps only weak references to what it loaded
+    n, contact = loaded
     now = uow.now()
     if n.status == "sending" and not (stranded(n, now) and reopen(n, uow)):
         return BUSY  # another task is in the provider call (or just reopened it)
@@ -98,7 +98,7 @@ def send_notification(notification_id: uuid.UUID, uow: UnitOfWork, sender: Sende
     if n.due_at is not None and n.due_at > now:
         return Outcome("waiting")
 
-    person = person_of(n, uow, sender.sealer)
+    person = person_of(n, uow, sender.sealer, contact=contact)
     if person is None:
         return finish(n, uow, sender, "failed", error="no contact for the recipient")
     if n.tried:  # an earlier attempt failed: a timeout may still have been accepted
@@ -118,8 +118,7 @@ def _load(
     notification_id: uuid.UUID, uow: UnitOfWork
 ) -> tuple[Notification, Contact | None] | None:
     """The message as stored now, locked for this transaction (PostgreSQL), and a member's
-    contact read in the same query (:func:`.recipients.person_of` then finds it in the
-    session instead of asking the database again)."""
+    contact read in the same query (None for other recipients, or a member who is gone)."""
     row = uow.session.execute(
         select(Notification, Contact)
         .outerjoin(Contact, Contact.member_id == Notification.member_id)

@@ -14,7 +14,7 @@ from services.notify.bulk import queue_message
 from services.notify.caps import merge_into_digest
 from services.notify.claims import claim
 from services.notify.messages import Recipient
-from services.notify.models import Notification, NotificationEvent, ProviderHealth
+from services.notify.models import Contact, Notification, NotificationEvent, ProviderHealth
 from services.notify.recipients import person_of
 from services.notify.sending import send_notification
 from shared.clock import SimulatedClock
@@ -175,7 +175,7 @@ def test_a_message_merged_while_another_task_sends_it_ends_in_one_state(
         # Task B read the message while it was queued and found the member over the cap...
         stale = merger.session.get(Notification, message)
         assert stale is not None and stale.status == "queued"
-        person = person_of(stale, merger, rt.sealer)
+        person = person_of(stale, merger, rt.sealer, contact=merger.session.get(Contact, member))
         assert person is not None
         merger.session.commit()  # its read is over; what it read stays in memory
         # ... meanwhile task A claimed it and is in the provider call.
@@ -200,7 +200,9 @@ def test_a_message_merged_while_another_task_sends_it_ends_in_one_state(
         with rt.uow() as merger:
             fresh = merger.session.get(Notification, second)
             assert fresh is not None
-            person = person_of(fresh, merger, rt.sealer)
+            person = person_of(
+                fresh, merger, rt.sealer, contact=merger.session.get(Contact, member)
+            )
             assert person is not None and merge_into_digest(fresh, person, merger, sender.rules)
         assert claim(stale, late, "slow", "sms", "138****8000") is False
     with rt.db.session() as session:

@@ -17,7 +17,6 @@ from sqlalchemy import func, select
 from services import registry
 from services.notify import contacts, messages, progress
 from services.notify.channels.fakes import RecordingEmailChannel, RecordingSmsProvider
-from services.notify.commands import sms_segments
 from services.notify.consumers import periodic
 from services.notify.forecast import forecast
 from services.notify.models import (
@@ -155,7 +154,7 @@ def add_organiser(rt: Runtime) -> uuid.UUID:
         staff = contacts.save_staff(
             uow,
             rt.sealer,
-            {"role": "unit", "scope": f"unit:{UNIT}", "name": "组织员", "phone": "13600136000"},
+            contacts.StaffIn(role="unit", scope=f"unit:{UNIT}", name="组织员", phone="13600136000"),
         )
         uow.commit()
         return staff.id
@@ -314,7 +313,7 @@ def test_the_forecast_equals_the_reminders_the_month_then_queues_and_none_is_los
         row.email_masked = None
         uow.commit()
 
-    expected = forecast(rt, sms_segments)
+    expected = forecast(rt)
     view = expected.view()
     assert "stays as it is" in view["assumption"]
     assert view["counts"] == "messages the schedule will queue; caps may merge some into digests"
@@ -388,7 +387,9 @@ def test_the_forecast_equals_the_reminders_the_month_then_queues_and_none_is_los
         ), job.job
         # and its SMS segments, had each gone alone (a merged one's went in its digest)
         segments = sum(
-            n.segments if n.status == "sent" else sms_segments(n.kind, who[to], n.params)
+            n.segments
+            if n.status == "sent"
+            else render_sms(n.kind, {"name": who[to], **n.params}).segments
             for n in reminders
             if n.slot.startswith(f"{job.job}:") and n.channel == "sms" and n.status != "opted_out"
             for to in [n.member_id or n.staff_id]
