@@ -13,6 +13,7 @@ the retries, or that fails its schema, to the service's dead-letter queue with t
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cache
 
 from kombu.connection import Connection
 from kombu.entity import Exchange, Queue, binding
@@ -51,6 +52,28 @@ SUBSCRIPTIONS: Mapping[str, tuple[str, ...]] = {
 
 def routing_key(district: str, event_type: str) -> str:
     return f"{district}.{event_type}"
+
+
+def _topic_match(words: list[str], pattern: list[str]) -> bool:
+    """AMQP topic matching: ``*`` is one word, ``#`` zero or more."""
+    if not pattern:
+        return not words
+    if pattern[0] == "#":
+        return any(_topic_match(words[i:], pattern[1:]) for i in range(len(words) + 1))
+    return bool(words) and pattern[0] in ("*", words[0]) and _topic_match(words[1:], pattern[1:])
+
+
+@cache
+def listened_to(event_type: str) -> bool:
+    """Whether a service of a deployment subscribes to ``event_type``. Those events must
+    reach a queue (the relay publishes them ``mandatory``); the others (notify's
+    ``notification.*``) are for whoever binds them later, and no queue is no error."""
+    words = event_type.split(".")
+    return any(
+        _topic_match(words, pattern.split("."))
+        for patterns in SUBSCRIPTIONS.values()
+        for pattern in patterns
+    )
 
 
 def binding_keys(service: str, district: str) -> list[str]:

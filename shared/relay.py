@@ -19,7 +19,7 @@ from kombu.connection import Connection
 from kombu.messaging import Producer
 from sqlalchemy import select, update
 
-from shared.bus import EVENTS, connect, declare
+from shared.bus import EVENTS, connect, declare, listened_to
 from shared.config import Settings
 from shared.db import Database, outbox_table
 
@@ -36,9 +36,10 @@ class RelayStats:
 class OutboxRelay:
     """Publishes committed outbox rows with publisher confirms; marks them sent after.
 
-    A row is marked sent only once the broker confirmed it and it was routed to at least
-    one queue (``mandatory``). If the relay dies between publishing and marking, the row is
-    published again: consumers' inboxes absorb the duplicate.
+    A row is marked sent only once the broker confirmed it and, for an event some service
+    subscribes to (:func:`shared.bus.listened_to`), routed it to at least one queue
+    (``mandatory``). If the relay dies between publishing and marking, the row is published
+    again: consumers' inboxes absorb the duplicate.
     """
 
     def __init__(self, db: Database, settings: Settings, service: str, batch: int = 200) -> None:
@@ -104,7 +105,7 @@ class OutboxRelay:
                 content_encoding="utf-8",
                 message_id=event_id,
                 delivery_mode=2,
-                mandatory=True,
+                mandatory=listened_to(key.split(".", 1)[1]),
                 retry=False,
             )
             (returned if event_id in self._returned else confirmed).append(position)

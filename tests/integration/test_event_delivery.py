@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -17,8 +18,8 @@ from sqlalchemy import select
 from shared.bus import EVENTS, connect, declare
 from shared.config import load
 from shared.consumer import read_dead_letters
-from shared.db import inbox_table
-from shared.events import CommunityRef, MemberRegistered, envelope_for
+from shared.db import inbox_table, outbox_table
+from shared.events import CommunityRef, MemberRegistered, NotificationSent, envelope_for
 from shared.relay import OutboxRelay
 from tests.support import (
     CONSUMERS,
@@ -274,3 +275,20 @@ def test_a_star_matches_one_word_and_a_district_sees_nothing_of_another(backend)
             received[name] = sorted(got)
     assert received["pairing"] == ["410303.member.registered"]
     assert received["reporting"] == ["410303.member.registered", "410303.wish.claimed"]
+
+
+def test_an_event_no_service_listens_to_is_published_once_and_marked_sent(backend) -> None:  # type: ignore[no-untyped-def]
+    """notify's notification.sent has no subscriber in a deployment: published once and
+    marked sent (published ``mandatory`` it came back unroutable and went round the relay
+    for ever)."""
+    rt = backend.rt("notify")
+    with rt.uow() as uow:
+        sent = NotificationSent(
+            notification_id=uuid.uuid4(), kind="welcome", channel="sms", status="sent"
+        )
+        uow.emit(sent, district="410303")
+        uow.commit()
+    assert relay_all(backend, "notify") == 1
+    outbox = outbox_table(rt.db.metadata)
+    with rt.db.session() as s:
+        assert s.execute(select(outbox.c.attempts, outbox.c.last_error)).one() == (1, None)

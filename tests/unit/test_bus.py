@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from shared.bus import DEAD, EVENTS, binding_keys, deployment_queues, routing_key
+from shared.bus import (
+    DEAD,
+    EVENTS,
+    binding_keys,
+    deployment_queues,
+    listened_to,
+    routing_key,
+)
 from shared.config import Settings, load
 from shared.events import CATALOGUE
 
@@ -167,3 +174,9 @@ def test_a_failing_handler_is_dead_lettered_without_the_sql_parameters(
     assert reason == "Boom: insert failed"
     assert acked == [True]
     assert "13812348000" not in caplog.text and "410302195001010015" not in caplog.text
+
+
+def test_events_a_service_subscribes_to_are_listened_to_and_notifications_are_not() -> None:
+    heard = {t for t in {cls.TYPE for cls in CATALOGUE.values()} if listened_to(t)}
+    assert {"member.registered", "wish.claimed", "report.generated", "team.joined"} <= heard
+    assert not heard & {"notification.sent", "notification.delivered", "notification.failed"}
