@@ -114,7 +114,14 @@ def scheduler() -> None:
 
 @cli.command()
 @click.option("--port", type=int, default=None, help="TCP port (default SERVICEMONTH_HTTP_PORT).")
-def up(port: int | None) -> None:
+@click.option(
+    "--no-scheduler",
+    is_flag=True,
+    help="Leave the scheduler out: run `servicemonth scheduler` elsewhere, or fire the "
+    "sweeps through POST /api/v1/ops/notify/sweep and /api/v1/ops/reporting/tick "
+    "(as the demo does).",
+)
+def up(port: int | None, no_scheduler: bool) -> None:
     """Run everything: every service's consumer and worker in its own process, the
     scheduler, all routes on one port."""
     from services import registry
@@ -124,7 +131,7 @@ def up(port: int | None) -> None:
         upgrade(name, registry.runtime(name).db)
     from services.processes import start_background, stop_children
 
-    children = start_background(SERVICES)
+    children = start_background(SERVICES, scheduler=not no_scheduler)
     try:
         _serve(list(SERVICES), port)
     finally:

@@ -1,6 +1,7 @@
 """``servicemonth demo``: the whole system on the embedded default, end to end.
 
-It starts every service as ``servicemonth up`` does, loads the sample directory, registers
+It starts every service as ``servicemonth up`` does (but without the scheduler: the month
+fires the sweeps itself, at its simulated hours), loads the sample directory, registers
 synthetic members through the HTTP API and waits until every service has received them,
 then prints what each service holds. The counts must agree.
 """
@@ -33,7 +34,7 @@ from services.demo_data import (
     roster_xlsx,
     synthetic_member,
 )
-from services.demo_outreach import Outreach
+from services.demo_outreach import Outreach, get_json
 from services.processes import die_with_parent
 from shared.auth import new_token, store_token
 from shared.clock import SimulatedClock
@@ -91,7 +92,8 @@ def run(members: int = 200, port: int | None = None, busy: int = 30, timeout: fl
     port = port or _free_port()
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "up", "--port", str(port)],
+        # without the scheduler: the month fires the sweeps itself, at its simulated hours
+        [sys.executable, "-m", "services.cli", "up", "--port", str(port), "--no-scheduler"],
         preexec_fn=die_with_parent,  # and its own children with it, however the demo ends
     )
     try:
@@ -118,13 +120,7 @@ def run(members: int = 200, port: int | None = None, busy: int = 30, timeout: fl
             )
             month.publish()
             month.pair()
-            confirmed = {
-                p["id"]: [
-                    r["community_code"] for r in p["registrations"] if r["id"] in confirmed_ids
-                ]
-                for p in people
-            }
-            active = {member: codes for member, codes in confirmed.items() if codes}
+            active = _confirmed_communities(people, confirmed_ids)
             month.live(active, busy, outreach.sweep)
             month.report(active)
             outreach.finish()
@@ -161,10 +157,10 @@ def _import_roster(http: httpx.Client) -> int:
         raise click.ClickException(f"roster upload answered {created.status_code}: {created.text}")
     roster_id = created.json()["id"]
     deadline = time.monotonic() + 120
-    result = _get(http, f"/api/v1/rosters/{roster_id}")
+    result = get_json(http, f"/api/v1/rosters/{roster_id}")
     while result["status"] == "running" and time.monotonic() < deadline:
         time.sleep(0.5)
-        result = _get(http, f"/api/v1/rosters/{roster_id}")
+        result = get_json(http, f"/api/v1/rosters/{roster_id}")
     click.echo(
         f"  {result['status']}: {result['total']} rows, {result['accepted']} accepted, "
         f"{result['rejected']} rejected, {result['duplicates']} already registered"
@@ -248,9 +244,9 @@ def _wait_for_counts(http: httpx.Client, expected: int, timeout: float) -> dict[
     counts: dict[str, Any] = {}
     previous: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        counts = {name: _get(http, f"/api/v1/ops/{name}") for name in SERVICES}
-        counts["summary"] = _get(http, "/api/v1/summary?scope=city")
-        welcomes = _get(http, "/api/v1/ops/notify/summary")["per_kind"].get("welcome", {})
+        counts = {name: get_json(http, f"/api/v1/ops/{name}") for name in SERVICES}
+        counts["summary"] = get_json(http, "/api/v1/summary?scope=city")
+        welcomes = get_json(http, "/api/v1/ops/notify/summary")["per_kind"].get("welcome", {})
         counts["welcomes"] = welcomes.get("sent", 0)
         settled = counts == previous  # nothing moved for a whole poll
         if (
@@ -265,14 +261,6 @@ def _wait_for_counts(http: httpx.Client, expected: int, timeout: float) -> dict[
         previous = counts
         time.sleep(1.0)
     return counts
-
-
-def _get(http: httpx.Client, path: str) -> dict[str, Any]:
-    response = http.get(path)
-    if response.status_code != 200:
-        raise click.ClickException(f"GET {path} answered {response.status_code}: {response.text}")
-    body: dict[str, Any] = response.json()
-    return body
 
 
 def _report(counts: dict[str, Any], registered: int, sms_file: Path) -> bool:

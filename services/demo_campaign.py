@@ -38,10 +38,6 @@ KINDS = ("home_visit", "community_activity", "policy_talk")
 SWEEP_HOURS = (8, 9, 10, 17, 21)
 
 
-def _idle() -> None:
-    """No sweeps."""
-
-
 class Month:
     """Drives the campaign month for the demo's members."""
 
@@ -94,9 +90,7 @@ class Month:
         result = self._post("/api/v1/pairings/run", {"scope": "city"}).json()
         click.echo(f"pairing run (city): {_short(result)}")
 
-    def live(
-        self, members: dict[str, list[str]], busy: int = 30, sweep: Callable[[], None] = _idle
-    ) -> None:
+    def live(self, members: dict[str, list[str]], busy: int, sweep: Callable[[], None]) -> None:
         """Walk the month day by day; every third day ``busy`` members claim, fulfil and
         record, and staff verify (in the morning or the evening). At each hour of
         ``SWEEP_HOURS`` the scheduler's sweeps run (``sweep``): reminders, due messages,
@@ -104,14 +98,17 @@ class Month:
         ids = list(members)
         day = self.clock.now().astimezone(CAMPAIGN_TZ).date()  # the eve: the kick-off notice
         while day <= self.end + timedelta(days=1):  # the final report: the day after
+            step = (day - self.start).days
+            work_hour: int | None = None  # members work every third day of the campaign
+            if day <= self.end and step % 3 == 0:
+                # every other work day after office hours: what the work tells members
+                # waits for the morning (quiet hours)
+                work_hour = 9 if step % 6 == 0 else 21
             for hour in SWEEP_HOURS if day <= self.end else (8, 9, 10):
                 if _at(day, hour) < self.clock.now():
                     continue
                 self.clock.set(_at(day, hour))
-                step = (day - self.start).days
-                # the work of every other step is done in the evening, after office hours:
-                # what it tells members waits for the morning (quiet hours)
-                if hour == (9 if step % 6 == 0 else 21) and day <= self.end and step % 3 == 0:
+                if hour == work_hour:
                     # a core of keen members (twice ``busy``) does most of the month's work
                     for member_id in self.rng.sample(ids[: busy * 2], min(len(ids), busy)):
                         self._one_day(member_id, members[member_id], day)

@@ -46,7 +46,6 @@ class Outreach:
     def __init__(self, http: httpx.Client, start: date, end: date, reports_dir: Path) -> None:
         self.http = http
         self.reports_dir = reports_dir
-        self.sweeps = 0
         # the final report covers the whole campaign: [first day, the day after the last)
         self.final_period = (str(start), str(end + timedelta(days=1)))
 
@@ -85,14 +84,13 @@ class Outreach:
         month, hours pass between sweeps)."""
         _check(self.http.post("/api/v1/ops/notify/sweep"), "the notify sweep")
         _check(self.http.post("/api/v1/ops/reporting/tick"), "the reporting tick")
-        self.sweeps += 1
         deadline = time.monotonic() + settle
         while time.monotonic() < deadline and self._busy():
             time.sleep(0.2)
 
     def _busy(self) -> bool:
-        notify = _get(self.http, "/api/v1/ops/notify")
-        reporting = _get(self.http, "/api/v1/ops/reporting")
+        notify = get_json(self.http, "/api/v1/ops/notify")
+        reporting = get_json(self.http, "/api/v1/ops/reporting")
         return bool(
             notify["messages_due"]
             or notify.get("messages_sending", 0)
@@ -105,22 +103,23 @@ class Outreach:
         for line in forecast_text.splitlines():
             click.echo(f"  {line}")
 
-    def finish(self, timeout: float = 120.0) -> dict[str, Any]:
-        """Wait until the final report is built and every due message has left."""
+    def finish(self, timeout: float = 120.0) -> None:
+        """Wait until the final report is built and every due message has left, then print
+        what notify sent and where the final report lies."""
         deadline = time.monotonic() + timeout
         reports: list[dict[str, Any]] = []
         while time.monotonic() < deadline:
             self.sweep()
-            reports = _get(self.http, "/api/v1/reports")
+            reports = get_json(self.http, "/api/v1/reports")
             if any(r["state"] == "done" and self._is_final(r) for r in reports):
                 time.sleep(2.0)  # report.generated travels to notify, which sends it
                 self.sweep()
                 break
             time.sleep(1.0)
-        return self._print(reports)
+        self._print(reports)
 
-    def _print(self, reports: list[dict[str, Any]]) -> dict[str, Any]:
-        summary: dict[str, Any] = _get(self.http, "/api/v1/ops/notify/summary")
+    def _print(self, reports: list[dict[str, Any]]) -> None:
+        summary: dict[str, Any] = get_json(self.http, "/api/v1/ops/notify/summary")
         click.echo("\nmessages of the month (notify, GET /api/v1/ops/notify/summary):")
         for kind, statuses in summary["per_kind"].items():
             counts = ", ".join(f"{s} {n}" for s, n in sorted(statuses.items()))
@@ -145,7 +144,6 @@ class Outreach:
             for f in final["files"]:
                 click.echo(f"  {self.reports_dir / final['id'] / f['name']}")
             click.echo(f"  headline: {final['headline']}")
-        return summary
 
 
 def _local_day(iso: str) -> str:
@@ -157,7 +155,9 @@ def _check(response: httpx.Response, what: str) -> None:
         raise click.ClickException(f"{what} answered {response.status_code}: {response.text}")
 
 
-def _get(http: httpx.Client, path: str) -> Any:
+def get_json(http: httpx.Client, path: str) -> Any:
+    """The JSON body of ``GET path``; any answer but 200 stops the demo with the reason."""
     response = http.get(path)
-    _check(response, f"GET {path}")
+    if response.status_code != 200:
+        raise click.ClickException(f"GET {path} answered {response.status_code}: {response.text}")
     return response.json()

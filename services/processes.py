@@ -16,14 +16,16 @@ def die_with_parent() -> None:
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def start_background(names: tuple[str, ...]) -> list[subprocess.Popen[bytes]]:
-    """Start ``consume`` and ``worker`` processes for each service, and the scheduler."""
+def start_background(
+    names: tuple[str, ...], scheduler: bool = True
+) -> list[subprocess.Popen[bytes]]:
+    """Start ``consume`` and ``worker`` processes for each service, and the scheduler
+    unless told not to (the demo fires the sweeps itself, at its simulated hours)."""
     exe = [sys.executable, "-m", "services.cli"]
     commands = [[command, name] for name in names for command in ("consume", "worker")]
-    return [
-        subprocess.Popen([*exe, *argv], preexec_fn=die_with_parent)
-        for argv in [*commands, ["scheduler"]]
-    ]
+    if scheduler:
+        commands.append(["scheduler"])
+    return [subprocess.Popen([*exe, *argv], preexec_fn=die_with_parent) for argv in commands]
 
 
 def stop_children(children: list[subprocess.Popen[bytes]], timeout: float = 15.0) -> None:

@@ -83,7 +83,7 @@ def redact(text: str) -> str:
     (free text people typed — a wish, a note, an error message — before it is shown)."""
     text = _ID.sub(lambda m: mask_id_number(m.group(1)), text)
     text = _MOBILE.sub(lambda m: mask_phone(re.sub(r"[\s-]", "", m.group(1))), text)
-    return _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
+    return _EMAIL.sub(lambda m: mask_email(m.group(0)), text)
 
 
 def national_mobile(raw: str) -> str:

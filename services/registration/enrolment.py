@@ -64,7 +64,8 @@ class MemberValues:
     is_leader_cadre: bool
 
 
-def _open(community: Community | None, today: date) -> bool:
+def community_is_open(community: Community | None, today: date) -> bool:
+    """The community is in the directory and not closed on ``today``."""
     return community is not None and (community.valid_to is None or community.valid_to >= today)
 
 
@@ -102,7 +103,7 @@ def validate_member(
         errors.append({"field": "unit_code", "message": f"unknown unit {raw.get('unit_code')!r}"})
     code = str(raw.get("residence_community_code") or "")
     residence = directory.community(code)
-    if not _open(residence, today):
+    if not community_is_open(residence, today):
         errors.append(
             {"field": "residence_community_code", "message": f"unknown community {code!r}"}
         )
@@ -142,7 +143,8 @@ def member_communities(
     return chosen
 
 
-def _contact(sealer: Sealer, name: str, phone: str, email: str | None) -> SealedContact:
+def seal_contact(sealer: Sealer, name: str, phone: str, email: str | None) -> SealedContact:
+    """The member's contact as events carry it: sealed for notify, the mobile masked."""
     return SealedContact(
         sealed=sealer.seal_json(
             {"name": name, "phone": phone, "email": email}, SealedContact.CONTEXT
@@ -234,7 +236,7 @@ def add_members(
             skills=v.skills,
             availability=v.availability,
             is_leader_cadre=v.is_leader_cadre,
-            contact=_contact(sealer, v.name, v.phone, v.email),
+            contact=seal_contact(sealer, v.name, v.phone, v.email),
             name_masked=mask_name(v.name),
         )
         # member.registered carries the new (submitted) registrations: no separate

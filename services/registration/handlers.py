@@ -16,10 +16,10 @@ from services.registration import registrations, rules
 from services.registration.enrolment import (
     Directory,
     Error,
-    _contact,
-    _open,
     add_members,
+    community_is_open,
     existing_id_numbers,
+    seal_contact,
     validate_member,
 )
 from services.registration.models import Community, CommunityRegistration, Member
@@ -86,7 +86,7 @@ def update_member(
     new_code = changes.get("residence_community_code")
     if new_code and new_code != member.residence_community_code:
         community = directory.community(str(new_code))
-        if not _open(community, now.date()):
+        if not community_is_open(community, now.date()):
             errors.append(
                 {"field": "residence_community_code", "message": f"unknown community {new_code!r}"}
             )
@@ -115,7 +115,7 @@ def update_member(
         skills=member.skills,
         availability=member.availability,
         is_leader_cadre=member.is_leader_cadre,
-        contact=_contact(sealer, contact["name"], contact["phone"], contact.get("email")),
+        contact=seal_contact(sealer, contact["name"], contact["phone"], contact.get("email")),
         name_masked=mask_name(contact["name"]),
     )
     for district in sorted({r.district for r in refs}):

@@ -23,6 +23,11 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
+#: An instant: a naive datetime is refused (its zone would be a guess), an aware one is
+#: kept in UTC.
+UtcInstant = Annotated[datetime, AfterValidator(_utc)]
+
+
 class InvalidEvent(Exception):
     """A message that is not a valid event; ``reason`` says why, field by field."""
 
@@ -39,7 +44,7 @@ class Envelope(BaseModel):
     id: uuid.UUID
     type: str
     version: int = Field(ge=1)
-    occurred_at: Annotated[datetime, AfterValidator(_utc)]
+    occurred_at: UtcInstant
     district: District
     campaign: str
     producer: str

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
-from typing import Annotated, Literal
+from datetime import date
+from typing import Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import Field
 
-from shared.events.envelope import CommunityCode, Event, _utc
+from shared.events.envelope import CommunityCode, Event, UtcInstant
 
 
 class PairingChanged(Event):
@@ -43,7 +43,7 @@ class WishChanged(Event):
     claim_id: uuid.UUID | None = None
     reason: str | None = None
     deadline: date | None = None
-    claim_expires_at: Annotated[datetime, AfterValidator(_utc)] | None = None
+    claim_expires_at: UtcInstant | None = None
 
 
 def _wish_event(name: str) -> type[WishChanged]:
