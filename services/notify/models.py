@@ -176,7 +176,6 @@ class FiveOnesReplica(Base):
     member_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     registered: Mapped[bool] = mapped_column(default=False)  # member.registered seen
     unit_code: Mapped[str | None] = mapped_column(String(40), index=True)
-    unit_district: Mapped[str | None] = mapped_column(String(6))
     is_leader_cadre: Mapped[bool] = mapped_column(default=False)
     home_visit: Mapped[bool] = mapped_column(default=False)
     community_activity: Mapped[bool] = mapped_column(default=False)

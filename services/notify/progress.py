@@ -58,7 +58,6 @@ def record_member(event: MemberRegistered, envelope: Envelope, uow: UnitOfWork) 
     row = _row(uow, event.member_id)
     row.registered = True
     row.unit_code = event.unit_code
-    row.unit_district = event.unit_district
     row.is_leader_cadre = event.is_leader_cadre
     row.updated_at = uow.now()
 

@@ -142,7 +142,6 @@ def upgrade() -> None:
     sa.Column('member_id', sa.Uuid(), nullable=False),
     sa.Column('registered', sa.Boolean(), nullable=False),
     sa.Column('unit_code', sa.String(length=40), nullable=True),
-    sa.Column('unit_district', sa.String(length=6), nullable=True),
     sa.Column('is_leader_cadre', sa.Boolean(), nullable=False),
     sa.Column('home_visit', sa.Boolean(), nullable=False),
     sa.Column('community_activity', sa.Boolean(), nullable=False),
