@@ -286,7 +286,6 @@ def write_projections(rt: Runtime, data: dict[str, list[dict[str, Any]]]) -> Non
                 "unit_district": unit["district_code"],
                 "is_leader_cadre": m["is_leader_cadre"],
                 "name_masked": "张*",
-                "registered_at": T0,
             }
         )
     registrations = []
@@ -357,7 +356,6 @@ def standing(data: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     return [
         {
             "member_id": m["id"],
-            "reported_in": bool(roles[m["id"]]),
             "dual_registered": {"unit", "residence"} <= roles[m["id"]],
             "dual_paired": {"need", "project"} <= paired[m["id"]],
             **{k: k in kinds[m["id"]] for k in KINDS},

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from services.reporting import pairing_facts, projections, pseudonyms
 from services.reporting.event_log import log_event
+from shared.auth import revoke_member_tokens
 from shared.consumer import Handler
 from shared.db import UnitOfWork
 from shared.events import (
@@ -50,7 +51,8 @@ PROJECTIONS: dict[type[Event], list[Handler]] = {
 def handlers_for(rt: Runtime) -> dict[type[Event], list[Handler]]:
     """The events of :data:`PROJECTIONS` (the others are ignored, not logged): a withdrawn
     member's id replaced by their pseudonym, logged, then projected; a withdrawal then
-    pseudonymises."""
+    revokes the member's tokens and pseudonymises (the tables and the log, names dropped)
+    — once, live: a rebuild replays only the projections."""
 
     def apply(event: Event, envelope: Envelope, uow: UnitOfWork) -> None:
         event, envelope = pseudonyms.substitute(event, envelope, uow, rt.sealer)
@@ -58,6 +60,7 @@ def handlers_for(rt: Runtime) -> dict[type[Event], list[Handler]]:
         for handler in PROJECTIONS[type(event)]:
             handler(event, envelope, uow)
         if isinstance(event, MemberWithdrawn):
+            revoke_member_tokens(uow, event.member_id)
             pseudonyms.forget(uow, event.member_id, rt.sealer)
 
     return {cls: [apply] for cls in PROJECTIONS}

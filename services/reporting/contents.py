@@ -13,9 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from types import SimpleNamespace
 from typing import Any
 
-from services.reporting.figures import Figures
+from services.reporting import figures as fig
+from services.reporting import snapshots
+from services.reporting.figures import Figures, Places, rank
 from shared.config import CAMPAIGN_TZ, Settings
 from shared.db import UnitOfWork
 from shared.pii import redact
@@ -99,7 +102,7 @@ class ReportData:
 
     @property
     def funnel(self) -> list[tuple[str, int | None]]:
-        """The wish funnel at the period's end (stages: ``figures.FUNNEL``; a unit has no
+        """The wish funnel at the period's end (stages: ``figures.values.FUNNEL``; a unit has no
         "published" stage, ``None``)."""
         return [(label, count) for _, label, count in self.after.funnel]
 
@@ -149,22 +152,33 @@ def laggard_threshold(settings: Settings) -> float:
     return float(raw) if raw else 0.6
 
 
-def level_scopes(uow: UnitOfWork, scope: str, source: Any) -> dict[str, list[str]]:
+def level_scopes(places: Places, scope: str) -> dict[str, list[str]]:
     """The scopes of each level at and below ``scope``, for the drill-down sheets."""
     levels: dict[str, list[str]] = {scope.split(":")[0]: [scope]}
     if scope == "city":
-        districts = list(source.children(uow, "city", "district"))
+        districts = places.children("city", "district")
         levels["district"] = districts
-        units = list(source.children(uow, "city", "unit"))
+        units = places.children("city", "unit")
         communities: list[str] = []
         for district in districts:
-            units += source.children(uow, district)
-            communities += source.children(uow, district, "community")
+            units += places.children(district)
+            communities += places.children(district, "community")
         levels["unit"], levels["community"] = units, communities
     elif scope.startswith("district:"):
-        levels["unit"] = list(source.children(uow, scope))
-        levels["community"] = list(source.children(uow, scope, "community"))
+        levels["unit"] = places.children(scope)
+        levels["community"] = places.children(scope, "community")
     return {k: list(dict.fromkeys(levels[k])) for k in LEVELS if levels.get(k)}
+
+
+#: What :func:`gather` reads by default; tests pass a stand-in with the same functions.
+READ_MODEL = SimpleNamespace(
+    places=fig.places,
+    figures=fig.figures,
+    figures_many=fig.figures_many,
+    cadres_without_record=fig.cadres_without_record,
+    highlights=fig.highlights,
+    daily_series=snapshots.daily_series,
+)
 
 
 def gather(
@@ -180,20 +194,18 @@ def gather(
 ) -> ReportData:
     """Read the report's figures for ``scope`` over ``[start, end)`` from the read model.
 
-    ``source`` is :mod:`services.reporting.figures` or a stand-in with its functions.
-    Districts are ranked for the city, units for a district; the progress line runs from
-    the campaign's first day to the last full day of the period.
+    ``source`` is :data:`READ_MODEL` (``None``) or a stand-in with its functions.
+    Districts are ranked for the city, units for a district; every scope shown is read once
+    as of ``end``. The progress line runs from the campaign's first day to the last full
+    day of the period.
     """
-    if source is None:
-        from services.reporting import figures as source
-    after = source.figures(uow, scope, end)
-    before = source.figures(uow, scope, start)
-    kind = "district" if scope == "city" else None
-    direct = list(source.children(uow, scope, kind)) if kind else list(source.children(uow, scope))
-    levels = {
-        level: list(source.ranking(uow, scopes, end, RANK_KEY))
-        for level, scopes in level_scopes(uow, scope, source).items()
-    }
+    source = source or READ_MODEL
+    tree = source.places(uow)
+    direct = tree.children(scope, "district" if scope == "city" else None)
+    levels = level_scopes(tree, scope)
+    shown = [scope, *direct, *(s for scopes in levels.values() for s in scopes)]
+    found = source.figures_many(uow, shown, end)
+    after = found[scope]
     last_day = end.astimezone(CAMPAIGN_TZ).date()
     return ReportData(
         scope=scope,
@@ -201,12 +213,14 @@ def gather(
         start=start,
         end=end,
         final=final,
-        before=before,
+        before=source.figures(uow, scope, start),
         after=after,
-        ranked=list(source.ranking(uow, direct, end, RANK_KEY)) if direct else [],
+        ranked=rank([found[s] for s in direct], RANK_KEY),
         threshold=threshold,
         cadres=list(source.cadres_without_record(uow, scope, end)),
         highlights=dict(source.highlights(uow, scope, start, end)),
         series=list(source.daily_series(uow, scope, campaign_start, last_day)),
-        levels=levels,
+        levels={
+            level: rank([found[s] for s in scopes], RANK_KEY) for level, scopes in levels.items()
+        },
     )

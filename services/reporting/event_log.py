@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import uuid
 
-from sqlalchemy import select, update
-
 from services.reporting.models import EventLogEntry
 from shared.db import UnitOfWork
 from shared.events import Envelope, Event
@@ -33,22 +31,3 @@ def log_event(event: Event, envelope: Envelope, uow: UnitOfWork) -> None:
         )
     )
     uow.session.flush()
-
-
-def erase_names(uow: UnitOfWork, member_id: uuid.UUID) -> None:
-    """Drop the masked name from the member's logged ``member.*`` events (PIPL erasure)."""
-    rows = uow.session.scalars(
-        select(EventLogEntry).where(
-            EventLogEntry.member_id == member_id,
-            EventLogEntry.type.in_(("member.registered", "member.updated")),
-        )
-    ).all()
-    for row in rows:
-        body = json.loads(row.body)
-        if body["payload"].get("name_masked") is not None:
-            body["payload"]["name_masked"] = None
-            uow.session.execute(
-                update(EventLogEntry)
-                .where(EventLogEntry.position == row.position)
-                .values(body=json.dumps(body, ensure_ascii=False))
-            )

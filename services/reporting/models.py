@@ -56,7 +56,6 @@ class MemberFact(Base):
     unit_district: Mapped[str] = mapped_column(String(6))
     is_leader_cadre: Mapped[bool] = mapped_column(default=False)
     name_masked: Mapped[str | None] = mapped_column(String(60))
-    registered_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     withdrawn_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
 
@@ -171,12 +170,12 @@ class RecordFact(Base):
 
 class MemberStatus(Base):
     """A member's standing now, kept with every change: the live figures read this instead
-    of the histories (the figures as of an instant read the histories)."""
+    of the histories (the figures as of an instant read the histories). Whether the member
+    reported in is kept per scope (``MemberScope.reported_in``)."""
 
     __tablename__ = "member_status"
 
     member_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    reported_in: Mapped[bool] = mapped_column(default=False)
     dual_registered: Mapped[bool] = mapped_column(default=False)
     dual_paired: Mapped[bool] = mapped_column(default=False)
     home_visit: Mapped[bool] = mapped_column(default=False)

@@ -28,7 +28,7 @@ def record_pairing(event: PairingChanged, envelope: Envelope, uow: UnitOfWork) -
 
 def record_wish(event: WishChanged, envelope: Envelope, uow: UnitOfWork) -> None:
     """The wish's new state and who holds it: a claimed, fulfilled, confirmed or evaluated
-    wish (:data:`~services.reporting.figures.CLAIMED`) keeps its member, also when the event
+    wish (:data:`~services.reporting.figures.values.CLAIMED`) keeps its member, also when the event
     names nobody; a released one (published again) has none."""
     member_id = event.member_id if event.state in CLAIMED else None  # released: nobody
     if member_id is None and event.state in CLAIMED:

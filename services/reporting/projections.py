@@ -15,7 +15,6 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
-from services.reporting.event_log import erase_names
 from services.reporting.figures.values import KINDS
 from services.reporting.models import (
     MemberFact,
@@ -27,7 +26,6 @@ from services.reporting.models import (
     RegistrationState,
 )
 from services.reporting.spans import change
-from shared.auth import revoke_member_tokens
 from shared.config import CITY
 from shared.db import UnitOfWork
 from shared.events import (
@@ -46,25 +44,46 @@ COUNTING = ("submitted", "confirmed")
 # --- members and where they count ----------------------------------------------------------
 
 
-def rescope(uow: UnitOfWork, member_id: uuid.UUID, at: datetime) -> None:
-    """Bring the member's scopes to what the member and their registrations say now: the
-    city and the unit; each community with a submitted or confirmed registration; the
-    districts of those communities and of a county-level unit. Each once, with whether the
-    member reported in there (at a community: confirmed there; elsewhere: anywhere) and is
-    a leading cadre; a scope whose flags change gets a new interval from ``at``."""
-    member = uow.session.get(MemberFact, member_id)
-    wanted: dict[str, tuple[bool, bool]] = {}
-    if member is not None and member.withdrawn_at is None:
-        cadre = member.is_leader_cadre
-        registrations = uow.session.execute(
-            select(RegistrationState.community_code, RegistrationState.state).where(
+def current_registrations(uow: UnitOfWork, member_id: uuid.UUID) -> list[tuple[str, str, str]]:
+    """The member's registrations that count now: (community_code, role, state)."""
+    return list(
+        uow.session.execute(
+            select(
+                RegistrationState.community_code, RegistrationState.role, RegistrationState.state
+            ).where(
                 RegistrationState.member_id == member_id,
                 RegistrationState.valid_to.is_(None),
                 RegistrationState.state.in_(COUNTING),
             )
-        ).all()
-        communities = {code for code, _ in registrations}
-        confirmed = {code for code, state in registrations if state == "confirmed"}
+        ).tuples()
+    )
+
+
+def settle(uow: UnitOfWork, member_id: uuid.UUID, at: datetime) -> None:
+    """:func:`rescope` and :func:`refresh_status`, reading the registrations once."""
+    registrations = current_registrations(uow, member_id)
+    rescope(uow, member_id, at, registrations)
+    refresh_status(uow, member_id, registrations)
+
+
+def rescope(
+    uow: UnitOfWork,
+    member_id: uuid.UUID,
+    at: datetime,
+    registrations: list[tuple[str, str, str]],
+) -> None:
+    """Bring the member's scopes to what the member and their registrations say now: the
+    city and the unit; each community with a submitted or confirmed registration; the
+    districts of those communities and of a county-level unit. Each once, with whether the
+    member reported in there (at a community: confirmed there; elsewhere: anywhere) and is
+    a leading cadre; a scope whose flags change gets a new interval from ``at``.
+    ``registrations``: :func:`current_registrations`."""
+    member = uow.session.get(MemberFact, member_id)
+    wanted: dict[str, tuple[bool, bool]] = {}
+    if member is not None and member.withdrawn_at is None:
+        cadre = member.is_leader_cadre
+        communities = {code for code, _, _ in registrations}
+        confirmed = {code for code, _, state in registrations if state == "confirmed"}
         districts = {member.unit_district} | {c[:6] for c in communities}
         scopes = {"city", f"unit:{member.unit_code}"}
         scopes |= {f"district:{d}" for d in districts if d != CITY}
@@ -87,20 +106,16 @@ def rescope(uow: UnitOfWork, member_id: uuid.UUID, at: datetime) -> None:
     uow.session.flush()
 
 
-def refresh_status(uow: UnitOfWork, member_id: uuid.UUID) -> None:
-    """Recompute the member's current standing from the current facts (a few rows).
-
-    ``reported_in`` here is "≥1 confirmed registration anywhere"; whether the member
-    reported in at one community is kept per scope (``MemberScope.reported_in``)."""
-    confirmed = set(
-        uow.session.scalars(
-            select(RegistrationState.role).where(
-                RegistrationState.member_id == member_id,
-                RegistrationState.valid_to.is_(None),
-                RegistrationState.state == "confirmed",
-            )
-        )
-    )
+def refresh_status(
+    uow: UnitOfWork,
+    member_id: uuid.UUID,
+    registrations: list[tuple[str, str, str]] | None = None,
+) -> None:
+    """Recompute the member's current standing from the current facts (a few rows);
+    ``registrations`` (:func:`current_registrations`) are read when not given."""
+    if registrations is None:
+        registrations = current_registrations(uow, member_id)
+    confirmed = {role for _, role, state in registrations if state == "confirmed"}
     paired = set(
         uow.session.scalars(
             select(PairingState.kind).where(
@@ -120,7 +135,6 @@ def refresh_status(uow: UnitOfWork, member_id: uuid.UUID) -> None:
     if status is None:
         status = MemberStatus(member_id=member_id)
         uow.session.add(status)
-    status.reported_in = bool(confirmed)
     status.dual_registered = {"unit", "residence"} <= confirmed
     status.dual_paired = {"need", "project"} <= paired
     for kind in KINDS:
@@ -135,7 +149,7 @@ def record_member(event: MemberRegistered, envelope: Envelope, uow: UnitOfWork) 
     at = envelope.occurred_at
     member = uow.session.get(MemberFact, event.member_id)
     if member is None:
-        member = MemberFact(member_id=event.member_id, registered_at=at)
+        member = MemberFact(member_id=event.member_id)
         uow.session.add(member)
     member.unit_code = event.unit_code
     member.unit_district = event.unit_district
@@ -144,13 +158,20 @@ def record_member(event: MemberRegistered, envelope: Envelope, uow: UnitOfWork) 
     if masked is not None:
         member.name_masked = masked
     uow.session.flush()
-    for ref in event.communities:
-        known = uow.session.scalar(
-            select(RegistrationState.id)
-            .where(RegistrationState.registration_id == ref.registration_id)
-            .limit(1)
+    # the registrations a member arrives with are submitted; one seen before is left alone
+    refs = [ref.registration_id for ref in event.communities]
+    known = set(
+        uow.session.scalars(
+            select(RegistrationState.registration_id)
+            .where(RegistrationState.registration_id.in_(refs))
+            .distinct()
         )
-        if known is None:  # the registrations a member arrives with are submitted
+        if refs
+        else ()
+    )
+    for ref in event.communities:
+        if ref.registration_id not in known:
+            known.add(ref.registration_id)
             change(
                 uow,
                 RegistrationState,
@@ -163,8 +184,7 @@ def record_member(event: MemberRegistered, envelope: Envelope, uow: UnitOfWork) 
                 },
                 at,
             )
-    rescope(uow, event.member_id, at)
-    refresh_status(uow, event.member_id)
+    settle(uow, event.member_id, at)
 
 
 def record_registration(event: RegistrationChanged, envelope: Envelope, uow: UnitOfWork) -> None:
@@ -180,16 +200,15 @@ def record_registration(event: RegistrationChanged, envelope: Envelope, uow: Uni
         },
         envelope.occurred_at,
     )
-    rescope(uow, event.member_id, envelope.occurred_at)
-    refresh_status(uow, event.member_id)
+    settle(uow, event.member_id, envelope.occurred_at)
 
 
 def forget_member(event: MemberWithdrawn, envelope: Envelope, uow: UnitOfWork) -> None:
     """A withdrawn member stops counting from the moment they withdrew (earlier figures stay
-    as they were); their masked name is erased here and from the logged events, and their
-    pairings end (pairing erases them without events)."""
+    as they were); their masked name is erased here, and their pairings end (pairing
+    erases them without events). The log and the tokens are not projections: see
+    :func:`services.reporting.consumers.handlers_for`."""
     at = envelope.occurred_at
-    revoke_member_tokens(uow, event.member_id)
     member = uow.session.get(MemberFact, event.member_id)
     if member is not None:
         member.withdrawn_at = member.withdrawn_at or at
@@ -209,9 +228,7 @@ def forget_member(event: MemberWithdrawn, envelope: Envelope, uow: UnitOfWork) -
             {**values, "state": "removed"},
             at,
         )
-    rescope(uow, event.member_id, at)
-    refresh_status(uow, event.member_id)
-    erase_names(uow, event.member_id)
+    settle(uow, event.member_id, at)
 
 
 # --- directory ------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ rebuild from the log, stay the same; the member id appears nowhere.
 
 from __future__ import annotations
 
+import json
 import uuid
 
 from sqlalchemy import select, update
@@ -18,6 +19,9 @@ from services.reporting.models import Base, EventLogEntry, Pseudonym
 from shared.db import UnitOfWork
 from shared.events import Envelope, Event
 from shared.pii import Sealer
+
+#: The logged events that carry a member's masked name.
+NAMING = ("member.registered", "member.updated")
 
 
 def substitute(
@@ -40,13 +44,15 @@ def substitute(
 
 
 def forget(uow: UnitOfWork, member_id: uuid.UUID, sealer: Sealer) -> uuid.UUID | None:
-    """Replace ``member_id`` everywhere in reporting's tables and log by a new pseudonym.
+    """Replace ``member_id`` everywhere in reporting's tables and log by a new pseudonym,
+    and drop the masked name from the member's logged ``member.*`` events (PIPL erasure).
 
-    Does nothing for an id that is a pseudonym already (a rebuild replays the withdrawal
-    of a pseudonym) or a member forgotten before.
+    Gives no new pseudonym for an id that is a pseudonym already (a repeated withdrawal,
+    its id substituted; only names logged since are dropped) or a member forgotten before.
     """
     known = select(Pseudonym.member_hmac)
     if uow.session.scalar(known.where(Pseudonym.pseudonym == member_id)) is not None:
+        _rewrite_log(uow, member_id, member_id)
         return None
     digest = sealer.digest(str(member_id))
     if uow.session.scalar(known.where(Pseudonym.member_hmac == digest)) is not None:
@@ -58,10 +64,22 @@ def forget(uow: UnitOfWork, member_id: uuid.UUID, sealer: Sealer) -> uuid.UUID |
             uow.session.execute(
                 update(table).where(table.c.member_id == member_id).values(member_id=pseudonym)
             )
+    _rewrite_log(uow, member_id, pseudonym)
+    uow.session.flush()
+    return pseudonym
+
+
+def _rewrite_log(uow: UnitOfWork, member_id: uuid.UUID, pseudonym: uuid.UUID) -> None:
+    """In one pass over the member's logged events: the id becomes ``pseudonym`` and the
+    masked name of a ``member.*`` event is dropped."""
     for entry in uow.session.scalars(
         select(EventLogEntry).where(EventLogEntry.member_id == member_id)
     ):
+        body = entry.body
+        if entry.type in NAMING:
+            data = json.loads(body)
+            if data["payload"].get("name_masked") is not None:
+                data["payload"]["name_masked"] = None
+                body = json.dumps(data, ensure_ascii=False)
         entry.member_id = pseudonym
-        entry.body = entry.body.replace(str(member_id), str(pseudonym))
-    uow.session.flush()
-    return pseudonym
+        entry.body = body.replace(str(member_id), str(pseudonym))

@@ -19,7 +19,6 @@ from services.reporting import runtime, subscriptions
 from services.reporting.handlers import visible
 from services.reporting.models import ReportDownload, ReportRun
 from shared.auth import Principal, requires
-from shared.db import UnitOfWork
 from shared.http import NotFound
 from shared.runtime import Runtime
 
@@ -31,19 +30,12 @@ Reader = Annotated[
 ]
 
 
-def covers(uow: UnitOfWork, who: Principal, scope: str) -> bool:
-    """Whether ``who``'s token reaches ``scope`` (the same rule as the live figures)."""
-    return visible(uow, who, scope)
-
-
 @router.post("/subscriptions", status_code=201)
 def subscribe(body: subscriptions.SubscriptionIn, rt: Rt, who: Subscriber) -> dict[str, Any]:
     """订阅定期报告 — a scope, a schedule (cron in Asia/Shanghai or ``campaign``), channels,
     formats and the subscriber's contact (sealed; shown masked)."""
     with rt.uow() as uow:
-        sub = subscriptions.subscribe(
-            uow, body, who, rt.sealer, rt.settings, lambda p, s: covers(uow, p, s)
-        )
+        sub = subscriptions.subscribe(uow, body, who, rt.sealer, rt.settings)
         uow.commit()
         return subscriptions.view(sub)
 
@@ -51,7 +43,7 @@ def subscribe(body: subscriptions.SubscriptionIn, rt: Rt, who: Subscriber) -> di
 @router.get("/subscriptions")
 def list_subscriptions(rt: Rt, who: Subscriber) -> list[dict[str, Any]]:
     with rt.uow() as uow:
-        return subscriptions.listed(uow, who, lambda p, s: covers(uow, p, s))
+        return subscriptions.listed(uow, who)
 
 
 def _view(run: ReportRun) -> dict[str, Any]:
@@ -86,7 +78,7 @@ def list_reports(rt: Rt, who: Reader, response: Response) -> list[dict[str, Any]
             .where(ReportRun.status.in_(("done", "failed")))
             .order_by(ReportRun.period_end.desc(), ReportRun.id)
         ).all()
-        return [_view(r) for r in runs if covers(uow, who, r.scope)]
+        return [_view(r) for r in runs if visible(uow, who, r.scope)]
 
 
 @router.get("/reports/{report_id}/files/{name}")
@@ -94,7 +86,7 @@ def download(report_id: uuid.UUID, name: str, rt: Rt, who: Reader) -> FileRespon
     """One file of a report; every download is recorded (who, which, when)."""
     with rt.uow() as uow:
         run = uow.session.get(ReportRun, report_id)
-        if run is None or run.status != "done" or not covers(uow, who, run.scope):
+        if run is None or run.status != "done" or not visible(uow, who, run.scope):
             raise NotFound("no such report")
         files = {
             f["path"].rsplit("/", 1)[-1]: f["media_type"] for f in json.loads(run.files or "[]")

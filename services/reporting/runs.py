@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable
+from datetime import datetime
 
 from sqlalchemy import and_, or_, select
 
@@ -30,8 +31,7 @@ from services.reporting.builds import Built, build, produce, write_files
 from services.reporting.models import ReportRun, Subscription
 from services.reporting.on_demand import run_now
 from services.reporting.run_state import Policy, move, tell_failure
-from services.reporting.subscriptions import slots
-from shared.config import Settings
+from services.reporting.subscriptions import Slot, slots
 from shared.db import UnitOfWork
 from shared.runtime import Runtime
 from shared.schedule import insert_once
@@ -73,19 +73,16 @@ def celery_enqueue(rt: Runtime) -> Enqueue:
 
 
 def _claim_slots(
-    uow: UnitOfWork, sub: Subscription, settings: Settings, holder: str, policy: Policy
+    uow: UnitOfWork,
+    sub: Subscription,
+    due: list[Slot],
+    known: set[tuple[datetime, datetime]],
+    holder: str,
+    policy: Policy,
+    now: datetime,
 ) -> tuple[list[ReportRun], int]:
-    now = uow.now()
-    due = [s for s in slots(sub.schedule, settings) if sub.created_at < s.at <= now]
-    if not due:
-        return [], 0
-    known = set(
-        uow.session.execute(
-            select(ReportRun.period_start, ReportRun.period_end).where(
-                ReportRun.subscription_id == sub.id
-            )
-        ).tuples()
-    )
+    """Claim the latest fresh slot of ``due`` not yet ``known`` (its period); record the
+    other missing ones skipped."""
     missing = [s for s in due if (s.start, s.end) not in known]
     fresh = [s for s in missing if now - s.at <= policy.grace]
     chosen = fresh[-1] if fresh else None
@@ -144,6 +141,22 @@ def _reclaim(
     return taken, failed
 
 
+def _known_periods(
+    uow: UnitOfWork, subscription_ids: list[uuid.UUID]
+) -> dict[uuid.UUID | None, set[tuple[datetime, datetime]]]:
+    """The periods each subscription already has a run for, in one query."""
+    known: dict[uuid.UUID | None, set[tuple[datetime, datetime]]] = defaultdict(set)
+    if subscription_ids:
+        rows = uow.session.execute(
+            select(ReportRun.subscription_id, ReportRun.period_start, ReportRun.period_end).where(
+                ReportRun.subscription_id.in_(subscription_ids)
+            )
+        ).tuples()
+        for sub_id, start, end in rows:
+            known[sub_id].add((start, end))
+    return known
+
+
 def tick(rt: Runtime, holder: str, enqueue: Enqueue) -> dict[str, int]:
     """One sweep: claim due slots, retry or reclaim runs, start the builds after commit."""
     policy = Policy.of(rt.settings)
@@ -152,9 +165,19 @@ def tick(rt: Runtime, holder: str, enqueue: Enqueue) -> dict[str, int]:
         subs = uow.session.scalars(
             select(Subscription).where(Subscription.active).order_by(Subscription.id)
         ).all()
+        now = uow.now()
+        due = {
+            sub.id: [s for s in slots(sub.schedule, rt.settings) if sub.created_at < s.at <= now]
+            for sub in subs
+        }
+        known = _known_periods(uow, [sub_id for sub_id, found in due.items() if found])
         starts: list[tuple[uuid.UUID, int]] = []
         for sub in subs:
-            claimed, skipped = _claim_slots(uow, sub, rt.settings, holder, policy)
+            if not due[sub.id]:
+                continue
+            claimed, skipped = _claim_slots(
+                uow, sub, due[sub.id], known[sub.id], holder, policy, now
+            )
             starts += [(r.id, 1) for r in claimed]
             counts["claimed"] += len(claimed)
             counts["skipped"] += skipped

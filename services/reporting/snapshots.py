@@ -1,22 +1,27 @@
 """Daily snapshots: every scope's figures as of each finished campaign day (Asia/Shanghai).
 
-A snapshot is what was known when the day was over; the trend line reads them, and a
-missing day is computed instead (:func:`services.reporting.figures.daily_series`). The
-sweep is idempotent: a (scope, day) is written once, so two sweeps never disagree.
+A snapshot is what was known when the day was over; the trend line reads them
+(:func:`daily_series`), and a missing day is computed instead. The sweep is idempotent: a
+(scope, day) is written once, so two sweeps never disagree.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from services.reporting.figures import Figures, children, day_end, figures_many
+from services.reporting.figures import Figures, children, figures, figures_many
 from services.reporting.models import DailySnapshot, MemberScope, Place
 from shared.config import CAMPAIGN_TZ
 from shared.db import UnitOfWork
 from shared.runtime import Runtime
+
+
+def day_end(day: date) -> datetime:
+    """The instant a campaign day ends (midnight after it, Asia/Shanghai)."""
+    return datetime.combine(day + timedelta(days=1), time(0), CAMPAIGN_TZ)
 
 
 def stored(uow: UnitOfWork, scope: str, start: date, end: date) -> dict[date, Figures]:
@@ -27,6 +32,18 @@ def stored(uow: UnitOfWork, scope: str, start: date, end: date) -> dict[date, Fi
         )
     )
     return {row.day: Figures.from_dict(dict(row.figures)) for row in rows}
+
+
+def daily_series(uow: UnitOfWork, scope: str, start: date, end: date) -> list[tuple[date, Figures]]:
+    """The figures at the end of each day in ``[start, end)``: the daily snapshot where one
+    was taken, computed as of the day's end where not (the cumulative progress line)."""
+    kept = stored(uow, scope, start, end)
+    series = []
+    day = start
+    while day < end:
+        series.append((day, kept[day] if day in kept else figures(uow, scope, day_end(day))))
+        day += timedelta(days=1)
+    return series
 
 
 def all_scopes(uow: UnitOfWork) -> list[str]:
@@ -47,12 +64,8 @@ def finished_days(first: date, last: date, now: datetime) -> list[date]:
     return days
 
 
-def snapshot_day(uow: UnitOfWork, day: date, scopes: list[str]) -> int:
-    """Write the snapshots of ``day`` that are missing among ``scopes``; how many."""
-    have = set(uow.session.scalars(select(DailySnapshot.scope).where(DailySnapshot.day == day)))
-    missing = [s for s in scopes if s not in have]
-    if not missing:
-        return 0
+def snapshot_day(uow: UnitOfWork, day: date, missing: list[str]) -> int:
+    """Write the snapshots of ``day`` for the scopes in ``missing``; how many."""
     found = figures_many(uow, missing, day_end(day))
     now = uow.now()
     uow.session.add_all(
@@ -62,20 +75,31 @@ def snapshot_day(uow: UnitOfWork, day: date, scopes: list[str]) -> int:
 
 
 def sweep(rt: Runtime, now: datetime | None = None) -> int:
-    """Snapshot every finished campaign day not yet snapshotted (one transaction per day);
-    returns how many snapshots were written. Safe to run from two places at once."""
+    """Snapshot every finished campaign day not yet snapshotted (one transaction per day
+    that misses a scope); returns how many snapshots were written. Safe to run from two
+    places at once."""
     now = now or rt.clock.now()
-    start, end = rt.settings.campaign_start, rt.settings.campaign_end
+    days = finished_days(rt.settings.campaign_start, rt.settings.campaign_end, now)
+    if not days:
+        return 0
+    with rt.uow() as uow:
+        scopes = all_scopes(uow)
+        have = set(
+            uow.session.execute(
+                select(DailySnapshot.day, DailySnapshot.scope).where(
+                    DailySnapshot.day >= days[0], DailySnapshot.day <= days[-1]
+                )
+            ).tuples()
+        )
     written = 0
-    for day in finished_days(start, end, now):
+    for day in days:
+        missing = [s for s in scopes if (day, s) not in have]
+        if not missing:
+            continue
         with rt.uow() as uow:
             try:
-                written += snapshot_day(uow, day, all_scopes(uow))
+                written += snapshot_day(uow, day, missing)
                 uow.commit()
             except IntegrityError:
                 continue  # another sweep wrote this day first
     return written
-
-
-def today(now: datetime) -> date:
-    return now.astimezone(CAMPAIGN_TZ).date()

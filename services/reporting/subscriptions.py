@@ -12,6 +12,7 @@ from the campaign start; the final report covers the whole campaign ``[start, cl
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -21,7 +22,9 @@ from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 from sqlalchemy import select
 
+from services.reporting.handlers import visible
 from services.reporting.models import Subscription
+from services.reporting.snapshots import day_end
 from shared.auth import Principal, check_role_scope
 from shared.config import CAMPAIGN_TZ, Settings
 from shared.db import UnitOfWork
@@ -47,9 +50,12 @@ class Slot:
 
 def campaign_window(settings: Settings) -> tuple[datetime, datetime]:
     """The campaign as ``[start, close)``: midnight of the first day to midnight after the last."""
-    start = datetime.combine(settings.campaign_start, time(0), CAMPAIGN_TZ)
-    close = datetime.combine(settings.campaign_end + timedelta(days=1), time(0), CAMPAIGN_TZ)
-    return start.astimezone(UTC), close.astimezone(UTC)
+    return _window(settings.campaign_start, settings.campaign_end)
+
+
+def _window(first: date, last: date) -> tuple[datetime, datetime]:
+    start = datetime.combine(first, time(0), CAMPAIGN_TZ)
+    return start.astimezone(UTC), day_end(last).astimezone(UTC)
 
 
 def _local(day: date) -> datetime:
@@ -86,8 +92,7 @@ def cron_trigger(expr: str) -> CronTrigger:
     return CronTrigger.from_crontab(" ".join(fields), timezone=CAMPAIGN_TZ)
 
 
-def _named_times(schedule: str, settings: Settings) -> tuple[list[datetime], datetime | None]:
-    first, last = settings.campaign_start, settings.campaign_end
+def _named_times(schedule: str, first: date, last: date) -> tuple[list[datetime], datetime | None]:
     days = [first + timedelta(days=n) for n in range(1, (last - first).days + 1)]
     times: set[datetime] = set()
     if schedule in ("campaign", "weekly"):
@@ -97,9 +102,9 @@ def _named_times(schedule: str, settings: Settings) -> tuple[list[datetime], dat
     return sorted(times), _local(last + timedelta(days=1))
 
 
-def _cron_times(expr: str, settings: Settings) -> list[datetime]:
+def _cron_times(expr: str, first: date, last: date) -> list[datetime]:
     trigger = cron_trigger(expr)
-    start, close = campaign_window(settings)
+    start, close = _window(first, last)
     until = close + timedelta(days=1)
     times: list[datetime] = []
     previous: datetime | None = None
@@ -114,11 +119,17 @@ def _cron_times(expr: str, settings: Settings) -> list[datetime]:
 
 def slots(schedule: str, settings: Settings) -> list[Slot]:
     """Every slot of ``schedule`` in the campaign, in time order, with its period."""
-    start, close = campaign_window(settings)
+    return list(_slots(schedule, settings.campaign_start, settings.campaign_end))
+
+
+@functools.lru_cache(maxsize=256)
+def _slots(schedule: str, first: date, last: date) -> tuple[Slot, ...]:
+    """:func:`slots`, worked out once per calendar and campaign (every tick asks again)."""
+    start, close = _window(first, last)
     if schedule in NAMED:
-        times, final_at = _named_times(schedule, settings)
+        times, final_at = _named_times(schedule, first, last)
     else:
-        times, final_at = _cron_times(schedule, settings), None
+        times, final_at = _cron_times(schedule, first, last), None
     result: list[Slot] = []
     previous = start
     for at in times:
@@ -127,7 +138,7 @@ def slots(schedule: str, settings: Settings) -> list[Slot]:
             previous = at
     if final_at is not None:
         result.append(Slot(final_at, start, close, final=True))
-    return sorted(result, key=lambda s: (s.at, s.final))
+    return tuple(sorted(result, key=lambda s: (s.at, s.final)))
 
 
 def check_schedule(schedule: str, settings: Settings) -> str:
@@ -197,10 +208,9 @@ def subscribe(
     who: Principal,
     sealer: Sealer,
     settings: Settings,
-    in_scope: Any,
 ) -> Subscription:
-    """Record a subscription (the caller commits). ``in_scope(principal, scope)`` decides
-    whether the caller may subscribe to that scope; out of scope answers 404."""
+    """Record a subscription (the caller commits). A scope the caller may not read
+    (:func:`~services.reporting.handlers.visible`) answers 404."""
     errors: list[dict[str, str]] = []
     try:
         schedule = check_schedule(body.schedule, settings)
@@ -212,7 +222,7 @@ def subscribe(
         errors.append({"field": "phone", "message": "the sms channel needs a mobile number"})
     if errors:
         raise Invalid("the subscription has invalid fields", errors)
-    if not in_scope(who, body.scope):
+    if not visible(uow, who, body.scope):
         raise NotFound(f"no scope {body.scope} here")
     contact = {"name": body.name, "phone": body.phone, "email": body.email}
     sub = Subscription(
@@ -237,6 +247,7 @@ def recipient(sub: Subscription) -> SealedContact:
     return SealedContact(sealed=sub.contact_sealed, phone_masked=sub.phone_masked)
 
 
-def listed(uow: UnitOfWork, who: Principal, in_scope: Any) -> list[dict[str, Any]]:
+def listed(uow: UnitOfWork, who: Principal) -> list[dict[str, Any]]:
+    """The subscriptions to scopes ``who`` may read, oldest first."""
     subs = uow.session.scalars(select(Subscription).order_by(Subscription.created_at))
-    return [view(s) for s in subs if in_scope(who, s.scope)]
+    return [view(s) for s in subs if visible(uow, who, s.scope)]

@@ -60,7 +60,7 @@ def figures_for(scope: str, as_of: datetime, seed: int = 0) -> Figures:
 
 
 class Source:
-    """Stands in for services.reporting.figures (same functions, fixed answers)."""
+    """Stands in for contents.READ_MODEL (same functions, fixed answers)."""
 
     TREE: ClassVar[dict[tuple[str, str | None], list[str]]] = {
         ("city", "district"): ["district:410303", "district:410305"],
@@ -74,13 +74,14 @@ class Source:
     def figures(self, uow: Any, scope: str, as_of: datetime) -> Figures:
         return figures_for(scope, as_of, seed=sum(map(ord, scope)) % 5)
 
-    def children(self, uow: Any, scope: str, kind: str | None = None) -> list[str]:
-        return self.TREE.get((scope, kind), [])
+    def figures_many(self, uow: Any, scopes: list[str], as_of: datetime) -> dict[str, Figures]:
+        return {s: self.figures(uow, s, as_of) for s in scopes}
 
-    def ranking(self, uow: Any, scopes: list[str], as_of: datetime, key: str) -> list[Any]:
-        found = [self.figures(uow, s, as_of) for s in scopes]
-        found.sort(key=lambda f: (-getattr(f, key), f.scope))
-        return list(enumerate(found, start=1))
+    def places(self, uow: Any) -> Source:
+        return self
+
+    def children(self, scope: str, kind: str | None = None) -> list[str]:
+        return self.TREE.get((scope, kind), [])
 
     def cadres_without_record(self, uow: Any, scope: str, as_of: datetime) -> list[Any]:
         return [

@@ -214,7 +214,7 @@ def test_daily_snapshots_are_taken_once_and_feed_the_series(rt: Runtime) -> None
     written = snapshots.sweep(rt, now)
     assert written > 0 and snapshots.sweep(rt, now) == 0
     with rt.uow() as uow:
-        series = fig.daily_series(uow, "city", date(2016, 6, 26), date(2016, 7, 2))
+        series = snapshots.daily_series(uow, "city", date(2016, 6, 26), date(2016, 7, 2))
     assert series[0][0] == date(2016, 6, 26)
     assert [f.reported_in for _, f in series] == [0, 0, 0, 1, 1, 1]
     assert [f.members for _, f in series] == [0, 1, 1, 1, 1, 1]

@@ -5,63 +5,38 @@ any instant — one package, three concerns:
   funnel stages (defined there once); what "reported in" and each denominator mean per kind
   of scope is in its docstring;
 - :mod:`.queries` — the grouped queries: any number of scopes as of an instant;
-- :mod:`.rankings` — levels, rankings (ties by code), lists, the daily series.
+- :mod:`.rankings` — the directory's tree, rankings (ties by code), lists.
 
 ``as_of`` is exclusive: the figures as of ``t`` include exactly the changes that occurred
 before ``t``, so a half-open period ``[start, end)`` reads ``as_of=end``; ``None`` reads the
-current state. Everything is importable from here (``figures.ranking``, ``figures.KINDS``).
+current state. What the rest of reporting reads is importable from here
+(``figures.ranking``, ``figures.KINDS``); the rest from its module.
 """
 
 from __future__ import annotations
 
-from services.reporting.figures.queries import (
-    figures,
-    figures_many,
-    members_at,
-    names,
-    verified_before,
-)
+from services.reporting.figures.queries import figures, figures_many
 from services.reporting.figures.rankings import (
+    Places,
     cadres_without_record,
     children,
-    daily_series,
-    day_end,
     highlights,
+    places,
+    rank,
     ranking,
 )
-from services.reporting.figures.values import (
-    CITY_NAME,
-    CLAIMED,
-    COMPLETED,
-    DISTRICT_NAMES,
-    FULFILLED,
-    FUNNEL,
-    KINDS,
-    PUBLISHED,
-    WISH_STATES,
-    Figures,
-)
+from services.reporting.figures.values import KINDS, Figures
 
 __all__ = [
-    "CITY_NAME",
-    "CLAIMED",
-    "COMPLETED",
-    "DISTRICT_NAMES",
-    "FULFILLED",
-    "FUNNEL",
     "KINDS",
-    "PUBLISHED",
-    "WISH_STATES",
     "Figures",
+    "Places",
     "cadres_without_record",
     "children",
-    "daily_series",
-    "day_end",
     "figures",
     "figures_many",
     "highlights",
-    "members_at",
-    "names",
+    "places",
+    "rank",
     "ranking",
-    "verified_before",
 ]

@@ -1,53 +1,83 @@
-"""Levels, rankings and lists for a report: the scopes one level down, ranked with ties
-broken by code; leading cadres without a record; the "党员志愿者在行动" highlights; the
-daily series of the cumulative progress line."""
+"""Levels, rankings and lists for a report: the directory's tree of places, the scopes one
+level down ranked with ties broken by code; leading cadres without a record; the
+"党员志愿者在行动" highlights."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime
 
 from sqlalchemy import func, select
 
-from services.reporting.figures.queries import (
-    figures,
-    figures_many,
-    members_at,
-    names,
-    verified_before,
-)
+from services.reporting.figures.queries import figures_many, members_at, names, verified_before
 from services.reporting.figures.values import Figures
 from services.reporting.models import MemberFact, Place, RecordFact, WishState
-from shared.config import CAMPAIGN_TZ, CITY
+from shared.config import CITY
 from shared.db import UnitOfWork
 
 
-def children(uow: UnitOfWork, scope: str, kind: str | None = None) -> list[str]:
-    """The scopes one level down, sorted by code.
+class Places:
+    """The directory's tree, read once (:func:`places`): which scopes lie one level down."""
 
-    ``city`` → every district, then the city-level units (the two rankings DOMAIN asks for:
-    by county/district and by city-level unit); ``district:D`` → its county-level units
-    (``kind="community"``: its communities); ``unit:U`` → nothing; ``kind`` filters.
-    """
-    query = select(Place.scope, Place.kind, Place.code).order_by(Place.kind, Place.code)
-    if scope == "city":
-        districts = set(
-            uow.session.scalars(select(Place.district).where(Place.kind != "district")).all()
-        ) | {p.code for p in uow.session.scalars(select(Place).where(Place.kind == "district"))}
-        found = [f"district:{d}" for d in sorted(districts - {CITY})]
-        if kind in (None, "unit"):
-            units = uow.session.scalars(
-                select(Place.scope).where(Place.kind == "unit", Place.level == "city")
-            )
-            found += sorted(units)
-        return [s for s in found if kind is None or s.startswith(kind + ":")]
-    if scope.startswith("district:"):
-        code = scope.split(":", 1)[1]
-        wanted = kind or "unit"
-        query = query.where(Place.kind == wanted, Place.district == code)
-        if wanted == "unit":
-            query = query.where(Place.level != "city")
-        return [row.scope for row in uow.session.execute(query)]
-    return []
+    def __init__(self, rows: Iterable[tuple[str, str, str, str, str | None]]) -> None:
+        """``rows``: (scope, kind, code, district, level), ordered by kind then code."""
+        districts: set[str] = set()
+        city_units: list[str] = []
+        self._below: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for scope, kind, code, district, level in rows:
+            districts.add(code if kind == "district" else district)
+            if kind == "unit" and level == "city":
+                city_units.append(scope)
+            # a unit counts under its district unless it is city-level (or has no level)
+            if kind != "unit" or (level is not None and level != "city"):
+                self._below[(district, kind)].append(scope)
+        self._districts = [f"district:{d}" for d in sorted(districts - {CITY})]
+        self._city_units = sorted(city_units)
+
+    def children(self, scope: str, kind: str | None = None) -> list[str]:
+        """The scopes one level down, sorted by code.
+
+        ``city`` → every district, then the city-level units (the two rankings DOMAIN asks
+        for: by county/district and by city-level unit); ``district:D`` → its county-level
+        units (``kind="community"``: its communities); ``unit:U`` → nothing; ``kind``
+        filters.
+        """
+        if scope == "city":
+            found = list(self._districts)
+            if kind in (None, "unit"):
+                found += self._city_units
+            return [s for s in found if kind is None or s.startswith(kind + ":")]
+        if scope.startswith("district:"):
+            return list(self._below.get((scope.split(":", 1)[1], kind or "unit"), []))
+        return []
+
+
+def places(uow: UnitOfWork) -> Places:
+    """The directory's places, in one query."""
+    rows = uow.session.execute(
+        select(Place.scope, Place.kind, Place.code, Place.district, Place.level).order_by(
+            Place.kind, Place.code
+        )
+    ).tuples()
+    return Places(rows)
+
+
+def children(uow: UnitOfWork, scope: str, kind: str | None = None) -> list[str]:
+    """:meth:`Places.children`, read from the directory."""
+    return places(uow).children(scope, kind)
+
+
+def rank(found: Iterable[Figures], key: str = "dual_pairing_rate") -> list[tuple[int, Figures]]:
+    """``found`` ranked by ``key`` (a count or a rate), best first; ties broken by code, so
+    the ranks are 1, 2, 3 … and the same every time for the same figures. A scope where the
+    rate does not apply (``None``) comes last."""
+
+    def order(f: Figures) -> tuple[bool, float, str, str]:
+        value = getattr(f, key)
+        return (value is None, -float(value or 0), f.code, f.scope)
+
+    return list(enumerate(sorted(found, key=order), start=1))
 
 
 def ranking(
@@ -56,16 +86,8 @@ def ranking(
     as_of: datetime | None,
     key: str = "dual_pairing_rate",
 ) -> list[tuple[int, Figures]]:
-    """``scopes`` ranked by ``key`` (a count or a rate), best first; ties broken by code, so
-    the ranks are 1, 2, 3 … and the same every time for the same figures. A scope where the
-    rate does not apply (``None``) comes last."""
-    found = figures_many(uow, scopes, as_of)
-
-    def order(f: Figures) -> tuple[bool, float, str, str]:
-        value = getattr(f, key)
-        return (value is None, -float(value or 0), f.code, f.scope)
-
-    return list(enumerate(sorted(found.values(), key=order), start=1))
+    """``scopes``' figures as of ``as_of``, :func:`rank`\\ ed by ``key``."""
+    return rank(figures_many(uow, scopes, as_of).values(), key)
 
 
 def cadres_without_record(
@@ -93,7 +115,8 @@ def highlights(
     uow: UnitOfWork, scope: str, start: datetime, end: datetime, limit: int = 5
 ) -> dict[str, list[tuple[str, str, float]]]:
     """党员志愿者在行动 — who served most in ``[start, end)``: verified hours (``hours``) and
-    wishes fulfilled and confirmed (``wishes``), as (masked name, unit name, value)."""
+    wishes fulfilled and confirmed (``wishes``), as (masked name, unit name, value); the
+    most first, ties by member id."""
     ms = members_at([scope], end)
     hours = (
         select(RecordFact.member_id, func.sum(RecordFact.hours).label("value"))
@@ -116,42 +139,26 @@ def highlights(
         )
         .group_by(WishState.member_id)
     )
-    result: dict[str, list[tuple[str, str, float]]] = {}
+    top = {}
     for name, query in (("hours", hours), ("wishes", wishes)):
-        found = uow.session.execute(query.subquery().select()).all()
-        who = {
-            m.member_id: m
-            for m in uow.session.scalars(
-                select(MemberFact).where(MemberFact.member_id.in_([r[0] for r in found]))
-            )
-        }
-        ranked = sorted(found, key=lambda r: (-float(r[1]), str(r[0])))[:limit]
-        units = names(uow, [f"unit:{who[r[0]].unit_code}" for r in ranked if r[0] in who])
-        result[name] = [
+        served = query.subquery()
+        top[name] = uow.session.execute(
+            select(served.c.value, MemberFact.name_masked, MemberFact.unit_code)
+            .select_from(served)
+            .outerjoin(MemberFact, MemberFact.member_id == served.c.member_id)
+            .order_by(served.c.value.desc(), served.c.member_id)
+            .limit(limit)
+        ).all()
+    held = {r.unit_code for rows in top.values() for r in rows if r.unit_code is not None}
+    units = names(uow, sorted(f"unit:{code}" for code in held))
+    return {
+        name: [
             (
-                (who[r[0]].name_masked if r[0] in who else None) or "—",
-                units.get(f"unit:{who[r[0]].unit_code}", "") if r[0] in who else "",
-                round(float(r[1]), 2),
+                r.name_masked or "—",
+                units[f"unit:{r.unit_code}"] if r.unit_code is not None else "",
+                round(float(r.value), 2),
             )
-            for r in ranked
+            for r in rows
         ]
-    return result
-
-
-def day_end(day: date) -> datetime:
-    """The instant a campaign day ends (midnight after it, Asia/Shanghai)."""
-    return datetime.combine(day + timedelta(days=1), time(0), CAMPAIGN_TZ)
-
-
-def daily_series(uow: UnitOfWork, scope: str, start: date, end: date) -> list[tuple[date, Figures]]:
-    """The figures at the end of each day in ``[start, end)``: the daily snapshot where one
-    was taken, computed as of the day's end where not (the cumulative progress line)."""
-    from services.reporting.snapshots import stored
-
-    kept = stored(uow, scope, start, end)
-    series = []
-    day = start
-    while day < end:
-        series.append((day, kept[day] if day in kept else figures(uow, scope, day_end(day))))
-        day += timedelta(days=1)
-    return series
+        for name, rows in top.items()
+    }

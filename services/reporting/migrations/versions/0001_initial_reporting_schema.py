@@ -64,7 +64,6 @@ def upgrade() -> None:
     sa.Column('unit_district', sa.String(length=6), nullable=False),
     sa.Column('is_leader_cadre', sa.Boolean(), nullable=False),
     sa.Column('name_masked', sa.String(length=60), nullable=True),
-    sa.Column('registered_at', shared.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('withdrawn_at', shared.db.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('member_id', name=op.f('pk_member_facts'))
     )
@@ -88,7 +87,6 @@ def upgrade() -> None:
 
     op.create_table('member_status',
     sa.Column('member_id', sa.Uuid(), nullable=False),
-    sa.Column('reported_in', sa.Boolean(), nullable=False),
     sa.Column('dual_registered', sa.Boolean(), nullable=False),
     sa.Column('dual_paired', sa.Boolean(), nullable=False),
     sa.Column('home_visit', sa.Boolean(), nullable=False),
