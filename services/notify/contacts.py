@@ -45,7 +45,7 @@ def keep_contact(
     """Keep (or refresh) how to reach the member; their channel choices stay as they were."""
     if event.contact is None:
         return
-    person = sealer.open_json(event.contact.sealed, SealedContact.CONTEXT)
+    person = SealedContact.open(sealer, event.contact.sealed)
     phone = person.get("phone") or None
     email = person.get("email") or None
     contact = uow.session.get(Contact, event.member_id)
@@ -159,9 +159,7 @@ def save_staff(
     contact.role = staff.role
     contact.scope = staff.scope
     contact.district = district
-    contact.sealed = sealer.seal_json(
-        {"name": staff.name, "phone": phone, "email": email}, SealedContact.CONTEXT
-    )
+    contact.sealed = SealedContact.seal(sealer, staff.name, phone, email)
     contact.name_masked = mask_name(staff.name)
     contact.phone_masked = mask_phone(phone) if phone else None
     contact.phone_hmac = sealer.digest(phone) if phone else None
@@ -231,7 +229,7 @@ def community_names(uow: UnitOfWork, codes: Iterable[str]) -> dict[str, str]:
 
 def opened_name(sealer: Sealer, sealed: str) -> str:
     """The name in clear from a sealed contact ("" when it has none)."""
-    return str(sealer.open_json(sealed, SealedContact.CONTEXT).get("name") or "")
+    return str(SealedContact.open(sealer, sealed).get("name") or "")
 
 
 def sealed_names(

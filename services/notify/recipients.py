@@ -50,7 +50,7 @@ def person_of(
         sealed = n.sealed_to
     if not sealed:
         return None
-    opened = sealer.open_json(sealed, SealedContact.CONTEXT)
+    opened = SealedContact.open(sealer, sealed)
     return Person(
         name=str(opened.get("name") or ""),
         phone=opened.get("phone") or None,
@@ -104,7 +104,7 @@ def render_params(
     if staff_id:
         staff = uow.session.get(StaffContact, uuid.UUID(str(staff_id)))
         if staff is not None and staff.state == "active":
-            opened = sealer.open_json(staff.sealed, SealedContact.CONTEXT)
+            opened = SealedContact.open(sealer, staff.sealed)
             params["contact"] = " ".join(
                 str(v) for v in (opened.get("name"), opened.get("phone")) if v
             )

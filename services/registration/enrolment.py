@@ -146,9 +146,7 @@ def member_communities(
 def seal_contact(sealer: Sealer, name: str, phone: str, email: str | None) -> SealedContact:
     """The member's contact as events carry it: sealed for notify, the mobile masked."""
     return SealedContact(
-        sealed=sealer.seal_json(
-            {"name": name, "phone": phone, "email": email}, SealedContact.CONTEXT
-        ),
+        sealed=SealedContact.seal(sealer, name, phone, email),
         phone_masked=mask_phone(phone),
     )
 

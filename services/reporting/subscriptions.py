@@ -224,7 +224,6 @@ def subscribe(
         raise Invalid("the subscription has invalid fields", errors)
     if not visible(uow, who, body.scope):
         raise NotFound(f"no scope {body.scope} here")
-    contact = {"name": body.name, "phone": body.phone, "email": body.email}
     sub = Subscription(
         id=uuid.uuid4(),
         scope=body.scope,
@@ -234,7 +233,7 @@ def subscribe(
         name_masked=mask_name(body.name),
         email_masked=mask_email(body.email) if body.email else None,
         phone_masked=mask_phone(body.phone) if body.phone else None,
-        contact_sealed=sealer.seal_json(contact, SealedContact.CONTEXT),
+        contact_sealed=SealedContact.seal(sealer, body.name, body.phone, body.email),
         created_at=uow.now(),
         created_by=who.token_id,
     )

@@ -7,11 +7,14 @@ its state machine. :class:`SealedContact` (also a report's recipient) is sealed 
 from __future__ import annotations
 
 import uuid
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.events.envelope import CommunityCode, District, Event
+
+if TYPE_CHECKING:
+    from shared.pii import Sealer
 
 
 class SealedContact(BaseModel):
@@ -27,6 +30,16 @@ class SealedContact(BaseModel):
 
     sealed: str
     phone_masked: str | None = None
+
+    @classmethod
+    def seal(cls, sealer: Sealer, name: str, phone: str | None, email: str | None) -> str:
+        """A contact in its sealed form: ``{"name", "phone", "email"}`` under :attr:`CONTEXT`."""
+        return sealer.seal_json({"name": name, "phone": phone, "email": email}, cls.CONTEXT)
+
+    @classmethod
+    def open(cls, sealer: Sealer, sealed: str) -> dict[str, Any]:
+        """What :meth:`seal` sealed (notify only)."""
+        return sealer.open_json(sealed, cls.CONTEXT)
 
 
 class CommunityRef(BaseModel):
