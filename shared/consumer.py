@@ -22,6 +22,7 @@ from shared.bus import DEAD, connect, dead_letter_queue, declare, event_queue
 from shared.config import Settings
 from shared.db import UnitOfWork
 from shared.events import Envelope, Event, InvalidEvent, parse
+from shared.pii import error_line
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +90,7 @@ class EventConsumer:
                 reason = exc.reason
                 break
             except Exception as exc:
-                # First line only: SQLAlchemy appends the statement and its parameters.
-                reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                reason = error_line(exc)
                 if attempt < len(self.retry_delays):
                     self.stats.retries += 1
                     log.warning(

@@ -101,3 +101,10 @@ def mobile(raw: str) -> str:
     if not phonenumbers.is_valid_number(phonenumbers.parse(value, "CN")):
         raise ValueError(f"{value[:3]} is not an allocated mobile prefix")
     return value
+
+
+def error_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` — what may be logged or kept of an error: the
+    rest can hold SQL parameters (SQLAlchemy appends them) and with them personal data."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"

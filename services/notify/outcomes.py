@@ -22,6 +22,7 @@ from services.notify.models import Notification
 from services.notify.rules import Rules
 from shared.db import UnitOfWork
 from shared.events import NotificationChanged, NotificationFailed, NotificationSent
+from shared.pii import error_line
 
 if TYPE_CHECKING:
     from services.notify.sending import Sender
@@ -170,7 +171,7 @@ def failed_attempt(
     """The call failed: ``failed`` at once when retrying cannot help or the attempts are
     spent; otherwise back to ``queued``, due after the backoff (the task retries then). A
     transient failure counts against the provider (failover)."""
-    error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+    error = error_line(exc)[:300]
     final = permanent or n.attempts >= sender.rules.max_attempts
     until = uow.now() + timedelta(seconds=backoff(sender.rules, n.attempts))
     retry_at: dict[str, Any] = {} if final else {"due_at": until, "dispatched_at": until}

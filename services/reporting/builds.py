@@ -26,6 +26,7 @@ from services.reporting.subscriptions import campaign_window
 from shared.config import Settings
 from shared.db import UnitOfWork
 from shared.events import ReportFile
+from shared.pii import error_line
 from shared.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -113,13 +114,6 @@ def produce(
     return Built(report_id, folder, files, data.title, data.sms(), _figures(data))
 
 
-def first_line(exc: BaseException) -> str:
-    """``Type: first line of the message`` — what may be logged or kept of an error (the
-    rest can hold SQL parameters or personal data)."""
-    text = str(exc)
-    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
-
-
 def build(rt: Runtime, run_id: uuid.UUID, attempt: int, source: Any = None) -> str:
     """The ``reporting.build`` task's work: build the run's report if it is still ours."""
     with rt.uow() as uow:
@@ -142,7 +136,7 @@ def build(rt: Runtime, run_id: uuid.UUID, attempt: int, source: Any = None) -> s
         except Exception as exc:
             # No traceback: its frames and message could carry personal data (the backbone's
             # rule); the type and the first line say what failed.
-            log.error("report run %s attempt %s failed: %s", run_id, attempt, first_line(exc))
+            log.error("report run %s attempt %s failed: %s", run_id, attempt, error_line(exc))
             uow.session.rollback()
             return _failed(uow, rt.settings, run_id, attempt, exc)
     return finish(rt, run_id, attempt, built)
@@ -182,7 +176,7 @@ def _failed(
     policy = Policy.of(settings)
     now = uow.now()
     guard = (ReportRun.id == run_id, ReportRun.status == "working", ReportRun.attempts == attempt)
-    error = first_line(exc)[:500]
+    error = error_line(exc)[:500]
     if attempt >= policy.max_attempts:
         if move(uow, guard, status="failed", finished_at=now, error=error):
             tell_failure(uow, settings.district, run_id)

@@ -82,3 +82,11 @@ def test_id_number_is_masked_keeping_three_leading_and_four_trailing_characters(
 def test_name_is_masked_keeping_the_surname() -> None:
     assert mask_name("张三") == "张*"
     assert mask_name("阿依古丽·买买提") == "阿*******"
+
+
+def test_an_error_is_kept_as_its_type_and_first_line_only() -> None:
+    from shared.pii import error_line
+
+    exc = ValueError("insert failed\n[parameters: ('110101199003077777', '13800138000')]")
+    assert error_line(exc) == "ValueError: insert failed"
+    assert error_line(RuntimeError()) == "RuntimeError: "
