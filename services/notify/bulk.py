@@ -23,6 +23,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from services.notify.messages import (
+    WAITING,
     Reach,
     Recipient,
     choose_channel,
@@ -145,6 +146,23 @@ def queue_message(
     message = Outgoing(
         recipient, kind, subject, slot, params, due_at, urgent, channel, correlation_id
     )
+    return _queue_one(uow, message)
+
+
+def waiting_message(uow: UnitOfWork, message: Outgoing) -> Notification | None:
+    """``message`` as queued — now, or before by this or a concurrent transaction — locked
+    for this transaction while it still waits to be sent; None once it has left (or opted
+    out). A batch (a digest, a day's reports-in) grows by a conditional UPDATE of its
+    params on a waiting status; the caller commits."""
+    _queue_one(uow, message)
+    row = uow.session.scalar(
+        select(Notification).where(Notification.idempotency_key == message.key).with_for_update()
+    )
+    return row if row is not None and row.status in WAITING else None
+
+
+def _queue_one(uow: UnitOfWork, message: Outgoing) -> uuid.UUID | None:
+    """Queue ``message`` in a savepoint; its id, or None when it was queued before."""
     try:
         with uow.session.begin_nested():
             queued = _queue(uow, [message])

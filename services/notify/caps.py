@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 
-from services.notify.bulk import queue_message
-from services.notify.messages import WAITING, RecentSms, idempotency_key, record
+from services.notify.bulk import Outgoing, waiting_message
+from services.notify.messages import WAITING, RecentSms, record
 from services.notify.models import Notification
 from services.notify.outcomes import move
 from services.notify.recipients import Person, recipient_of
@@ -67,25 +67,21 @@ def _digest(n: Notification, uow: UnitOfWork, rules: Rules) -> Notification:
     morning = rules.next_morning(uow.now())
     day = local_day(morning).isoformat()
     recipient = recipient_of(n)
-    for attempt in range(10):
-        slot = day if attempt == 0 else f"{day}#{attempt}"
-        key = idempotency_key(recipient, "digest", "-", slot)
-        query = select(Notification).where(Notification.idempotency_key == key)
-        digest = uow.session.scalar(query.with_for_update())
-        if digest is None:
-            queue_message(
-                uow,
+    for attempt in range(10):  # a digest that has left already: the next one
+        digest = waiting_message(
+            uow,
+            Outgoing(
                 recipient=recipient,
                 kind="digest",
                 subject="-",
-                slot=slot,
+                slot=day if attempt == 0 else f"{day}#{attempt}",
                 params={"lines": [], "merged": 0},
                 due_at=morning,
-                correlation_id=n.correlation_id,
                 channel="sms",
-            )
-            digest = uow.session.scalar(query.with_for_update())
-        if digest is not None and digest.status in WAITING:
+                correlation_id=n.correlation_id,
+            ),
+        )
+        if digest is not None:
             return digest
     raise RuntimeError(f"no waiting digest for {recipient.key} on {day}")
 

@@ -22,7 +22,7 @@ from datetime import datetime, time, timedelta
 
 from sqlalchemy import select, update
 
-from services.notify.bulk import queue_message
+from services.notify.bulk import Outgoing, queue_message, waiting_message
 from services.notify.contacts import (
     community_names,
     forget_member,
@@ -94,30 +94,26 @@ def _count_reported_in(uow: UnitOfWork, code: str, community: str, who: str, rul
     due = rules.next_batch(uow.now())
     slot = local_day(due).isoformat()
     for staff in staff_for(uow, "community", f"community:{code}"):
-        recipient = Recipient.staff(staff.id)
-        queued = queue_message(
+        batch = waiting_message(
             uow,
-            recipient=recipient,
-            kind="members_reported_in",
-            subject=code,
-            slot=slot,
-            params={"community": community, "count": 1, "names": [who]},
-            due_at=due,
+            Outgoing(
+                recipient=Recipient.staff(staff.id),
+                kind="members_reported_in",
+                subject=code,
+                slot=slot,
+                params={"community": community, "count": 0, "names": []},
+                due_at=due,
+            ),
         )
-        if queued is not None:
+        if batch is None:  # the day's batch has left, or the staff member takes no messages
             continue
-        key = idempotency_key(recipient, "members_reported_in", code, slot)
-        batch = uow.session.scalar(
-            select(Notification).where(Notification.idempotency_key == key).with_for_update()
+        names = [*list(batch.params.get("names") or []), who]  # type: ignore[call-overload]
+        uow.session.execute(
+            update(Notification)
+            .where(Notification.id == batch.id, Notification.status.in_(WAITING))
+            .values(params={**batch.params, "count": len(names), "names": names})
+            .execution_options(synchronize_session=False)
         )
-        if batch is not None and batch.status in WAITING:
-            names = [*list(batch.params.get("names") or []), who]  # type: ignore[call-overload]
-            uow.session.execute(
-                update(Notification)
-                .where(Notification.id == batch.id, Notification.status.in_(WAITING))
-                .values(params={**batch.params, "count": len(names), "names": names})
-                .execution_options(synchronize_session=False)
-            )
 
 
 def pairing_made(event: PairingChanged, envelope: Envelope, uow: UnitOfWork) -> None:
