@@ -16,12 +16,15 @@ from fastapi.testclient import TestClient
 from services import registry
 from services.app import create_app
 from services.demo_data import SAMPLE_DIRECTORY, synthetic_member
+from services.notify.channels import OutgoingSms
+from services.notify.rendering import render_sms, sample_params
 from services.registration import directory
 from shared import runtime as runtime_mod
 from shared.auth import new_token, store_token
 from shared.clock import SimulatedClock
 from shared.config import SERVICES
 from shared.consumer import EventConsumer
+from shared.pii import mask_phone
 from shared.relay import OutboxRelay
 from shared.runtime import Runtime
 
@@ -178,3 +181,20 @@ class TcpProxy:
             for s in (src, dst):
                 with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
+
+
+def sample_sms(
+    out_id: str = "0b6f1c2e-welcome", kind: str = "welcome", phone: str = "13812348000"
+) -> OutgoingSms:
+    """An SMS of ``kind`` rendered from the kind's sample parameters, ready for a provider."""
+    rendered = render_sms(kind, sample_params(kind))
+    return OutgoingSms(
+        out_id=out_id,
+        phone=phone,
+        phone_masked=mask_phone(phone),
+        kind=kind,
+        template_code=rendered.code_for("aliyun"),
+        params=rendered.params,
+        text=rendered.text,
+        segments=rendered.segments,
+    )

@@ -36,7 +36,8 @@ from services.notify.channels import (
     TencentSms,
     TransientProviderError,
 )
-from services.notify.rendering import load_sms_codes, render_email, render_sms, sample_params
+from services.notify.rendering import load_sms_codes, render_email, sample_params
+from tests.support import sample_sms
 
 PHONE = "13812348000"
 TIMEOUT = 0.5
@@ -178,20 +179,6 @@ def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(key, raising=False)
 
 
-def sms(kind: str = "welcome", out_id: str = "7d0c6a52-0001") -> OutgoingSms:
-    rendered = render_sms(kind, sample_params(kind))
-    return OutgoingSms(
-        out_id=out_id,
-        phone=PHONE,
-        phone_masked="138****8000",
-        kind=kind,
-        template_code=rendered.code_for("aliyun"),
-        params=rendered.params,
-        text=rendered.text,
-        segments=rendered.segments,
-    )
-
-
 def aliyun(endpoint: str) -> AliyunSms:
     return AliyunSms(
         "ak-id", "ak-secret", "在职党员进社区", endpoint, CODES["aliyun"], timeout=TIMEOUT
@@ -216,7 +203,7 @@ def tencent(endpoint: str) -> TencentSms:
 
 def test_aliyun_sends_the_approved_template_with_our_out_id(fake: Any) -> None:
     providers, endpoint = fake
-    message = sms()
+    message = sample_sms("7d0c6a52-0001")
     assert aliyun(endpoint).send(message) == "000001^0"
     (request,) = providers.requests("aliyun:SendSms")
     assert request["PhoneNumbers"] == PHONE
@@ -244,7 +231,7 @@ def test_aliyun_refusals_map_to_transient_or_permanent(
     providers.script("aliyun:SendSms", status, {**body, "RequestId": "r"})
     expected = TransientProviderError if error == "transient" else PermanentProviderError
     with pytest.raises(expected) as caught:
-        aliyun(endpoint).send(sms())
+        aliyun(endpoint).send(sample_sms("7d0c6a52-0001"))
     assert caught.value.code == body["Code"] and caught.value.provider == "aliyun"
     assert PHONE not in str(caught.value)
 
@@ -253,7 +240,7 @@ def test_an_aliyun_timeout_is_transient_and_names_no_number(fake: Any) -> None:
     providers, endpoint = fake
     providers.script("aliyun:SendSms", 200, {"Code": "OK", "BizId": "late"}, delay=TIMEOUT * 3)
     with pytest.raises(TransientProviderError) as caught:
-        aliyun(endpoint).send(sms())
+        aliyun(endpoint).send(sample_sms("7d0c6a52-0001"))
     assert caught.value.code == "NetworkError"
     assert PHONE not in str(caught.value) and caught.value.__suppress_context__
 
@@ -261,11 +248,11 @@ def test_an_aliyun_timeout_is_transient_and_names_no_number(fake: Any) -> None:
 def test_aliyun_reconciles_a_send_by_our_out_id(fake: Any) -> None:
     providers, endpoint = fake
     provider = aliyun(endpoint)
-    message = sms(out_id="7d0c6a52-0002")
+    message = sample_sms("7d0c6a52-0002")
     provider.send(message)  # the provider took it; suppose we crashed before recording
     since = datetime.now(UTC) - timedelta(hours=1)
     assert provider.find(message, since) == "out:7d0c6a52-0002"
-    assert provider.find(sms(out_id="7d0c6a52-0003"), since) is None
+    assert provider.find(sample_sms("7d0c6a52-0003"), since) is None
     queries = providers.requests("aliyun:QuerySendDetails")
     assert {q["PhoneNumber"] for q in queries} == {PHONE}
     assert all(len(q["SendDate"]) == 8 and q["SendDate"].isdigit() for q in queries)
@@ -276,7 +263,7 @@ def test_aliyun_reconciles_a_send_by_our_out_id(fake: Any) -> None:
 
 def test_tencent_sends_the_template_params_in_template_order(fake: Any) -> None:
     providers, endpoint = fake
-    message = sms("pairing_made")
+    message = sample_sms("7d0c6a52-0001", "pairing_made")
     reversed_params = dict(reversed(list(message.params.items())))  # e.g. back from jsonb
     shuffled = OutgoingSms(**{**message.__dict__, "params": reversed_params})
     assert tencent(endpoint).send(shuffled) == "2640:1"
@@ -329,7 +316,7 @@ def test_tencent_refusals_map_to_transient_or_permanent(
     providers.script("tencent:SendSms", 200, body)
     expected = TransientProviderError if error == "transient" else PermanentProviderError
     with pytest.raises(expected) as caught:
-        tencent(endpoint).send(sms())
+        tencent(endpoint).send(sample_sms("7d0c6a52-0001"))
     wanted = code or body["Response"]["SendStatusSet"][0]["Code"]
     assert caught.value.code == wanted and caught.value.provider == "tencent"
 
@@ -338,21 +325,21 @@ def test_a_tencent_timeout_or_server_error_is_transient(fake: Any) -> None:
     providers, endpoint = fake
     providers.script("tencent:SendSms", 200, _status("Ok"), delay=TIMEOUT * 3)
     with pytest.raises(TransientProviderError) as caught:
-        tencent(endpoint).send(sms())
+        tencent(endpoint).send(sample_sms("7d0c6a52-0001"))
     assert caught.value.code == "ClientNetworkError" and PHONE not in str(caught.value)
     providers.script("tencent:SendSms", 502, {"message": "bad gateway"})
     with pytest.raises(TransientProviderError):
-        tencent(endpoint).send(sms())
+        tencent(endpoint).send(sample_sms("7d0c6a52-0001"))
 
 
 def test_tencent_reconciles_a_send_by_our_session_context(fake: Any) -> None:
     providers, endpoint = fake
     provider = tencent(endpoint)
-    provider.send(sms(out_id="7d0c6a52-0004"))
-    serial = provider.send(sms(out_id="7d0c6a52-0005"))
+    provider.send(sample_sms("7d0c6a52-0004"))
+    serial = provider.send(sample_sms("7d0c6a52-0005"))
     since = datetime.now(UTC) - timedelta(minutes=5)
-    assert provider.find(sms(out_id="7d0c6a52-0005"), since) == serial
-    assert provider.find(sms(out_id="7d0c6a52-0006"), since) is None
+    assert provider.find(sample_sms("7d0c6a52-0005"), since) == serial
+    assert provider.find(sample_sms("7d0c6a52-0006"), since) is None
     (query, _) = providers.requests("tencent:PullSmsSendStatusByPhoneNumber")
     assert query["PhoneNumber"] == f"+86{PHONE}" and query["SmsSdkAppId"] == "1400000001"
     assert query["BeginTime"] == int(since.timestamp()) <= query["EndTime"]
@@ -366,8 +353,8 @@ def test_tencent_pages_through_the_receipts_of_a_busy_number(fake: Any) -> None:
             {"PhoneNumberSet": [f"+86{PHONE}"], "SessionContext": f"7d0c6a52-{i:04d}"}
         )
     since = datetime.now(UTC) - timedelta(days=1)
-    assert provider.find(sms(out_id="7d0c6a52-0130"), since) == "2640:131"
-    assert provider.find(sms(out_id="7d0c6a52-9999"), since) is None
+    assert provider.find(sample_sms("7d0c6a52-0130"), since) == "2640:131"
+    assert provider.find(sample_sms("7d0c6a52-9999"), since) is None
     pages = [
         (q["Offset"], q["Limit"])
         for q in providers.requests("tencent:PullSmsSendStatusByPhoneNumber")
@@ -383,7 +370,7 @@ def test_a_failing_look_up_raises_a_provider_error(fake: Any) -> None:
         {"Response": {"Error": {"Code": "InternalError", "Message": "x"}, "RequestId": "r"}},
     )
     with pytest.raises(TransientProviderError):
-        tencent(endpoint).find(sms(), datetime.now(UTC) - timedelta(hours=1))
+        tencent(endpoint).find(sample_sms("7d0c6a52-0001"), datetime.now(UTC) - timedelta(hours=1))
     assert TencentSms.settle_after > AliyunSms.settle_after > timedelta(0)
 
 

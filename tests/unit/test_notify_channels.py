@@ -36,24 +36,11 @@ from services.notify.rendering import KINDS, load_sms_codes, render_sms, sample_
 from shared.clock import SimulatedClock
 from shared.config import ConfigError, load
 from shared.pii import national_mobile, redact
+from tests.support import sample_sms
 
 PHONE = "13812348000"
 NOW = datetime(2016, 7, 1, 2, 0, tzinfo=UTC)
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
-
-
-def outgoing_sms(out_id: str = "0b6f1c2e-welcome", kind: str = "welcome") -> OutgoingSms:
-    rendered = render_sms(kind, sample_params(kind))
-    return OutgoingSms(
-        out_id=out_id,
-        phone=PHONE,
-        phone_masked="138****8000",
-        kind=kind,
-        template_code=rendered.code_for("aliyun"),
-        params=rendered.params,
-        text=rendered.text,
-        segments=rendered.segments,
-    )
 
 
 def outgoing_email(out_id: str = "0b6f1c2e-report") -> OutgoingEmail:
@@ -77,7 +64,7 @@ def outgoing_email(out_id: str = "0b6f1c2e-report") -> OutgoingEmail:
 
 def test_the_sms_outbox_line_has_the_masked_number_and_the_rendered_text(tmp_path: Path) -> None:
     channel = FileSmsChannel(tmp_path, SimulatedClock(NOW))
-    sms = outgoing_sms()
+    sms = sample_sms()
     assert channel.send(sms) == f"file:{sms.out_id}"
     raw = (tmp_path / "sms.jsonl").read_text(encoding="utf-8")
     assert PHONE not in raw
@@ -138,13 +125,13 @@ def test_the_email_outbox_masks_numbers_in_the_body(tmp_path: Path) -> None:
 
 def test_the_sms_outbox_finds_a_send_by_out_id_and_ignores_torn_lines(tmp_path: Path) -> None:
     channel = FileSmsChannel(tmp_path)
-    assert channel.find(outgoing_sms("a-1"), NOW) is None
-    channel.send(outgoing_sms("a-1"))
+    assert channel.find(sample_sms("a-1"), NOW) is None
+    channel.send(sample_sms("a-1"))
     with open(tmp_path / "sms.jsonl", "a", encoding="utf-8") as fh:
         fh.write('{"out_id": "b-2", "to": "13')  # a crash mid-line
-    assert channel.find(outgoing_sms("a-1"), NOW) == "file:a-1"
-    assert channel.find(outgoing_sms("b-2"), NOW) is None
-    assert channel.find(outgoing_sms("a"), NOW) is None
+    assert channel.find(sample_sms("a-1"), NOW) == "file:a-1"
+    assert channel.find(sample_sms("b-2"), NOW) is None
+    assert channel.find(sample_sms("a"), NOW) is None
 
 
 def test_the_email_outbox_file_parses_back_with_attachments_and_inline_image(
@@ -255,7 +242,7 @@ def test_numbers_are_written_the_way_each_provider_takes_them() -> None:
 def test_providers_refuse_a_kind_without_an_approved_code() -> None:
     provider = AliyunSms("id", "secret", "签名", "http://127.0.0.1:9", codes={})
     with pytest.raises(PermanentProviderError, match="TemplateNotApproved"):
-        provider.send(outgoing_sms())
+        provider.send(sample_sms())
 
 
 def test_provider_limits_describe_the_documented_caps() -> None:
@@ -410,13 +397,13 @@ def test_the_recording_provider_fails_as_told_then_accepts() -> None:
     provider = RecordingSmsProvider()
     provider.fail_next(TransientProviderError("Timeout"), None)
     with pytest.raises(TransientProviderError):
-        provider.send(outgoing_sms("r-1"))
-    assert provider.find(outgoing_sms("r-1"), NOW) is None
-    assert provider.send(outgoing_sms("r-1")) == "recording:r-1"
-    assert provider.send(outgoing_sms("r-2")) == "recording:r-2"
+        provider.send(sample_sms("r-1"))
+    assert provider.find(sample_sms("r-1"), NOW) is None
+    assert provider.send(sample_sms("r-1")) == "recording:r-1"
+    assert provider.send(sample_sms("r-2")) == "recording:r-2"
     assert [s.out_id for s in provider.attempts] == ["r-1", "r-1", "r-2"]
     assert [s.out_id for s in provider.sent] == ["r-1", "r-2"]
-    assert provider.find(outgoing_sms("r-1"), NOW) == "recording:r-1"
+    assert provider.find(sample_sms("r-1"), NOW) == "recording:r-1"
 
 
 def test_a_flaky_provider_times_out_at_about_its_rate_reproducibly() -> None:
@@ -425,7 +412,7 @@ def test_a_flaky_provider_times_out_at_about_its_rate_reproducibly() -> None:
         results = []
         for i in range(200):
             try:
-                provider.send(outgoing_sms(f"f-{i}"))
+                provider.send(sample_sms(f"f-{i}"))
                 results.append(True)
             except TransientProviderError:
                 results.append(False)
@@ -442,8 +429,8 @@ def test_after_accept_plays_a_crash_after_the_provider_took_the_message() -> Non
 
     provider = RecordingSmsProvider(after_accept=crash)
     with pytest.raises(SystemExit):
-        provider.send(outgoing_sms("k-1"))
-    assert provider.find(outgoing_sms("k-1"), NOW) == "recording:k-1"
+        provider.send(sample_sms("k-1"))
+    assert provider.find(sample_sms("k-1"), NOW) == "recording:k-1"
 
 
 def test_the_recording_email_channel_answers_with_the_deterministic_message_id() -> None:
