@@ -147,13 +147,11 @@ def _unit_lists(
 
 @dataclass
 class SweepResult:
-    """What one sweep did: messages queued per job, and slots skipped or lost to a rival."""
+    """What one sweep did: messages queued per job, and the slots it recorded skipped."""
 
     now: datetime
     queued: Counter[str] = field(default_factory=Counter)
-    slots_run: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
-    taken_elsewhere: list[str] = field(default_factory=list)
 
 
 def default_holder() -> str:
@@ -185,12 +183,10 @@ def sweep(rt: Runtime, now: datetime | None = None, holder: str | None = None) -
                 holder=holder,
             )
             if not insert_once(uow, run):  # the claim: another sweep ran this slot
-                result.taken_elsewhere.append(occ.key)
                 continue
             if outcome == "sent":
                 run.messages = queue_messages(uow, audience(uow, occ, cal, rt.sealer))
                 result.queued[occ.job.name] += run.messages
-                result.slots_run.append(occ.key)
             else:
                 result.skipped.append(occ.key)
             uow.commit()
