@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hmac
 import uuid
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query
@@ -22,7 +23,7 @@ from services.notify import (
     runtime,
 )
 from services.notify.contacts import StaffIn
-from services.notify.models import Contact, StaffContact
+from services.notify.models import Contact, Notification, StaffContact
 from shared.auth import Forbidden, Principal, Unauthorized, add_status_route, requires
 from shared.db import UnitOfWork
 from shared.http import DomainError, Invalid, NotFound
@@ -163,18 +164,59 @@ def list_notifications(
                 raise NotFound(f"no member {member_id}")
         elif principal.role not in ("admin", "operator"):
             raise Forbidden("only admin and operator tokens may search by correlation id")
-        found = history.messages(
-            uow, member_id=member_id, correlation_id=correlation_id, limit=limit
+        # A member's own messages were checked above; a correlation id's are per recipient.
+        in_scope = principal.kind == "city" or member_id is not None
+        keep = None if in_scope else _recipients_in_scope(uow, principal)
+        return history.messages(
+            uow, member_id=member_id, correlation_id=correlation_id, limit=limit, keep=keep
         )
-    if member_id is None and principal.kind != "city":
-        found = [m for m in found if m["member_id"] is not None]
-    return found
+
+
+def _recipients_in_scope(
+    uow: UnitOfWork, principal: Principal
+) -> Callable[[list[Notification]], list[Notification]]:
+    """Keeps the messages whose recipient ``principal`` may see: a member by their contact's
+    communities and unit (as :func:`_member_visible`), a staff contact by its district. A
+    correlation id is shared across districts (a reminder slot, a directory change), so a
+    search by it must not reach past the caller's scope; report subscribers' messages
+    (sealed recipients) and erased members are the city's only."""
+
+    def keep(page: list[Notification]) -> list[Notification]:
+        members = {n.member_id for n in page if n.member_id is not None}
+        staff = {n.staff_id for n in page if n.staff_id is not None}
+        found = select(Contact).where(Contact.member_id.in_(members))
+        reach = {c.member_id: c for c in uow.session.scalars(found)} if members else {}
+        ours = (
+            set(
+                uow.session.scalars(
+                    select(StaffContact.id).where(
+                        StaffContact.id.in_(staff), StaffContact.district == principal.code
+                    )
+                )
+            )
+            if staff and principal.kind == "district"
+            else set()
+        )
+        return [
+            n
+            for n in page
+            if (n.staff_id is not None and n.staff_id in ours)
+            or (
+                n.member_id is not None
+                and n.member_id in reach
+                and _member_visible(reach[n.member_id], principal, n.member_id)
+            )
+        ]
+
+    return keep
 
 
 # --- provider webhooks --------------------------------------------------------------------
 
 
 WEBHOOK_KEY = "SERVICEMONTH_NOTIFY_WEBHOOK_TOKEN"
+#: Items one receipt or reply callback may carry (Aliyun pushes up to 100, Tencent fewer).
+MAX_CALLBACK_ITEMS = 1000
 
 
 class WebhookNotConfigured(DomainError):
@@ -186,27 +228,33 @@ def _check_webhook(rt: Runtime, token: str | None) -> None:
     """Webhooks carry no bearer token: the provider's callback URL carries
     SERVICEMONTH_NOTIFY_WEBHOOK_TOKEN as ``?token=``.
 
-    Outside the embedded default (a real broker: a deployment providers can reach) the key
-    is required. Without it every callback answers 503 naming the key, rather than the
-    service refusing to start: sending, preferences and history work without webhooks, and
-    providers redeliver receipts that were refused with a 5xx once it is set. The embedded
-    default (one machine, the demo) takes callbacks without a token unless one is set.
+    The key is required on every deployment, the embedded default too: a callback opts
+    numbers out and marks messages delivered, and an embedded install can be reachable
+    from outside as well. Without it every callback answers 503 naming the key, rather
+    than the service refusing to start: sending, preferences and history work without
+    webhooks, and providers redeliver receipts that were refused with a 5xx once it is set.
     """
     expected = rt.settings.get("NOTIFY_WEBHOOK_TOKEN", "notify")
     if not expected:
-        if rt.settings.embedded_broker:
-            return
         raise WebhookNotConfigured(
             f"set {WEBHOOK_KEY} and give the providers callback URLs with ?token=<it>; "
             "until then every receipt and reply is refused",
             key=WEBHOOK_KEY,
         )
-    if not hmac.compare_digest(expected, token or ""):
+    # Constant time: the comparison must not tell a caller how much of a guess was right.
+    if not hmac.compare_digest(expected.encode(), (token or "").encode()):
         raise Unauthorized("bad webhook token")
 
 
 def _reports(body: Any) -> list[dict[str, Any]]:
+    """The callback's items, checked before any database work: objects, at most
+    :data:`MAX_CALLBACK_ITEMS` of them (a provider batches far fewer)."""
     items = body if isinstance(body, list) else [body]
+    if len(items) > MAX_CALLBACK_ITEMS:
+        raise Invalid(
+            "too many reports in one callback",
+            [{"field": "body", "message": f"at most {MAX_CALLBACK_ITEMS:,} items"}],
+        )
     if not all(isinstance(i, dict) for i in items):
         raise Invalid("not a list of reports", [{"field": "body", "message": "a list of objects"}])
     return items
@@ -222,9 +270,10 @@ def delivery_receipts(
     """Delivery reports from a provider; idempotent, never moving a status backwards.
     Answers in the shape both providers accept as "received"."""
     _check_webhook(rt, token)
+    items = _reports(body)
     counts: dict[str, int] = {}
     with rt.uow() as uow:
-        for item in _reports(body):
+        for item in items:
             outcome = receipts.apply_receipt(
                 uow, name, receipts.parse_receipt(item), rt.settings.district
             )
@@ -240,9 +289,10 @@ def inbound_replies(
     """Inbound SMS (Aliyun ``phone_number``/``content``, Tencent ``mobile``/``text``):
     "TD", "T" or "退订" turns SMS off for that number."""
     _check_webhook(rt, token)
+    items = _reports(body)
     opted_out = 0
     with rt.uow() as uow:
-        for item in _reports(body):
+        for item in items:
             phone = str(item.get("phone_number") or item.get("mobile") or "")
             text = str(item.get("content") or item.get("text") or "").strip().upper()
             if phone and text in STOP_WORDS:

@@ -3,7 +3,9 @@ hands over messages that are due and that no send task is expected for."""
 
 from __future__ import annotations
 
+import itertools
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -54,20 +56,40 @@ def message_view(n: Notification, events: list[NotificationEvent]) -> dict[str, 
     }
 
 
+#: Messages read per round when a scope filter drops some of them.
+_PAGE = 500
+Keep = Callable[[list[Notification]], list[Notification]]
+
+
 def messages(
     uow: UnitOfWork,
     *,
     member_id: uuid.UUID | None = None,
     correlation_id: uuid.UUID | None = None,
     limit: int = 200,
+    keep: Keep | None = None,
 ) -> list[dict[str, Any]]:
-    """A member's messages, or those one correlation id caused, oldest first."""
-    query = select(Notification).order_by(Notification.created_at, Notification.id).limit(limit)
+    """A member's messages, or those one correlation id caused, oldest first.
+
+    ``keep`` narrows each page read to what the caller may see (a district operator: its
+    district's recipients); pages are read until ``limit`` messages are kept, so the
+    limit counts visible messages, not the ones dropped.
+    """
+    query = select(Notification).order_by(Notification.created_at, Notification.id)
     if member_id is not None:
         query = query.where(Notification.member_id == member_id)
     if correlation_id is not None:
         query = query.where(Notification.correlation_id == correlation_id)
-    found = list(uow.session.scalars(query))
+    if keep is None:
+        found = list(uow.session.scalars(query.limit(limit)))
+    else:
+        found = []
+        for start in itertools.count(0, _PAGE):
+            page = list(uow.session.scalars(query.limit(_PAGE).offset(start)))
+            found += keep(page)
+            if len(page) < _PAGE or len(found) >= limit:
+                break
+        found = found[:limit]
     events: dict[uuid.UUID, list[NotificationEvent]] = {n.id: [] for n in found}
     if found:
         for e in uow.session.scalars(

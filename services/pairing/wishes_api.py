@@ -28,6 +28,9 @@ Reader = Annotated[
 ]
 Member = Annotated[Principal, Depends(requires(runtime, "member"))]
 Code = Annotated[str, Field(pattern=r"^\d{12}$")]
+#: How far a list may be paged: far beyond any community's wishes, and small enough for
+#: every database's OFFSET (PostgreSQL refuses one beyond a 64-bit integer with a 500).
+MAX_OFFSET = 1_000_000
 
 
 class WishIn(BaseModel):
@@ -151,7 +154,7 @@ def list_wishes(
     community_code: Annotated[str | None, Query(pattern=r"^\d{12}$")] = None,
     state: Annotated[str | None, Query(max_length=20)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[dict[str, Any]]:
     """Wishes of a community (or of the caller's scope), newest first."""
     query = select(Wish)

@@ -1,0 +1,154 @@
+"""Doors found open in review, each shut on both backends: anonymous or oversized provider
+callbacks, directory rows outside an operator's district, list filters that reach past the
+caller's scope, unbounded paging, uploads without a row cap, and state files others read."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from typing import Any
+
+from services.notify.bulk import queue_message
+from services.notify.messages import Recipient
+from services.notify.models import Contact, StaffContact
+from shared.events import CommunityRef, MemberRegistered, SealedContact
+from tests.integration.notify_support import apply
+from tests.support import client, issue_token
+
+HERE, THERE = "410303", "410305"
+
+
+def set_env(backend: Any, service: str, **env: str) -> None:
+    rt = backend.rt(service)
+    rt.settings = dataclasses.replace(rt.settings, env={**rt.settings.env, **env})
+
+
+def notify_member(backend: Any, district: str, phone: str) -> uuid.UUID:
+    """A member notify can reach, living in a community of ``district``."""
+    member_id = uuid.uuid4()
+    community = f"{district}001001"
+    sealed = backend.rt("notify").sealer.seal_json(
+        {"name": "张三", "phone": phone, "email": None}, SealedContact.CONTEXT
+    )
+    event = MemberRegistered(
+        member_id=member_id,
+        unit_code=f"U{district}001",
+        unit_district=district,
+        communities=[
+            CommunityRef(
+                registration_id=uuid.uuid4(),
+                community_code=community,
+                role="residence",
+                district=district,
+            )
+        ],
+        contact=SealedContact(sealed=sealed, phone_masked=phone[:3] + "****" + phone[-4:]),
+    )
+    assert apply(backend, event) == "applied"
+    return member_id
+
+
+def staff_contact(backend: Any, district: str) -> uuid.UUID:
+    """Community staff of ``district`` whom notify can reach."""
+    rt = backend.rt("notify")
+    with rt.uow() as uow:
+        contact = StaffContact(
+            id=uuid.uuid4(),
+            role="community",
+            scope=f"community:{district}001001",
+            district=district,
+            sealed=rt.sealer.seal_json({"name": "李红"}, SealedContact.CONTEXT),
+            name_masked="李*",
+            phone_masked=f"139****{district[-4:]}",
+            state="active",
+            updated_at=uow.now(),
+        )
+        uow.session.add(contact)
+        uow.commit()
+        return contact.id
+
+
+# --- 1. provider callbacks ------------------------------------------------------------------
+
+
+def test_provider_callbacks_are_refused_without_a_configured_token_on_every_backend(
+    backend: Any,
+) -> None:
+    member = notify_member(backend, HERE, "13812348000")
+    reply = {"mobile": "13812348000", "text": "TD"}
+    with client() as http:
+        for path in ("replies", "receipts"):
+            refused = http.post(f"/api/v1/providers/tencent/{path}", json=[reply])
+            assert refused.status_code == 503, refused.text
+            assert refused.json()["key"] == "SERVICEMONTH_NOTIFY_WEBHOOK_TOKEN"
+    with backend.rt("notify").db.session() as session:
+        contact = session.get(Contact, member)
+        assert contact is not None and contact.sms_enabled  # nobody opted the number out
+
+
+def test_a_callback_of_more_than_a_thousand_items_is_refused_before_anything_is_applied(
+    backend: Any,
+) -> None:
+    member = notify_member(backend, HERE, "13812348000")
+    set_env(backend, "notify", SERVICEMONTH_NOTIFY_WEBHOOK_TOKEN="callback-secret")
+    replies = [{"mobile": "13812348000", "text": "TD"}] * 1001
+    with client() as http:
+        for path in ("replies", "receipts"):
+            url = f"/api/v1/providers/tencent/{path}?token=callback-secret"
+            refused = http.post(url, json=replies)
+            assert refused.status_code == 422, refused.text
+            assert [e["field"] for e in refused.json()["errors"]] == ["body"]
+        accepted = http.post(
+            "/api/v1/providers/tencent/replies?token=callback-secret", json=replies[:1000]
+        )
+    with backend.rt("notify").db.session() as session:
+        assert accepted.status_code == 200, accepted.text
+        contact = session.get(Contact, member)
+        assert contact is not None and not contact.sms_enabled
+
+
+# --- 3. list filters stay in scope ----------------------------------------------------------
+
+
+def test_a_district_operator_searching_by_correlation_id_sees_only_its_district(
+    backend: Any,
+) -> None:
+    admin = issue_token(backend, "admin", "city")
+    operator = issue_token(backend, "operator", f"district:{HERE}")
+    members = {d: notify_member(backend, d, p) for d, p in ((HERE, "13812348000"),
+                                                            (THERE, "13812349000"))}  # fmt: skip
+    staff = {district: staff_contact(backend, district) for district in (HERE, THERE)}
+    correlation = uuid.uuid4()
+    recipients = [Recipient.member(m) for m in members.values()]
+    recipients += [Recipient.staff(s) for s in staff.values()]
+    with backend.rt("notify").uow() as uow:
+        for recipient in recipients:
+            queue_message(uow, recipient=recipient, kind="wish_confirmed", subject="-",
+                          slot="doors", params={"wish": "一套课外读物"},
+                          correlation_id=correlation)  # fmt: skip
+        uow.commit()
+    query = {"correlation_id": str(correlation)}
+    with client(operator) as http:
+        seen = http.get("/api/v1/notifications", params=query)
+    with client(admin) as http:
+        everything = http.get("/api/v1/notifications", params=query)
+    assert seen.status_code == 200, seen.text
+    assert {m["member_id"] for m in seen.json()} == {str(members[HERE]), None}
+    assert {m["to"] for m in seen.json()} == {"138****8000", f"139****{HERE[-4:]}"}
+    assert len(everything.json()) == 4
+
+
+# --- 4. paging is bounded -------------------------------------------------------------------
+
+
+def test_paging_beyond_the_bounds_is_a_422_naming_the_parameter(backend: Any) -> None:
+    with client(issue_token(backend, "admin", "city")) as http:
+        for offset in ("99999999999999999999", "1000001", "-1"):
+            refused = http.get("/api/v1/wishes", params={"offset": offset})
+            assert refused.status_code == 422, (offset, refused.text)
+            assert [e["field"] for e in refused.json()["errors"]] == ["offset"]
+        assert http.get("/api/v1/wishes", params={"offset": 1_000_000}).json() == []
+        for path in ("/api/v1/wishes", "/api/v1/registrations", "/api/v1/notifications"):
+            refused = http.get(path, params={"limit": "99999999999999999999"})
+            assert refused.status_code == 422, (path, refused.text)
+            assert "limit" in [e["field"] for e in refused.json()["errors"]]
