@@ -13,7 +13,7 @@ import click
 from services.notify.commands import notify_commands
 from services.reporting.commands import report as report_commands
 from shared.auth import ROLES
-from shared.config import SERVICES, ConfigError, settings
+from shared.config import SERVICES, ConfigError, private_files, settings
 
 SERVICE = click.Choice(SERVICES)
 
@@ -34,7 +34,8 @@ def cli() -> None:
     Settings come from SERVICEMONTH_* environment variables; with none set, everything
     runs embedded under ./var (SQLite and a filesystem broker).
     """
-    settings()  # a bad setting stops here, with its key named
+    private_files()  # before anything under SERVICEMONTH_HOME can be created
+    private_files(settings().home)  # a bad setting stops here, with its key named
     _setup_logging()
 
 

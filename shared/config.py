@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -29,6 +30,10 @@ SERVICES = ("registration", "pairing", "notify", "reporting")
 CITY = "410300"
 CAMPAIGN_TZ = ZoneInfo("Asia/Shanghai")
 EMBEDDED_BROKER = "sfs://"
+#: What the processes of servicemonth create under SERVICEMONTH_HOME (SQLite databases, the
+#: broker's folders, the outbox, reports, keys) holds personal data and secrets: readable
+#: and writable by the service's user only.
+PRIVATE_UMASK = 0o077
 
 
 class ConfigError(Exception):
@@ -119,7 +124,7 @@ class Settings:
             return key
         path = self.home / "keys" / "pii.key"
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as fh:
@@ -131,6 +136,25 @@ class Settings:
             finally:
                 tmp.unlink()
         return bytes.fromhex(path.read_text().strip())
+
+
+def private_files(home: Path | None = None) -> None:
+    """From now on, every file and folder this process (and its children) creates is its
+    user's only; an existing ``home`` loses any group/other access it had, which also
+    closes what an older version left readable inside it.
+
+    Every entrypoint calls this first (the ``servicemonth`` command, and through it the
+    consumers, workers, scheduler and HTTP servers it starts).
+    """
+    os.umask(PRIVATE_UMASK)
+    if home is None:
+        return
+    try:
+        found = home.stat()
+    except FileNotFoundError:
+        return
+    if found.st_uid == os.getuid() and found.st_mode & PRIVATE_UMASK:
+        home.chmod(stat.S_IMODE(found.st_mode) & ~PRIVATE_UMASK)
 
 
 def _check_service(service: str) -> None:

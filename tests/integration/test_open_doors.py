@@ -5,9 +5,14 @@ caller's scope, unbounded paging, uploads without a row cap, and state files oth
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 from typing import Any
 
+from services.demo_data import SAMPLE_DIRECTORY
 from services.notify.bulk import queue_message
 from services.notify.messages import Recipient
 from services.notify.models import Contact, StaffContact
@@ -152,3 +157,33 @@ def test_paging_beyond_the_bounds_is_a_422_naming_the_parameter(backend: Any) ->
             refused = http.get(path, params={"limit": "99999999999999999999"})
             assert refused.status_code == 422, (path, refused.text)
             assert "limit" in [e["field"] for e in refused.json()["errors"]]
+
+
+# --- 7. state files are the service user's only ---------------------------------------------
+
+
+def test_what_a_command_creates_under_the_home_is_readable_by_its_user_only(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "var"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SERVICEMONTH_")}
+    env |= {"SERVICEMONTH_HOME": str(home), "SERVICEMONTH_LOG_LEVEL": "WARNING"}
+    roster = tmp_path / "roster.csv"
+    roster.write_text("姓名,身份证号,手机号,居住社区代码\n张三,110101199003077777,13812348000,x\n")
+    for command in (
+        ["migrate"],
+        ["directory", "load", str(SAMPLE_DIRECTORY)],
+        ["roster", "import", str(roster), "--unit", "U410303001"],  # seals: makes the key
+        ["dead-letters", "registration"],  # the embedded broker's folders
+    ):
+        subprocess.run(
+            [sys.executable, "-m", "services.cli", *command],
+            env=env,
+            check=True,
+            capture_output=True,
+            preexec_fn=lambda: os.umask(0o022),  # a shell's usual umask
+        )
+    made = [home, *home.rglob("*")]
+    kinds = {p.relative_to(home).parts[0] for p in made if p != home}
+    assert {"registration.db", "keys", "broker"} <= kinds
+    assert [p for p in made if p.stat().st_mode & 0o077] == []
