@@ -36,6 +36,7 @@ SUBSCRIPTIONS: Mapping[str, tuple[str, ...]] = {
         "activity.*",
         "team.*",
         "report.generated",
+        "staff.*",  # the staff contacts notify sends to (registration's staff accounts)
     ),
     # what its projections read (services.reporting.consumers.PROJECTIONS); notifications,
     # team requests and reports go past

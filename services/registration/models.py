@@ -1,4 +1,5 @@
-"""Registration's tables: the directory, members, their registrations, rosters, the audit log."""
+"""Registration's tables: the directory, members, their registrations, rosters, staff
+accounts, the audit log."""
 
 from __future__ import annotations
 
@@ -150,6 +151,32 @@ class RosterError(Base):
     field: Mapped[str] = mapped_column(String(60))
     message: Mapped[str] = mapped_column(String(500))
     row_sealed: Mapped[str | None] = mapped_column(Text)
+
+
+class StaffAccount(Base):
+    """An account for someone who runs the campaign rather than serves in it: a district's
+    operator, a unit's organiser, community staff, a leader. Created by the operator above
+    them (:mod:`services.registration.staff`); the mobile is sealed and found by its HMAC
+    (SMS-code sign-in), shown masked. One account per (phone, role, scope): the same person
+    may staff two communities, each an account of its own.
+    """
+
+    __tablename__ = "staff_accounts"
+    __table_args__ = (UniqueConstraint("phone_hmac", "role", "scope"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(30))
+    role: Mapped[str] = mapped_column(String(20))  # operator | unit | community | leader
+    scope: Mapped[str] = mapped_column(String(60))
+    # None for a city-scope leader; a city-level unit's organiser has the city's code
+    district_code: Mapped[str | None] = mapped_column(String(6), index=True)
+    phone_sealed: Mapped[str] = mapped_column(String(200))
+    phone_hmac: Mapped[str] = mapped_column(String(64), index=True)
+    phone_masked: Mapped[str] = mapped_column(String(11))
+    email_sealed: Mapped[str | None] = mapped_column(String(600))
+    state: Mapped[str] = mapped_column(String(10), default="active")  # active | disabled
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class AuditEntry(Base):

@@ -15,7 +15,9 @@ registered for ``(type, version)``.
 - :mod:`~shared.events.pairing`: pairings (双对接) and wishes (微心愿);
 - :mod:`~shared.events.activities`: service records (五个一) and service teams;
 - :mod:`~shared.events.notifications`: notify's message outcomes;
-- :mod:`~shared.events.reports`: generated reports.
+- :mod:`~shared.events.reports`: generated reports;
+- :mod:`~shared.events.staff`: staff accounts (operators, unit organisers, community staff,
+  leaders).
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ from shared.events.pairing import (
     WishChanged,
 )
 from shared.events.reports import ReportFile, ReportGenerated
+from shared.events.staff import StaffAccountDisabled, StaffAccountSaved, StaffRole
 
 __all__ = [
     "CATALOGUE",
@@ -103,6 +106,9 @@ __all__ = [
     "ReportFile",
     "ReportGenerated",
     "SealedContact",
+    "StaffAccountDisabled",
+    "StaffAccountSaved",
+    "StaffRole",
     "TeamJoinRequested",
     "TeamJoined",
     "TeamLeft",

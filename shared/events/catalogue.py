@@ -38,6 +38,7 @@ from shared.events.notifications import (
 )
 from shared.events.pairing import WISH_EVENTS, PairingEnded, PairingMade
 from shared.events.reports import ReportGenerated
+from shared.events.staff import StaffAccountDisabled, StaffAccountSaved
 
 _ALL: tuple[type[Event], ...] = (
     MemberRegistered,
@@ -63,6 +64,8 @@ _ALL: tuple[type[Event], ...] = (
     NotificationDelivered,
     NotificationFailed,
     ReportGenerated,
+    StaffAccountSaved,
+    StaffAccountDisabled,
 )
 CATALOGUE: dict[tuple[str, int], type[Event]] = {(cls.TYPE, cls.VERSION): cls for cls in _ALL}
 

@@ -95,6 +95,26 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('position', name=op.f('pk_outbox')),
     sa.UniqueConstraint('event_id', name=op.f('uq_outbox_event_id'))
     )
+    op.create_table('staff_accounts',
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('name', sa.String(length=30), nullable=False),
+    sa.Column('role', sa.String(length=20), nullable=False),
+    sa.Column('scope', sa.String(length=60), nullable=False),
+    sa.Column('district_code', sa.String(length=6), nullable=True),
+    sa.Column('phone_sealed', sa.String(length=200), nullable=False),
+    sa.Column('phone_hmac', sa.String(length=64), nullable=False),
+    sa.Column('phone_masked', sa.String(length=11), nullable=False),
+    sa.Column('email_sealed', sa.String(length=600), nullable=True),
+    sa.Column('state', sa.String(length=10), nullable=False),
+    sa.Column('created_at', shared.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', shared.db.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_staff_accounts')),
+    sa.UniqueConstraint('phone_hmac', 'role', 'scope', name=op.f('uq_staff_accounts_phone_hmac_role_scope'))
+    )
+    with op.batch_alter_table('staff_accounts', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_staff_accounts_district_code'), ['district_code'], unique=False)
+        batch_op.create_index(batch_op.f('ix_staff_accounts_phone_hmac'), ['phone_hmac'], unique=False)
+
     op.create_table('units',
     sa.Column('code', sa.String(length=40), nullable=False),
     sa.Column('name', sa.String(length=200), nullable=False),
@@ -224,6 +244,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_units_district_code'))
 
     op.drop_table('units')
+    with op.batch_alter_table('staff_accounts', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_staff_accounts_phone_hmac'))
+        batch_op.drop_index(batch_op.f('ix_staff_accounts_district_code'))
+
+    op.drop_table('staff_accounts')
     op.drop_table('outbox')
     op.drop_table('inbox')
     op.drop_table('divisions')
