@@ -16,6 +16,7 @@ from services.registration import (
     registrations,
     rosters_api,
     runtime,
+    staff_api,
 )
 from services.registration.models import AuditEntry, CommunityRegistration, Member, Unit
 from shared.auth import Forbidden, Principal, add_status_route, requires
@@ -251,3 +252,4 @@ def load_directory(
 
 add_status_route(router, NAME, runtime, handlers.stats)
 router.include_router(rosters_api.router)
+router.include_router(staff_api.router)
