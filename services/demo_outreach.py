@@ -1,7 +1,8 @@
 """The demo's messages and reports: who is told what during the month, and the leader's
 final report.
 
-Community staff and unit organisers leave a contact with notify; the city's leader
+Community staff and unit organisers get staff accounts in registration (``POST
+/api/v1/staff``), which reach notify as contacts through ``staff.saved``; the city's leader
 subscribes to the campaign's reports. As the simulated clock walks through the month the
 demo runs the sweeps the deployment's scheduler would run (reminders, due messages, report
 slots), then prints what notify sent and where the final city report lies.
@@ -61,7 +62,7 @@ class Outreach:
         for (role, scope), person in zip(scopes, people, strict=True):
             body = {"role": role, "scope": scope, "name": person["name"], "phone": person["phone"]}
             body["email"] = f"{scope.replace(':', '-')}@example.org"
-            _check(self.http.post("/api/v1/contacts", json=body), "a staff contact")
+            _check(self.http.post("/api/v1/staff", json=body), "a staff account")
         leader = {
             "scope": "city",
             "schedule": "campaign",
@@ -73,7 +74,7 @@ class Outreach:
         }
         _check(self.http.post("/api/v1/subscriptions", json=leader), "the leader's subscription")
         click.echo(
-            f"\n{len(COMMUNITIES)} communities and {len(UNITS)} units left a staff contact; "
+            f"\n{len(COMMUNITIES)} communities and {len(UNITS)} units got a staff account; "
             "the city's leader subscribed to the campaign's reports "
             "(weekly, daily in the last week, final)"
         )

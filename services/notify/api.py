@@ -1,5 +1,6 @@
-"""Notify's HTTP routes: staff contacts, members' channel preferences, message history,
-provider webhooks (delivery receipts, inbound replies) and the operator's sweep and counts."""
+"""Notify's HTTP routes: staff contacts (read only), members' channel preferences, message
+history, provider webhooks (delivery receipts, inbound replies) and the operator's sweep
+and counts."""
 
 from __future__ import annotations
 
@@ -22,7 +23,6 @@ from services.notify import (
     reminders,
     runtime,
 )
-from services.notify.contacts import StaffIn
 from services.notify.models import Contact, Notification, StaffContact
 from shared.auth import Forbidden, Principal, Unauthorized, add_status_route, requires
 from shared.db import UnitOfWork
@@ -42,44 +42,12 @@ STOP_WORDS = frozenset({"TD", "T", "退订", "N", "STOP", "取消"})
 # --- staff contacts --------------------------------------------------------------------------
 
 
-def _staff_in_scope(uow: UnitOfWork, principal: Principal, scope: str) -> bool:
-    if principal.kind == "city":
-        return True
-    district = contacts.scope_district(uow, scope)
-    return principal.kind == "district" and district == principal.code
-
-
-@router.post("/contacts", status_code=201)
-def create_contact(body: StaffIn, rt: Rt, principal: Operator) -> dict[str, Any]:
-    """Community staff, a unit organiser or a leader whom notify should reach."""
-    with rt.uow() as uow:
-        if not _staff_in_scope(uow, principal, body.scope):
-            raise Forbidden(f"{body.scope} is outside your scope {principal.scope}")
-        contact = contacts.save_staff(uow, rt.sealer, body)
-        uow.commit()
-        return contacts.staff_view(contact)
-
-
-@router.put("/contacts/{contact_id}")
-def replace_contact(
-    contact_id: uuid.UUID, body: StaffIn, rt: Rt, principal: Operator
-) -> dict[str, Any]:
-    with rt.uow() as uow:
-        contact = uow.session.get(StaffContact, contact_id)
-        if contact is None or not _staff_in_scope(uow, principal, contact.scope):
-            raise NotFound(f"no contact {contact_id}")
-        if not _staff_in_scope(uow, principal, body.scope):
-            raise Forbidden(f"{body.scope} is outside your scope {principal.scope}")
-        contacts.save_staff(uow, rt.sealer, body, contact)
-        uow.commit()
-        return contacts.staff_view(contact)
-
-
 @router.get("/contacts")
 def list_contacts(
     rt: Rt, principal: Operator, scope: Annotated[str | None, Query(max_length=60)] = None
 ) -> list[dict[str, Any]]:
-    """Staff contacts (masked), optionally of one scope."""
+    """Staff contacts (masked), optionally of one scope: the replica of registration's staff
+    accounts (registration's ``/api/v1/staff`` creates and disables them)."""
     with rt.uow() as uow:
         query = select(StaffContact).order_by(StaffContact.scope, StaffContact.id).limit(1000)
         if scope is not None:

@@ -19,6 +19,8 @@ from shared.events import (
     PairingMade,
     RegistrationConfirmed,
     ReportGenerated,
+    StaffAccountDisabled,
+    StaffAccountSaved,
     UnitChanged,
 )
 from shared.runtime import Runtime
@@ -31,6 +33,8 @@ def handlers_for(rt: Runtime) -> dict[type[Event], list[Handler]]:
         MemberRegistered: [keep_contact],
         MemberUpdated: [keep_contact],
         MemberWithdrawn: [handlers.forget_member],
+        StaffAccountSaved: [partial(handlers.keep_staff, sealer=rt.sealer)],
+        StaffAccountDisabled: [handlers.disable_staff],
         CommunityChanged: [handlers.record_community],
         UnitChanged: [handlers.record_unit],
         RegistrationConfirmed: [

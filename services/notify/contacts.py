@@ -1,6 +1,6 @@
-"""Who notify can reach: members' contacts (from registration's events), staff contacts
-(community staff, unit organisers, leaders: kept here), the channels each accepts, and the
-directory names messages use.
+"""Who notify can reach: members' contacts and staff contacts (community staff, unit
+organisers, leaders), both replicas of registration's events; the channels each accepts,
+and the directory names messages use.
 
 Contacts are sealed with the deployment's key; the phone's HMAC finds a number again (an
 inbound "TD" reply) without storing it in clear; only masks are shown.
@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationInfo, field_validator
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -24,7 +23,7 @@ from services.notify.models import (
     StaffContact,
     UnitDistrict,
 )
-from shared.auth import check_role_scope, revoke_member_tokens
+from shared.auth import revoke_member_tokens
 from shared.db import UnitOfWork
 from shared.events import (
     CommunityChanged,
@@ -32,9 +31,11 @@ from shared.events import (
     MemberRegistered,
     MemberWithdrawn,
     SealedContact,
+    StaffAccountDisabled,
+    StaffAccountSaved,
     UnitChanged,
 )
-from shared.pii import Sealer, mask_email, mask_name, mask_phone, mobile, national_mobile
+from shared.pii import Sealer, mask_email, mask_name, mask_phone, national_mobile
 
 # --- members -------------------------------------------------------------------------------
 
@@ -94,79 +95,45 @@ def opt_out_number(uow: UnitOfWork, sealer: Sealer, phone: str) -> int:
 
 
 # --- staff contacts --------------------------------------------------------------------------
+# A replica of registration's staff accounts (``staff.saved``/``staff.disabled``), keyed by
+# the account id: staff are entered once, in registration, by the operator above them.
 
 
-class StaffIn(BaseModel):
-    """A staff contact notify should reach: the body of ``POST``/``PUT /api/v1/contacts``."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    role: Literal["community", "unit", "leader"]
-    scope: str = Field(max_length=60)
-    name: str = Field(min_length=1, max_length=30)
-    phone: str | None = Field(default=None, max_length=30)
-    email: EmailStr | None = Field(default=None, max_length=254, validate_default=True)
-
-    @field_validator("phone", "email", mode="before")
-    @classmethod
-    def _blank_is_none(cls, value: object) -> object:
-        """A form's empty field means "none given"."""
-        return None if isinstance(value, str) and not value.strip() else value
-
-    @field_validator("scope")
-    @classmethod
-    def _scope(cls, value: str, info: ValidationInfo) -> str:
-        if "role" in info.data:  # a bad role is reported on its own
-            check_role_scope(info.data["role"], value)
-        return value
-
-    @field_validator("phone")
-    @classmethod
-    def _phone(cls, value: str | None) -> str | None:
-        return mobile(value) if value else None
-
-    @field_validator("email")
-    @classmethod
-    def _phone_or_email(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if value is None and info.data.get("phone", "") is None:  # a bad phone says so itself
-            raise ValueError("give a phone or an e-mail")
-        return value
-
-
-def scope_district(uow: UnitOfWork, scope: str) -> str | None:
-    kind, _, code = scope.partition(":")
-    if kind == "community":
-        return code[:6]
-    if kind == "district":
-        return code
-    if kind == "unit":
-        unit = uow.session.get(UnitDistrict, code)
-        return unit.district if unit else None
-    return None
-
-
-def save_staff(
-    uow: UnitOfWork, sealer: Sealer, staff: StaffIn, contact: StaffContact | None = None
-) -> StaffContact:
-    """Create (or replace the details of) a staff contact."""
-    district = scope_district(uow, staff.scope)  # a query: before the new row is added
+def keep_staff(
+    event: StaffAccountSaved, envelope: Envelope, uow: UnitOfWork, sealer: Sealer
+) -> None:
+    """Keep (or refresh) how to reach a staff account; its channel choices (an SMS "TD")
+    stay as they were. An event older than what the replica holds changes nothing, so a
+    redelivered ``staff.saved`` cannot bring a disabled account back."""
+    contact = uow.session.get(StaffContact, event.account_id)
+    if contact is not None and envelope.occurred_at < contact.updated_at:
+        return
+    person = SealedContact.open(sealer, event.contact.sealed)
+    phone = person.get("phone") or None
+    email = person.get("email") or None
     if contact is None:
-        contact = StaffContact(
-            id=uuid.uuid4(), state="active", sms_enabled=True, email_enabled=True
-        )
+        contact = StaffContact(id=event.account_id, sms_enabled=True, email_enabled=True)
         uow.session.add(contact)
-    phone, email = staff.phone, staff.email
-    contact.role = staff.role
-    contact.scope = staff.scope
-    contact.district = district
-    contact.sealed = SealedContact.seal(sealer, staff.name, phone, email)
-    contact.name_masked = mask_name(staff.name)
-    contact.phone_masked = mask_phone(phone) if phone else None
-    contact.phone_hmac = sealer.digest(phone) if phone else None
+    contact.role = event.role
+    contact.scope = event.scope
+    contact.district = event.district
+    contact.state = event.state
+    contact.sealed = event.contact.sealed
+    contact.name_masked = event.name_masked
+    contact.phone_masked = event.contact.phone_masked or (mask_phone(phone) if phone else None)
+    contact.phone_hmac = sealer.digest(national_mobile(phone)) if phone else None
     contact.email_masked = mask_email(email) if email else None
-    contact.updated_at = uow.now()
-    uow.session.flush()
-    return contact
+    contact.updated_at = envelope.occurred_at
+
+
+def disable_staff(event: StaffAccountDisabled, envelope: Envelope, uow: UnitOfWork) -> None:
+    """A disabled account hears nothing more: what is queued for it is dropped at send time
+    (an inactive staff contact is no recipient)."""
+    contact = uow.session.get(StaffContact, event.account_id)
+    if contact is None or envelope.occurred_at < contact.updated_at:
+        return  # never saved here (or saved again since): nothing to disable
+    contact.state = "disabled"
+    contact.updated_at = envelope.occurred_at
 
 
 def staff_view(contact: StaffContact) -> dict[str, Any]:

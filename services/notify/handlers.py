@@ -25,8 +25,10 @@ from sqlalchemy import select, update
 from services.notify.bulk import Outgoing, queue_message, waiting_message
 from services.notify.contacts import (
     community_names,
+    disable_staff,
     forget_member,
     keep_contact,
+    keep_staff,
     masked_names,
     opened_name,
     record_community,
@@ -52,8 +54,10 @@ from shared.pii import Sealer, mask_name
 __all__ = [
     "activity_returned",
     "claim_closed",
+    "disable_staff",
     "forget_member",
     "keep_contact",
+    "keep_staff",
     "pairing_made",
     "record_community",
     "record_unit",

@@ -49,8 +49,10 @@ class Contact(Base):
 
 class StaffContact(Base):
     """Someone who is not a member but hears from the campaign: community staff, a unit
-    organiser, a leader. Sealed like a member's contact; ``scope`` is ``community:CODE``,
-    ``unit:CODE`` or (leaders) any scope."""
+    organiser, a leader. A replica of registration's staff account (``staff.saved``,
+    ``staff.disabled``) keyed by its id; sealed like a member's contact; ``scope`` is
+    ``community:CODE``, ``unit:CODE``, ``district:CODE`` or (leaders) ``city``. A disabled
+    account (``state``) is no recipient."""
 
     __tablename__ = "staff_contacts"
 
@@ -154,7 +156,7 @@ class CommunityName(Base):
 
 
 class UnitDistrict(Base):
-    """Which district a unit belongs to (scope checks for unit organisers' contacts)."""
+    """A unit's district and name (the weekly lists of units whose members are behind)."""
 
     __tablename__ = "unit_districts"
 

@@ -26,7 +26,8 @@ from services.notify.channels.files import FileEmailChannel, FileSmsChannel
 from services.notify.rules import Rules
 from shared.clock import Clock, SimulatedClock
 from shared.consumer import EventConsumer
-from shared.events import Event, envelope_for
+from shared.events import Event, SealedContact, StaffAccountSaved, envelope_for
+from shared.pii import Sealer, mask_name, mask_phone
 from tests.support import consumer
 
 
@@ -179,6 +180,37 @@ def apply(backend: Any, event: Event, district: str = "410303") -> str:
         occurred_at=backend.rt("notify").clock.now(),
     )
     return notify.apply(envelope.model_dump_json())
+
+
+def staff_saved(
+    sealer: Sealer,
+    role: str,
+    scope: str,
+    name: str,
+    phone: str | None,
+    email: str | None = None,
+    district: str | None = "410303",
+) -> StaffAccountSaved:
+    """A new staff account as registration publishes it (``staff.saved``): notify's only
+    way to learn of community staff, unit organisers and leaders."""
+    return StaffAccountSaved(
+        account_id=uuid.uuid4(),
+        role=role,
+        scope=scope,
+        district=district,
+        contact=SealedContact(
+            sealed=SealedContact.seal(sealer, name, phone, email),
+            phone_masked=mask_phone(phone) if phone else None,
+        ),
+        name_masked=mask_name(name),
+    )
+
+
+def add_staff(backend: Any, role: str, scope: str, name: str, phone: str | None) -> uuid.UUID:
+    """A staff contact in notify, through ``staff.saved`` and notify's consumer."""
+    event = staff_saved(backend.rt("notify").sealer, role, scope, name, phone)
+    apply(backend, event)
+    return event.account_id
 
 
 def sweep(backend: Any) -> None:

@@ -47,7 +47,7 @@ from shared.events import (
 from shared.pii import mask_phone
 from shared.runtime import Runtime
 from shared.schedule import hold_lease
-from tests.integration.notify_support import apply
+from tests.integration.notify_support import apply, staff_saved
 
 COMMUNITY = "410303001001"
 UNIT = "U410303001"
@@ -149,15 +149,17 @@ def queued(rt: Runtime, **where: Any) -> list[Notification]:
 
 
 def add_organiser(rt: Runtime) -> uuid.UUID:
-    """The unit's organiser, who gets the weekly list of its members who are behind."""
+    """The unit's organiser, who gets the weekly list of its members who are behind: a
+    staff account as registration publishes it, kept by notify's consumer."""
+    event = staff_saved(rt.sealer, "unit", f"unit:{UNIT}", "组织员", "13600136000")
+    envelope = envelope_for(
+        event, district="410303", campaign=rt.settings.campaign, producer="test",
+        occurred_at=rt.clock.now(),
+    )  # fmt: skip
     with rt.uow() as uow:
-        staff = contacts.save_staff(
-            uow,
-            rt.sealer,
-            contacts.StaffIn(role="unit", scope=f"unit:{UNIT}", name="组织员", phone="13600136000"),
-        )
+        contacts.keep_staff(event, envelope, uow, rt.sealer)
         uow.commit()
-        return staff.id
+    return event.account_id
 
 
 def test_notify_listens_to_the_events_that_feed_the_replica(rt: Runtime) -> None:

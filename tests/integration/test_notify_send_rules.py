@@ -22,6 +22,7 @@ from shared.events import CommunityRef, MemberRegistered, RegistrationConfirmed,
 from tests.integration.notify_support import (
     FakeEmail,
     FakeProvider,
+    add_staff,
     apply,
     dispatched,
     drain,
@@ -328,28 +329,7 @@ def test_a_td_reply_opts_the_number_out_of_sms(
 def test_community_staff_hear_of_reports_in_once_a_day_with_the_count(
     backend: Any, clock: SimulatedClock
 ) -> None:
-    with client(issue_token(backend, "operator", "district:410303")) as http:
-        created = http.post(
-            "/api/v1/contacts",
-            json={
-                "role": "community",
-                "scope": f"community:{COMMUNITY}",
-                "name": "李红",
-                "phone": "13900001111",
-            },
-        )
-        assert created.status_code == 201, created.text
-        assert created.json()["phone"] == "139****1111"
-        outside = http.post(
-            "/api/v1/contacts",
-            json={
-                "role": "community",
-                "scope": "community:410305001001",
-                "name": "王五",
-                "phone": "13900002222",
-            },
-        )
-        assert outside.status_code == 403
+    add_staff(backend, "community", f"community:{COMMUNITY}", "李红", "13900001111")
     sms = FakeProvider()
     with dispatched() as dispatch:
         for _ in range(3):

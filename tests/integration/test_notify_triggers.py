@@ -21,6 +21,7 @@ from shared.events import (
     ReportGenerated,
     SealedContact,
 )
+from tests.integration import notify_support
 from tests.integration.notify_support import (
     FakeEmail,
     FakeProvider,
@@ -32,16 +33,12 @@ from tests.integration.notify_support import (
     sweep,
 )
 from tests.integration.test_notify_send_rules import COMMUNITY, add_member, at, clock  # noqa: F401
-from tests.support import client, issue_token
 
 
-def add_staff(backend: Any) -> str:
-    with client(issue_token(backend, "admin", "city")) as http:
-        body = {"role": "community", "scope": f"community:{COMMUNITY}", "name": "李红"}
-        created = http.post("/api/v1/contacts", json={**body, "phone": "13900001111"})
-    assert created.status_code == 201, created.text
-    contact_id: str = created.json()["id"]
-    return contact_id
+def add_staff(backend: Any) -> uuid.UUID:
+    return notify_support.add_staff(
+        backend, "community", f"community:{COMMUNITY}", "李红", "13900001111"
+    )
 
 
 def kinds(backend: Any) -> dict[str, str]:
