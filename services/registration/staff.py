@@ -34,7 +34,7 @@ from services.registration.models import Division, StaffAccount
 from services.registration.tabular import read_table
 from shared.auth import Forbidden, Principal
 from shared.db import UnitOfWork
-from shared.events import StaffAccountDisabled, StaffAccountSaved
+from shared.events import Event, StaffAccountDisabled, StaffAccountSaved
 from shared.http import Invalid
 from shared.pii import Sealer, mask_email, mask_name, mask_phone
 
@@ -242,6 +242,22 @@ def contact_of(account: StaffAccount, sealer: Sealer) -> tuple[str, str | None]:
     return phone, email
 
 
+def saved_event(
+    sealer: Sealer, account: StaffAccount, contact: tuple[str, str | None] | None = None
+) -> StaffAccountSaved:
+    """``staff.saved`` with the account's full picture (``contact`` when already open)."""
+    phone, email = contact or contact_of(account, sealer)
+    return StaffAccountSaved(
+        account_id=account.id,
+        role=account.role,  # pydantic checks it against StaffRole
+        scope=account.scope,
+        district=account.district_code,
+        state="disabled" if account.state == "disabled" else "active",
+        contact=seal_contact(sealer, account.name, phone, email),
+        name_masked=mask_name(account.name),
+    )
+
+
 def publish_saved(
     uow: UnitOfWork,
     sealer: Sealer,
@@ -249,20 +265,8 @@ def publish_saved(
     home_district: str,
     contact: tuple[str, str | None] | None = None,
 ) -> None:
-    """``staff.saved`` with the account's full picture (``contact`` when already open)."""
-    phone, email = contact or contact_of(account, sealer)
-    uow.emit(
-        StaffAccountSaved(
-            account_id=account.id,
-            role=account.role,  # pydantic checks it against StaffRole
-            scope=account.scope,
-            district=account.district_code,
-            state="disabled" if account.state == "disabled" else "active",
-            contact=seal_contact(sealer, account.name, phone, email),
-            name_masked=mask_name(account.name),
-        ),
-        district=route(account, home_district),
-    )
+    """Emit :func:`saved_event` for ``account`` in this transaction."""
+    uow.emit(saved_event(sealer, account, contact), district=route(account, home_district))
 
 
 def create(uow: UnitOfWork, sealer: Sealer, values: StaffValues) -> StaffAccount:
@@ -504,6 +508,8 @@ def _apply(
             result.rejected += 1
             result.errors += [{"row": number, **e} for e in errors]
     known = _known(uow.session, [key for _, key in good])
+    # One bulk insert for the file's events (one emit per row would flush row by row).
+    events: list[tuple[Event, str]] = []
     for values, key in good:
         account = known.get(key)
         if account is None:
@@ -514,5 +520,7 @@ def _apply(
         else:
             result.unchanged += 1
             continue
-        publish_saved(uow, sealer, account, home_district, (values.phone, values.email))
+        event = saved_event(sealer, account, (values.phone, values.email))
+        events.append((event, route(account, home_district)))
+    uow.emit_many(events)
     return result
