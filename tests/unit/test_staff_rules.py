@@ -7,6 +7,8 @@ import pytest
 
 from services.registration.staff import refusal, scope_of, staff_name, staff_role
 from shared.auth import Principal
+from shared.bus import SUBSCRIPTIONS, _topic_match, binding_keys, listened_to
+from shared.events import CATALOGUE
 
 ADMIN = Principal(role="admin", scope="city")
 OPERATOR = Principal(role="operator", scope="district:410303")
@@ -77,3 +79,22 @@ def test_an_operator_creates_below_them_in_their_district(
     assert (refusal(OPERATOR, role, scope, district) is None) is allowed
     assert refusal(ADMIN, role, scope, district) is None
     assert refusal(Principal(role="leader", scope="city"), role, scope, district) is not None
+
+
+def test_staff_events_are_in_the_catalogue_and_reach_notify_only() -> None:
+    for event_type in ("staff.saved", "staff.disabled"):
+        assert (event_type, 1) in CATALOGUE
+        assert listened_to(event_type)
+        hearing = [s for s in SUBSCRIPTIONS if f"410303.{event_type}" in _keys(s)]
+        assert hearing == ["notify"]
+    assert "*.staff.*" in binding_keys("notify", "410300")  # the city hears every district
+
+
+def _keys(service: str) -> set[str]:
+    """The routing keys of district 410303 that ``service``'s queue there takes."""
+    return {
+        key
+        for key in ("410303.staff.saved", "410303.staff.disabled")
+        for pattern in binding_keys(service, "410303")
+        if _topic_match(key.split("."), pattern.split("."))
+    }
