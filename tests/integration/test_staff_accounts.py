@@ -256,6 +256,12 @@ def test_the_list_is_masked_and_scoped(backend: Any, admin: Any, operator: Any) 
     assert everyone.headers["X-Total-Count"] == "4"
 
 
+def dump(backend: Any, service: str, table: str) -> list[tuple[Any, ...]]:
+    db = backend.rt(service).db
+    with db.session() as session:
+        return [tuple(r) for r in session.execute(select(db.metadata.tables[table]))]
+
+
 def notify_contacts(http: Any) -> dict[str, dict[str, Any]]:
     answer = http.get("/api/v1/contacts")
     assert answer.status_code == 200, answer.text
@@ -266,10 +272,15 @@ def test_the_contact_reaches_notify_and_a_disabled_account_hears_nothing(
     backend: Any, admin: Any, operator: Any
 ) -> None:
     account = operator.post("/api/v1/staff", json=WORKER).json()
+    kept = [str(row) for row in dump(backend, "registration", "staff_accounts")]
+    kept += [e.model_dump_json() for e in outbox_events(backend)]
+    assert not [text for text in kept if "13900001111" in text or "lihong@" in text]
     relay_all(backend)
     notify = consumer(backend, "notify")
     assert run_consumers([notify], until=lambda: account["id"] in notify_contacts(operator))
     contact = notify_contacts(operator)[account["id"]]
+    held = [str(row) for row in dump(backend, "notify", "staff_contacts")]
+    assert held and not [text for text in held if "13900001111" in text or "lihong@" in text]
     assert (contact["state"], contact["role"], contact["scope"]) == (
         "active",
         "community",
