@@ -2,12 +2,20 @@
 
 Rows are numbered as the spreadsheet shows them (the header is row 1), so an error can
 say "row 17" and the unit finds it.
+
+Every upload is bounded before its first row is used: at most :data:`MAX_ROWS` rows below
+the header (the whole city has about 200,000 members) and, for xlsx, at most
+:data:`MAX_XLSX_BYTES` once uncompressed (an 80 KB workbook can expand to a million rows).
+Rows are counted by streaming the file, stopping as soon as the cap is passed; nothing is
+materialised. What is reported back per import is capped too (:data:`MAX_ERRORS`).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -18,6 +26,27 @@ from openpyxl import load_workbook
 from shared.http import Invalid
 
 XLSX_MAGIC = b"PK\x03\x04"
+#: Rows below the header an upload may have: above the whole city's ~200,000 members.
+MAX_ROWS = 250_000
+#: An xlsx's parts together, uncompressed; a 250,000-row roster takes about 100 MB.
+MAX_XLSX_BYTES = 256 * 1024 * 1024
+#: Problems an import keeps and reports (the first ones, in file order), besides their total.
+MAX_ERRORS = 500
+_ROW_TAG = re.compile(rb"<(?:\w+:)?row[\s>/]")
+
+
+def too_many_rows(cap: int = MAX_ROWS) -> Invalid:
+    """The refusal of a file over the row cap: nothing of it is imported."""
+    message = f"at most {cap:,} rows below the header; split the file"
+    return Invalid(
+        f"the file has more than {cap:,} rows; nothing was imported",
+        [{"field": "file", "message": message}],
+    )
+
+
+def first_errors(errors: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The first :data:`MAX_ERRORS` of ``errors``, enough to find and fix the pattern."""
+    return errors[:MAX_ERRORS]
 
 
 @dataclass
@@ -51,7 +80,49 @@ def _cell(value: Any) -> str:
     return str(value).strip()
 
 
-def _xlsx_rows(data: bytes) -> Iterator[list[str]]:
+def _check_xlsx(data: bytes, max_rows: int) -> None:
+    """Refuse a workbook whose parts expand past :data:`MAX_XLSX_BYTES` (a zip bomb), or
+    with a sheet of more than ``max_rows`` rows below its header, before openpyxl opens it
+    (it would parse a sheet without a stated size through to the end just to size it).
+
+    The sizes are the archive's own: zipfile never inflates a part past its stated size.
+    Every sheet is counted, not only the first one read: no roster, directory or needs
+    list has a sheet that long, and telling the first sheet apart needs two more parts.
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            parts = archive.infolist()
+            if sum(info.file_size for info in parts) > MAX_XLSX_BYTES:
+                message = f"expands to over {MAX_XLSX_BYTES // 2**20} MB uncompressed"
+                raise Invalid("the workbook is too large", [{"field": "file", "message": message}])
+            sheets = [
+                info.filename
+                for info in parts
+                if info.filename.startswith("xl/worksheets/") and info.filename.endswith(".xml")
+            ]
+            if any(_sheet_rows_past(archive, name, max_rows + 1) for name in sheets):
+                raise too_many_rows(max_rows)  # max_rows + 1: the header is a row too
+    except zipfile.BadZipFile:
+        raise Invalid("the workbook cannot be read (BadZipFile)") from None
+
+
+def _sheet_rows_past(archive: zipfile.ZipFile, path: str, cap: int) -> bool:
+    """Whether the sheet at ``path`` has more than ``cap`` rows, by scanning its XML for
+    row elements as it inflates (a hundred times faster than parsing the cells) and
+    stopping as soon as the cap is passed."""
+    rows, tail = 0, b""
+    with archive.open(path) as sheet:
+        while chunk := sheet.read(1 << 20):
+            window = tail + chunk
+            rows += len(_ROW_TAG.findall(window)) - len(_ROW_TAG.findall(tail))
+            if rows > cap:
+                return True
+            tail = window[-16:]
+    return False
+
+
+def _xlsx_rows(data: bytes, max_rows: int) -> Iterator[list[str]]:
+    _check_xlsx(data, max_rows)
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as exc:  # a damaged or foreign file: say so, not a traceback
@@ -66,12 +137,26 @@ def _xlsx_rows(data: bytes) -> Iterator[list[str]]:
         workbook.close()  # read-only workbooks keep the archive open until closed
 
 
-def read_table(data: bytes, aliases: dict[str, str]) -> Table:
-    """The header (mapped to canonical names through ``aliases``) and the numbered rows."""
+def _csv_rows(data: bytes, max_rows: int) -> Iterator[list[str]]:
+    text = decode_csv(data)
+    # Counted first (a quick pass over text already in memory), so a file over the cap is
+    # refused before its first row is used.
+    for number, _ in enumerate(csv.reader(io.StringIO(text))):
+        if number > max_rows:
+            raise too_many_rows(max_rows)
+    return ([c.strip() for c in row] for row in csv.reader(io.StringIO(text)))
+
+
+def read_table(data: bytes, aliases: dict[str, str], max_rows: int = MAX_ROWS) -> Table:
+    """The header (mapped to canonical names through ``aliases``) and the numbered rows.
+
+    A file of more than ``max_rows`` rows below the header is refused here, whole, with
+    :func:`too_many_rows`; the rows are also counted as they are read, as a backstop.
+    """
     if data.startswith(XLSX_MAGIC):
-        raw_rows: Iterator[list[str]] = _xlsx_rows(data)
+        raw_rows: Iterator[list[str]] = _xlsx_rows(data, max_rows)
     else:
-        raw_rows = ([c.strip() for c in row] for row in csv.reader(io.StringIO(decode_csv(data))))
+        raw_rows = _csv_rows(data, max_rows)
     try:
         first = next(raw_rows)
     except StopIteration:
@@ -80,6 +165,8 @@ def read_table(data: bytes, aliases: dict[str, str]) -> Table:
 
     def rows() -> Iterator[tuple[int, dict[str, str]]]:
         for number, values in enumerate(raw_rows, start=2):
+            if number > max_rows + 1:
+                raise too_many_rows(max_rows)
             if not any(values):
                 continue  # blank lines Excel leaves behind
             yield number, {h: (values[i] if i < len(values) else "") for i, h in enumerate(header)}

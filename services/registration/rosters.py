@@ -4,7 +4,12 @@ Every row is checked by the rules of a member's own registration. Good rows land
 one transaction and one :func:`enrolment.add_members` call each, so a crash keeps what
 committed and a re-run adds only the rest. A row whose ID number is registered already — in
 the database or earlier in the file — is a duplicate, not an error. A rejected row is kept
-sealed, so the unit gets it back with the reason (``errors.xlsx``) and re-uploads it fixed.
+sealed, so the unit gets it back with the reason (``errors.xlsx``) and re-uploads it fixed:
+the first :data:`MAX_ERRORS` of them (``rejected`` counts them all), which is enough to
+see what went wrong and keeps a broken file of 200,000 rows from filling the database.
+
+A file of more than :data:`shared.tabular.MAX_ROWS` rows is refused whole at upload, before
+any row lands.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from services.registration.tabular import XLSX_MAGIC, read_table
 from shared.db import UnitOfWork
 from shared.http import Invalid, NotFound
 from shared.pii import Sealer
+from shared.tabular import MAX_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -195,8 +201,9 @@ def unit_for(uow: UnitOfWork, code: str) -> Unit:
 def create_roster(
     uow: UnitOfWork, unit: Unit, filename: str, data: bytes, sealer: Sealer
 ) -> Roster:
-    """Keep an upload, sealed, for import; one that is unreadable or lacks columns is
-    refused now. It holds ID numbers and phones, so it is never stored in clear."""
+    """Keep an upload, sealed, for import; one that is unreadable, lacks columns or has more
+    than :data:`shared.tabular.MAX_ROWS` rows is refused now (reading the header counts the
+    rows). It holds ID numbers and phones, so it is never stored in clear."""
     open_table(data)
     roster = Roster(
         id=uuid.uuid4(),
@@ -243,6 +250,8 @@ def import_roster(
     while True:
         try:
             batch = list(islice(rows, chunk))
+        except Invalid as exc:  # past the row cap (counted at upload; a backstop here)
+            return finish(roster_id, uow_factory, summary, "failed", exc.detail)
         except Exception as exc:  # the file breaks off part-way: what landed stays
             detail = f"the file cannot be read after {summary.total} rows ({type(exc).__name__})"
             return finish(roster_id, uow_factory, summary, "failed", detail)
@@ -289,6 +298,8 @@ def _land(
                 for c in checked:
                     if c.digest is None or c.values is None:
                         counts["rejected"] += 1
+                        if summary.rejected + counts["rejected"] > MAX_ERRORS:
+                            continue  # counted, not kept: the first ones are enough
                         sealed = sealer.seal_json({"cells": c.cells}, ROW_CONTEXT)
                         failures += [{"roster_id": roster_id, "row": c.row, "row_sealed": sealed,
                                       "field": e["field"], "message": e["message"][:500]}

@@ -27,6 +27,7 @@ from shared.db import UnitOfWork
 from shared.http import DomainError, Invalid, NotFound
 from shared.pii import Sealer
 from shared.runtime import Runtime
+from shared.tabular import MAX_ERRORS
 from shared.vocabulary import SKILLS
 from shared.workers import app_for, task_queue
 
@@ -127,6 +128,9 @@ def read_roster(roster_id: uuid.UUID, rt: Rt, principal: Uploader) -> dict[str, 
             "created_at": roster.created_at.isoformat(),
             "finished_at": roster.finished_at.isoformat() if roster.finished_at else None,
             "error_count": uow.session.scalar(count) or 0,
+            # Every rejected row is counted; the first MAX_ERRORS are kept with reasons.
+            "errors_total": roster.rejected,
+            "errors_kept": min(roster.rejected, MAX_ERRORS),
             "errors": rosters.errors_of(uow.session, roster_id, SHOWN_ERRORS),
         }
 

@@ -5,20 +5,28 @@ caller's scope, unbounded paging, uploads without a row cap, and state files oth
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 import subprocess
 import sys
+import time
 import uuid
+import zipfile
 from pathlib import Path
 from typing import Any
+
+from openpyxl import load_workbook
+from sqlalchemy import func, select
 
 from services.demo_data import SAMPLE_DIRECTORY
 from services.notify.bulk import queue_message
 from services.notify.messages import Recipient
 from services.notify.models import Contact, StaffContact
+from services.registration import tasks
+from services.registration.models import Roster
 from shared.events import CommunityRef, MemberRegistered, SealedContact
 from tests.integration.notify_support import apply
-from tests.support import client, issue_token
+from tests.support import client, issue_token, load_sample_directory, stats
 
 HERE, THERE = "410303", "410305"
 
@@ -187,3 +195,89 @@ def test_what_a_command_creates_under_the_home_is_readable_by_its_user_only(
     kinds = {p.relative_to(home).parts[0] for p in made if p != home}
     assert {"registration.db", "keys", "broker"} <= kinds
     assert [p for p in made if p.stat().st_mode & 0o077] == []
+
+
+# --- 5. uploads are bounded -----------------------------------------------------------------
+
+
+ROSTER_HEADER = "姓名,身份证号,手机号,居住社区代码\n"
+
+
+def bomb_xlsx(rows: int) -> bytes:
+    """A tiny workbook whose one sheet inflates to ``rows`` rows (a zip bomb's shape)."""
+    ns = "http://schemas.openxmlformats.org/"
+    parts = {
+        "[Content_Types].xml": f'<Types xmlns="{ns}package/2006/content-types">'
+        '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.'
+        'relationships+xml"/><Override PartName="/xl/workbook.xml" ContentType="'
+        'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+        '<Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/'
+        'vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>',
+        "_rels/.rels": f'<Relationships xmlns="{ns}package/2006/relationships">'
+        f'<Relationship Id="rId1" Type="{ns}officeDocument/2006/relationships/'
+        'officeDocument" Target="xl/workbook.xml"/></Relationships>',
+        "xl/workbook.xml": f'<workbook xmlns="{ns}spreadsheetml/2006/main" xmlns:r="'
+        f'{ns}officeDocument/2006/relationships"><sheets><sheet name="花名册" sheetId="1" '
+        'r:id="rId1"/></sheets></workbook>',
+        "xl/_rels/workbook.xml.rels": f'<Relationships xmlns="{ns}package/2006/'
+        f'relationships"><Relationship Id="rId1" Type="{ns}officeDocument/2006/'
+        'relationships/worksheet" Target="worksheets/sheet1.xml"/></Relationships>',
+    }
+    row = "<row><c><v>1</v></c></row>"
+    sheet = (
+        f'<worksheet xmlns="{ns}spreadsheetml/2006/main"><sheetData>'
+        + row * rows
+        + "</sheetData></worksheet>"
+    )
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        for name, text in parts.items():
+            archive.writestr(name, text)
+        archive.writestr("xl/worksheets/sheet1.xml", sheet)
+    return out.getvalue()
+
+
+def test_a_roster_over_the_row_cap_is_refused_whole_at_upload(backend: Any) -> None:
+    load_sample_directory(backend)
+    line = "张三,110101199003077777,13812348000,410303001001\n"
+    big = (ROSTER_HEADER + line * 300_000).encode()
+    bomb = bomb_xlsx(1_000_000)
+    assert len(bomb) < 200_000
+    with client(issue_token(backend, "admin", "city")) as http:
+        for name, data in (("big.csv", big), ("bomb.xlsx", bomb)):
+            started = time.monotonic()
+            refused = http.post(
+                "/api/v1/rosters",
+                data={"unit_code": "U410303001"},
+                files={"file": (name, data)},
+            )
+            assert time.monotonic() - started < 20
+            assert refused.status_code == 422, refused.text
+            (error,) = refused.json()["errors"]
+            assert error["field"] == "file" and "250,000" in error["message"]
+        assert stats(http, "registration")["members"] == 0
+    with backend.rt("registration").db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Roster)) == 0
+
+
+def test_a_roster_of_many_bad_rows_keeps_the_first_500_and_counts_them_all(
+    backend: Any,
+) -> None:
+    load_sample_directory(backend)
+    bad = "".join(f"张三{i},110101199003077777,138123,410303001001\n" for i in range(1200))
+    with client(issue_token(backend, "admin", "city")) as http:
+        uploaded = http.post(
+            "/api/v1/rosters",
+            data={"unit_code": "U410303001"},
+            files={"file": ("bad.csv", (ROSTER_HEADER + bad).encode())},
+        )
+        assert uploaded.status_code == 202, uploaded.text
+        roster_id = uploaded.json()["id"]
+        tasks.import_roster(roster_id)
+        result = http.get(f"/api/v1/rosters/{roster_id}").json()
+        errors = http.get(f"/api/v1/rosters/{roster_id}/errors.xlsx")
+    assert result["status"] == "done" and result["rejected"] == 1200
+    assert result["errors_total"] == 1200 and result["errors_kept"] == 500
+    assert {e["row"] for e in result["errors"]} <= set(range(2, 502))  # the first, in order
+    sheet = load_workbook(io.BytesIO(errors.content), read_only=True).worksheets[0]
+    assert sum(1 for _ in sheet.iter_rows()) == 1 + 500
