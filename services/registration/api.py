@@ -242,10 +242,11 @@ def list_registrations(
 def load_directory(
     rt: Rt, principal: Operator, file: Annotated[UploadFile, File()]
 ) -> dict[str, int]:
-    """Load a directory file (CSV or xlsx); loading it again changes nothing."""
+    """Load a directory file (CSV or xlsx); loading it again changes nothing. An operator
+    loads only its district's rows (a file with others is refused whole, 403)."""
     data = file.file.read()
     with rt.uow() as uow:
-        counts = directory.load(data, uow)
+        counts = directory.load(data, uow, principal)
         uow.commit()
     return counts
 

@@ -16,10 +16,12 @@ from sqlalchemy import select
 
 from services.registration.models import Community, DirectoryChange, Division, Unit
 from services.registration.tabular import read_table
+from shared.auth import Forbidden, Principal
 from shared.config import CITY
 from shared.db import UnitOfWork
 from shared.events import CommunityChanged, UnitChanged
 from shared.http import Invalid
+from shared.tabular import MAX_ERRORS, first_errors
 
 REQUIRED = ("kind", "code", "name", "parent_code")
 ALIASES = {
@@ -86,13 +88,61 @@ def parse(data: bytes) -> list[tuple[int, dict[str, Any]]]:
         values["valid_to"] = _date(row.get("valid_to", ""), "valid_to", number, errors)
         rows.append((number, values))
     if errors:
-        raise Invalid("the directory file has bad rows; nothing was loaded", errors)
+        raise Invalid(
+            f"the directory file has bad rows ({len(errors)} problems, the first "
+            f"{min(len(errors), MAX_ERRORS)} listed); nothing was loaded",
+            first_errors(errors),
+        )
     return rows
 
 
-def load(data: bytes, uow: UnitOfWork) -> dict[str, int]:
-    """Upsert the file's rows; return counts of added, changed and unchanged rows."""
+def district_of(row: dict[str, Any]) -> str:
+    """The district a row belongs to, as :func:`_upsert` stores it: a district row and a
+    city-level unit belong to the city; a street or community by its code; a county-level
+    unit by its parent code."""
+    kind, code = row["kind"], row["code"]
+    if kind == "district" or (kind == "unit" and (row.get("level") or "county") == "city"):
+        return CITY
+    if kind == "unit":
+        return str(row["parent_code"] or "")[:6]
+    return str(code)[:6]
+
+
+def _check_scope(
+    rows: list[tuple[int, dict[str, Any]]], uow: UnitOfWork, principal: Principal
+) -> None:
+    """A district operator loads and changes only its district's rows: a file with one row
+    of another district, or of the city (districts, city-level units), is refused whole.
+    A unit counts by where the file puts it and where it is now, so a unit cannot be
+    moved into or out of the district either."""
+    if principal.kind == "city":
+        return
+    refused = []
+    for number, row in rows:
+        districts = {district_of(row)}
+        if row["kind"] == "unit" and (unit := uow.session.get(Unit, row["code"])) is not None:
+            districts.add(unit.district_code)
+        outside = sorted(d for d in districts if d != principal.code)
+        if principal.kind != "district" or outside:
+            where = "the city" if CITY in outside else f"district {', '.join(outside)}"
+            message = f"a {row['kind']} of {where}: outside your scope {principal.scope}"
+            refused.append({"row": str(number), "field": "code", "message": message})
+    if refused:
+        raise Forbidden(
+            f"{len(refused)} rows are outside your scope; nothing was loaded",
+            first_errors(refused),
+        )
+
+
+def load(data: bytes, uow: UnitOfWork, principal: Principal | None = None) -> dict[str, int]:
+    """Upsert the file's rows; return counts of added, changed and unchanged rows.
+
+    ``principal`` is who loads it over HTTP (the command line runs with the city's
+    authority): outside the city, every row must lie in its district.
+    """
     rows = parse(data)
+    if principal is not None:
+        _check_scope(rows, uow, principal)
     session = uow.session
     counts = {"added": 0, "changed": 0, "unchanged": 0}
     known = {c.code for c in session.scalars(select(Community))}
@@ -105,7 +155,7 @@ def load(data: bytes, uow: UnitOfWork) -> dict[str, int]:
         if r.get(f) and r[f] not in known
     ]
     if errors:
-        raise Invalid("the directory file refers to unknown communities", errors)
+        raise Invalid("the directory file refers to unknown communities", first_errors(errors))
     # communities before units: units refer to them
     for _, row in sorted(
         rows, key=lambda nr: ("district", "street", "community", "unit").index(nr[1]["kind"])

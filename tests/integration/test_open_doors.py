@@ -23,7 +23,7 @@ from services.notify.bulk import queue_message
 from services.notify.messages import Recipient
 from services.notify.models import Contact, StaffContact
 from services.registration import tasks
-from services.registration.models import Roster
+from services.registration.models import Community, DirectoryChange, Roster, Unit
 from shared.events import CommunityRef, MemberRegistered, SealedContact
 from tests.integration.notify_support import apply
 from tests.support import client, issue_token, load_sample_directory, stats
@@ -281,3 +281,43 @@ def test_a_roster_of_many_bad_rows_keeps_the_first_500_and_counts_them_all(
     assert {e["row"] for e in result["errors"]} <= set(range(2, 502))  # the first, in order
     sheet = load_workbook(io.BytesIO(errors.content), read_only=True).worksheets[0]
     assert sum(1 for _ in sheet.iter_rows()) == 1 + 500
+
+
+# --- 2. the directory by district -----------------------------------------------------------
+
+DIRECTORY_HEADER = "kind,code,name,parent_code,level,community_code,valid_to\n"
+
+
+def directory_upload(http: Any, lines: list[str]) -> Any:
+    body = (DIRECTORY_HEADER + "".join(f"{line}\n" for line in lines)).encode()
+    return http.post("/api/v1/directory", files={"file": ("directory.csv", body)})
+
+
+def test_a_district_operator_cannot_change_another_districts_directory_rows(
+    backend: Any,
+) -> None:
+    load_sample_directory(backend)
+    operator = issue_token(backend, "operator", f"district:{HERE}")
+    own = "community,410303001001,王城社区（新）,410303001,,,"
+    foreign = [
+        "community,410305001001,长安路社区,410305001,,,2016-07-01",  # close it
+        "unit,U410305001,涧西区示例中学（改）,410305,county,410305001001,",  # rename it
+        "unit,U410300001,市直机关（改）,410300,city,410303001001,",  # a city-level unit
+        "district,410303,西工区（改）,410300,,,",  # the district row itself is the city's
+        "unit,U410305001,涧西区示例中学,410303,county,410303001001,",  # moved in
+    ]
+    with client(operator) as http:
+        refused = directory_upload(http, [own, *foreign])
+        assert refused.status_code == 403, refused.text
+        assert [e["row"] for e in refused.json()["errors"]] == ["3", "4", "5", "6", "7"]
+        loaded = directory_upload(http, [own])
+    assert loaded.status_code == 200 and loaded.json()["changed"] == 1
+    with backend.rt("registration").db.session() as session:
+        community = session.get(Community, "410305001001")
+        unit = session.get(Unit, "U410305001")
+        assert community is not None and community.valid_to is None
+        assert unit is not None and (unit.name, unit.district_code) == ("涧西区示例中学", THERE)
+        changed = {c.code for c in session.scalars(select(DirectoryChange))}
+        assert changed == {"410303001001"}
+    with client(issue_token(backend, "admin", "city")) as http:
+        assert directory_upload(http, foreign[:2]).json()["changed"] == 2
