@@ -236,20 +236,56 @@ def token() -> None:
 @token.command("create")
 @click.option("--role", required=True, type=click.Choice(ROLES))
 @click.option("--scope", required=True, help="city, district:CODE, unit:CODE, community:CODE …")
-@click.option("--label", default=None, help="Who holds it (for the audit log).")
-def token_create(role: str, scope: str, label: str | None) -> None:
-    """Print a new bearer token; only its hash is stored (in every service's database)."""
+@click.option("--label", default=None, help="Who holds it (shown by 'token list').")
+@click.option("--days", default=45, show_default=True, type=click.IntRange(1, 400))
+def token_create(role: str, scope: str, label: str | None, days: int) -> None:
+    """Print a new signed bearer token (shown once; 'token list' shows its id)."""
     from services import registry
-    from shared.auth import check_role_scope, new_token, store_token
+    from services.registration import sessions
+    from shared.auth import check_role_scope
 
     try:
         check_role_scope(role, scope)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--scope") from None
-    secret = new_token()
-    for name in SERVICES:
-        store_token(registry.runtime(name), secret, role, scope, label)
+    rt = registry.runtime("registration")
+    with rt.uow() as uow:
+        secret = sessions.issue_operator_token(uow, rt.settings, role, scope, label, days)
+        uow.commit()
     click.echo(secret)
+
+
+@token.command("list")
+def token_list() -> None:
+    """The tokens made here that have not expired: id, role, scope, label, expiry, revoked."""
+    from services import registry
+    from services.registration import sessions
+
+    rt = registry.runtime("registration")
+    with rt.uow() as uow:
+        for t in sessions.operator_tokens(uow):
+            revoked = f"revoked {t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "active"
+            click.echo(
+                f"{t.jti}  {t.role:<9} {t.scope:<24} {t.label or '-':<20} "
+                f"expires {t.expires_at:%Y-%m-%d %H:%M}  {revoked}"
+            )
+
+
+@token.command("revoke")
+@click.argument("token_id")
+def token_revoke(token_id: str) -> None:
+    """Revoke a token by the id 'token list' shows: refused by every service once the
+    revocation has reached it (registration at once)."""
+    from services import registry
+    from services.registration import sessions
+
+    rt = registry.runtime("registration")
+    with rt.uow() as uow:
+        issued = sessions.revoke_operator_token(uow, token_id.strip())
+        if issued is None:
+            raise click.ClickException(f"no token {token_id!r} (see 'servicemonth token list')")
+        uow.commit()
+    click.echo(f"revoked {token_id}")
 
 
 @cli.command("dead-letters")

@@ -24,7 +24,6 @@ from typing import Any
 import click
 import httpx
 
-from services import registry
 from services.demo_campaign import Month
 from services.demo_data import (
     COMMUNITIES,
@@ -35,8 +34,9 @@ from services.demo_data import (
     synthetic_member,
 )
 from services.demo_outreach import Outreach, get_json
+from services.demo_sign_in import front_door
 from services.processes import die_with_parent
-from shared.auth import new_token, store_token
+from shared import tokens
 from shared.clock import SimulatedClock
 from shared.config import CAMPAIGN_TZ, settings
 
@@ -107,6 +107,9 @@ def run(members: int = 200, port: int | None = None, busy: int = 30, timeout: fl
             from_roster = _import_roster(http)
             people = _register(http, members)
             registered = from_roster + len(people)
+            registered += front_door(
+                http, config.outbox_dir / "sms.jsonl", COMMUNITIES[3], UNITS[0]
+            )
             confirmed_ids = _confirm_reports_in(http)
             counts = _wait_for_counts(http, registered, timeout)
             agree = _report(counts, registered, config.outbox_dir / "sms.jsonl")
@@ -180,7 +183,7 @@ def _register(http: httpx.Client, members: int) -> list[dict[str, Any]]:
     registered: list[dict[str, Any]] = []
     refused = 0
     started = time.monotonic()
-    with click.progressbar(range(members), label="\nmembers register themselves") as bar:
+    with click.progressbar(range(members), label="\nthe operator registers members") as bar:
         for _ in bar:
             response = http.post("/api/v1/members", json=synthetic_member(rng, UNITS, COMMUNITIES))
             if response.status_code == 201:
@@ -199,11 +202,14 @@ _MEMBER_CLIENTS: dict[str, httpx.Client] = {}
 
 
 def _member_client(http: httpx.Client, member_id: str) -> httpx.Client:
-    """A client holding the member's own token (a member acts for themself only)."""
+    """A client holding the member's own session (a member acts for themself only). The
+    front door shows two people signing in by SMS code; for the hundreds of simulated
+    members the demo signs their sessions with registration's key, as a sign-in would."""
     if member_id not in _MEMBER_CLIENTS:
-        secret = new_token()
-        for name in SERVICES:
-            store_token(registry.runtime(name), secret, "member", f"member:{member_id}", "demo")
+        subject = f"member:{member_id}"
+        secret, _ = tokens.sign(
+            settings(), subject=subject, role="member", scope=subject, ttl=timedelta(hours=12)
+        )
         _MEMBER_CLIENTS[member_id] = httpx.Client(
             base_url=http.base_url, timeout=30, headers={"Authorization": f"Bearer {secret}"}
         )

@@ -1,8 +1,9 @@
 """Bearer tokens, roles and scopes — who may see and do what.
 
-A token is a random secret shown once; every service database keeps only its SHA-256 (the
-``access_tokens`` table of :mod:`shared.db`), written there by ``servicemonth token create``.
-Each request's principal has a role and a scope:
+A token is signed by registration (:mod:`shared.tokens`) when someone signs in with an SMS
+code, or by ``servicemonth token create``; each service checks the signature with the public
+key and looks in its own ``revoked_tokens`` table (kept current by ``auth.revoked`` events),
+never writing. Each request's principal has a role and a scope:
 
 | role | scope | may |
 |---|---|---|
@@ -12,6 +13,7 @@ Each request's principal has a role and a scope:
 | community | ``community:CODE`` | its own registrations, needs, wishes |
 | member | ``member:UUID`` | their own data |
 | leader | any of city/district/unit/community | read figures, nothing else |
+| registrant | ``phone:HASH`` | register the member with that verified phone, nothing else |
 
 Something outside the caller's scope answers 404, as if it did not exist.
 """
@@ -20,20 +22,27 @@ from __future__ import annotations
 
 import hashlib
 import re
-import secrets
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, Depends, Header, Response
-from sqlalchemy import delete, insert, select
+from fastapi import APIRouter, Depends, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Select, Table, and_, insert, or_, select, update
 
+from shared import tokens
 from shared.db import UnitOfWork
+from shared.events import Envelope, TokensRevoked
 from shared.http import DomainError
 from shared.runtime import Runtime
+from shared.tokens import Claims
 
 ROLES = ("admin", "operator", "unit", "community", "member", "leader")
+#: A signed-in phone with no account yet: it may only register itself (``POST /members``).
+REGISTRANT = "registrant"
+#: The OpenAPI security scheme of every route that takes a token.
+BEARER = HTTPBearer(auto_error=False, bearerFormat="JWT", description="a signed session token")
 _SCOPE = re.compile(
     r"^(city|district:\d{6}|unit:[\w-]{1,40}|community:\d{12}|member:[0-9a-f-]{36})$"
 )
@@ -51,6 +60,10 @@ class Unauthorized(DomainError):
     status = 401
     title = "Unauthorized"
 
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.headers["WWW-Authenticate"] = "Bearer"
+
 
 class Forbidden(DomainError):
     status = 403
@@ -63,7 +76,10 @@ class Principal:
 
     role: str
     scope: str
-    token_id: int = 0
+    token_id: str = ""  # the token's jti (audit rows name it)
+    subject: str = ""
+    phone_hash: str | None = None  # a registrant's verified phone (keyed hash)
+    expires_at: datetime | None = None
 
     @property
     def kind(self) -> str:
@@ -108,61 +124,88 @@ def check_role_scope(role: str, scope: str) -> None:
         raise ValueError(f"a {role} token takes a scope of kind: {allowed}")
 
 
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+def subject_key(subject: str) -> str:
+    """The revocation key of every token of ``subject``: a hash, so the table of an erased
+    member keeps no trace of their id."""
+    return "sub:" + hashlib.sha256(subject.encode()).hexdigest()
 
 
-def new_token() -> str:
-    return "smt_" + secrets.token_urlsafe(32)
-
-
-def store_token(runtime: Runtime, token: str, role: str, scope: str, label: str | None) -> None:
-    """Record ``token`` (hashed) in one service's database."""
-    table = runtime.db.metadata.tables["access_tokens"]
-    with runtime.db.session() as session:
-        session.execute(
-            insert(table).values(
-                token_hash=hash_token(token),
-                role=role,
-                scope=scope,
-                label=label,
-                created_at=datetime.now(UTC),
-            )
+def _revoked(table: Table, claims: Claims) -> Select[tuple[str]]:
+    """The revocations that hit a token: its own id, or its subject revoked at or after the
+    token was issued (a sign-in after a revocation is a new, valid session)."""
+    return select(table.c.key).where(
+        or_(
+            table.c.key == f"jti:{claims.jti}",
+            and_(
+                table.c.key == subject_key(claims.subject),
+                table.c.revoked_at >= claims.issued_at,
+            ),
         )
-        session.commit()
+    )
+
+
+def revoke(
+    uow: UnitOfWork, key: str, revoked_at: datetime, expires_at: datetime | None = None
+) -> None:
+    """Record a revocation (``jti:ID`` or :func:`subject_key`) in this service's database; a
+    later revocation of the same subject moves its instant forward. Idempotent."""
+    table = uow.db.metadata.tables["revoked_tokens"]
+    row = uow.session.execute(select(table.c.revoked_at).where(table.c.key == key)).first()
+    if row is None:
+        uow.session.execute(
+            insert(table).values(key=key, revoked_at=revoked_at, expires_at=expires_at)
+        )
+    elif row.revoked_at < revoked_at:
+        uow.session.execute(update(table).where(table.c.key == key).values(revoked_at=revoked_at))
+
+
+def apply_revocation(event: TokensRevoked, envelope: Envelope, uow: UnitOfWork) -> None:
+    """The handler of ``auth.revoked`` in every consuming service: from now on this service
+    refuses those tokens too."""
+    revoke(uow, event.key, event.revoked_at, event.expires_at)
 
 
 def revoke_member_tokens(uow: UnitOfWork, member_id: uuid.UUID) -> None:
-    """A withdrawn member's own tokens stop working (every service does this on withdrawal)."""
-    table = uow.db.metadata.tables["access_tokens"]
-    uow.session.execute(delete(table).where(table.c.scope == f"member:{member_id}"))
+    """A withdrawn member's sessions stop working (every service does this on withdrawal)."""
+    revoke(uow, subject_key(f"member:{member_id}"), datetime.now(UTC))
 
 
 def principal_from(runtime: Runtime, authorization: str | None) -> Principal:
+    """Check a bearer token with the public key and this service's revocations. Reads only:
+    on SQLite it never takes the write lock."""
     if not authorization or not authorization.lower().startswith("bearer "):
         raise Unauthorized("send 'Authorization: Bearer <token>'")
-    token = authorization.split(" ", 1)[1].strip()
-    table = runtime.db.metadata.tables["access_tokens"]
-    with runtime.db.session() as session:
-        row = session.execute(
-            select(table.c.id, table.c.role, table.c.scope).where(
-                table.c.token_hash == hash_token(token)
-            )
-        ).first()
-    if row is None:
-        raise Unauthorized("unknown token")
-    return Principal(role=row.role, scope=row.scope, token_id=row.id)
+    try:
+        claims = tokens.verify(runtime.settings, authorization.split(" ", 1)[1].strip())
+    except tokens.InvalidToken as exc:
+        raise Unauthorized(str(exc)) from None
+    if claims.role not in ROLES and claims.role != REGISTRANT:
+        raise Unauthorized("not a valid token")
+    with runtime.db.reader() as session:
+        if session.execute(_revoked(runtime.db.metadata.tables["revoked_tokens"], claims)).first():
+            raise Unauthorized("this session has ended; sign in again")
+    return Principal(
+        role=claims.role,
+        scope=claims.scope,
+        token_id=claims.jti,
+        subject=claims.subject,
+        phone_hash=claims.phone_hash,
+        expires_at=claims.expires_at,
+    )
 
 
 def requires(runtime: Callable[[], Runtime], *roles: str) -> Callable[..., Principal]:
-    """A FastAPI dependency: the caller's principal, refused unless it has one of ``roles``."""
+    """A FastAPI dependency: the caller's principal, refused unless it has one of ``roles``
+    (any role of :data:`ROLES` when none is named; a registrant only where named)."""
 
     def dependency(
         rt: Runtime = Depends(runtime),
-        authorization: str | None = Header(default=None),
+        credentials: HTTPAuthorizationCredentials | None = Depends(BEARER),
     ) -> Principal:
+        authorization = f"Bearer {credentials.credentials}" if credentials else None
         principal = principal_from(rt, authorization)
-        if roles and principal.role not in roles:
+        allowed = roles or ROLES
+        if principal.role not in allowed:
             raise Forbidden(f"a {principal.role} token may not do this")
         return principal
 

@@ -26,8 +26,9 @@ DEAD = Exchange("servicemonth.dead", type="direct", durable=True)
 #: Which event types each service listens to (topic patterns after the district word).
 SUBSCRIPTIONS: Mapping[str, tuple[str, ...]] = {
     "registration": (),
-    "pairing": ("member.*", "registration.*", "directory.*"),
+    "pairing": ("member.*", "registration.*", "directory.*", "auth.revoked"),
     "notify": (
+        "auth.*",
         "member.*",
         "directory.*",
         "registration.*",
@@ -41,6 +42,7 @@ SUBSCRIPTIONS: Mapping[str, tuple[str, ...]] = {
     # what its projections read (services.reporting.consumers.PROJECTIONS); notifications,
     # team requests and reports go past
     "reporting": (
+        "auth.revoked",
         "member.*",
         "registration.*",
         "directory.*",

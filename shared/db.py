@@ -71,21 +71,18 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def service_metadata() -> MetaData:
     """A service database's metadata, with the backbone's tables in it (outbox, inbox,
-    access tokens).
+    revoked tokens).
 
     Each service declares ``class Base(DeclarativeBase): metadata = service_metadata()``.
     """
     metadata = MetaData(naming_convention=NAMING)
     messaging_tables(metadata)
     Table(
-        "access_tokens",  # see shared.auth: hashed bearer tokens with role and scope
+        "revoked_tokens",  # see shared.auth: sign-outs, disabled accounts, withdrawn members
         metadata,
-        Column("id", Integer, primary_key=True, autoincrement=True),
-        Column("token_hash", String(64), nullable=False, unique=True),
-        Column("role", String(20), nullable=False),
-        Column("scope", String(60), nullable=False),
-        Column("label", String(200), nullable=True),
-        Column("created_at", UTCDateTime(), nullable=False),
+        Column("key", String(80), primary_key=True),  # jti:<id> or sub:<subject>
+        Column("revoked_at", UTCDateTime(), nullable=False),
+        Column("expires_at", UTCDateTime(), nullable=True),  # none: as long as the subject
     )
     return metadata
 
@@ -134,6 +131,7 @@ class Database:
         self.metadata = metadata
         self._engine: Engine | None = None
         self._sessions: sessionmaker[Session] | None = None
+        self._readers: sessionmaker[Session] | None = None
         self._pid = 0
 
     @property
@@ -145,6 +143,9 @@ class Database:
         if self._engine is None or self._pid != os.getpid():
             self._engine = self._create_engine()
             self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+            self._readers = sessionmaker(
+                self._engine.execution_options(servicemonth_reader=True), expire_on_commit=False
+            )
             self._pid = os.getpid()
         return self._engine
 
@@ -152,6 +153,13 @@ class Database:
         self.engine  # noqa: B018 - makes the engine for this process
         assert self._sessions is not None
         return self._sessions()
+
+    def reader(self) -> Session:
+        """A session for reads only: on SQLite it never takes the write lock, so a reader is
+        answered while a long import writes (WAL lets both go on)."""
+        self.engine  # noqa: B018 - makes the engine for this process
+        assert self._readers is not None
+        return self._readers()
 
     def dispose(self) -> None:
         if self._engine is not None and self._pid == os.getpid():
@@ -166,7 +174,8 @@ class Database:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         # pysqlite's own transaction handling would start deferred transactions that fail
         # with "database is locked" when they later write; we begin IMMEDIATE ourselves so
-        # writers queue on busy_timeout instead.
+        # writers queue on busy_timeout instead. Readers (Database.reader) begin DEFERRED:
+        # in WAL mode they see a snapshot and never wait for a writer.
         engine = create_engine(
             self.url,
             connect_args={"isolation_level": None, "timeout": 30, "check_same_thread": False},
@@ -184,7 +193,8 @@ class Database:
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            read_only = conn.get_execution_options().get("servicemonth_reader", False)
+            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
 

@@ -26,6 +26,8 @@ class DomainError(Exception):
         self.detail = detail
         self.errors = errors or []
         self.extra = extra
+        #: Response headers the refusal needs (``Retry-After``, ``WWW-Authenticate``).
+        self.headers: dict[str, str] = {}
 
 
 class Invalid(DomainError):
@@ -43,9 +45,22 @@ class Conflict(DomainError):
     title = "Conflict"
 
 
-def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
+class TooManyRequests(DomainError):
+    """A limit was reached; ``Retry-After`` says in how many seconds to try again."""
+
+    status = 429
+    title = "Too many requests"
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail, retry_after=retry_after)
+        self.headers["Retry-After"] = str(max(1, retry_after))
+
+
+def problem(
+    status: int, title: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
-    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
 def _field(loc: tuple[Any, ...]) -> str:
@@ -59,7 +74,7 @@ def install_error_handlers(app: FastAPI) -> None:
         extra = dict(exc.extra)
         if exc.errors:
             extra["errors"] = exc.errors
-        return problem(exc.status, exc.title, exc.detail, **extra)
+        return problem(exc.status, exc.title, exc.detail, exc.headers or None, **extra)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

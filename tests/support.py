@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -20,7 +20,7 @@ from services.notify.channels import OutgoingSms
 from services.notify.rendering import render_sms, sample_params
 from services.registration import directory
 from shared import runtime as runtime_mod
-from shared.auth import new_token, store_token
+from shared import tokens
 from shared.clock import SimulatedClock
 from shared.config import SERVICES
 from shared.consumer import EventConsumer
@@ -51,11 +51,13 @@ def load_sample_directory(backend: Any) -> None:
 
 
 def issue_token(backend: Any, role: str, scope: str) -> str:
-    """A bearer token for ``role`` in ``scope``, known to every service."""
-    secret = new_token()
-    for service in SERVICES:
-        store_token(backend.rt(service), secret, role, scope, f"test {role}")
-    return secret
+    """A signed bearer token for ``role`` in ``scope`` (a member's names the member as its
+    subject, so a withdrawal revokes it), as registration would sign it."""
+    subject = scope if role == "member" else f"test:{role}:{scope}"
+    token, _ = tokens.sign(
+        backend.settings, subject=subject, role=role, scope=scope, ttl=timedelta(hours=2)
+    )
+    return token
 
 
 def client(token: str | None = None) -> TestClient:

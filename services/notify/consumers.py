@@ -4,23 +4,27 @@ from __future__ import annotations
 
 from functools import partial
 
-from services.notify import handlers, history, progress
+from services.notify import handlers, history, progress, sign_in
 from services.notify.messages import dispatch
 from services.notify.rules import Rules
+from shared.auth import apply_revocation
 from shared.consumer import Handler
 from shared.events import (
     WISH_EVENTS,
     ActivityReturned,
     CommunityChanged,
     Event,
+    IdNumberTried,
     MemberRegistered,
     MemberUpdated,
     MemberWithdrawn,
     PairingMade,
     RegistrationConfirmed,
     ReportGenerated,
+    SignInCodeRequested,
     StaffAccountDisabled,
     StaffAccountSaved,
+    TokensRevoked,
     UnitChanged,
 )
 from shared.runtime import Runtime
@@ -47,6 +51,9 @@ def handlers_for(rt: Runtime) -> dict[type[Event], list[Handler]]:
         WISH_EVENTS["confirmed"]: [handlers.wish_confirmed],
         ActivityReturned: [handlers.activity_returned],
         ReportGenerated: [handlers.report_generated],
+        SignInCodeRequested: [sign_in.send_sign_in_code],
+        IdNumberTried: [sign_in.tell_id_number_holder],
+        TokensRevoked: [apply_revocation],
     }
     for event_type, extra in progress.HANDLERS.items():  # the five-ones replica (reminders)
         table.setdefault(event_type, []).extend(extra)

@@ -9,6 +9,7 @@ from typing import Any
 
 from services.notify.messages import Recipient
 from services.notify.models import Contact, Notification, StaffContact
+from services.notify.sign_in import open_code
 from shared.db import UnitOfWork
 from shared.events import SealedContact
 from shared.pii import Sealer, mask_email, mask_phone
@@ -100,6 +101,7 @@ def render_params(
     contact's name and number (opened only here: the member needs the number to call; the
     outbox and the history show it masked)."""
     params: dict[str, Any] = {"name": person.name, **n.params}
+    open_code(params, sealer)
     staff_id = params.pop("staff_contact_id", None)
     if staff_id:
         staff = uow.session.get(StaffContact, uuid.UUID(str(staff_id)))

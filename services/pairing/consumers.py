@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from services.pairing import handlers, pairings, wishes
+from shared.auth import apply_revocation
 from shared.consumer import Handler
 from shared.events import (
     REGISTRATION_EVENTS,
@@ -14,6 +15,7 @@ from shared.events import (
     RegistrationCancelled,
     RegistrationConfirmed,
     RegistrationTransferred,
+    TokensRevoked,
 )
 from shared.runtime import Runtime
 
@@ -25,6 +27,7 @@ def handlers_for(rt: Runtime) -> dict[type[Event], list[Handler]]:
         MemberWithdrawn: [handlers.forget_member, pairings.erase_member],
         CommunityChanged: [handlers.record_community],
         **{cls: [handlers.record_registration] for cls in REGISTRATION_EVENTS},
+        TokensRevoked: [apply_revocation],
     }
     # 双对接: a confirmed report-in pairs that community; leaving it ends the pairings there
     table[RegistrationConfirmed].append(pairings.pair_confirmed)

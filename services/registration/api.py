@@ -11,15 +11,17 @@ from sqlalchemy import select
 
 from services.registration import (
     NAME,
+    auth_api,
     directory,
     handlers,
     registrations,
     rosters_api,
     runtime,
+    sessions,
     staff_api,
 )
 from services.registration.models import AuditEntry, CommunityRegistration, Member, Unit
-from shared.auth import Forbidden, Principal, add_status_route, requires
+from shared.auth import REGISTRANT, Forbidden, Principal, add_status_route, requires
 from shared.db import UnitOfWork
 from shared.http import NotFound
 from shared.runtime import Runtime
@@ -29,6 +31,9 @@ Rt = Annotated[Runtime, Depends(runtime)]
 Staff = Annotated[Principal, Depends(requires(runtime, "admin", "operator", "community"))]
 Anyone = Annotated[Principal, Depends(requires(runtime))]
 Operator = Annotated[Principal, Depends(requires(runtime, "admin", "operator"))]
+Registering = Annotated[
+    Principal, Depends(requires(runtime, REGISTRANT, "admin", "operator", "unit", "community"))
+]
 
 
 class MemberIn(BaseModel):
@@ -92,14 +97,25 @@ def _editable_member(uow: UnitOfWork, member_id: uuid.UUID, principal: Principal
 
 
 @router.post("/members", status_code=201)
-def register_member(body: MemberIn, rt: Rt) -> dict[str, Any]:
-    """Self-registration is open: a member registers with explicit consent."""
+def register_member(body: MemberIn, rt: Rt, principal: Registering) -> dict[str, Any]:
+    """双注册: a member registers themselves, with explicit consent, signed in with the phone
+    they register (a registrant session: the answer carries their member session), or staff
+    register a member in their scope. Every refusal that could tell who is registered is the
+    same neutral 409; a verified phone may try a few times a day."""
+    if principal.role == REGISTRANT:
+        with rt.uow() as uow:  # counted even when the registration is refused
+            sessions.limit(uow, sessions.REGISTER_LIMITS, principal.phone_hash or "")
+            uow.commit()
     with rt.uow() as uow:
-        member_id = handlers.register_member(body.model_dump(), uow, rt.sealer)
+        member_id = handlers.register_member(body.model_dump(), uow, rt.sealer, principal)
         uow.commit()
         member = uow.session.get(Member, member_id)
         assert member is not None
-        return handlers.member_view(member)
+        view = handlers.member_view(member)
+    if principal.role == REGISTRANT:
+        own = sessions.Account(f"member:{member_id}", "member", f"member:{member_id}")
+        view["session"] = sessions.session_view(sessions.open_session(rt.settings, own, [own]))
+    return view
 
 
 @router.get("/members/{member_id}")
@@ -252,5 +268,6 @@ def load_directory(
 
 
 add_status_route(router, NAME, runtime, handlers.stats)
+router.include_router(auth_api.router)
 router.include_router(rosters_api.router)
 router.include_router(staff_api.router)

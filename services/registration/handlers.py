@@ -18,27 +18,70 @@ from services.registration.enrolment import (
     Error,
     add_members,
     community_is_open,
-    existing_id_numbers,
     seal_contact,
     validate_member,
 )
-from services.registration.models import Community, CommunityRegistration, Member
-from shared.auth import revoke_member_tokens
+from services.registration.models import Community, CommunityRegistration, Member, Unit
+from shared.auth import REGISTRANT, Principal, revoke_member_tokens
 from shared.db import UnitOfWork, messaging_stats
-from shared.events import CommunityRef, MemberUpdated, MemberWithdrawn, RegistrationSubmitted
-from shared.http import Conflict, Invalid
+from shared.events import (
+    CommunityRef,
+    IdNumberTried,
+    MemberUpdated,
+    MemberWithdrawn,
+    RegistrationSubmitted,
+)
+from shared.http import Conflict, Invalid, NotFound
 from shared.pii import Sealer, mask_name, mask_phone
 from shared.vocabulary import AVAILABILITY
 
 
-def register_member(raw: Mapping[str, Any], uow: UnitOfWork, sealer: Sealer) -> uuid.UUID:
-    """One member registers (the API): 422 naming every bad field, 409 for a known ID."""
+class Refused(Conflict):
+    """Registration cannot go on. One neutral answer for every reason (a known ID number
+    among them), so it never tells the caller who is registered."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "registration cannot go on with these details; "
+            "if you think this is wrong, ask your community (社区) for help"
+        )
+
+
+def register_member(
+    raw: Mapping[str, Any], uow: UnitOfWork, sealer: Sealer, principal: Principal
+) -> uuid.UUID:
+    """One member registers (the API): 422 naming every bad field; a registrant only with
+    the phone they proved; staff only in their scope (else 404). A known ID number gets
+    :class:`Refused` and its holder is told (the event commits, the member does not)."""
     directory = Directory(uow.session)
     values, errors = validate_member(raw, directory, uow.now().date())
     if values is None:
         raise Invalid("the member cannot be registered", errors)
-    if existing_id_numbers(uow.session, [sealer.digest(values.id_number)]):
-        raise Conflict("this ID number is already registered")  # never say by whom
+    if principal.role == REGISTRANT:
+        if sealer.digest(values.phone) != principal.phone_hash:
+            raise Invalid(
+                "register with the number you signed in with",
+                [{"field": "phone", "message": "not the number this session was opened with"}],
+            )
+    elif not principal.covers(
+        districts={values.unit.district_code, values.residence.district_code},
+        units={values.unit.code},
+        communities={values.residence.code},
+    ):
+        raise NotFound(f"no unit {values.unit.code}")  # out of scope looks like absent
+    holder = uow.session.execute(
+        select(Member.id, Unit.district_code)
+        .join(Unit, Unit.code == Member.unit_code)
+        .where(Member.id_number_hmac == sealer.digest(values.id_number))
+    ).first()
+    if holder is not None:
+        uow.emit(IdNumberTried(member_id=holder.id), district=holder.district_code)
+        uow.commit()
+        raise Refused()
+    if principal.role == REGISTRANT and uow.session.scalar(
+        select(Member.id).where(Member.phone_hmac == principal.phone_hash, Member.state == "active")
+    ):
+        raise Refused()
     (member_id,) = add_members([values], uow, sealer, directory)
     return member_id
 

@@ -186,9 +186,46 @@ class AuditEntry(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime())
-    token_id: Mapped[int]
+    token_id: Mapped[str] = mapped_column(String(36))
     role: Mapped[str] = mapped_column(String(20))
     scope: Mapped[str] = mapped_column(String(60))
     action: Mapped[str] = mapped_column(String(40))
     member_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
     detail: Mapped[str | None] = mapped_column(String(500))
+
+
+class SignInCode(Base):
+    """验证码 — the one live sign-in code of a number: only its keyed hash is kept."""
+
+    __tablename__ = "sign_in_codes"
+
+    phone_hmac: Mapped[str] = mapped_column(String(64), primary_key=True)
+    code_hmac: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(default=0)
+
+
+class RateHit(Base):
+    """One counted request (a code asked for, a registration tried) under a limit's key;
+    counted in the database so limits hold across processes and workers."""
+
+    __tablename__ = "rate_hits"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(100), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class IssuedToken(Base):
+    """A token an operator made with ``servicemonth token create`` (for ``token list`` and
+    ``token revoke``); the token itself is shown once and never kept."""
+
+    __tablename__ = "issued_tokens"
+
+    jti: Mapped[str] = mapped_column(String(36), primary_key=True)
+    role: Mapped[str] = mapped_column(String(20))
+    scope: Mapped[str] = mapped_column(String(60))
+    label: Mapped[str | None] = mapped_column(String(200))
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from services.reporting import pairing_facts, projections, pseudonyms
 from services.reporting.event_log import log_event
-from shared.auth import revoke_member_tokens
+from shared.auth import apply_revocation, revoke_member_tokens
 from shared.consumer import Handler
 from shared.db import UnitOfWork
 from shared.events import (
@@ -27,6 +27,7 @@ from shared.events import (
     MemberWithdrawn,
     PairingEnded,
     PairingMade,
+    TokensRevoked,
     UnitChanged,
 )
 from shared.runtime import Runtime
@@ -63,4 +64,4 @@ def handlers_for(rt: Runtime) -> dict[type[Event], list[Handler]]:
             revoke_member_tokens(uow, event.member_id)
             pseudonyms.forget(uow, event.member_id, rt.sealer)
 
-    return {cls: [apply] for cls in PROJECTIONS}
+    return {**{cls: [apply] for cls in PROJECTIONS}, TokensRevoked: [apply_revocation]}

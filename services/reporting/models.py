@@ -246,7 +246,7 @@ class Subscription(Base):
     phone_masked: Mapped[str | None] = mapped_column(String(20))
     contact_sealed: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    created_by: Mapped[int] = mapped_column(default=0)
+    created_by: Mapped[str] = mapped_column(String(36), default="")  # the token's jti
     active: Mapped[bool] = mapped_column(default=True)
 
 
@@ -284,7 +284,7 @@ class ReportDownload(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime())
-    token_id: Mapped[int]
+    token_id: Mapped[str] = mapped_column(String(36))
     role: Mapped[str] = mapped_column(String(20))
     scope: Mapped[str] = mapped_column(String(60))
     report_id: Mapped[uuid.UUID] = mapped_column(index=True)

@@ -10,6 +10,7 @@ registered for ``(type, version)``.
 - :mod:`~shared.events.envelope`: :class:`Envelope`, the :class:`Event` base, the shared
   field types, :func:`envelope_for`;
 - :mod:`~shared.events.catalogue`: :data:`CATALOGUE` and :func:`parse`;
+- :mod:`~shared.events.auth`: sign-in codes, revoked tokens, a tried ID number;
 - :mod:`~shared.events.members`: members (双注册) and community registrations (社区报到);
 - :mod:`~shared.events.directory`: communities and units;
 - :mod:`~shared.events.pairing`: pairings (双对接) and wishes (微心愿);
@@ -32,6 +33,7 @@ from shared.events.activities import (
     TeamLeft,
     TeamMembershipChanged,
 )
+from shared.events.auth import IdNumberTried, SignInCodeRequested, TokensRevoked
 from shared.events.catalogue import CATALOGUE, parse
 from shared.events.directory import CommunityChanged, UnitChanged
 from shared.events.envelope import (
@@ -86,6 +88,7 @@ __all__ = [
     "District",
     "Envelope",
     "Event",
+    "IdNumberTried",
     "InvalidEvent",
     "MemberRegistered",
     "MemberUpdated",
@@ -106,6 +109,7 @@ __all__ = [
     "ReportFile",
     "ReportGenerated",
     "SealedContact",
+    "SignInCodeRequested",
     "StaffAccountDisabled",
     "StaffAccountSaved",
     "StaffRole",
@@ -113,6 +117,7 @@ __all__ = [
     "TeamJoined",
     "TeamLeft",
     "TeamMembershipChanged",
+    "TokensRevoked",
     "UnitChanged",
     "WishChanged",
     "envelope_for",

@@ -19,6 +19,7 @@ from shared.events.activities import (
     TeamJoinRequested,
     TeamLeft,
 )
+from shared.events.auth import IdNumberTried, SignInCodeRequested, TokensRevoked
 from shared.events.directory import CommunityChanged, UnitChanged
 from shared.events.envelope import Envelope, Event, InvalidEvent
 from shared.events.members import (
@@ -41,6 +42,9 @@ from shared.events.reports import ReportGenerated
 from shared.events.staff import StaffAccountDisabled, StaffAccountSaved
 
 _ALL: tuple[type[Event], ...] = (
+    SignInCodeRequested,
+    TokensRevoked,
+    IdNumberTried,
     MemberRegistered,
     MemberUpdated,
     MemberWithdrawn,

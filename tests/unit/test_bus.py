@@ -15,7 +15,7 @@ from shared.bus import (
     routing_key,
 )
 from shared.config import Settings, load
-from shared.events import CATALOGUE
+from shared.events import CATALOGUE, TokensRevoked
 
 
 def deployment(home: Path, district: str, name: str | None = None) -> Settings:
@@ -34,6 +34,7 @@ def test_district_deployment_binds_its_own_district_only() -> None:
         "410303.member.*",
         "410303.registration.*",
         "410303.directory.*",
+        "410303.auth.revoked",
     ]
 
 
@@ -42,6 +43,7 @@ def test_city_deployment_binds_every_district() -> None:
         "*.member.*",
         "*.registration.*",
         "*.directory.*",
+        "*.auth.revoked",
     ]
 
 
@@ -54,7 +56,7 @@ def matches(key: str, pattern: str) -> bool:
 
 
 @pytest.mark.parametrize("district", ["410300", "410305"])
-def test_reporting_binds_every_event_its_projections_read_and_nothing_else(
+def test_reporting_binds_every_event_its_projections_read_and_revocations_and_nothing_else(
     district: str,
 ) -> None:
     from services.reporting.consumers import PROJECTIONS
@@ -65,7 +67,8 @@ def test_reporting_binds_every_event_its_projections_read_and_nothing_else(
         return any(matches(key, k) for k in keys)
 
     types = {cls.TYPE for cls in CATALOGUE.values()}
-    assert {t for t in types if heard(routing_key("410305", t))} == {c.TYPE for c in PROJECTIONS}
+    expected = {c.TYPE for c in PROJECTIONS} | {TokensRevoked.TYPE}
+    assert {t for t in types if heard(routing_key("410305", t))} == expected
     other_district = heard(routing_key("410303", "member.registered"))
     assert other_district == (district == "410300"), "a district deployment hears its own only"
 
@@ -110,6 +113,7 @@ def test_event_queues_are_bound_to_the_events_exchange_with_the_service_keys(
         (EVENTS.name, "*.member.*"),
         (EVENTS.name, "*.registration.*"),
         (EVENTS.name, "*.directory.*"),
+        (EVENTS.name, "*.auth.revoked"),
     }
     assert pairing.durable
     assert not pairing.auto_delete

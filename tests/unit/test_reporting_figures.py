@@ -283,11 +283,13 @@ def test_the_funnel_and_the_claim_rate_share_one_meaning_of_published() -> None:
     assert unit.wish_completion_rate == pytest.approx(1 / 3)
 
 
-def test_reporting_handles_only_the_events_its_projections_read(rt: Runtime) -> None:
+def test_reporting_handles_only_the_events_its_projections_read_and_revocations(
+    rt: Runtime,
+) -> None:
     from services.reporting.consumers import PROJECTIONS
-    from shared.events import CATALOGUE
+    from shared.events import CATALOGUE, TokensRevoked
 
     table = handlers_for(rt)
-    assert set(table) == set(PROJECTIONS)
+    assert set(table) == set(PROJECTIONS) | {TokensRevoked}
     ignored = {cls.TYPE for cls in CATALOGUE.values()} - {cls.TYPE for cls in table}
     assert {"notification.sent", "report.generated", "team.joined"} <= ignored
