@@ -225,7 +225,7 @@ def add_status_route(
         response: Response, rt: Runtime = Depends(runtime), _who: Principal = Depends(guard)
     ) -> dict[str, int]:
         response.headers["Cache-Control"] = "no-store"
-        with rt.uow() as uow:
+        with rt.read() as uow:
             return stats(uow)
 
     router.add_api_route(

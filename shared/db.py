@@ -219,8 +219,10 @@ class UnitOfWork:
         campaign: str,
         clock: Clock,
         correlation_id: uuid.UUID | None = None,
+        read_only: bool = False,
     ) -> None:
         self.db = db
+        self.read_only = read_only
         self.producer = producer
         self.campaign = campaign
         self.clock = clock
@@ -230,7 +232,7 @@ class UnitOfWork:
         self.session: Session
 
     def __enter__(self) -> UnitOfWork:
-        self.session = self.db.session()
+        self.session = self.db.reader() if self.read_only else self.db.session()
         return self
 
     def __exit__(
@@ -300,6 +302,8 @@ class UnitOfWork:
         self._after_commit.append(action)
 
     def commit(self) -> None:
+        if self.read_only:
+            raise RuntimeError("a read-only unit of work commits nothing")
         self.session.commit()
         actions, self._after_commit = self._after_commit, []
         for action in actions:

@@ -32,6 +32,17 @@ class Runtime:
             correlation_id=correlation_id,
         )
 
+    def read(self) -> UnitOfWork:
+        """A unit of work for reads only: on SQLite it never takes the write lock, so reads
+        are answered while an import writes."""
+        return UnitOfWork(
+            self.db,
+            producer=self.service,
+            campaign=self.settings.campaign,
+            clock=self.clock,
+            read_only=True,
+        )
+
     @property
     def sealer(self) -> Sealer:
         if self._sealer is None:

@@ -48,7 +48,7 @@ def list_contacts(
 ) -> list[dict[str, Any]]:
     """Staff contacts (masked), optionally of one scope: the replica of registration's staff
     accounts (registration's ``/api/v1/staff`` creates and disables them)."""
-    with rt.uow() as uow:
+    with rt.read() as uow:
         query = select(StaffContact).order_by(StaffContact.scope, StaffContact.id).limit(1000)
         if scope is not None:
             query = query.where(StaffContact.scope == scope)
@@ -94,7 +94,7 @@ def _preferences(member_id: uuid.UUID, contact: Contact) -> dict[str, Any]:
 
 @router.get("/members/{member_id}/preferences")
 def read_preferences(member_id: uuid.UUID, rt: Rt, principal: Anyone) -> dict[str, Any]:
-    with rt.uow() as uow:
+    with rt.read() as uow:
         return _preferences(member_id, _own_or_operator(uow, principal, member_id))
 
 
@@ -125,7 +125,7 @@ def list_notifications(
             "say whose messages",
             [{"field": "member_id", "message": "give member_id or correlation_id"}],
         )
-    with rt.uow() as uow:
+    with rt.read() as uow:
         if member_id is not None:
             contact = uow.session.get(Contact, member_id)
             if not _member_visible(contact, principal, member_id):
@@ -287,12 +287,12 @@ def sweep_now(rt: Rt, _who: Operator) -> dict[str, Any]:
 @router.get("/reminders", tags=["ops"])
 def reminder_calendar(rt: Rt, _who: Operator) -> list[dict[str, Any]]:
     """The campaign's reminder calendar, each slot with its due time and state."""
-    with rt.uow() as uow:
+    with rt.read() as uow:
         return reminders.slots_view(uow, reminders.calendar(rt.settings))
 
 
 @router.get("/ops/notify/summary", tags=["ops"])
 def summary(rt: Rt, _who: Operator) -> dict[str, Any]:
     """Messages per kind and status; deferred by quiet hours; merged by daily caps."""
-    with rt.uow() as uow:
+    with rt.read() as uow:
         return history.summary(uow)

@@ -112,7 +112,7 @@ def _record(uow: UnitOfWork, record_id: uuid.UUID, principal: Principal) -> Serv
 
 @router.get("/activities/{record_id}")
 def read_activity(record_id: uuid.UUID, rt: Rt, principal: Actor) -> dict[str, Any]:
-    with rt.uow() as uow:
+    with rt.read() as uow:
         return activities.record_view(_record(uow, record_id, principal))
 
 
@@ -196,7 +196,7 @@ def leave_team(
 
 @router.get("/teams/{team_id}/members")
 def team_members(team_id: uuid.UUID, rt: Rt, principal: Staff) -> list[dict[str, Any]]:
-    with rt.uow() as uow:
+    with rt.read() as uow:
         team = _team(uow, team_id, principal)
         rows = uow.session.scalars(
             select(TeamMembership)
@@ -212,7 +212,7 @@ def team_members(team_id: uuid.UUID, rt: Rt, principal: Staff) -> list[dict[str,
 @router.get("/members/{member_id}/progress")
 def member_progress(member_id: uuid.UUID, rt: Rt, principal: Viewer) -> dict[str, Any]:
     """五个一 — the five items (verified records only), hours, and what is missing."""
-    with rt.uow() as uow:
+    with rt.read() as uow:
         member = uow.session.get(MemberReplica, member_id)
         if member is None or not _covers_member(principal, member):
             raise NotFound(f"no member {member_id}")
@@ -241,7 +241,7 @@ def community_cadres(
     """县处级以上领导干部 registered (confirmed) in the community, and their five ones."""
     if principal.role == "unit" or not _covers(principal, code):
         raise NotFound(f"no community {code}")
-    with rt.uow() as uow:
+    with rt.read() as uow:
         cadres = [
             m
             for m in uow.session.scalars(
@@ -260,7 +260,7 @@ def unit_cadres(
     registered in its own district or community)."""
     if principal.kind == "unit" and principal.code != code:
         raise NotFound(f"no unit {code}")
-    with rt.uow() as uow:
+    with rt.read() as uow:
         cadres = [
             m
             for m in uow.session.scalars(

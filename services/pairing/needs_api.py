@@ -211,7 +211,7 @@ def upload_projects(code: Code, file: Sheet, rt: Rt, who: Staff) -> dict[str, An
 
 @router.get("/communities/{code}/targets")
 def list_targets(code: Code, rt: Rt, who: Staff) -> list[dict[str, Any]]:
-    with rt.uow() as uow:
+    with rt.read() as uow:
         _community(uow, code, who)
         query = select(ServiceTarget).where(ServiceTarget.community_code == code)
         return [
@@ -221,7 +221,7 @@ def list_targets(code: Code, rt: Rt, who: Staff) -> list[dict[str, Any]]:
 
 @router.get("/communities/{code}/needs")
 def list_needs(code: Code, rt: Rt, who: Staff) -> list[dict[str, Any]]:
-    with rt.uow() as uow:
+    with rt.read() as uow:
         _community(uow, code, who)
         paired = needs.paired_counts(uow, Pairing.need_id, code)
         query = select(Need).where(Need.community_code == code).order_by(Need.created_at)
@@ -230,7 +230,7 @@ def list_needs(code: Code, rt: Rt, who: Staff) -> list[dict[str, Any]]:
 
 @router.get("/communities/{code}/projects")
 def list_projects(code: Code, rt: Rt, who: Staff) -> list[dict[str, Any]]:
-    with rt.uow() as uow:
+    with rt.read() as uow:
         _community(uow, code, who)
         paired = needs.paired_counts(uow, Pairing.project_id, code)
         query = select(Project).where(Project.community_code == code).order_by(Project.created_at)
@@ -239,7 +239,7 @@ def list_projects(code: Code, rt: Rt, who: Staff) -> list[dict[str, Any]]:
 
 @router.get("/communities/{code}/teams")
 def list_teams(code: Code, rt: Rt, who: Staff) -> list[dict[str, Any]]:
-    with rt.uow() as uow:
+    with rt.read() as uow:
         _community(uow, code, who)
         query = select(Team).where(Team.community_code == code).order_by(Team.created_at)
         return [team_view(t) for t in uow.session.scalars(query)]
@@ -262,14 +262,14 @@ def run_pairing(body: RunIn, rt: Rt, who: Staff) -> dict[str, Any]:
 
 @router.get("/members/{member_id}/pairings")
 def member_pairings(member_id: uuid.UUID, rt: Rt, who: Reader) -> dict[str, Any]:
-    with rt.uow() as uow:
+    with rt.read() as uow:
         return pairing_views.member_pairings(uow, member_id, who)
 
 
 @router.get("/communities/{code}/pairing-report")
 def pairing_report(code: Code, rt: Rt, who: Staff) -> dict[str, Any]:
     """Who is not yet 双对接 and why; which needs and projects have open places and why."""
-    with rt.uow() as uow:
+    with rt.read() as uow:
         _community(uow, code, who)
         return pairing_views.community_report(uow, code, pairings.limits_from(rt.settings))
 

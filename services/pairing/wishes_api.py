@@ -168,7 +168,7 @@ def list_wishes(
         query = query.where(Wish.state.in_(wishes.PUBLIC))
     if state is not None:
         query = query.where(Wish.state == state)
-    with rt.uow() as uow:
+    with rt.read() as uow:
         rows = uow.session.scalars(
             query.order_by(Wish.created_at.desc(), Wish.id).limit(limit).offset(offset)
         ).all()
@@ -181,7 +181,7 @@ def list_wishes(
 
 @router.get("/wishes/{wish_id}")
 def read_wish(wish_id: uuid.UUID, rt: Rt, principal: Reader) -> dict[str, Any]:
-    with rt.uow() as uow:
+    with rt.read() as uow:
         return _view(uow, _wish(uow, wish_id, principal), principal)
 
 
@@ -304,7 +304,7 @@ def recommended_wishes(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> list[dict[str, Any]]:
     """Published wishes the member may claim, best match first, with why they match."""
-    with rt.uow() as uow:
+    with rt.read() as uow:
         member = uow.session.get(MemberReplica, member_id)
         codes = {c["code"] for c in member.communities} if member else set()
         if member is None or not principal.covers(

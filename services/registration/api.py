@@ -249,7 +249,7 @@ def list_registrations(
     )
     if state:
         query = query.where(CommunityRegistration.state == state)
-    with rt.uow() as uow:
+    with rt.read() as uow:
         rows = uow.session.scalars(query.order_by(CommunityRegistration.created_at).limit(limit))
         return [handlers.registration_view(r) for r in rows]
 

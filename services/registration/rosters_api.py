@@ -112,7 +112,7 @@ def roster_template(_principal: Anyone) -> Response:
 @router.get("/rosters/{roster_id}")
 def read_roster(roster_id: uuid.UUID, rt: Rt, principal: Uploader) -> dict[str, Any]:
     """Where an import stands: counts, and the rejected rows (the first 1000)."""
-    with rt.uow() as uow:
+    with rt.read() as uow:
         roster = _roster(uow, roster_id, principal)
         count = select(func.count()).where(RosterError.roster_id == roster_id)
         return {

@@ -115,7 +115,7 @@ def list_staff(
         query = query.where(StaffAccount.scope == scope)
     if state is not None:
         query = query.where(StaffAccount.state == state)
-    with rt.uow() as uow:
+    with rt.read() as uow:
         total = uow.session.scalar(select(func.count()).select_from(query.subquery())) or 0
         rows = uow.session.scalars(
             query.order_by(StaffAccount.scope, StaffAccount.role, StaffAccount.id)
@@ -128,7 +128,7 @@ def list_staff(
 
 @router.get("/staff/{account_id}")
 def read_staff(account_id: uuid.UUID, rt: Rt, principal: Manager) -> dict[str, Any]:
-    with rt.uow() as uow:
+    with rt.read() as uow:
         account = uow.session.get(StaffAccount, account_id)
         if account is None or not staff.visible(principal, account):
             raise NotFound(f"no staff account {account_id}")

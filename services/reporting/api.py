@@ -25,7 +25,7 @@ def summary(
     """Live figures for ``scope`` (city, district:CODE, unit:CODE, community:CODE); by
     default the caller's own."""
     response.headers["Cache-Control"] = "no-store"
-    with rt.uow() as uow:
+    with rt.read() as uow:
         return handlers.summary(scope or who.scope, who, uow)
 
 

@@ -42,7 +42,7 @@ def subscribe(body: subscriptions.SubscriptionIn, rt: Rt, who: Subscriber) -> di
 
 @router.get("/subscriptions")
 def list_subscriptions(rt: Rt, who: Subscriber) -> list[dict[str, Any]]:
-    with rt.uow() as uow:
+    with rt.read() as uow:
         return subscriptions.listed(uow, who)
 
 
@@ -72,7 +72,7 @@ def _view(run: ReportRun) -> dict[str, Any]:
 def list_reports(rt: Rt, who: Reader, response: Response) -> list[dict[str, Any]]:
     """The reports built so far (newest first), with their files."""
     response.headers["Cache-Control"] = "no-store"
-    with rt.uow() as uow:
+    with rt.read() as uow:
         runs = uow.session.scalars(
             select(ReportRun)
             .where(ReportRun.status.in_(("done", "failed")))

@@ -385,3 +385,29 @@ def test_no_code_or_number_is_kept_in_clear(backend: Any, admin: str) -> None:
         assert all(parse(b)[0] for b in bodies)
         assert not any(code in b or MEMBER_PHONE in b for b in bodies)
         assert db.scalar(select(SignInCode.phone_hmac)) is None  # spent on sign-in
+
+
+# --- 5. on SQLite, reads never wait for a writer --------------------------------------------
+
+
+def test_token_checks_and_reads_are_answered_while_a_writer_holds_the_database(
+    backend: Any, admin: str
+) -> None:
+    if backend.production:
+        pytest.skip("PostgreSQL readers never wait for writers")
+    register_member(admin, 1, MEMBER_PHONE)
+    paths = [
+        f"/api/v1/registrations?community_code={HOME_COMMUNITY}",
+        "/api/v1/ops/registration",
+        "/api/v1/staff",
+    ]
+    writer = backend.rt("registration").db.engine.raw_connection()
+    try:
+        writer.execute("BEGIN IMMEDIATE")  # a long import's transaction, held open
+        with client(admin) as http:
+            answers = [http.get(path).status_code for path in paths]
+        still_locked = writer.in_transaction
+    finally:
+        writer.rollback()
+        writer.close()
+    assert answers == [200, 200, 200] and still_locked
