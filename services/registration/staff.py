@@ -21,7 +21,6 @@ import unicodedata
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from itertools import islice
 from typing import Any
 
 from sqlalchemy import select, tuple_
@@ -31,12 +30,14 @@ from sqlalchemy.orm import Session
 from services.registration import rules
 from services.registration.enrolment import Directory, Error, community_is_open, seal_contact
 from services.registration.models import Division, StaffAccount
+from services.registration.sessions import revoke_subject
 from services.registration.tabular import read_table
 from shared.auth import Forbidden, Principal
 from shared.db import UnitOfWork
 from shared.events import Event, StaffAccountDisabled, StaffAccountSaved
 from shared.http import Invalid
 from shared.pii import Sealer, mask_email, mask_name, mask_phone
+from shared.tabular import first_errors
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +80,6 @@ ALIASES: dict[str, str] = {
 }
 #: A staff list is a district's people, not a roster: more rows than this is a mistake.
 MAX_ROWS = 5000
-#: Rejected rows listed in an import's answer (the counts cover them all).
-SHOWN_ERRORS = 1000
 
 
 @dataclass(frozen=True)
@@ -320,12 +319,9 @@ def disable(uow: UnitOfWork, account: StaffAccount, home_district: str) -> bool:
     stops sending to it. False when it was disabled already (nothing happens twice)."""
     if account.state == "disabled":
         return False
-    # Registration's sessions module (sign-in) owns the revocation of a subject's sessions.
-    from services.registration.sessions import revoke_subject
-
     account.state = "disabled"
     account.updated_at = uow.now()
-    revoke_subject(uow, f"staff:{account.id}")
+    revoke_subject(uow, f"staff:{account.id}")  # sign-in's own revocation (auth.revoked)
     uow.emit(StaffAccountDisabled(account_id=account.id), district=route(account, home_district))
     return True
 
@@ -372,6 +368,8 @@ class ImportResult:
     errors: list[dict[str, Any]] | None = None
 
     def answer(self) -> dict[str, Any]:
+        """The counts, and the first :data:`~shared.tabular.MAX_ERRORS` problems (as a
+        roster's: ``errors_total`` counts them all)."""
         errors = self.errors or []
         return {
             "total": self.total,
@@ -379,8 +377,8 @@ class ImportResult:
             "updated": self.updated,
             "unchanged": self.unchanged,
             "rejected": self.rejected,
-            "error_count": len(errors),
-            "errors": errors[:SHOWN_ERRORS],
+            "errors_total": len(errors),
+            "errors": first_errors(errors),
         }
 
 
@@ -393,9 +391,9 @@ def field_of(header: str) -> str | None:
 def read_rows(data: bytes) -> list[tuple[int, dict[str, str]]]:
     """The file's rows (numbered as the spreadsheet shows them, the header row 1) as
     ``{field: text}``; :class:`Invalid` for a file that cannot be read, lacks a column or
-    holds more than :data:`MAX_ROWS` rows."""
+    holds more than :data:`MAX_ROWS` rows (nothing of it is imported)."""
     try:
-        table = read_table(data, {})
+        table = read_table(data, {}, max_rows=MAX_ROWS)  # over the cap: refused whole
     except Invalid:
         raise
     except Exception as exc:  # a damaged workbook: zip, XML or cell errors
@@ -416,16 +414,11 @@ def read_rows(data: bytes) -> list[tuple[int, dict[str, str]]]:
             [{"field": f, "message": f"no {labels[f]} ({f}) column"} for f in missing],
         )
     try:
-        rows = list(islice(table.rows, MAX_ROWS + 1))
+        rows = list(table.rows)
     except Invalid:
         raise
-    except Exception as exc:
+    except Exception as exc:  # the file breaks off part-way
         raise Invalid(f"the file cannot be read ({type(exc).__name__})") from None
-    if len(rows) > MAX_ROWS:
-        raise Invalid(
-            "the file has too many rows",
-            [{"field": "file", "message": f"at most {MAX_ROWS:,} staff per file"}],
-        )
     return [(n, {f: row.get(h, "") for f, h in columns.items()}) for n, row in rows]
 
 

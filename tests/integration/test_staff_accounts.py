@@ -18,6 +18,7 @@ from services.demo_data import COMMUNITIES, UNITS
 from services.demo_outreach import Outreach
 from services.notify.contacts import staff_for
 from services.registration.models import StaffAccount
+from services.registration.staff import MAX_ROWS
 from shared import tokens
 from shared.events import Envelope, parse
 from tests.support import (
@@ -228,6 +229,10 @@ def test_an_unreadable_or_headless_file_is_refused_whole(operator: Any) -> None:
         "/api/v1/staff/import", files={"file": ("x.xlsx", b"PK\x03\x04garbage", "text/plain")}
     )
     assert broken.status_code == 422
+    many = [[f"员工{i}", f"139{i:08d}", "", "community", HERE] for i in range(MAX_ROWS + 1)]
+    too_many = operator.post("/api/v1/staff/import", files={"file": staff_file(many, xlsx=False)})
+    assert too_many.status_code == 422 and too_many.json()["errors"][0]["field"] == "file"
+    assert operator.get("/api/v1/staff").json() == []  # refused whole
 
 
 def test_the_list_is_masked_and_scoped(backend: Any, admin: Any, operator: Any) -> None:
