@@ -42,7 +42,11 @@ def test_the_demo_registers_members_and_every_service_agrees(way: str, tmp_path:
     assert "done: 120 rows, 115 accepted, 5 rejected" in out
     for row in (8, 20, 34, 49, 62):  # data row n is spreadsheet row n + 1
         assert f"row {row:>4}" in out
-    expected = str(115 + 60)
+    # the front door: a resident signs in by SMS code and registers herself; the community
+    # worker signs in the same way and confirms her report-in, there and nowhere else
+    assert "signed in as registrant" in out and "signed in as community" in out
+    assert "confirmed her report-in there (200)" in out and ": 404 (not hers to see)" in out
+    expected = str(115 + 60 + 1)
     for line in ("members registered", "member replicas stored", "member contacts kept"):
         row = next(r for r in out.splitlines() if line in r)
         assert row.split()[-1] == expected, row
