@@ -261,8 +261,7 @@ def token_list() -> None:
     from services import registry
     from services.registration import sessions
 
-    rt = registry.runtime("registration")
-    with rt.uow() as uow:
+    with registry.runtime("registration").read() as uow:
         for t in sessions.operator_tokens(uow):
             revoked = f"revoked {t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "active"
             click.echo(

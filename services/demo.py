@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from datetime import datetime, timedelta
 from datetime import time as clock_time
 from pathlib import Path
@@ -36,7 +37,7 @@ from services.demo_data import (
 from services.demo_outreach import Outreach, get_json
 from services.demo_sign_in import front_door
 from services.processes import die_with_parent
-from shared import tokens
+from services.registration import sessions
 from shared.clock import SimulatedClock
 from shared.config import CAMPAIGN_TZ, settings
 
@@ -206,10 +207,7 @@ def _member_client(http: httpx.Client, member_id: str) -> httpx.Client:
     front door shows two people signing in by SMS code; for the hundreds of simulated
     members the demo signs their sessions with registration's key, as a sign-in would."""
     if member_id not in _MEMBER_CLIENTS:
-        subject = f"member:{member_id}"
-        secret, _ = tokens.sign(
-            settings(), subject=subject, role="member", scope=subject, ttl=timedelta(hours=12)
-        )
+        secret = sessions.member_session(settings(), uuid.UUID(member_id))["token"]
         _MEMBER_CLIENTS[member_id] = httpx.Client(
             base_url=http.base_url, timeout=30, headers={"Authorization": f"Bearer {secret}"}
         )

@@ -124,18 +124,24 @@ class Settings:
             return key
         path = self.home / "keys" / "pii.key"
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(secrets.token_hex(32))
-            try:
-                os.link(tmp, path)  # first writer wins; others read its key
-            except FileExistsError:
-                pass
-            finally:
-                tmp.unlink()
+            write_key_once(path, secrets.token_hex(32).encode())
         return bytes.fromhex(path.read_text().strip())
+
+
+def write_key_once(path: Path, data: bytes) -> None:
+    """Write a key made on this machine to ``path`` (mode 0600, its folder 0700) unless
+    another process got there first: the first writer wins, every process reads its key."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
 
 
 def private_files(home: Path | None = None) -> None:

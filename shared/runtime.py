@@ -23,25 +23,20 @@ class Runtime:
     clock: Clock
     _sealer: Sealer | None = field(default=None, repr=False)
 
-    def uow(self, correlation_id: uuid.UUID | None = None) -> UnitOfWork:
+    def uow(self, correlation_id: uuid.UUID | None = None, read_only: bool = False) -> UnitOfWork:
         return UnitOfWork(
             self.db,
             producer=self.service,
             campaign=self.settings.campaign,
             clock=self.clock,
             correlation_id=correlation_id,
+            read_only=read_only,
         )
 
     def read(self) -> UnitOfWork:
         """A unit of work for reads only: on SQLite it never takes the write lock, so reads
         are answered while an import writes."""
-        return UnitOfWork(
-            self.db,
-            producer=self.service,
-            campaign=self.settings.campaign,
-            clock=self.clock,
-            read_only=True,
-        )
+        return self.uow(read_only=True)
 
     @property
     def sealer(self) -> Sealer:

@@ -19,7 +19,6 @@ or every service of a deployment sharing that folder).
 
 from __future__ import annotations
 
-import os
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -34,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from shared.config import ConfigError, Settings
+from shared.config import ConfigError, Settings, write_key_once
 
 ALGORITHM = "EdDSA"
 AUDIENCE = "servicemonth"
@@ -59,26 +58,11 @@ class Claims:
     phone_hash: str | None = None
 
 
-def _write_once(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` unless another process got there first (theirs wins)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        pass
-    finally:
-        tmp.unlink()
-
-
 def _default_pair(home: Path) -> tuple[Path, Path]:
     private, public = home / "keys" / "token-ed25519.pem", home / "keys" / "token-ed25519.pub"
     if not private.exists():
         key = Ed25519PrivateKey.generate()
-        _write_once(
+        write_key_once(
             private,
             key.private_bytes(
                 serialization.Encoding.PEM,
@@ -88,7 +72,7 @@ def _default_pair(home: Path) -> tuple[Path, Path]:
         )
     if not public.exists():
         loaded = serialization.load_pem_private_key(private.read_bytes(), None)
-        _write_once(
+        write_key_once(
             public,
             loaded.public_key().public_bytes(
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo

@@ -104,7 +104,8 @@ def register_member(body: MemberIn, rt: Rt, principal: Registering) -> dict[str,
     same neutral 409; a verified phone may try a few times a day."""
     if principal.role == REGISTRANT:
         with rt.uow() as uow:  # counted even when the registration is refused
-            sessions.limit(uow, sessions.REGISTER_LIMITS, principal.phone_hash or "")
+            key = f"register:{principal.phone_hash}"
+            sessions.limit(uow, key, sessions.REGISTER_LIMITS)
             uow.commit()
     with rt.uow() as uow:
         member_id = handlers.register_member(body.model_dump(), uow, rt.sealer, principal)
@@ -113,8 +114,7 @@ def register_member(body: MemberIn, rt: Rt, principal: Registering) -> dict[str,
         assert member is not None
         view = handlers.member_view(member)
     if principal.role == REGISTRANT:
-        own = sessions.Account(f"member:{member_id}", "member", f"member:{member_id}")
-        view["session"] = sessions.session_view(sessions.open_session(rt.settings, own, [own]))
+        view["session"] = sessions.member_session(rt.settings, member_id)
     return view
 
 

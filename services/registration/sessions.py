@@ -35,12 +35,13 @@ from shared.pii import Sealer, mask_phone, mobile
 CODE_TTL = timedelta(minutes=5)
 CODE_TRIES = 5
 
-#: (what is counted, how many, in what window): a code per number about once a minute and
-#: ten a day; an address may ask for codes for many numbers (a shared office), not without end.
-CODE_LIMITS = (("phone", 1, timedelta(minutes=1)), ("phone", 10, timedelta(days=1)))
-ADDRESS_LIMITS = (("address", 30, timedelta(hours=1)),)
-#: A verified phone may try to register a few times a day (each refusal may tell a holder).
-REGISTER_LIMITS = (("register", 5, timedelta(days=1)),)
+#: (how many, in what window) per key: a code per number about once a minute and ten a day;
+#: an address may ask for codes for many numbers (a shared office), not without end; a
+#: verified phone may try to register a few times a day (each refusal may tell a holder).
+Limits = tuple[tuple[int, timedelta], ...]
+CODE_LIMITS: Limits = ((1, timedelta(minutes=1)), (10, timedelta(days=1)))
+ADDRESS_LIMITS: Limits = ((30, timedelta(hours=1)),)
+REGISTER_LIMITS: Limits = ((5, timedelta(days=1)),)
 
 WRONG_CODE = "the code is wrong or has expired; ask for a new one"
 
@@ -68,32 +69,27 @@ def _invalid_phone(raw: str) -> str:
         raise Invalid("not a mobile number", [{"field": "phone", "message": str(exc)}]) from None
 
 
-def limit(uow: UnitOfWork, rules: tuple[tuple[str, int, timedelta], ...], who: str) -> None:
-    """Count one request under ``rules`` for ``who`` (a phone's hash, an address), or refuse
-    with 429 when one of them is reached. PostgreSQL serialises the count per key with an
+def limit(uow: UnitOfWork, key: str, limits: Limits) -> None:
+    """Count one request under ``key`` (``phone:HMAC``, ``address:HMAC``…), or refuse with
+    429 when one of ``limits`` is reached. PostgreSQL serialises the count per key with an
     advisory lock; SQLite's writers are serialised already (BEGIN IMMEDIATE)."""
     now = uow.now()
-    longest = max(window for _, _, window in rules)
-    for what in dict.fromkeys(w for w, _, _ in rules):
-        key = f"{what}:{who}"
-        if not uow.db.is_sqlite:
-            uow.session.execute(
-                text("SELECT pg_advisory_xact_lock(:k)"), {"k": zlib.crc32(key.encode())}
+    if not uow.db.is_sqlite:
+        uow.session.execute(
+            text("SELECT pg_advisory_xact_lock(:k)"), {"k": zlib.crc32(key.encode())}
+        )
+    longest = max(window for _, window in limits)
+    uow.session.execute(delete(RateHit).where(RateHit.key == key, RateHit.at < now - longest))
+    for most, window in limits:
+        count, oldest = uow.session.execute(
+            select(func.count(), func.min(RateHit.at)).where(
+                RateHit.key == key, RateHit.at >= now - window
             )
-        uow.session.execute(delete(RateHit).where(RateHit.key == key, RateHit.at < now - longest))
-        for _, most, window in (r for r in rules if r[0] == what):
-            since = now - window
-            count, oldest = uow.session.execute(
-                select(func.count(), func.min(RateHit.at)).where(
-                    RateHit.key == key, RateHit.at >= since
-                )
-            ).one()
-            if count >= most:
-                wait = (oldest + window - now).total_seconds()
-                raise TooManyRequests(
-                    f"too many requests; try again in {int(wait) + 1} s", int(wait) + 1
-                )
-        uow.session.add(RateHit(key=key, at=now))
+        ).one()
+        if count >= most:
+            wait = int((oldest + window - now).total_seconds()) + 1
+            raise TooManyRequests(f"too many requests; try again in {wait} s", wait)
+    uow.session.add(RateHit(key=key, at=now))
     uow.session.flush()
 
 
@@ -108,8 +104,8 @@ def request_code(
     answer whether or not the number belongs to anyone."""
     phone = _invalid_phone(raw_phone)
     phone_hmac = sealer.digest(phone)
-    limit(uow, ADDRESS_LIMITS, sealer.digest(f"address:{address}"))
-    limit(uow, CODE_LIMITS, phone_hmac)
+    limit(uow, f"address:{sealer.digest(address)}", ADDRESS_LIMITS)
+    limit(uow, f"phone:{phone_hmac}", CODE_LIMITS)
     code = f"{secrets.randbelow(10**6):06d}"
     expires_at = uow.now() + CODE_TTL
     row = uow.session.get(SignInCode, phone_hmac)
@@ -214,6 +210,12 @@ def open_session(
         phone_hash=phone_hmac if account.role == REGISTRANT else None,
     )
     return Session(token, claims, accounts)
+
+
+def member_session(config: Settings, member_id: uuid.UUID) -> dict[str, object]:
+    """A session for a member who has just registered themselves (their own, no code)."""
+    own = Account(f"member:{member_id}", "member", f"member:{member_id}")
+    return session_view(open_session(config, own, [own]))
 
 
 def session_view(session: Session) -> dict[str, object]:
