@@ -2,10 +2,10 @@
 
 The calendar is data: jobs whose days count from the campaign's first day (``start``) or
 its last (``end``), at a local time in Asia/Shanghai. The default (``DEFAULT_SCHEDULE``)
-follows issue 5; ``SERVICEMONTH_REMINDER_SCHEDULE`` may name a JSON file of the same shape
-instead. Each occurrence of a job is a slot (its local date); its messages carry the slot
-``<job>:<date>``, so a job's name may be no longer than the slot columns allow
-(:func:`max_job_name`). Leading cadres get ``cadre_reminder`` *instead of* the weekly
+is described in docs/domain.md; ``SERVICEMONTH_REMINDER_SCHEDULE`` may name a JSON file of
+the same shape instead. Each occurrence of a job is a slot (its local date); its messages
+carry the slot ``<job>:<date>``, so a job's name may be no longer than the slot columns
+allow (:func:`max_job_name`). Leading cadres get ``cadre_reminder`` *instead of* the weekly
 progress message (one message, not two, and in words meant for them); in the last week
 they get the same countdown as everyone.
 

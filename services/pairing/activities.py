@@ -91,7 +91,7 @@ class RecordIn:
 def check_time(
     record: RecordIn, campaign: tuple[date, date], today: date
 ) -> tuple[float, datetime | None, datetime | None, Errors]:
-    """Hours and times of a record, and what is wrong with them (DOMAIN: end − start,
+    """Hours and times of a record, and what is wrong with them (docs/domain.md: end − start,
     positive, at most 12, inside the campaign window)."""
     errors: Errors = []
     if not campaign[0] <= record.day <= campaign[1]:

@@ -1,4 +1,4 @@
-"""微心愿 — micro-wishes and their claims, the two state machines of DOMAIN.md.
+"""微心愿 — micro-wishes and their claims, two state machines (docs/domain.md).
 
 Wish: collected → pending_review → published | rejected; published → claimed | withdrawn
 (only while unclaimed) | expired; claimed → published (the claim was cancelled, revoked or

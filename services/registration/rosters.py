@@ -46,7 +46,7 @@ IMPORT_TASK = "registration.import_roster"
 ROW_CONTEXT = "roster-row"
 FILE_CONTEXT = "roster-file"
 CHUNK = 2000
-#: The template's columns in DESIGN.md order: (field, header).
+#: The template's columns, in the order docs/contract.md lists them: (field, header).
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("name", "姓名"),
     ("id_number", "身份证号"),

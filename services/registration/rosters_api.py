@@ -208,8 +208,9 @@ def _as_text(sheet: Any, value: str) -> WriteOnlyCell:
 
 
 def template_workbook() -> bytes:
-    """A blank roster: DESIGN.md's headers, ID/phone/community columns as text (Excel keeps
-    all 18 digits), 是/否 offered for the cadre column, and a sheet listing the skills."""
+    """A blank roster: the headers of docs/contract.md, ID/phone/community columns as text
+    (Excel keeps all 18 digits), 是/否 offered for the cadre column, and a sheet listing the
+    skills."""
     book = Workbook()
     sheet = book.active
     assert sheet is not None

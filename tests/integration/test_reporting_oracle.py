@@ -3,7 +3,7 @@ the report equals what this test computes independently from registration's and 
 own tables — live, and as of an instant in the middle of the month (the path every report
 takes), ranks included.
 
-The oracle uses no reporting code. Its rules (DOMAIN "Common report figures", scoped):
+The oracle uses no reporting code. Its rules (docs/domain.md, "Report figures", scoped):
 a member counts in a scope while on its roster (a submitted or confirmed registration in a
 community; the unit; the districts of both); reported in at a *community* means the
 member's registration in that community is confirmed, elsewhere ≥1 confirmed registration
@@ -165,7 +165,7 @@ def observed(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def oracle_ranks(oracle: dict[str, dict[str, Any]], scopes: list[str]) -> list[tuple[int, str]]:
-    """DOMAIN's ranking: by 对接率 (dual-paired ÷ reported in), best first, ties by code."""
+    """The report's ranking: by 对接率 (dual-paired ÷ reported in), best first, ties by code."""
 
     def rate(scope: str) -> float:
         f = oracle[scope]

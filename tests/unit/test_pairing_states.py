@@ -1,4 +1,4 @@
-"""The pairing service's state machines are DOMAIN.md's, and the rules of hours hold."""
+"""The pairing service's state machines are docs/domain.md's, and the rules of hours hold."""
 
 from __future__ import annotations
 

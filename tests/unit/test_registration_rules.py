@@ -1,4 +1,4 @@
-"""What members type in is checked and normalised: ID numbers, mobiles, names (DOMAIN.md)."""
+"""What members type in is checked and normalised: ID numbers, mobiles, names (docs/domain.md)."""
 
 from __future__ import annotations
 

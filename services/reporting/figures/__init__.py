@@ -1,4 +1,4 @@
-"""The figures leaders read (DOMAIN "Common report figures"), from the projections, as of
+"""The figures leaders read (docs/domain.md, "Report figures"), from the projections, as of
 any instant — one package, three concerns:
 
 - :mod:`.values` — what a figure is: :class:`Figures`, the rates, and the wish states and

@@ -215,7 +215,7 @@ def wish_counts(
 
 
 def names(uow: UnitOfWork, scopes: list[str]) -> dict[str, str]:
-    """Display names of ``scopes`` (the directory's, a district's from DOMAIN, else the code)."""
+    """Display names of ``scopes`` (the directory's, a district's from values.py, else the code)."""
     rows = uow.session.execute(select(Place.scope, Place.name).where(Place.scope.in_(scopes)))
     found = {scope: name for scope, name in rows}
     result = {}

@@ -38,7 +38,7 @@ class Places:
     def children(self, scope: str, kind: str | None = None) -> list[str]:
         """The scopes one level down, sorted by code.
 
-        ``city`` → every district, then the city-level units (the two rankings DOMAIN asks
+        ``city`` → every district, then the city-level units (the two rankings the campaign asks
         for: by county/district and by city-level unit); ``district:D`` → its county-level
         units (``kind="community"``: its communities); ``unit:U`` → nothing; ``kind``
         filters.

@@ -1,4 +1,4 @@
-"""What a figure is: one scope's counts at one instant, the rates DOMAIN defines on them,
+"""What a figure is: one scope's counts at one instant, the rates docs/domain.md lists,
 and the states and stages of a micro-wish — defined here once, for the summary, the funnel
 and every rate.
 
@@ -8,8 +8,8 @@ district or the city never counts a member twice). Then:
 - **reported in** (报到): for a *community*, the member's registration in that community is
   confirmed — 报到 is to a community, so a member confirmed at A and still ``submitted`` at B
   has reported in at A only; for a *unit*, a *district* and the *city*, the member has at
-  least one confirmed registration anywhere (DOMAIN: "members with at least one confirmed
-  registration"). The projections keep it with each member's scope
+  least one confirmed registration anywhere (docs/domain.md: "at least one confirmed
+  registration anywhere"). The projections keep it with each member's scope
   (``MemberScope.reported_in``), so the live figures and those as of an instant agree.
 - **dual-registered, dual-paired, the five ones** (each item and in full) count only members
   reported in, in that scope's sense: every rate's numerator lies inside its denominator.
@@ -68,7 +68,7 @@ FUNNEL: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 )
 
 CITY_NAME = "全市"
-#: County-level divisions' names (DOMAIN, Luoyang 2016 and 2021); the directory's events
+#: County-level divisions' names (Luoyang 2016 and 2021, docs/domain.md); the directory's events
 #: carry no district names, so these are the fallback (else the code is shown).
 DISTRICT_NAMES = {
     "410302": "老城区",
