@@ -9,11 +9,13 @@ as their effect). :class:`UnitOfWork` ties them to the service's own writes.
 from __future__ import annotations
 
 import os
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from itertools import islice
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     Column,
@@ -39,6 +41,16 @@ from sqlalchemy.types import TypeDecorator
 
 from shared.clock import Clock
 from shared.events import Envelope, Event, envelope_for
+
+T = TypeVar("T")
+#: Rows a long upload writes per transaction. On SQLite a writer holds the database's one
+#: write lock until it commits, so another writer (a member registering, staff confirming)
+#: waits for one chunk, a fraction of a second, instead of a whole upload.
+CHUNK = 1000
+#: How long an upload lets go of SQLite's write lock between chunks. A waiting writer
+#: retries on SQLite's busy handler, at most 100 ms apart: a shorter gap could fall between
+#: its retries every time, and the upload would take the lock back before it got a turn.
+SQLITE_GAP = 0.11
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -308,6 +320,27 @@ class UnitOfWork:
         actions, self._after_commit = self._after_commit, []
         for action in actions:
             action()
+
+
+def commit_in_chunks(
+    uow: UnitOfWork, items: Iterable[T], write: Callable[[list[T]], Any], size: int = CHUNK
+) -> None:
+    """Pass ``items`` to ``write`` ``size`` at a time and commit after each chunk: no
+    transaction lasts a whole upload, so on SQLite other writers get the lock in between.
+
+    Callers check the whole file before calling this: what is refused is refused whole.
+    ``write`` emits the events of its rows, which commit with them. If the process dies
+    part-way, the chunks committed stay; callers make a re-upload of the same file skip
+    them (upserts, ids derived from the file) so it adds only the rest.
+    """
+    rows = iter(items)
+    chunk = list(islice(rows, size))
+    while chunk:
+        write(chunk)
+        uow.commit()
+        chunk = list(islice(rows, size))
+        if chunk and uow.db.is_sqlite:
+            time.sleep(SQLITE_GAP)  # a turn for the writers queued on the lock meanwhile
 
 
 def messaging_stats(uow: UnitOfWork) -> dict[str, int]:

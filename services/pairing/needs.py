@@ -8,6 +8,7 @@ number the spreadsheet shows, and its good rows land.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -17,9 +18,9 @@ from typing import Any
 from sqlalchemy import func, select
 
 from services.pairing.models import MemberReplica, Need, Pairing, Project, ServiceTarget, Team
-from shared.db import UnitOfWork
+from shared.db import UnitOfWork, commit_in_chunks
 from shared.http import Invalid
-from shared.tabular import read_table
+from shared.tabular import Table, read_table
 from shared.vocabulary import AVAILABILITY, SKILLS
 
 #: 服务对象 categories from the notice; the sensitive ones (PIPL: the disabled, children,
@@ -70,6 +71,8 @@ PROJECT_COLUMNS = {
     "人数上限": "capacity", "容量": "capacity",
 }  # fmt: skip
 Error = dict[str, str]
+#: The namespace of uploaded rows' ids (uuid5 of kind, community, file digest, row number).
+UPLOADED = uuid.UUID("5b0e7a64-3f0c-4d8e-9a51-2c7f1e6d9b30")
 
 
 def affinity(category_or_kind: str | None) -> frozenset[str]:
@@ -264,8 +267,41 @@ UPLOADS: dict[str, tuple[type[Need] | type[Project], Checker, dict[str, str], tu
 
 
 def upload(uow: UnitOfWork, code: str, what: str, data: bytes) -> dict[str, Any]:
-    """Publish every good row of a spreadsheet; the others come back with their row."""
+    """Publish every good row of a spreadsheet; the others come back with their row.
+
+    The whole file is read and checked before anything is written (one that cannot be
+    read, lacks a column or has too many rows is refused whole). Then the good rows land
+    :data:`shared.db.CHUNK` at a time, a transaction each, so other writers are not held up
+    for the whole upload: ``upload`` commits as it goes. A row's id comes from the file
+    and its row number, so uploading the same file again adds nothing, and after a crash
+    part-way it adds only the rows that had not landed.
+    """
     model, check, columns, required = UPLOADS[what]
+    table = _open(data, columns, required)
+    digest = hashlib.sha256(data).hexdigest()
+    rows = rejected = 0
+    failures: list[dict[str, Any]] = []
+    records: list[Need | Project] = []
+    for number, row in table.rows:
+        rows += 1
+        values, problems = check(row)
+        failures += [{"row": number, **p} for p in problems]
+        rejected += bool(problems)
+        if not problems:
+            row_id = uuid.uuid5(UPLOADED, f"{what}/{code}/{digest}/{number}")
+            records.append(model(id=row_id, community_code=code, created_at=uow.now(), **values))
+    commit_in_chunks(uow, records, lambda chunk: _add_new(uow, model, chunk))
+    return {
+        "total": rows,
+        "accepted": len(records),
+        "rejected": rejected,
+        "ids": [str(r.id) for r in records],
+        "errors": failures,
+    }
+
+
+def _open(data: bytes, columns: dict[str, str], required: tuple[str, ...]) -> Table:
+    """The upload's rows; :class:`Invalid` when it cannot be read or lacks a column."""
     try:
         table = read_table(data, columns)
     except Invalid:
@@ -278,25 +314,16 @@ def upload(uow: UnitOfWork, code: str, what: str, data: bytes) -> dict[str, Any]
             {"field": c, "message": "column missing from the header (row 1)"} for c in missing
         ]
         raise Invalid("the first row must be the header", errors)
-    rows = rejected = 0
-    failures: list[dict[str, Any]] = []
-    records: list[Need | Project] = []
-    for number, row in table.rows:
-        rows += 1
-        values, problems = check(row)
-        failures += [{"row": number, **p} for p in problems]
-        rejected += bool(problems)
-        if not problems:
-            records.append(model(community_code=code, created_at=uow.now(), **values))
-    uow.session.add_all(records)
+    return table
+
+
+def _add_new(
+    uow: UnitOfWork, model: type[Need] | type[Project], records: list[Need | Project]
+) -> None:
+    """Add the records not there yet: those of an earlier upload of the same file are."""
+    there = set(uow.session.scalars(select(model.id).where(model.id.in_([r.id for r in records]))))
+    uow.session.add_all([r for r in records if r.id not in there])
     uow.session.flush()
-    return {
-        "total": rows,
-        "accepted": len(records),
-        "rejected": rejected,
-        "ids": [str(r.id) for r in records],
-        "errors": failures,
-    }
 
 
 def paired_counts(uow: UnitOfWork, column: Any, code: str) -> dict[uuid.UUID, int]:

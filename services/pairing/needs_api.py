@@ -183,12 +183,12 @@ def _upload(code: str, what: str, file: UploadFile, rt: Runtime, who: Principal)
     data = file.file.read(MAX_BYTES + 1)
     if len(data) > MAX_BYTES:
         raise Invalid("the file is too large", [{"field": "file", "message": "at most 10 MB"}])
-    with rt.uow() as uow:
+    with rt.read() as uow:  # a write session would hold SQLite's lock while the file is read
         _community(uow, code, who)
-        summary = needs.upload(uow, code, what, data)
-        if not summary["accepted"]:
-            raise Invalid("no row could be published", summary["errors"])
-        uow.commit()
+    with rt.uow() as uow:
+        summary = needs.upload(uow, code, what, data)  # commits chunk by chunk
+    if not summary["accepted"]:  # then nothing was written
+        raise Invalid("no row could be published", summary["errors"])
     pairings.run_after_publishing(rt, code)
     return summary
 

@@ -18,7 +18,7 @@ from services.registration.models import Community, DirectoryChange, Division, U
 from services.registration.tabular import read_table
 from shared.auth import Forbidden, Principal
 from shared.config import CITY
-from shared.db import UnitOfWork
+from shared.db import UnitOfWork, commit_in_chunks
 from shared.events import CommunityChanged, UnitChanged
 from shared.http import Invalid
 from shared.tabular import MAX_ERRORS, first_errors
@@ -139,13 +139,33 @@ def load(data: bytes, uow: UnitOfWork, principal: Principal | None = None) -> di
 
     ``principal`` is who loads it over HTTP (the command line runs with the city's
     authority): outside the city, every row must lie in its district.
+
+    The whole file is checked before anything is written: a bad row, a row outside the
+    caller's scope or an unknown community refuses it whole. Then the rows land
+    :data:`shared.db.CHUNK` at a time, each chunk in one transaction with its
+    ``directory.*`` events, so other writers are not held up for the whole file: loading
+    commits as it goes. If it dies part-way, the rows committed stay, and loading the same
+    file again finds them unchanged and adds the rest.
     """
     rows = parse(data)
     if principal is not None:
         _check_scope(rows, uow, principal)
-    session = uow.session
+    _check_communities(rows, uow)
+    uow.commit()  # nothing written yet; on SQLite the checks' reads hold the write lock
     counts = {"added": 0, "changed": 0, "unchanged": 0}
-    known = {c.code for c in session.scalars(select(Community))}
+
+    def write(chunk: list[dict[str, Any]]) -> None:
+        for row in chunk:
+            counts[_upsert(row, uow)] += 1
+
+    order = ("district", "street", "community", "unit")  # units refer to communities
+    commit_in_chunks(uow, sorted((r for _, r in rows), key=lambda r: order.index(r["kind"])), write)
+    return counts
+
+
+def _check_communities(rows: list[tuple[int, dict[str, Any]]], uow: UnitOfWork) -> None:
+    """Every community a unit names is known already or comes in the file."""
+    known = {c.code for c in uow.session.scalars(select(Community))}
     known |= {r["code"] for _, r in rows if r["kind"] == "community"}
     errors = [
         {"row": str(n), "field": f, "message": f"unknown community {r[f]!r}"}
@@ -156,13 +176,6 @@ def load(data: bytes, uow: UnitOfWork, principal: Principal | None = None) -> di
     ]
     if errors:
         raise Invalid("the directory file refers to unknown communities", first_errors(errors))
-    # communities before units: units refer to them
-    for _, row in sorted(
-        rows, key=lambda nr: ("district", "street", "community", "unit").index(nr[1]["kind"])
-    ):
-        outcome = _upsert(row, uow)
-        counts[outcome] += 1
-    return counts
 
 
 def _upsert(row: dict[str, Any], uow: UnitOfWork) -> str:
