@@ -8,7 +8,7 @@ of bulk statements, not 200,000 round trips.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -69,14 +69,15 @@ def community_is_open(community: Community | None, today: date) -> bool:
     return community is not None and (community.valid_to is None or community.valid_to >= today)
 
 
-def validate_member(
-    raw: Mapping[str, Any], directory: Directory, today: date, *, need_consent: bool = True
-) -> tuple[MemberValues | None, list[Error]]:
-    """Check every field of ``raw``; return the values, or every error (field, message)."""
-    errors: list[Error] = []
+def field_checker(raw: Mapping[str, Any], errors: list[Error]) -> Callable[..., Any]:
+    """``check(field, fn, *args)``: ``fn(value, *args)`` for the field's value (stripped),
+    or None with the field's error added to ``errors`` ("is required" when it is empty, the
+    ValueError's message when ``fn`` refuses it). Members and staff accounts use it."""
 
-    def check(field: str, fn: Any, *args: Any) -> Any:
+    def check(field: str, fn: Callable[..., Any], *args: Any) -> Any:
         value = raw.get(field)
+        if isinstance(value, str):
+            value = value.strip()
         if value in (None, "", []):
             errors.append({"field": field, "message": "is required"})
             return None
@@ -86,6 +87,15 @@ def validate_member(
             errors.append({"field": field, "message": str(exc)})
             return None
 
+    return check
+
+
+def validate_member(
+    raw: Mapping[str, Any], directory: Directory, today: date, *, need_consent: bool = True
+) -> tuple[MemberValues | None, list[Error]]:
+    """Check every field of ``raw``; return the values, or every error (field, message)."""
+    errors: list[Error] = []
+    check = field_checker(raw, errors)
     name = check("name", rules.name)
     id_number = check("id_number", rules.id_number, today)
     phone = check("phone", rules.mobile)

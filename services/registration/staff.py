@@ -28,7 +28,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.registration import rules
-from services.registration.enrolment import Directory, Error, community_is_open, seal_contact
+from services.registration.enrolment import (
+    Directory,
+    Error,
+    community_is_open,
+    field_checker,
+    seal_contact,
+)
 from services.registration.models import Division, StaffAccount
 from services.registration.sessions import revoke_subject
 from services.registration.tabular import read_table
@@ -166,18 +172,7 @@ def validate(
 ) -> tuple[StaffValues | None, list[Error]]:
     """Check every field of ``raw``; return the values, or every error (field, message)."""
     errors: list[Error] = []
-
-    def check(field: str, fn: Callable[..., Any], *args: Any) -> Any:
-        value = str(raw.get(field) or "").strip()
-        if not value:
-            errors.append({"field": field, "message": "is required"})
-            return None
-        try:
-            return fn(value, *args)
-        except ValueError as exc:
-            errors.append({"field": field, "message": str(exc)})
-            return None
-
+    check = field_checker({k: str(v) for k, v in raw.items() if v is not None}, errors)
     name = check("name", staff_name)
     phone = check("phone", rules.mobile)
     email = check("email", rules.email) if str(raw.get("email") or "").strip() else None
