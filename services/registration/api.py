@@ -13,6 +13,7 @@ from services.registration import (
     NAME,
     auth_api,
     directory,
+    directory_api,
     handlers,
     registrations,
     rosters_api,
@@ -269,5 +270,6 @@ def load_directory(
 
 add_status_route(router, NAME, runtime, handlers.stats)
 router.include_router(auth_api.router)
+router.include_router(directory_api.router)
 router.include_router(rosters_api.router)
 router.include_router(staff_api.router)

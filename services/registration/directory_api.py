@@ -1,0 +1,132 @@
+"""Reading the directory: communities and units by code or by a word of their name.
+
+Forms need them (a member picks a residence community and a unit; a community's QR link
+names its community), so any signed-in caller may read them, a registrant included. The
+directory holds no personal data: names and codes of public bodies.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Response
+from sqlalchemy import or_, select
+
+from services.registration import runtime
+from services.registration.models import Community, Division, Unit
+from shared.auth import REGISTRANT, ROLES, Principal, requires
+from shared.config import CAMPAIGN_TZ
+from shared.http import NotFound
+from shared.runtime import Runtime
+
+router = APIRouter()
+Rt = Annotated[Runtime, Depends(runtime)]
+Reader = Annotated[Principal, Depends(requires(runtime, REGISTRANT, *ROLES))]
+Words = Annotated[str, Query(max_length=40)]
+Limit = Annotated[int, Query(ge=1, le=50)]
+District = Annotated[str | None, Query(pattern=r"^41\d{4}$")]
+
+
+def _open(valid_from: date | None, valid_to: date | None, today: date) -> bool:
+    return (valid_from is None or valid_from <= today) and (valid_to is None or today <= valid_to)
+
+
+def _names(rt: Runtime, codes: set[str]) -> dict[str, str]:
+    with rt.read() as uow:
+        rows = uow.session.execute(
+            select(Division.code, Division.name).where(Division.code.in_(codes))
+        )
+        return {code: name for code, name in rows}
+
+
+def community_view(c: Community, districts: dict[str, str], today: date) -> dict[str, Any]:
+    return {
+        "code": c.code,
+        "name": c.name,
+        "district_code": c.district_code,
+        "district_name": districts.get(c.district_code),
+        "street_name": districts.get(c.code[:9]),
+        "open": _open(c.valid_from, c.valid_to, today),
+    }
+
+
+def _today(rt: Runtime) -> date:
+    return rt.clock.now().astimezone(CAMPAIGN_TZ).date()
+
+
+def _like(words: str) -> str:
+    escaped = words.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+@router.get("/communities")
+def find_communities(
+    rt: Rt,
+    _who: Reader,
+    response: Response,
+    q: Words = "",
+    district: District = None,
+    limit: Limit = 20,
+) -> list[dict[str, Any]]:
+    """Open communities whose name or code contains ``q`` (all when empty), by code."""
+    query = select(Community).order_by(Community.code).limit(limit)
+    if q.strip():
+        like = _like(q.strip())
+        query = query.where(
+            or_(Community.name.like(like, escape="\\"), Community.code.like(like, escape="\\"))
+        )
+    if district:
+        query = query.where(Community.district_code == district)
+    today = _today(rt)
+    with rt.read() as uow:
+        found = [c for c in uow.session.scalars(query) if _open(c.valid_from, c.valid_to, today)]
+    names = _names(rt, {c.district_code for c in found} | {c.code[:9] for c in found})
+    response.headers["Cache-Control"] = "private, max-age=300"
+    return [community_view(c, names, today) for c in found]
+
+
+@router.get("/communities/{code}")
+def read_community(code: str, rt: Rt, _who: Reader, response: Response) -> dict[str, Any]:
+    """One community by its 12-digit code, open or closed."""
+    with rt.read() as uow:
+        community = uow.session.get(Community, code)
+    if community is None:
+        raise NotFound(f"no community {code}")
+    names = _names(rt, {community.district_code, community.code[:9]})
+    response.headers["Cache-Control"] = "private, max-age=300"
+    return community_view(community, names, _today(rt))
+
+
+@router.get("/units")
+def find_units(
+    rt: Rt,
+    _who: Reader,
+    response: Response,
+    q: Words = "",
+    district: District = None,
+    limit: Limit = 20,
+) -> list[dict[str, Any]]:
+    """Open units whose name or code contains ``q``, by code: the registration form's picker."""
+    query = select(Unit).order_by(Unit.code).limit(limit)
+    if q.strip():
+        like = _like(q.strip())
+        query = query.where(
+            or_(Unit.name.like(like, escape="\\"), Unit.code.like(like, escape="\\"))
+        )
+    if district:
+        query = query.where(Unit.district_code == district)
+    today = _today(rt)
+    with rt.read() as uow:
+        units = [u for u in uow.session.scalars(query) if _open(u.valid_from, u.valid_to, today)]
+    response.headers["Cache-Control"] = "private, max-age=300"
+    return [
+        {
+            "code": u.code,
+            "name": u.name,
+            "level": u.level,
+            "district_code": u.district_code,
+            "community_code": u.community_code,
+        }
+        for u in units
+    ]
