@@ -7,15 +7,15 @@ import datetime as dt
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from services.pairing import activities, runtime, teams
 from services.pairing.models import MemberReplica, ServiceRecord, Team, TeamMembership
 from shared.auth import Forbidden, Principal, requires
 from shared.db import UnitOfWork
-from shared.http import NotFound
+from shared.http import Invalid, NotFound
 from shared.runtime import Runtime
 
 router = APIRouter(tags=["five ones"])
@@ -108,6 +108,44 @@ def _record(uow: UnitOfWork, record_id: uuid.UUID, principal: Principal) -> Serv
     if row is None or not visible:
         raise NotFound(f"no activity {record_id}")
     return row
+
+
+@router.get("/activities")
+def list_activities(
+    rt: Rt,
+    principal: Actor,
+    response: Response,
+    member_id: uuid.UUID | None = None,
+    community_code: Annotated[str | None, Query(pattern=r"^\d{12}$")] = None,
+    state: Literal["submitted", "verified", "returned"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> list[dict[str, Any]]:
+    """Service records, newest day first: a member's own (``member_id``), or a community's
+    for its staff (``community_code``, e.g. ``state=submitted``: the records to verify).
+    ``X-Total-Count`` says how many match."""
+    query = select(ServiceRecord)
+    if principal.role == "member":
+        if member_id is not None and str(member_id) != principal.code:
+            raise Forbidden("a member may read only their own records")
+        query = query.where(ServiceRecord.member_id == uuid.UUID(principal.code))
+    elif community_code is None:
+        raise Invalid("say which community", [{"field": "community_code", "message": "required"}])
+    elif not _covers(principal, community_code):
+        raise NotFound(f"no community {community_code}")
+    elif member_id is not None:
+        query = query.where(ServiceRecord.member_id == member_id)
+    if community_code is not None:
+        query = query.where(ServiceRecord.community_code == community_code)
+    if state is not None:
+        query = query.where(ServiceRecord.state == state)
+    with rt.read() as uow:
+        total = uow.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = uow.session.scalars(
+            query.order_by(ServiceRecord.day.desc(), ServiceRecord.id).limit(limit).offset(offset)
+        )
+        response.headers["X-Total-Count"] = str(total)
+        return [activities.record_view(row) for row in rows]
 
 
 @router.get("/activities/{record_id}")
