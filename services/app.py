@@ -9,12 +9,19 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from services import registry
-from shared.config import SERVICES
+from shared.config import SERVICES, settings
 from shared.http import install_error_handlers
 
 
-def create_app(services: Iterable[str] = SERVICES) -> FastAPI:
+def create_app(
+    services: Iterable[str] = SERVICES, web: bool = False, port: int | None = None
+) -> FastAPI:
+    """The routes of ``services``; with ``web``, the pages at ``/`` too. Pages reach the
+    API over HTTP: at ``SERVICEMONTH_API_URL``, or this process (``port``) when it serves
+    the services as well."""
     names = list(services)
+    if web and not names:
+        return _web(None)
     app = FastAPI(
         title="servicemonth",
         summary="在职党员进社区服务月 — registration, pairing, notify and reporting",
@@ -40,4 +47,13 @@ def create_app(services: Iterable[str] = SERVICES) -> FastAPI:
             status_code=200 if healthy else 503,
         )
 
+    if web:
+        app.mount("/", _web(f"http://127.0.0.1:{port or settings().http_port}"))
     return app
+
+
+def _web(api_url: str | None) -> FastAPI:
+    from services.web import config as web_config
+    from services.web.app import create_web_app
+
+    return create_web_app(web_config.load(settings(), api_url=api_url))

@@ -16,6 +16,8 @@ from shared.auth import ROLES
 from shared.config import SERVICES, ConfigError, private_files, settings
 
 SERVICE = click.Choice(SERVICES)
+#: What ``serve`` serves: a service's routes, or the web app (pages only).
+SERVABLE = click.Choice((*SERVICES, "web"))
 
 
 def _setup_logging() -> None:
@@ -52,23 +54,28 @@ def migrate(services: tuple[str, ...]) -> None:
 
 
 @cli.command()
-@click.argument("service", type=SERVICE)
+@click.argument("service", type=SERVABLE)
 @click.option("--port", type=int, default=None, help="TCP port (default SERVICEMONTH_HTTP_PORT).")
 def serve(service: str, port: int | None) -> None:
-    """Serve one SERVICE's HTTP routes."""
-    _serve([service], port)
+    """Serve one SERVICE's HTTP routes, or `web`: the pages, which reach the services at
+    SERVICEMONTH_API_URL."""
+    if service == "web":
+        _serve([], port, web=True)
+    else:
+        _serve([service], port)
 
 
-def _serve(names: list[str], port: int | None) -> None:
+def _serve(names: list[str], port: int | None, web: bool = False) -> None:
     import uvicorn
 
     from services.app import create_app
 
     config = settings()
+    port = port or config.http_port
     uvicorn.run(
-        create_app(names),
+        create_app(names, web=web, port=port),
         host=config.http_host,
-        port=port or config.http_port,
+        port=port,
         log_level="warning",
         access_log=False,
     )
@@ -124,7 +131,7 @@ def scheduler() -> None:
 )
 def up(port: int | None, no_scheduler: bool) -> None:
     """Run everything: every service's consumer and worker in its own process, the
-    scheduler, all routes on one port."""
+    scheduler, all routes on one port and the web app at /."""
     from services import registry
     from shared.migrations import upgrade
 
@@ -134,7 +141,7 @@ def up(port: int | None, no_scheduler: bool) -> None:
 
     children = start_background(SERVICES, scheduler=not no_scheduler)
     try:
-        _serve(list(SERVICES), port)
+        _serve(list(SERVICES), port, web=True)
     finally:
         stop_children(children)
 
