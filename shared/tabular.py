@@ -1,13 +1,19 @@
-"""Reading the spreadsheets people bring: xlsx, or CSV in UTF-8, UTF-8 with BOM or GBK.
+"""Reading the spreadsheets people bring: xlsx, xls (Excel 97–2003), or CSV in UTF-8,
+UTF-8 with BOM or GBK. The kind is told by the content, not the name.
 
 Rows are numbered as the spreadsheet shows them (the header is row 1), so an error can
 say "row 17" and the unit finds it.
 
+Workbooks are read with calamine (python-calamine; several times faster than openpyxl on
+a roster, and it reads .xls and what LibreOffice writes); openpyxl only writes.
+
 Every upload is bounded before its first row is used: at most :data:`MAX_ROWS` rows below
 the header (the whole city has about 200,000 members) and, for xlsx, at most
 :data:`MAX_XLSX_BYTES` once uncompressed (an 80 KB workbook can expand to a million rows).
-Rows are counted by streaming the file, stopping as soon as the cap is passed; nothing is
-materialised. What is reported back per import is capped too (:data:`MAX_ERRORS`).
+An xlsx's rows are counted by streaming its sheets' XML, stopping as soon as the cap is
+passed, before calamine opens it; an xls is not compressed, so its size is its bytes (at
+most :data:`MAX_XLS_BYTES`), and its rows are counted from the sheet's size before any is
+used. What is reported back per import is capped too (:data:`MAX_ERRORS`).
 """
 
 from __future__ import annotations
@@ -21,15 +27,19 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from openpyxl import load_workbook
+from python_calamine import CalamineWorkbook
 
 from shared.http import Invalid
 
 XLSX_MAGIC = b"PK\x03\x04"
+#: An OLE2 compound file: an .xls (Excel 97–2003) workbook.
+XLS_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 #: Rows below the header an upload may have: above the whole city's ~200,000 members.
 MAX_ROWS = 250_000
 #: An xlsx's parts together, uncompressed; a 250,000-row roster takes about 100 MB.
 MAX_XLSX_BYTES = 256 * 1024 * 1024
+#: An xls file (not compressed; the format holds at most 65,536 rows a sheet).
+MAX_XLS_BYTES = 64 * 1024 * 1024
 #: Problems an import keeps and reports (the first ones, in file order), besides their total.
 MAX_ERRORS = 500
 _ROW_TAG = re.compile(rb"<(?:\w+:)?row[\s>/]")
@@ -62,11 +72,11 @@ def decode_csv(data: bytes) -> str:
             return data.decode(encoding)
         except UnicodeDecodeError:
             continue
-    raise Invalid("the file is neither UTF-8 nor GBK/GB18030 text, nor an xlsx workbook")
+    raise Invalid("the file is neither UTF-8 nor GBK/GB18030 text, nor an xlsx or xls workbook")
 
 
 def _cell(value: Any) -> str:
-    if value is None:
+    if value is None or value == "":
         return ""
     if isinstance(value, bool):
         return "是" if value else "否"
@@ -82,8 +92,8 @@ def _cell(value: Any) -> str:
 
 def _check_xlsx(data: bytes, max_rows: int) -> None:
     """Refuse a workbook whose parts expand past :data:`MAX_XLSX_BYTES` (a zip bomb), or
-    with a sheet of more than ``max_rows`` rows below its header, before openpyxl opens it
-    (it would parse a sheet without a stated size through to the end just to size it).
+    with a sheet of more than ``max_rows`` rows below its header, before calamine opens it
+    (it would inflate and parse every sheet into memory just to size it).
 
     The sizes are the archive's own: zipfile never inflates a part past its stated size.
     Every sheet is counted, not only the first one read: no roster, directory or needs
@@ -95,6 +105,10 @@ def _check_xlsx(data: bytes, max_rows: int) -> None:
             if sum(info.file_size for info in parts) > MAX_XLSX_BYTES:
                 message = f"expands to over {MAX_XLSX_BYTES // 2**20} MB uncompressed"
                 raise Invalid("the workbook is too large", [{"field": "file", "message": message}])
+            names = {info.filename for info in parts}
+            if "xl/workbook.xml" not in names:
+                kind = "an OpenDocument file (.ods)" if "content.xml" in names else "a zip"
+                raise Invalid(f"the file is {kind}, not an xlsx workbook: save it as xlsx")
             sheets = [
                 info.filename
                 for info in parts
@@ -121,20 +135,25 @@ def _sheet_rows_past(archive: zipfile.ZipFile, path: str, cap: int) -> bool:
     return False
 
 
-def _xlsx_rows(data: bytes, max_rows: int) -> Iterator[list[str]]:
-    _check_xlsx(data, max_rows)
+def _workbook_rows(data: bytes, max_rows: int) -> Iterator[list[str]]:
+    """The first sheet's rows, from row 1 (calamine keeps the blank rows above the data, so
+    numbers stay as the spreadsheet shows them). An xlsx is bounded by :func:`_check_xlsx`
+    before it is opened, an xls by its size; the sheet's height is checked before any row
+    is used (a backstop for xlsx, the row cap for xls)."""
+    if data.startswith(XLSX_MAGIC):
+        _check_xlsx(data, max_rows)
+    elif len(data) > MAX_XLS_BYTES:
+        message = f"over {MAX_XLS_BYTES // 2**20} MB"
+        raise Invalid("the workbook is too large", [{"field": "file", "message": message}])
     try:
-        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception as exc:  # a damaged or foreign file: say so, not a traceback
+        with CalamineWorkbook.from_filelike(io.BytesIO(data)) as workbook:
+            sheet = workbook.get_sheet_by_index(0)
+    except Exception as exc:  # a damaged, encrypted or foreign file: say so, not a traceback
         raise Invalid(f"the workbook cannot be read ({type(exc).__name__})") from None
-    try:
-        sheet = workbook.worksheets[0]
-        # Some writers store a wrong sheet size (A1:A1); read-only mode would trust it.
-        sheet.reset_dimensions()
-        for row in sheet.iter_rows(values_only=True):
-            yield [_cell(v) for v in row]
-    finally:
-        workbook.close()  # read-only workbooks keep the archive open until closed
+    if sheet.height > max_rows + 1:  # from its first row that is not blank; + 1: the header
+        raise too_many_rows(max_rows)
+    for row in sheet.iter_rows():
+        yield [_cell(v) for v in row]
 
 
 def _csv_rows(data: bytes, max_rows: int) -> Iterator[list[str]]:
@@ -148,24 +167,26 @@ def _csv_rows(data: bytes, max_rows: int) -> Iterator[list[str]]:
 
 
 def read_table(data: bytes, aliases: dict[str, str], max_rows: int = MAX_ROWS) -> Table:
-    """The header (mapped to canonical names through ``aliases``) and the numbered rows.
+    """The header (mapped to canonical names through ``aliases``; the first row that is not
+    blank) and the numbered rows.
 
     A file of more than ``max_rows`` rows below the header is refused here, whole, with
     :func:`too_many_rows`; the rows are also counted as they are read, as a backstop.
     """
-    if data.startswith(XLSX_MAGIC):
-        raw_rows: Iterator[list[str]] = _xlsx_rows(data, max_rows)
+    if data.startswith((XLSX_MAGIC, XLS_MAGIC)):
+        raw_rows: Iterator[list[str]] = _workbook_rows(data, max_rows)
     else:
         raw_rows = _csv_rows(data, max_rows)
-    try:
-        first = next(raw_rows)
-    except StopIteration:
-        raise Invalid("the file is empty") from None
+    numbered = enumerate(raw_rows, start=1)
+    # The header is the first row that is not blank (blank rows above it keep their numbers).
+    header_row, first = next(((n, v) for n, v in numbered if any(v)), (0, []))
+    if not header_row:
+        raise Invalid("the file is empty")
     header = [aliases.get(h.strip().lstrip("\ufeff"), h.strip()) for h in first]
 
     def rows() -> Iterator[tuple[int, dict[str, str]]]:
-        for number, values in enumerate(raw_rows, start=2):
-            if number > max_rows + 1:
+        for number, values in numbered:
+            if number - header_row > max_rows:
                 raise too_many_rows(max_rows)
             if not any(values):
                 continue  # blank lines Excel leaves behind

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from services.registration.enrolment import Directory, Error, MemberValues, add_members
 from services.registration.enrolment import validate_member as validate
 from services.registration.models import Member, Roster, RosterError, Unit
-from services.registration.tabular import XLSX_MAGIC, read_table
+from services.registration.tabular import XLS_MAGIC, XLSX_MAGIC, read_table
 from shared.db import UnitOfWork
 from shared.http import Invalid, NotFound
 from shared.pii import Sealer
@@ -115,12 +115,16 @@ def open_table(data: bytes) -> tuple[Layout, Iterator[tuple[int, dict[str, str]]
     except Invalid:
         raise
     except Exception as exc:  # a damaged workbook: zip, XML or cell errors
-        raise Invalid(f"the file cannot be read as xlsx or CSV ({type(exc).__name__})") from None
+        raise Invalid(
+            f"the file cannot be read as xlsx, xls or CSV ({type(exc).__name__})"
+        ) from None
     return layout(table.header), table.rows
 
 
 def estimate_rows(data: bytes) -> int:
     """About how many data rows ``data`` holds, for a progress bar."""
+    if data.startswith(XLS_MAGIC):  # binary records: about 150 bytes a roster row
+        return max(len(data) // 150, 1)
     if not data.startswith(XLSX_MAGIC):
         return max(data.count(b"\n") - 1, 1)
     try:  # the first sheet's <dimension ref="A1:G10001"/>, near the start of its XML

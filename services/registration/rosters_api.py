@@ -78,7 +78,7 @@ def upload_roster(
     rt: Rt,
     principal: Uploader,
     response: Response,
-    file: Annotated[UploadFile, File(description="xlsx, or CSV in UTF-8 or GBK")],
+    file: Annotated[UploadFile, File(description="xlsx, xls, or CSV in UTF-8 or GBK")],
     unit_code: Annotated[str | None, Form(max_length=40)] = None,
 ) -> dict[str, str]:
     """Upload a unit's roster; it is imported in the background (poll ``GET``)."""
