@@ -88,8 +88,9 @@ def redact(text: str) -> str:
 
 def national_mobile(raw: str) -> str:
     """``+86 138-1234-8000`` → ``13812348000``: full-width digits folded, the country
-    prefix (+86, 0086, 86), spaces, dashes and brackets dropped. No check: see :func:`mobile`."""
-    value = re.sub(r"[\s\-()]", "", unicodedata.normalize("NFKC", raw))
+    prefix (+86, 0086, 86), spaces, dashes (any kind), dots and brackets dropped. No check:
+    see :func:`mobile`."""
+    value = re.sub(r"[\s\-()\u2010-\u2015\u2212.]", "", unicodedata.normalize("NFKC", raw))
     return re.sub(r"^(\+86|0086|86)(?=1\d{10}$)", "", value)
 
 

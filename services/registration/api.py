@@ -47,7 +47,7 @@ class MemberIn(BaseModel):
     phone: str = Field(max_length=30)
     email: str | None = Field(default=None, max_length=254)
     unit_code: str = Field(min_length=1, max_length=40)
-    residence_community_code: str = Field(max_length=12)
+    residence_community_code: str = Field(max_length=20)  # typed with spaces or dashes
     skills: list[Annotated[str, Field(max_length=40)]] = Field(default=[], max_length=20)
     availability: list[str] = Field(default=[], max_length=5)
     is_leader_cadre: bool = False
@@ -61,7 +61,7 @@ class MemberPatch(BaseModel):
     email: str | None = Field(default=None, max_length=254)
     skills: list[str] | None = Field(default=None, max_length=20)
     availability: list[str] | None = Field(default=None, max_length=5)
-    residence_community_code: str | None = Field(default=None, max_length=12)
+    residence_community_code: str | None = Field(default=None, max_length=20)
 
 
 class Reason(BaseModel):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -62,6 +62,8 @@ class MemberValues:
     skills: list[str]
     availability: list[str]
     is_leader_cadre: bool
+    #: 其他专长 — what the member wrote that maps to no skill, in their own words.
+    skills_other: list[str] = field(default_factory=list)
 
 
 def community_is_open(community: Community | None, today: date) -> bool:
@@ -101,8 +103,9 @@ def validate_member(
     phone = check("phone", rules.mobile)
     email = check("email", rules.email) if raw.get("email") else None
     skills: list[str] = []
-    if raw.get("skills"):
-        skills = check("skills", rules.skills) or []
+    skills_other: list[str] = []
+    if raw.get("skills"):  # free text: never refused (unmapped words are kept as they are)
+        skills, skills_other = check("skills", rules.skills) or ([], [])
     availability = list(raw.get("availability") or [])
     if any(a not in AVAILABILITY for a in availability):
         errors.append(
@@ -111,7 +114,7 @@ def validate_member(
     unit = directory.unit(str(raw.get("unit_code") or ""))
     if unit is None or (unit.valid_to is not None and unit.valid_to < today):
         errors.append({"field": "unit_code", "message": f"unknown unit {raw.get('unit_code')!r}"})
-    code = str(raw.get("residence_community_code") or "")
+    code = rules.community_code(str(raw.get("residence_community_code") or ""))
     residence = directory.community(code)
     if not community_is_open(residence, today):
         errors.append(
@@ -132,6 +135,7 @@ def validate_member(
             skills=skills,
             availability=availability,
             is_leader_cadre=bool(raw.get("is_leader_cadre")),
+            skills_other=skills_other,
         ),
         [],
     )
@@ -207,6 +211,7 @@ def add_members(
                 "unit_code": v.unit.code,
                 "residence_community_code": v.residence.code,
                 "skills": v.skills,
+                "skills_other": v.skills_other,
                 "availability": v.availability,
                 "is_leader_cadre": v.is_leader_cadre,
                 "roster_id": roster_id,

@@ -115,11 +115,8 @@ def update_member(
         else:
             member.email_sealed = sealer.seal(email, "email") if email else None
             contact["email"] = email
-    if "skills" in changes:
-        try:
-            member.skills = rules.skills(changes["skills"] or [])
-        except ValueError as exc:
-            errors.append({"field": "skills", "message": str(exc)})
+    if "skills" in changes:  # free words: mapped to the vocabulary, the rest kept as written
+        member.skills, member.skills_other = rules.skills(changes["skills"] or [])
     if "availability" in changes:
         if any(a not in AVAILABILITY for a in changes["availability"] or []):
             errors.append({"field": "availability", "message": ", ".join(AVAILABILITY)})
@@ -127,6 +124,7 @@ def update_member(
             member.availability = list(changes["availability"] or [])
     now = uow.now()
     new_code = changes.get("residence_community_code")
+    new_code = rules.community_code(str(new_code)) if new_code else None
     if new_code and new_code != member.residence_community_code:
         community = directory.community(str(new_code))
         if not community_is_open(community, now.date()):
@@ -236,6 +234,7 @@ def withdraw_member(member: Member, uow: UnitOfWork) -> None:
     ):
         setattr(member, attr, None)
     member.skills = []
+    member.skills_other = []
     member.availability = []
     for reg in member.registrations:
         if reg.state in ("submitted", "confirmed"):
@@ -256,6 +255,7 @@ def member_view(member: Member) -> dict[str, Any]:
         "unit_code": member.unit_code,
         "residence_community_code": member.residence_community_code,
         "skills": member.skills,
+        "skills_other": member.skills_other,  # 其他专长: own words, not used by matching
         "availability": member.availability,
         "is_leader_cadre": member.is_leader_cadre,
         "registrations": [registration_view(r) for r in member.registrations],

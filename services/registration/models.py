@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import JSON, ForeignKey, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, LargeBinary, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from shared.db import UTCDateTime, service_metadata
@@ -88,7 +88,9 @@ class Member(Base):
     email_sealed: Mapped[str | None] = mapped_column(String(600))
     unit_code: Mapped[str] = mapped_column(ForeignKey("units.code"), index=True)
     residence_community_code: Mapped[str] = mapped_column(ForeignKey("communities.code"))
-    skills: Mapped[list[str]] = mapped_column(JSON, default=list)
+    skills: Mapped[list[str]] = mapped_column(JSON, default=list)  # terms of SKILLS only
+    #: 其他专长 — the member's own words for what maps to no skill; not used by matching.
+    skills_other: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
     availability: Mapped[list[str]] = mapped_column(JSON, default=list)
     is_leader_cadre: Mapped[bool] = mapped_column(default=False)
     roster_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
@@ -135,6 +137,8 @@ class Roster(Base):
     accepted: Mapped[int] = mapped_column(default=0)
     rejected: Mapped[int] = mapped_column(default=0)
     duplicates: Mapped[int] = mapped_column(default=0)
+    #: Landed rows with a note (专长 words kept as the member's own); not rejections.
+    noted: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     detail: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -151,6 +155,19 @@ class RosterError(Base):
     field: Mapped[str] = mapped_column(String(60))
     message: Mapped[str] = mapped_column(String(500))
     row_sealed: Mapped[str | None] = mapped_column(Text)
+
+
+class RosterNote(Base):
+    """A landed roster row with something the unit should know (专长 words that map to no
+    skill, kept as the member's own words): where, which field, what. Never a rejection."""
+
+    __tablename__ = "roster_notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    roster_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("rosters.id"), index=True)
+    row: Mapped[int]
+    field: Mapped[str] = mapped_column(String(60))
+    message: Mapped[str] = mapped_column(String(500))
 
 
 class StaffAccount(Base):

@@ -8,6 +8,10 @@ sealed, so the unit gets it back with the reason (``errors.xlsx``) and re-upload
 the first :data:`MAX_ERRORS` of them (``rejected`` counts them all), which is enough to
 see what went wrong and keeps a broken file of 200,000 rows from filling the database.
 
+专长 is free text: words that map to no skill never reject a row; they are kept as the
+member's own words and the landed row gets a note (the first :data:`MAX_ERRORS` kept,
+``noted`` counts them all).
+
 A file of more than :data:`shared.tabular.MAX_ROWS` rows is refused whole at upload, before
 any row lands.
 """
@@ -33,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from services.registration.enrolment import Directory, Error, MemberValues, add_members
 from services.registration.enrolment import validate_member as validate
-from services.registration.models import Member, Roster, RosterError, Unit
+from services.registration.models import Member, Roster, RosterError, RosterNote, Unit
 from services.registration.tabular import XLS_MAGIC, XLSX_MAGIC, read_table
 from shared.db import UnitOfWork
 from shared.http import Invalid, NotFound
@@ -152,6 +156,7 @@ class Checked:
     digest: str | None
     errors: list[Error]
     cells: list[list[str]]  # the row as the file had it, kept (sealed) when rejected
+    notes: list[Error] = field(default_factory=list)  # for the unit, should the row land
 
 
 def check_row(
@@ -172,7 +177,14 @@ def check_row(
     errors += flag
     if values is None or errors:
         return Checked(number, None, None, errors, [[h, row.get(h, "")] for h in lay.headers])
-    return Checked(number, values, sealer.digest(values.id_number), [], [])
+    notes = [skills_note(values.skills_other)] if values.skills_other else []
+    return Checked(number, values, sealer.digest(values.id_number), [], [], notes)
+
+
+def skills_note(own_words: list[str]) -> Error:
+    """The note on a row whose 专长 has words that map to no skill."""
+    words = "、".join(own_words)
+    return {"field": "skills", "message": f"not in the skills list, kept as own words: {words}"}
 
 
 @dataclass
@@ -184,11 +196,12 @@ class Summary:
     accepted: int = 0
     rejected: int = 0
     duplicates: int = 0
+    noted: int = 0
     detail: str | None = None
     seen: set[str] = field(default_factory=set, repr=False)  # ID hashes met in the file
 
     def counts(self) -> dict[str, int]:
-        keys = ("total", "accepted", "rejected", "duplicates")
+        keys = ("total", "accepted", "rejected", "duplicates", "noted")
         return {k: getattr(self, k) for k in keys}
 
 
@@ -239,11 +252,13 @@ def import_roster(
             done = Summary(roster.status, detail=roster.detail)
             done.total, done.accepted = roster.total, roster.accepted
             done.rejected, done.duplicates = roster.rejected, roster.duplicates
+            done.noted = roster.noted
             return done
         data = base64.b64decode(sealer.open(roster.content.decode(), FILE_CONTEXT))
         unit_code, today = roster.unit_code, uow.now().date()
         directory = Directory(uow.session, preload=True)
         uow.session.execute(delete(RosterError).where(RosterError.roster_id == roster_id))
+        uow.session.execute(delete(RosterNote).where(RosterNote.roster_id == roster_id))
         uow.commit()
     summary = Summary("running")
     try:
@@ -292,10 +307,11 @@ def _land(
     the insert; the chunk is then sorted again against what is registered now.
     """
     for attempt in range(3):
-        counts = {"accepted": 0, "rejected": 0, "duplicates": 0}
+        counts = {"accepted": 0, "rejected": 0, "duplicates": 0, "noted": 0}
         fresh: list[MemberValues] = []
         seen: set[str] = set()
         failures: list[dict[str, Any]] = []
+        notes: list[dict[str, Any]] = []
         try:
             with uow_factory() as uow:
                 known = _registered(uow.session, [c.digest for c in checked if c.digest])
@@ -311,15 +327,23 @@ def _land(
                     elif c.digest in summary.seen or c.digest in seen:
                         counts["duplicates"] += 1
                     elif c.digest in known:  # on a re-run, this roster's own rows count again
-                        counts["accepted" if known[c.digest] == roster_id else "duplicates"] += 1
+                        landed = known[c.digest] == roster_id
+                        counts["accepted" if landed else "duplicates"] += 1
+                        if landed:
+                            notes += _noted(roster_id, c, summary.noted + counts["noted"])
+                            counts["noted"] += bool(c.notes)
                     else:
                         fresh.append(c.values)
                         counts["accepted"] += 1
+                        notes += _noted(roster_id, c, summary.noted + counts["noted"])
+                        counts["noted"] += bool(c.notes)
                     if c.digest is not None:
                         seen.add(c.digest)
                 add_members(fresh, uow, sealer, directory, roster_id)
                 if failures:
                     uow.session.execute(insert(RosterError), failures)
+                if notes:
+                    uow.session.execute(insert(RosterNote), notes)
                 so_far = {k: getattr(summary, k) + v for k, v in counts.items()}
                 so_far["total"] = summary.total + len(checked)
                 uow.session.execute(update(Roster).where(Roster.id == roster_id).values(so_far))
@@ -333,6 +357,14 @@ def _land(
             setattr(summary, key, value)
         summary.seen |= seen
         return
+
+
+def _noted(roster_id: uuid.UUID, checked: Checked, so_far: int) -> list[dict[str, Any]]:
+    """The rows of ``roster_notes`` for a landed row; none past the first MAX_ERRORS rows."""
+    if so_far >= MAX_ERRORS:
+        return []  # counted, not kept, as rejected rows are
+    return [{"roster_id": roster_id, "row": checked.row, "field": n["field"],
+             "message": n["message"][:500]} for n in checked.notes]  # fmt: skip
 
 
 def finish(
@@ -362,6 +394,19 @@ def errors_of(
         select(RosterError.row, RosterError.field, RosterError.message)
         .where(RosterError.roster_id == roster_id)
         .order_by(RosterError.row, RosterError.id)
+        .limit(limit)
+    )
+    return [{"row": r, "field": f, "message": m} for r, f, m in session.execute(query).tuples()]
+
+
+def notes_of(
+    session: Session, roster_id: uuid.UUID, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """The notes on the roster's landed rows as ``{row, field, message}``, in file order."""
+    query = (
+        select(RosterNote.row, RosterNote.field, RosterNote.message)
+        .where(RosterNote.roster_id == roster_id)
+        .order_by(RosterNote.row, RosterNote.id)
         .limit(limit)
     )
     return [{"row": r, "field": f, "message": m} for r, f, m in session.execute(query).tuples()]

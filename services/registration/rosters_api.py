@@ -111,7 +111,8 @@ def roster_template(_principal: Anyone) -> Response:
 
 @router.get("/rosters/{roster_id}")
 def read_roster(roster_id: uuid.UUID, rt: Rt, principal: Uploader) -> dict[str, Any]:
-    """Where an import stands: counts, and the rejected rows (the first 1000)."""
+    """Where an import stands: counts, the rejected rows (the first 1000), and the notes on
+    landed rows (专长 words kept as the member's own; never a rejection)."""
     with rt.read() as uow:
         roster = _roster(uow, roster_id, principal)
         count = select(func.count()).where(RosterError.roster_id == roster_id)
@@ -132,6 +133,10 @@ def read_roster(roster_id: uuid.UUID, rt: Rt, principal: Uploader) -> dict[str, 
             "errors_total": roster.rejected,
             "errors_kept": min(roster.rejected, MAX_ERRORS),
             "errors": rosters.errors_of(uow.session, roster_id, SHOWN_ERRORS),
+            # Landed rows with a note, counted and kept the same way.
+            "notes_total": roster.noted,
+            "notes_kept": min(roster.noted, MAX_ERRORS),
+            "notes": rosters.notes_of(uow.session, roster_id, SHOWN_ERRORS),
         }
 
 
@@ -224,7 +229,7 @@ def template_workbook() -> bytes:
     sheet.add_data_validation(yes_no)
     yes_no.add(f"{last}2:{last}1048576")
     skills = book.create_sheet("专长选项")
-    skills.append(["专长（可填多项，用、分隔）"])
+    skills.append(["专长（可填多项，用、分隔；其他专长照写即可）"])
     skills.column_dimensions["A"].width = 30
     for skill in SKILLS:
         skills.append([skill])

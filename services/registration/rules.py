@@ -15,7 +15,8 @@ from email_validator import EmailNotValidError, validate_email
 from stdnum import numdb
 
 from shared.pii import mobile as mobile  # the same rule for every service
-from shared.vocabulary import SKILLS
+from shared.pii import redact
+from shared.vocabulary import map_skills
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = "10X98765432"
@@ -77,11 +78,25 @@ def email(raw: str) -> str:
         raise ValueError(str(exc)) from None
 
 
-def skills(raw: list[str] | str) -> list[str]:
-    """Skills from the controlled vocabulary; a text may separate them by 、 , ; or ，."""
-    items = re.split(r"[、,;，；]", raw) if isinstance(raw, str) else raw
-    chosen = [unicodedata.normalize("NFC", s.strip()) for s in items if s and s.strip()]
-    unknown = [s for s in chosen if s not in SKILLS]
-    if unknown:
-        raise ValueError(f"unknown skill {'、'.join(unknown)} (choose from: {'、'.join(SKILLS)})")
-    return list(dict.fromkeys(chosen))
+#: Own words kept per member (其他专长), and the length of each: enough for what a cell holds.
+MAX_OWN_WORDS = 10
+MAX_OWN_WORD = 40
+
+
+def skills(raw: list[str] | str) -> tuple[list[str], list[str]]:
+    """Free-text 专长 → (skills from the vocabulary, the member's own words).
+
+    Never refuses: every word that maps (see :func:`shared.vocabulary.map_skills`) gives
+    its skills; the rest are kept as the member's own words, with any ID number, mobile or
+    e-mail address in them masked, at most :data:`MAX_OWN_WORDS` of :data:`MAX_OWN_WORD`
+    characters.
+    """
+    chosen, other = map_skills(raw)
+    own = [redact(w)[:MAX_OWN_WORD] for w in other[:MAX_OWN_WORDS]]
+    return chosen, list(dict.fromkeys(own))
+
+
+def community_code(raw: str) -> str:
+    """A 12-digit community code as typed: full-width digits folded, spaces and dashes
+    dropped. No check here: the directory says whether the community exists."""
+    return re.sub(r"[\s\-\u2010-\u2015\u2212]", "", unicodedata.normalize("NFKC", str(raw)))

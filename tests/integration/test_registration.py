@@ -76,7 +76,6 @@ def register(http: Any, **overrides: Any) -> Any:
         ("unit_code", "U999"),
         ("residence_community_code", "410399001001"),
         ("consent", False),
-        ("skills", ["飞行"]),
     ],
 )
 def test_each_invalid_field_is_refused_with_422_naming_it(
@@ -117,6 +116,48 @@ def test_a_member_is_registered_in_the_unit_and_the_residence_community(http: An
         ("unit", "410303001002", "submitted"),
         ("residence", "410305001001", "submitted"),
     }
+
+
+def test_free_text_skills_map_to_the_vocabulary_and_the_rest_is_kept_as_own_words(
+    backend: Any, http: Any
+) -> None:
+    created = register(http, skills=["法律、教育", "会修电脑", "摄影", "医疗护理"])
+    member_id = created.json()["id"]
+    read = http.get(f"/api/v1/members/{member_id}").json()
+    changed = http.patch(f"/api/v1/members/{member_id}", json={"skills": ["唱歌跳舞", "钓鱼"]})
+    known = http.patch(f"/api/v1/members/{member_id}", json={"skills": ["家电维修"]})
+    envelopes = [parse(r["body"])[0] for r in _rows(backend, "registration", "outbox")]
+
+    assert created.status_code == 201, created.text
+    assert read["skills"] == ["法律咨询", "教育辅导", "信息技术", "医疗护理"]
+    assert read["skills_other"] == ["摄影"]
+    assert changed.status_code == 200, changed.text
+    assert (changed.json()["skills"], changed.json()["skills_other"]) == (["文艺演出"], ["钓鱼"])
+    assert (known.json()["skills"], known.json()["skills_other"]) == (["家电维修"], [])
+    registered = [e.payload for e in envelopes if e.type == "member.registered"]
+    assert [p["skills"] for p in registered] == [read["skills"]] * len(registered) != []
+    assert "摄影" not in str(registered)  # events carry vocabulary terms only
+
+
+def test_phones_ids_and_codes_typed_with_full_width_digits_prefixes_and_dashes_register(
+    http: Any,
+) -> None:
+    ends_in_x = next(i for i in (id_with_region("410302", seq=f"{n:03d}") for n in range(200))
+                     if i.endswith("X"))  # fmt: skip
+    first = register(http, phone="＋８６ １３８－１２３４－８０００",
+                     residence_community_code="４１０３０５ ００１００１")  # fmt: skip
+    again = register(http, id_number="４１０３０２５００１０１００１", phone="0086 139 1234 8000")
+    lower_x = register(http, id_number=ends_in_x[:17] + "ｘ", phone="86-137-1234-8000")
+
+    assert first.status_code == 201, first.text
+    assert first.json()["phone"] == "138****8000"
+    assert first.json()["residence_community_code"] == "410305001001"
+    assert again.status_code == 409  # the first one's 15-digit number, in full-width digits
+    assert lower_x.status_code == 201, lower_x.text
+    assert (lower_x.json()["id_number"], lower_x.json()["phone"]) == (
+        "410***********" + ends_in_x[-4:],
+        "137****8000",
+    )
 
 
 # --- dual registration state machine -------------------------------------------------------

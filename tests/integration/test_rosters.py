@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import xlwt  # type: ignore[import-untyped]
 from click.testing import CliRunner
 from openpyxl import Workbook, load_workbook
+from sqlalchemy import select
 
 from services.cli import cli
 from services.registration import tasks
-from services.registration.models import Roster
+from services.registration.models import Member, Roster
 from services.registration.rosters import COLUMNS, FILE_CONTEXT, import_roster
 from services.registration.rules import check_character
 from tests.support import client, issue_token, load_sample_directory, stats
@@ -99,6 +101,18 @@ def xlsx(rows: list[list[str]], headers: list[str] = HEADERS) -> bytes:
     sheet = book.create_sheet("花名册")
     for row in [headers, *rows]:
         sheet.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def xls(rows: list[list[Any]], headers: list[str] = HEADERS) -> bytes:
+    """The roster as an Excel 97–2003 workbook (.xls), as old offices still save it."""
+    book = xlwt.Workbook(encoding="utf-8")
+    sheet = book.add_sheet("花名册")
+    for r, row in enumerate([headers, *rows]):
+        for c, value in enumerate(row):
+            sheet.write(r, c, value)
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
@@ -299,3 +313,78 @@ def test_an_uploaded_roster_is_imported_by_the_registration_worker(
         worker.wait()
 
     assert (result["status"], result["accepted"], result["rejected"]) == ("done", good, len(bad))
+
+
+def as_typed(offset: int) -> tuple[list[list[Any]], dict[int, tuple[list[str], list[str]]]]:
+    """A roster as units really fill it in: free-text 专长, full-width digits, +86 and dashed
+    phones, a lower-case x, a full-width community code, one phone typed as a number (kept
+    as text in a CSV); and one bad row (a 12-digit phone). Returns the rows and, per
+    spreadsheet row, the skills and own words the member should get."""
+    ends_in_x = next(
+        i for i in (id_number(date(1970, 3, 3), n) for n in range(300))
+        if i.endswith("X")
+    )  # fmt: skip
+    typed: list[tuple[str, Any, str, tuple[list[str], list[str]]]] = [
+        ("法律、教育", "13800138000", "", (["法律咨询", "教育辅导"], [])),
+        ("维修", "+86 138 0013 8001", "", (["家电维修", "水电维修"], [])),
+        ("唱歌跳舞", "138-0013-8002", "", (["文艺演出"], [])),
+        ("会修电脑", "１３８００１３８００３", "", (["信息技术"], [])),
+        ("摄影", "0086-13800138004", "", ([], ["摄影"])),
+        ("医疗护理，摄影 钓鱼", "+8613800138005", "", (["医疗护理"], ["摄影", "钓鱼"])),
+        ("", 13800138006, "４１０３０５００１００２", ([], [])),
+        ("律师/书法", "（+86）138 0013 8007", "x", (["法律咨询", "书法绘画"], [])),
+        ("养老", "1380013800899", "", ([], [])),  # 13 digits: rejected
+    ]
+    rows: list[list[Any]] = []
+    expected: dict[int, tuple[list[str], list[str]]] = {}
+    for n, (skills, phone, special, got) in enumerate(typed):
+        row: list[Any] = good_row(offset + n)
+        row[2], row[5] = phone, skills
+        if special.startswith("４"):
+            row[4] = special
+        if special == "x":
+            row[1] = ends_in_x[:17] + "x"
+        if n == 3:  # the ID number in full-width digits too
+            row[1] = row[1].translate({ord(d): 0xFF10 + int(d) for d in "0123456789"})
+        rows.append(row)
+        expected[n + 2] = got
+    del expected[len(typed) + 1]  # the bad row lands no member
+    return rows, expected
+
+
+@pytest.mark.parametrize("kind", ["xlsx", "xls", "gbk-csv"])
+def test_a_roster_as_people_type_it_lands_every_good_row_with_skills_mapped_and_notes(
+    backend: Any, admin: str, kind: str
+) -> None:
+    rows, expected = as_typed(offset=95_000)
+    if kind == "xlsx":
+        data = xlsx(rows)
+    elif kind == "xls":
+        data = xls(rows)
+    else:
+        data = csv_file([[str(v) for v in row] for row in rows])
+    with client(admin) as http:
+        result = imported(http, data, f"花名册.{kind.split('-')[-1]}")
+        with backend.rt("registration").uow() as uow:
+            query = select(Member.id).where(Member.roster_id == uuid.UUID(result["id"]))
+            ids = list(uow.session.scalars(query))
+        members = [http.get(f"/api/v1/members/{i}").json() for i in ids]
+
+    assert (result["status"], result["total"], result["accepted"]) == ("done", 9, 8)
+    assert (result["rejected"], result["duplicates"]) == (1, 0)
+    assert [(e["row"], e["field"]) for e in result["errors"]] == [(10, "phone")]
+    assert (result["notes_total"], result["notes_kept"]) == (2, 2)
+    assert result["notes"] == [
+        {"row": 6, "field": "skills",
+         "message": "not in the skills list, kept as own words: 摄影"},
+        {"row": 7, "field": "skills",
+         "message": "not in the skills list, kept as own words: 摄影、钓鱼"},
+    ]  # fmt: skip
+    got = sorted((m["phone"], m["skills"], m["skills_other"]) for m in members)
+    assert got == [(f"138****{8000 + n}", *expected[n + 2]) for n in range(8)]
+    assert {m["residence_community_code"] for m in members} == {
+        "410303001001", "410305001002", "410303002001"
+    }  # fmt: skip
+    by_phone = {m["phone"]: m["id_number"] for m in members}
+    assert rows[7][1].endswith("x")
+    assert by_phone["138****8007"] == "410***********" + rows[7][1][-4:].upper()

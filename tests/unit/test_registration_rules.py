@@ -6,7 +6,15 @@ from datetime import date
 
 import pytest
 
-from services.registration.rules import check_character, id_number, mobile, name
+from services.registration.rules import (
+    check_character,
+    community_code,
+    id_number,
+    mobile,
+    name,
+    skills,
+)
+from shared.vocabulary import SKILL_SYNONYMS, SKILLS
 
 TODAY = date(2016, 7, 1)
 
@@ -86,13 +94,64 @@ def test_id_number_typed_with_full_width_digits_is_normalised_to_ascii() -> None
     assert id_number(full_width, TODAY) == "11010519491231002X"
 
 
+@pytest.mark.parametrize("x", ["Ｘ", "ｘ", "x"])
+def test_a_full_width_or_lower_case_x_is_the_check_character_x(x: str) -> None:
+    assert id_number("１１０１０５１９４９１２３１００２" + x, TODAY) == "11010519491231002X"
+
+
+@pytest.mark.parametrize("raw", ["410303001001", "４１０３０３００１００１", " 410303 001 001 ",
+                                 "410303-001-001"])  # fmt: skip
+def test_a_community_code_is_folded_to_ascii_digits(raw: str) -> None:
+    assert community_code(raw) == "410303001001"
+
+
+# --- skills (专长) ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "mapped", "own"),
+    [
+        ("法律、教育", ["法律咨询", "教育辅导"], []),
+        ("维修", ["家电维修", "水电维修"], []),
+        ("唱歌跳舞", ["文艺演出"], []),
+        ("会修电脑", ["信息技术"], []),
+        ("摄影", [], ["摄影"]),
+        ("医疗护理,心理疏导；书法/绘画 IT", ["医疗护理", "心理疏导", "书法绘画", "信息技术"], []),
+        ("律师，钓鱼  摄影", ["法律咨询"], ["钓鱼", "摄影"]),
+        ("擅长法律咨询等", ["法律咨询"], []),
+        (["护士", "家教", "调解"], ["医疗护理", "教育辅导", "矛盾调解"], []),
+        ("老", [], ["老"]),  # one character says too little
+        ("", [], []),
+    ],
+)  # fmt: skip
+def test_free_text_skills_map_to_the_vocabulary_and_keep_the_rest(
+    raw: str | list[str], mapped: list[str], own: list[str]
+) -> None:
+    assert skills(raw) == (mapped, own)
+
+
+def test_own_words_are_bounded_and_never_hold_a_mobile_in_clear() -> None:
+    mapped, own = skills(["摄影 13812348000", *(f"爱好{n}" for n in range(30)), "长" * 80])
+
+    assert mapped == []
+    assert own[:2] == ["摄影", "138****8000"]
+    assert len(own) == 10
+
+
+def test_every_synonym_names_vocabulary_terms() -> None:
+    assert {t for terms in SKILL_SYNONYMS.values() for t in terms} <= set(SKILLS)
+    assert all(skills(term) == ([term], []) for term in SKILLS)
+
+
 # --- mobiles --------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     "raw",
-    ["13812348000", "+86 138-1234-8000", "0086 138 1234 8000", "8613812348000", "+8613812348000"],
-)
+    ["13812348000", "+86 138-1234-8000", "0086 138 1234 8000", "8613812348000", "+8613812348000",
+     "１３８１２３４８０００", "＋８６ １３８－１２３４－８０００", "138—1234—8000",
+     "(+86) 138.1234.8000", "86 13812348000"],
+)  # fmt: skip
 def test_mobile_is_normalised_to_eleven_digits(raw: str) -> None:
     assert mobile(raw) == "13812348000"
 

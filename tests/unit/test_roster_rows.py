@@ -136,3 +136,31 @@ def test_the_row_estimate_for_a_progress_bar_counts_lines_or_reads_the_sheet_siz
 
     assert estimate_rows(b"a,b\n1,2\n3,4\n") == 2
     assert estimate_rows(out.getvalue()) == 30
+
+
+def test_free_text_skills_never_reject_a_row_and_unmapped_words_make_a_note() -> None:
+    checked = check_row(4, row(专长="法律、教育，摄影"), layout(CHINESE), "U1", FixedDirectory(),
+                        TODAY, SEALER)  # fmt: skip
+
+    assert checked.errors == []
+    assert checked.values is not None
+    assert (checked.values.skills, checked.values.skills_other) == (
+        ["法律咨询", "教育辅导"],
+        ["摄影"],
+    )
+    assert checked.notes == [
+        {"field": "skills", "message": "not in the skills list, kept as own words: 摄影"}
+    ]
+
+
+def test_a_row_typed_with_full_width_digits_prefixes_and_dashes_is_good() -> None:
+    typed = row(身份证号="４１０３０２１９８００１０１００１" + row()["身份证号"][-1],
+                手机号="+86 138-1234-5678", 居住社区代码="４１０３０３００１００１")  # fmt: skip
+
+    checked = check_row(5, typed, layout(CHINESE), "U1", FixedDirectory(), TODAY, SEALER)
+
+    assert checked.errors == []
+    assert checked.values is not None
+    assert (checked.values.phone, checked.values.residence.code) == ("13812345678", "410303001001")
+    assert checked.digest == SEALER.digest(row()["身份证号"])
+    assert checked.notes == []
