@@ -20,6 +20,7 @@ from services.registration import (
     runtime,
     sessions,
     staff_api,
+    vocabulary_api,
 )
 from services.registration.models import AuditEntry, CommunityRegistration, Member, Unit
 from shared.auth import REGISTRANT, Forbidden, Principal, add_status_route, requires
@@ -273,3 +274,4 @@ router.include_router(auth_api.router)
 router.include_router(directory_api.router)
 router.include_router(rosters_api.router)
 router.include_router(staff_api.router)
+router.include_router(vocabulary_api.router)

@@ -396,3 +396,29 @@ def _dump(backend: Any, service: str) -> str:
     meta = MetaData()
     meta.reflect(db.engine)
     return "\n".join(str(_rows(backend, service, t)) for t in meta.tables)
+
+
+# --- the vocabulary forms offer -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["embedded"], indirect=True)
+def test_the_vocabulary_is_public_cacheable_configuration(backend: Any) -> None:
+    with client() as anonymous:
+        response = anonymous.get("/api/v1/vocabulary")
+    body = response.json()
+
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "public, max-age=3600"
+    assert set(body) == {"skills", "availability", "five_ones", "synonyms"}
+    assert len(body["skills"]) == 18 and body["skills"][0] == "医疗护理"
+    assert body["availability"] == [
+        {"value": "weekday_daytime", "label": "工作日白天"},
+        {"value": "weekday_evening", "label": "工作日晚上"},
+        {"value": "weekend", "label": "周末"},
+    ]
+    assert body["five_ones"][0] == {"kind": "home_visit", "label": "民情家访"}
+    assert [f["kind"] for f in body["five_ones"]] == [
+        "home_visit", "community_activity", "policy_talk", "wish", "team"
+    ]  # fmt: skip
+    assert body["synonyms"]["维修"] == ["家电维修", "水电维修"]
+    assert body["synonyms"]["律师"] == ["法律咨询"]
