@@ -1,0 +1,46 @@
+"""Signing in through the pages: the code from the file channel, CSRF on every form."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.web.site import Site, csrf
+
+pytestmark = pytest.mark.xdist_group("web")
+
+
+def test_a_new_number_signs_in_and_lands_on_the_registration_form(site: Site) -> None:
+    with site.browser_client("13700001001") as web:
+        home = web.get("/")
+        cookie = next(c for c in web.cookies.jar if c.name == "sm_session")
+    assert home.status_code == 303
+    assert home.headers["location"] == "/register"
+    assert "httponly" in {key.lower() for key in cookie._rest}  # type: ignore[attr-defined]
+    assert cookie._rest.get("samesite") == "lax"  # type: ignore[attr-defined]
+
+
+def test_a_form_without_the_session_csrf_token_is_refused(site: Site) -> None:
+    with site.browser_client("13700001002") as web:
+        refused = web.post("/logout", data={"csrf": "forged"})
+        assert refused.status_code == 403
+        assert web.get("/").headers["location"] == "/register"  # still signed in
+        out = web.post("/logout", data={"csrf": csrf(web.get("/login").text)})
+        assert out.status_code == 303
+        assert web.get("/").status_code == 200  # the welcome page: signed out
+
+
+def test_a_wrong_code_is_said_next_to_the_field(site: Site) -> None:
+    with httpx.Client(base_url=site.url) as web:
+        token = csrf(web.get("/login").text)
+        web.post("/login/code", data={"csrf": token, "phone": "13700001003"})
+        wrong = web.post("/login", data={"csrf": token, "phone": "13700001003", "code": "000000"})
+    assert wrong.status_code == 401
+    assert "验证码不正确或已过期" in wrong.text
+    assert 'aria-invalid="true"' in wrong.text
+
+
+def test_next_never_leaves_the_site(site: Site) -> None:
+    with httpx.Client(base_url=site.url) as web:
+        page = web.get("/login", params={"next": "//evil.example/x"}).text
+    assert 'name="next" value="/"' in page
