@@ -16,8 +16,8 @@ import socket
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -85,9 +85,9 @@ class Site:
             "token", "create", "--role", "admin", "--scope", "city", "--label", "page-tests"
         )
         with (self.home / "up.log").open("wb") as log:  # the child keeps its own descriptor
+            up = ["up", "--port", str(self.port), "--no-scheduler"]
             self.server = subprocess.Popen(
-                [sys.executable, "-m", "services.cli", "up", "--port", str(self.port)]
-                + ["--no-scheduler"],
+                [sys.executable, "-m", "services.cli", *up],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
