@@ -309,3 +309,48 @@ def unit_cadres(
             if _covers_member(principal, m)
         ]
         return _cadres_view(uow, f"unit:{code}", cadres)
+
+
+# --- a unit's members ----------------------------------------------------------------------
+
+UnitReader = Annotated[Principal, Depends(requires(runtime, "admin", "operator", "unit", "leader"))]
+
+
+@router.get("/units/{code}/progress")
+def unit_progress(
+    rt: Rt,
+    principal: UnitReader,
+    response: Response,
+    code: Annotated[str, Path(max_length=40)],
+    complete: Annotated[bool | None, Query(description="false: only those behind")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> list[dict[str, Any]]:
+    """The unit's members and their five ones, by member id; ``complete=false`` lists those
+    behind. A unit reads its own; an operator or a leader the members registered in their
+    scope (as the leading cadres' view). ``X-Total-Count`` says how many match."""
+    if principal.kind == "unit" and principal.code != code:
+        raise NotFound(f"no unit {code}")
+    with rt.read() as uow:
+        members = [
+            m
+            for m in uow.session.scalars(
+                select(MemberReplica)
+                .where(MemberReplica.unit_code == code)
+                .order_by(MemberReplica.id)
+            )
+            if _covers_member(principal, m)
+        ]
+        figures = activities.progress(uow, [m.id for m in members])
+        if complete is not None:
+            members = [m for m in members if figures[m.id].complete is complete]
+        response.headers["X-Total-Count"] = str(len(members))
+        return [
+            {
+                "member_id": str(m.id),
+                "is_leader_cadre": m.is_leader_cadre,
+                "reported_in": bool(activities.confirmed_communities(m)),
+                **figures[m.id].view(),
+            }
+            for m in members[offset : offset + limit]
+        ]
