@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Query, UploadFile
+from fastapi import APIRouter, Depends, File, Query, Response, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from services.registration import (
     NAME,
@@ -239,11 +239,14 @@ def reject_registration(
 def list_registrations(
     rt: Rt,
     principal: Staff,
+    response: Response,
     community_code: Annotated[str, Query(pattern=r"^\d{12}$")],
     state: Annotated[str | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[dict[str, Any]]:
-    """A community's registrations (e.g. those waiting to be confirmed)."""
+    """A community's registrations (e.g. those waiting to be confirmed), oldest first, each
+    with who it is for as staff need to see them: ``member_id``, ``name``, ``phone``
+    (masked), ``unit_code`` and ``unit_name``. ``X-Total-Count`` says how many match."""
     if not principal.covers(districts={community_code[:6]}, communities={community_code}):
         raise NotFound(f"no community {community_code}")
     query = select(CommunityRegistration).where(
@@ -252,8 +255,26 @@ def list_registrations(
     if state:
         query = query.where(CommunityRegistration.state == state)
     with rt.read() as uow:
-        rows = uow.session.scalars(query.order_by(CommunityRegistration.created_at).limit(limit))
-        return [handlers.registration_view(r) for r in rows]
+        total = uow.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        response.headers["X-Total-Count"] = str(total)
+        rows = uow.session.execute(
+            query.add_columns(Member.name, Member.phone_masked, Member.unit_code, Unit.name)
+            .join(Member, Member.id == CommunityRegistration.member_id)
+            .outerjoin(Unit, Unit.code == Member.unit_code)
+            .order_by(CommunityRegistration.created_at, CommunityRegistration.id)
+            .limit(limit)
+        )
+        return [
+            handlers.registration_view(r)
+            | {
+                "member_id": str(r.member_id),
+                "name": name,
+                "phone": phone,
+                "unit_code": unit_code,
+                "unit_name": unit_name,
+            }
+            for r, name, phone, unit_code, unit_name in rows
+        ]
 
 
 @router.post("/directory")
