@@ -1,6 +1,7 @@
 """微心愿 — micro-wishes and their claims, two state machines (docs/domain.md).
 
-Wish: collected → pending_review → published | rejected; published → claimed | withdrawn
+Wish: collected → pending_review → published | rejected (staff who collect a wish may also
+publish it at once: collected → published); published → claimed | withdrawn
 (only while unclaimed) | expired; claimed → published (the claim was cancelled, revoked or
 expired) | fulfilled; fulfilled → confirmed → evaluated.
 Claim: active → realized | cancelled | revoked | expired.
@@ -30,7 +31,7 @@ from shared.http import Conflict, Invalid
 from shared.runtime import Runtime
 
 TRANSITIONS: dict[str, tuple[str, ...]] = {
-    "collected": ("pending_review",),
+    "collected": ("pending_review", "published"),
     "pending_review": ("published", "rejected"),
     "published": ("claimed", "withdrawn", "expired"),
     "claimed": ("published", "fulfilled"),
@@ -50,8 +51,12 @@ CLAIM_TRANSITIONS: dict[str, tuple[str, ...]] = {
 }
 #: States a member may see: the wish has been published at some point.
 PUBLIC = ("published", "claimed", "fulfilled", "confirmed", "evaluated", "expired", "withdrawn")
-#: Acts whose target state can be reached from more than one state: where each starts.
-EVENT_FROM = {"published": "pending_review", "released": "claimed"}
+#: Acts whose target state can be reached from more than one state: where each may start
+#: (publishing a collected or reviewed wish; releasing a claimed one).
+EVENT_FROM: dict[str, tuple[str, ...]] = {
+    "published": ("collected", "pending_review"),
+    "released": ("claimed",),
+}
 DEFAULT_CLAIM_DAYS = 7
 
 
@@ -103,8 +108,8 @@ def move(
 ) -> None:
     """Move ``wish`` to ``to`` and emit ``wish.<event>``; 409 with what is allowed if not.
 
-    ``published`` is reached from two states by two different acts (publishing a reviewed
-    wish, releasing a claimed one), so the act says which state it starts from.
+    ``published`` is reached by two different acts (publishing a collected or reviewed
+    wish, releasing a claimed one), so the act says which states it may start from.
     """
     allow(wish, to, EVENT_FROM.get(event))
     if not cas(uow, Wish, wish.id, wish.state, state=to, updated_at=uow.now()):
@@ -117,10 +122,10 @@ def move(
     _emit(wish, event, uow, claim=claim, reason=reason)
 
 
-def allow(wish: Wish, to: str, start: str | None = None) -> None:
+def allow(wish: Wish, to: str, starts: tuple[str, ...] | None = None) -> None:
     """Refuse (409, with the current state and what it may become) a move not in the table."""
     allowed = TRANSITIONS[wish.state]
-    if to not in allowed or (start is not None and wish.state != start):
+    if to not in allowed or (starts is not None and wish.state not in starts):
         raise Conflict(
             f"a {wish.state} wish cannot become {to}", state=wish.state, allowed=list(allowed)
         )
@@ -131,7 +136,8 @@ def submit(wish: Wish, uow: UnitOfWork) -> None:
 
 
 def publish(wish: Wish, uow: UnitOfWork) -> None:
-    if wish.state == "pending_review" and wish.deadline and wish.deadline < today(uow):
+    """发布 — a reviewed wish, or one staff collected themselves (one step)."""
+    if wish.state in EVENT_FROM["published"] and wish.deadline and wish.deadline < today(uow):
         raise Invalid("bad deadline", [{"field": "deadline", "message": "has passed"}])
     move(wish, "published", uow, event="published")
 

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 
 from services.pairing import runtime, wishes
 from services.pairing.activities import confirmed_communities
@@ -151,12 +151,14 @@ def collect_wish(body: WishIn, rt: Rt, principal: Staff) -> dict[str, Any]:
 def list_wishes(
     rt: Rt,
     principal: Reader,
+    response: Response,
     community_code: Annotated[str | None, Query(pattern=r"^\d{12}$")] = None,
     state: Annotated[str | None, Query(max_length=20)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[dict[str, Any]]:
-    """Wishes of a community (or of the caller's scope), newest first."""
+    """Wishes of a community (or of the caller's scope), newest first; ``X-Total-Count``
+    says how many match."""
     query = select(Wish)
     if community_code is not None:
         if principal.role != "member" and not _covers(principal, community_code):
@@ -169,6 +171,8 @@ def list_wishes(
     if state is not None:
         query = query.where(Wish.state == state)
     with rt.read() as uow:
+        total = uow.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        response.headers["X-Total-Count"] = str(total)
         rows = uow.session.scalars(
             query.order_by(Wish.created_at.desc(), Wish.id).limit(limit).offset(offset)
         ).all()
@@ -193,7 +197,8 @@ def submit_wish(wish_id: uuid.UUID, rt: Rt, principal: Staff) -> dict[str, Any]:
 
 @router.post("/wishes/{wish_id}/publish")
 def publish_wish(wish_id: uuid.UUID, rt: Rt, principal: Staff) -> dict[str, Any]:
-    """发布 — members can see and claim it from now on."""
+    """发布 — members can see and claim it from now on. A reviewed wish, or a collected one
+    straight away (staff who entered it themselves need not submit it first)."""
     return _act(rt, wish_id, principal, wishes.publish)
 
 

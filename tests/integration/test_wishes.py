@@ -303,7 +303,7 @@ ACTIONS = (
     "evaluate",
 )
 LEGAL = {
-    "collected": {"submit"},
+    "collected": {"submit", "publish"},  # staff may publish what they collected at once
     "pending_review": {"publish", "reject"},
     "rejected": set(),
     "published": {"claim", "withdraw"},
@@ -371,6 +371,25 @@ def test_every_illegal_transition_of_wish_and_claim_is_refused_and_changes_nothi
             assert len(events(backend)) == sent, state
         released = admin.post(f"/api/v1/wishes/{wishes['released']}/revoke").json()
         assert released["claim_state"] == "cancelled"
+
+
+def test_staff_publish_a_wish_they_collected_in_one_step_and_lists_count_what_matches(
+    backend: Any, admin: Any
+) -> None:
+    (member,) = enrol(backend, admin, 1)
+    wish_id = new_wish(admin, title="给独居老人送药")["id"]
+    sent = len(events(backend))
+    answer = admin.post(f"/api/v1/wishes/{wish_id}/publish")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["state"] == "published"
+    assert [e.split(".", 1)[1] for e in events(backend)[sent:]] == ["wish.published"]
+    with as_member(backend, member) as me:
+        assert me.get(f"/api/v1/wishes/{wish_id}").json()["state"] == "published"
+    new_wish(admin)
+    listed = admin.get("/api/v1/wishes", params={"community_code": HOME, "state": "collected"})
+    assert listed.headers["X-Total-Count"] == str(len(listed.json())) != "0"
+    one = admin.get("/api/v1/wishes", params={"community_code": HOME, "limit": 1})
+    assert len(one.json()) == 1 and int(one.headers["X-Total-Count"]) >= 2
 
 
 # --- the sweep -----------------------------------------------------------------------------

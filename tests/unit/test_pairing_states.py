@@ -23,6 +23,7 @@ def edges(table: dict[str, tuple[str, ...]]) -> set[tuple[str, str]]:
 def test_the_wish_machine_is_the_domain_s() -> None:
     assert edges(wishes.TRANSITIONS) == {
         ("collected", "pending_review"),
+        ("collected", "published"),
         ("pending_review", "published"),
         ("pending_review", "rejected"),
         ("published", "claimed"),
