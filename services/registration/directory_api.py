@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
 
 from services.registration import runtime
 from services.registration.models import Community, Division, Unit
@@ -32,12 +33,9 @@ def _open(valid_from: date | None, valid_to: date | None, today: date) -> bool:
     return (valid_from is None or valid_from <= today) and (valid_to is None or today <= valid_to)
 
 
-def _names(rt: Runtime, codes: set[str]) -> dict[str, str]:
-    with rt.read() as uow:
-        rows = uow.session.execute(
-            select(Division.code, Division.name).where(Division.code.in_(codes))
-        )
-        return {code: name for code, name in rows}
+def _names(session: Session, codes: set[str]) -> dict[str, str]:
+    rows = session.execute(select(Division.code, Division.name).where(Division.code.in_(codes)))
+    return {code: name for code, name in rows}
 
 
 def community_view(c: Community, districts: dict[str, str], today: date) -> dict[str, Any]:
@@ -81,9 +79,9 @@ def find_communities(
     today = _today(rt)
     with rt.read() as uow:
         found = [c for c in uow.session.scalars(query) if _open(c.valid_from, c.valid_to, today)]
-    names = _names(rt, {c.district_code for c in found} | {c.code[:9] for c in found})
-    response.headers["Cache-Control"] = "private, max-age=300"
-    return [community_view(c, names, today) for c in found]
+        names = _names(uow.session, {c.district_code for c in found} | {c.code[:9] for c in found})
+        response.headers["Cache-Control"] = "private, max-age=300"
+        return [community_view(c, names, today) for c in found]
 
 
 @router.get("/communities/{code}")
@@ -91,11 +89,11 @@ def read_community(code: str, rt: Rt, _who: Reader, response: Response) -> dict[
     """One community by its 12-digit code, open or closed."""
     with rt.read() as uow:
         community = uow.session.get(Community, code)
-    if community is None:
-        raise NotFound(f"no community {code}")
-    names = _names(rt, {community.district_code, community.code[:9]})
-    response.headers["Cache-Control"] = "private, max-age=300"
-    return community_view(community, names, _today(rt))
+        if community is None:
+            raise NotFound(f"no community {code}")
+        names = _names(uow.session, {community.district_code, community.code[:9]})
+        response.headers["Cache-Control"] = "private, max-age=300"
+        return community_view(community, names, _today(rt))
 
 
 @router.get("/units")
@@ -119,14 +117,14 @@ def find_units(
     today = _today(rt)
     with rt.read() as uow:
         units = [u for u in uow.session.scalars(query) if _open(u.valid_from, u.valid_to, today)]
-    response.headers["Cache-Control"] = "private, max-age=300"
-    return [
-        {
-            "code": u.code,
-            "name": u.name,
-            "level": u.level,
-            "district_code": u.district_code,
-            "community_code": u.community_code,
-        }
-        for u in units
-    ]
+        response.headers["Cache-Control"] = "private, max-age=300"
+        return [
+            {
+                "code": u.code,
+                "name": u.name,
+                "level": u.level,
+                "district_code": u.district_code,
+                "community_code": u.community_code,
+            }
+            for u in units
+        ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -147,6 +147,17 @@ def api(request: Request) -> Api:
 
 
 ApiDep = Annotated[Api, Depends(api)]
+
+
+async def or_none(call: Awaitable[Any]) -> Any:
+    """The answer, or None when the API has none yet (404: e.g. a member registered a
+    moment ago whom the other services have not heard of yet)."""
+    try:
+        return await call
+    except ApiError as exc:
+        if exc.status == 404:
+            return None
+        raise
 
 
 def render(
