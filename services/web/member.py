@@ -336,6 +336,8 @@ async def wish_action(
         request.session["flash"] = (
             "这个心愿刚被别人认领了，请看看其他心愿。"
             if action == "claim" and exc.status == 409
+            else "社区刚确认您的报到，信息正在同步，请稍后再试。"
+            if action == "claim"
             else pages.refusal(exc)
         )
         return pages.go("/me/wishes", request)

@@ -6,7 +6,10 @@ from __future__ import annotations
 from datetime import date, time
 from typing import Any
 
+from fpdf.fonts import FontFace
+
 from services.web import labels
+from services.web.posters import cjk_pdf
 
 KINDS = labels.STATES["five_ones"]
 MAX_HOURS = 12
@@ -49,8 +52,6 @@ def certificate(
     today: date,
 ) -> bytes:
     """One A4 page (more if the list is long): who, what was verified, the hours."""
-    from services.web.posters import cjk_pdf
-
     pdf = cjk_pdf()
     pdf.add_page()
     pdf.set_font("cjk", size=20)
@@ -73,7 +74,10 @@ def certificate(
     pdf.ln(3)
     pdf.set_font("cjk", size=10)
     widths = (28, 34, 70, 20)
-    with pdf.table(col_widths=widths, text_align=("LEFT", "LEFT", "LEFT", "RIGHT")) as table:
+    # the CJK family has one weight: headings in it, not in bold
+    heading = FontFace(emphasis="", fill_color=(240, 240, 240))
+    aligned = ("LEFT", "LEFT", "LEFT", "RIGHT")
+    with pdf.table(col_widths=widths, text_align=aligned, headings_style=heading) as table:
         table.row(("日期", "类型", "社区", "时长"))
         for r in verified:
             place = places.get(r["community_code"], {}).get("name", r["community_code"])

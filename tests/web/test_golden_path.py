@@ -87,4 +87,82 @@ def test_the_month_in_a_phone(site: Site, phone: Callable[[], Page]) -> None:
     expect(member.get_by_text("待社区确认").first).to_be_visible()
     problems += look(member, "04-member-home")
 
+    # The community worker confirms the report-in.
+    worker = phone()
+    worker.goto(f"{site.url}/login")
+    sign_in(site, worker, WORKER)
+    confirm_report_in(site, worker, person["name"])
+
+    # The member claims the wish (once pairing has heard of the confirmation) ...
+    member.goto(f"{site.url}/me/wishes")
+    problems += look(member, "05-wishes")
+    claim(site, member, "给独居老人送一台收音机")
+    expect(member.get_by_text("认领成功")).to_be_visible()
+    problems += look(member, "06-wish-claimed")
+    member.get_by_role("button", name="已完成").click()
+    expect(member.get_by_text("已报告完成")).to_be_visible()
+
+    # ... and records a home visit.
+    member.get_by_role("link", name="五个一").click()
+    member.get_by_label("服务类型").select_option(label="民情家访")
+    member.get_by_label("日期").fill("2016-07-04")
+    member.get_by_label("时长（小时）").fill("2")
+    member.get_by_label("说明").fill("走访独居老人，了解用水困难")
+    member.get_by_role("button", name="提交").click()
+    expect(member.get_by_text("已提交，等待社区核实")).to_be_visible()
+    problems += look(member, "07-records")
+
+    # The worker verifies the record and confirms the wish.
+    verify_and_confirm(site, worker)
+
+    # The member's page shows the progress: two of the five, two hours.
+    member.goto(f"{site.url}/me")
+    expect(member.get_by_text("已核实服务 2小时")).to_be_visible()
+    expect(
+        member.locator("section", has_text="五个一").get_by_text("2 / 5", exact=False)
+    ).to_be_visible()
+    problems += look(member, "08-member-progress")
+    pdf = member.request.get(f"{site.url}/me/record.pdf")
+    assert pdf.ok and pdf.body().startswith(b"%PDF")
+
+    member.get_by_role("link", name="我的").click()
+    problems += look(member, "09-settings")
+    member.goto(f"{site.url}/me/withdraw")
+    problems += look(member, "10-withdraw")
+
     assert not problems, problems
+
+
+def claim(site: Site, member: Page, title: str) -> None:
+    """Claim the wish, again while pairing has not yet heard of the confirmation."""
+
+    def claimed() -> bool:
+        item = member.locator("li", has_text=title)
+        item.get_by_role("button", name="认领这个心愿").click()
+        if member.get_by_text("认领成功").count():
+            return True
+        member.goto(f"{site.url}/me/wishes")
+        return False
+
+    site.wait(claimed)
+
+
+def confirm_report_in(site: Site, worker: Page, name: str) -> None:
+    with site.api() as api:
+        waiting = api.get(
+            "/registrations", params={"community_code": COMMUNITY, "state": "submitted"}
+        ).json()
+        for registration in waiting:
+            api.post(f"/registrations/{registration['id']}/confirm")
+
+
+def verify_and_confirm(site: Site, worker: Page) -> None:
+    with site.api() as api:
+        records = api.get(
+            "/activities", params={"community_code": COMMUNITY, "state": "submitted"}
+        ).json()
+        for record in records:
+            assert api.post(f"/activities/{record['id']}/verify").status_code == 200
+        wishes = api.get("/wishes", params={"community_code": COMMUNITY, "state": "fulfilled"})
+        for wish in wishes.json():
+            assert api.post(f"/wishes/{wish['id']}/confirm").status_code == 200
