@@ -35,7 +35,7 @@ from services.demo_data import (
     synthetic_member,
 )
 from services.demo_outreach import Outreach, get_json
-from services.demo_sign_in import front_door
+from services.demo_sign_in import front_door, how_to_look
 from services.processes import die_with_parent
 from services.registration import sessions
 from shared.clock import SimulatedClock
@@ -129,6 +129,7 @@ def run(members: int = 200, port: int | None = None, busy: int = 30, timeout: fl
             month.report(active)
             outreach.finish()
         click.echo("\ncounts agree" if agree else "\nCOUNTS DISAGREE")
+        how_to_look(home, COMMUNITIES[3])
         return 0 if agree else 1
     finally:
         server.terminate()

@@ -24,6 +24,7 @@ from shared.pii import mask_phone
 
 RESIDENT_PHONE = "13700000626"  # 137: a prefix no synthetic member has
 WORKER_PHONE = "13700000701"
+LEADER_PHONE = "13700000801"
 CODE_WAIT = 60.0
 
 
@@ -96,6 +97,10 @@ def front_door(admin: httpx.Client, sms_file: Path, community: str, unit: str) -
     )
     if created.status_code not in (200, 201):
         raise click.ClickException(f"POST /staff answered {created.status_code}: {created.text}")
+    leader = {"name": "钱主任", "phone": LEADER_PHONE, "role": "leader", "scope": "city"}
+    made = admin.post("/api/v1/staff", json=leader)
+    if made.status_code not in (200, 201):
+        raise click.ClickException(f"POST /staff answered {made.status_code}: {made.text}")
     worker, _ = sign_in(base, sms_file, WORKER_PHONE)
     here = next(r for r in member["registrations"] if r["community_code"] == community)
     confirmed = worker.post(f"/api/v1/registrations/{here['id']}/confirm")
@@ -110,3 +115,19 @@ def front_door(admin: httpx.Client, sms_file: Path, community: str, unit: str) -
         client.delete("/api/v1/auth/sessions")
         client.close()
     return 1
+
+
+def how_to_look(home: Path, community: str) -> None:
+    """The last words of the demo: how the person at the machine opens the month it built."""
+    click.echo(
+        "\nlook at the month in a browser (a phone's width suits the pages best):\n"
+        f"  SERVICEMONTH_HOME={home} .venv/bin/servicemonth up --port 8000\n"
+        "  then open http://127.0.0.1:8000/ and sign in with a mobile number:\n"
+        f"    {RESIDENT_PHONE}  a member (she registered herself and reported in)\n"
+        f"    {WORKER_PHONE}  the community worker of {community}\n"
+        f"    {LEADER_PHONE}  a leader of the whole city\n"
+        f"  the SMS code arrives in {home / 'outbox' / 'sms.jsonl'} (the newest line for that\n"
+        f"  number, masked: tail -1 {home / 'outbox' / 'sms.jsonl'})\n"
+        f"  a community's QR link: http://127.0.0.1:8000/c/{community}\n"
+        f"  reports: {home / 'reports'}/<id>/report.html · messages: {home / 'outbox'}/"
+    )

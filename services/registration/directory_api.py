@@ -58,7 +58,7 @@ def _like(words: str) -> str:
     return f"%{escaped}%"
 
 
-@router.get("/communities")
+@router.get("/directory/communities")
 def find_communities(
     rt: Rt,
     _who: Reader,
@@ -84,7 +84,7 @@ def find_communities(
         return [community_view(c, names, today) for c in found]
 
 
-@router.get("/communities/{code}")
+@router.get("/directory/communities/{code}")
 def read_community(code: str, rt: Rt, _who: Reader, response: Response) -> dict[str, Any]:
     """One community by its 12-digit code, open or closed."""
     with rt.read() as uow:
@@ -96,7 +96,7 @@ def read_community(code: str, rt: Rt, _who: Reader, response: Response) -> dict[
         return community_view(community, names, _today(rt))
 
 
-@router.get("/units")
+@router.get("/directory/units")
 def find_units(
     rt: Rt,
     _who: Reader,

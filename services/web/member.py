@@ -50,7 +50,7 @@ async def community(api: Api, code: str) -> dict[str, Any] | None:
     if not Code12.match(code or ""):
         return None
     try:
-        found: dict[str, Any] = await api.get(f"/communities/{code}")
+        found: dict[str, Any] = await api.get(f"/directory/communities/{code}")
         return found
     except ApiError as exc:
         if exc.status == 404:
@@ -116,12 +116,12 @@ async def _nothing() -> list[dict[str, Any]] | None:
 
 
 async def _units(api: Api, words: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = await api.get("/units", q=words, limit=20)
+    found: list[dict[str, Any]] = await api.get("/directory/units", q=words, limit=20)
     return found
 
 
 async def _communities(api: Api, words: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = await api.get("/communities", q=words, limit=20)
+    found: list[dict[str, Any]] = await api.get("/directory/communities", q=words, limit=20)
     return found
 
 

@@ -65,7 +65,7 @@ def parse_cli(argv: list[str]) -> tuple[click.Command, click.Context]:
     for key in ("service", "services"):
         value = ctx.params.get(key)
         for name in (value,) if isinstance(value, str) else value or ():
-            assert name in SERVICES, f"{argv}: {name!r} is not a service"
+            assert name in (*SERVICES, "web"), f"{argv}: {name!r} is not a service"
     return command, ctx
 
 
@@ -95,7 +95,7 @@ def argv_of(svc: dict[str, Any]) -> list[str]:
 
 def test_compose_commands_are_real_cli_commands(compose: dict[str, Any]) -> None:
     apps = app_services(compose)
-    assert len(apps) == 2 + 3 * len(SERVICES)  # + migrate and the scheduler
+    assert len(apps) == 3 + 3 * len(SERVICES)  # + migrate, the scheduler and the web app
     for name, svc in apps.items():
         assert "command" in svc, f"{name}: no command (the image's default is --help)"
         try:
