@@ -96,7 +96,7 @@ async def named(api: Api, code: str, rows: list[dict[str, Any]]) -> list[dict[st
 
 
 async def unit_name(api: Api, code: str) -> str:
-    units = await api.get("/units", q=code, limit=5)
+    units = await api.get("/directory/units", q=code, limit=5)
     return next((str(u["name"]) for u in units if u.get("code") == code), code)
 
 
