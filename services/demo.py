@@ -35,7 +35,14 @@ from services.demo_data import (
     synthetic_member,
 )
 from services.demo_outreach import Outreach, get_json
-from services.demo_sign_in import front_door, how_to_look
+from services.demo_sign_in import (
+    LEADER_PHONE,
+    RESIDENT_PHONE,
+    WORKER_PHONE,
+    front_door,
+    how_to_look,
+)
+from services.demo_web import tour
 from services.processes import die_with_parent
 from services.registration import sessions
 from shared.clock import SimulatedClock
@@ -128,6 +135,12 @@ def run(members: int = 200, port: int | None = None, busy: int = 30, timeout: fl
             month.live(active, busy, outreach.sweep)
             month.report(active)
             outreach.finish()
+            visitors = {
+                "member": RESIDENT_PHONE,
+                "community": WORKER_PHONE,
+                "leader": LEADER_PHONE,
+            }
+            tour(base, home, visitors, COMMUNITIES[3])
         click.echo("\ncounts agree" if agree else "\nCOUNTS DISAGREE")
         how_to_look(home, COMMUNITIES[3])
         return 0 if agree else 1

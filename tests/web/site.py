@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -25,9 +24,10 @@ from typing import Any
 import httpx
 
 from services.demo_data import SAMPLE_DIRECTORY
+from services.demo_web import PageVisitor, code_for
+from services.demo_web import csrf as csrf  # the page tests read form tokens with it
 from shared.clock import SimulatedClock
 from shared.config import CAMPAIGN_TZ
-from shared.pii import mask_phone
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "web"
@@ -37,7 +37,6 @@ NOW = datetime(2016, 7, 4, 9, 30, tzinfo=CAMPAIGN_TZ)
 COMMUNITY = "410303001001"
 OTHER_COMMUNITY = "410303002001"
 UNIT = "U410303001"
-CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
 def free_port() -> int:
@@ -155,39 +154,14 @@ class Site:
 
     def code_for(self, phone: str, after: int) -> str:
         """The newest sign-in code sent to ``phone`` in SMS line ``after`` or later."""
-
-        def find() -> str | None:
-            for sms in reversed(self.sms_lines()[after:]):
-                if sms["kind"] == "sign_in_code" and sms["to"] == mask_phone(phone):
-                    return str(sms["params"]["code"])
-            return None
-
-        code: str = self.wait(find)
-        return code
+        return code_for(self.sms_file, phone, after, wait=30)
 
     @contextmanager
     def browser_client(self, phone: str, account: str = "") -> Iterator[httpx.Client]:
         """An HTTP client signed in through the pages (cookies, CSRF), as a browser would."""
-        with httpx.Client(base_url=self.url, timeout=30, follow_redirects=False) as web:
-            self._sign_in(web, phone, account)
-            yield web
-
-    def _sign_in(self, web: httpx.Client, phone: str, account: str) -> None:
-        token = csrf(web.get("/login").text)
-        seen = len(self.sms_lines())
-        asked = web.post("/login/code", data={"csrf": token, "phone": phone})
-        assert asked.status_code == 200, asked.text
-        form = {"csrf": token, "phone": phone, "code": self.code_for(phone, seen)}
-        if account:
-            form["account"] = account
-        signed = web.post("/login", data=form)
-        assert signed.status_code == 303, signed.text
-
-
-def csrf(page: str) -> str:
-    found = CSRF.search(page)
-    assert found, "the page carries a CSRF token"
-    return found.group(1)
+        with PageVisitor(self.url, self.sms_file) as visitor:
+            visitor.sign_in(phone, account)
+            yield visitor.web
 
 
 def running_site(home: Path) -> Iterator[Site]:
