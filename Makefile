@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test test-fast lint typecheck lock clean
+.PHONY: demo test test-fast lint typecheck lock clean bench-pages
 
 $(BIN)/servicemonth: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ demo: $(BIN)/servicemonth
 test: $(BIN)/servicemonth
 	sh scripts/system-packages.sh fonts browser
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+
+# Every page's API calls, size and time (median, p95) on the month the demo built.
+bench-pages: $(BIN)/servicemonth
+	test -f var/clock || $(MAKE) demo
+	$(BIN)/python bench/web_pages.py
 
 test-fast: $(BIN)/servicemonth
 	$(BIN)/python -m pytest -q -m "not production" tests/unit

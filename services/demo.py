@@ -38,6 +38,7 @@ from services.demo_outreach import Outreach, get_json
 from services.demo_sign_in import (
     LEADER_PHONE,
     RESIDENT_PHONE,
+    UNIT_PHONE,
     WORKER_PHONE,
     front_door,
     how_to_look,
@@ -138,6 +139,7 @@ def run(members: int = 200, port: int | None = None, busy: int = 30, timeout: fl
             visitors = {
                 "member": RESIDENT_PHONE,
                 "community": WORKER_PHONE,
+                "unit": UNIT_PHONE,
                 "leader": LEADER_PHONE,
             }
             tour(base, home, visitors, COMMUNITIES[3])

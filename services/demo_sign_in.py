@@ -25,6 +25,7 @@ from shared.pii import mask_phone
 RESIDENT_PHONE = "13700000626"  # 137: a prefix no synthetic member has
 WORKER_PHONE = "13700000701"
 LEADER_PHONE = "13700000801"
+UNIT_PHONE = "13700000901"
 CODE_WAIT = 60.0
 
 
@@ -97,10 +98,13 @@ def front_door(admin: httpx.Client, sms_file: Path, community: str, unit: str) -
     )
     if created.status_code not in (200, 201):
         raise click.ClickException(f"POST /staff answered {created.status_code}: {created.text}")
-    leader = {"name": "钱主任", "phone": LEADER_PHONE, "role": "leader", "scope": "city"}
-    made = admin.post("/api/v1/staff", json=leader)
-    if made.status_code not in (200, 201):
-        raise click.ClickException(f"POST /staff answered {made.status_code}: {made.text}")
+    for account in (
+        {"name": "钱主任", "phone": LEADER_PHONE, "role": "leader", "scope": "city"},
+        {"name": "孙组织员", "phone": UNIT_PHONE, "role": "unit", "scope": f"unit:{unit}"},
+    ):
+        made = admin.post("/api/v1/staff", json=account)
+        if made.status_code not in (200, 201):
+            raise click.ClickException(f"POST /staff answered {made.status_code}: {made.text}")
     worker, _ = sign_in(base, sms_file, WORKER_PHONE)
     here = next(r for r in member["registrations"] if r["community_code"] == community)
     confirmed = worker.post(f"/api/v1/registrations/{here['id']}/confirm")
@@ -126,6 +130,7 @@ def how_to_look(home: Path, community: str) -> None:
         f"    {RESIDENT_PHONE}  a member (she registered herself and reported in)\n"
         f"    {WORKER_PHONE}  the community worker of {community}\n"
         f"    {LEADER_PHONE}  a leader of the whole city\n"
+        f"    {UNIT_PHONE}  the organiser of the member's unit\n"
         f"  the SMS code arrives in {home / 'outbox' / 'sms.jsonl'} (the newest line for that\n"
         f"  number, masked: tail -1 {home / 'outbox' / 'sms.jsonl'})\n"
         f"  a community's QR link: http://127.0.0.1:8000/c/{community}\n"
