@@ -187,9 +187,11 @@ def roster() -> None:
 @roster.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--unit", "unit_code", required=True, help="The unit's code, e.g. U410303001.")
-@click.option("--show", default=20, show_default=True, help="How many rejected rows to list.")
+@click.option(
+    "--show", default=20, show_default=True, help="How many rejected rows (and notes) to list."
+)
 def roster_import(file: Path, unit_code: str, show: int) -> None:
-    """Import FILE (xlsx, or CSV in UTF-8 or GBK) for a unit; again adds nothing.
+    """Import FILE (xlsx, xls, or CSV in UTF-8 or GBK) for a unit; again adds nothing.
 
     Rejected rows are listed with their row number; the exit code is 0 even then, and 1
     when the file cannot be read.
@@ -212,10 +214,15 @@ def roster_import(file: Path, unit_code: str, show: int) -> None:
     )
     with rt.uow() as uow:
         errors = rosters.errors_of(uow.session, roster_id, show)
+        notes = rosters.notes_of(uow.session, roster_id, show)
     for error in errors:
         click.echo(f"  row {error['row']}: {error['field']}: {error['message']}")
     if done.rejected:
         click.echo(f"rejected rows and reasons: GET /api/v1/rosters/{roster_id}/errors.xlsx")
+    if notes:
+        click.echo("landed with a note (kept as the member's own words):")
+    for note in notes:
+        click.echo(f"  row {note['row']}: {note['field']}: {note['message']}")
 
 
 @roster.command("template")
