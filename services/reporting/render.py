@@ -51,7 +51,7 @@ def _change(h: Headline) -> str:
 
 
 def _change_color(h: Headline) -> str:
-    return "#2e7d32" if (h.change or 0) > 0 else "#999999"
+    return "#2e7d32" if (h.change or 0) > 0 else "#5f6368"
 
 
 def _amount(value: float) -> str:
