@@ -284,9 +284,11 @@ async def confirm_report(
     request: Request, api: ApiDep, me: Worker, registration_id: str
 ) -> Response:
     """确认一条: with htmx only that row is replaced (1 call)."""
+    form = await request.form()
+    name = str(form.get("name") or "")[:30]  # only to say whom the row was for
     return await act(
         request, api, f"/registrations/{registration_id}/confirm", None, "已确认报到",
-        anchor=f"reg-{registration_id}", back="/community/reports",
+        anchor=f"reg-{registration_id}", back="/community/reports", shown=name,
     )  # fmt: skip
 
 
@@ -316,7 +318,15 @@ async def reject_report(
 
 
 async def act(
-    request: Request, api: Api, path: str, body: Any, message: str, *, anchor: str, back: str
+    request: Request,
+    api: Api,
+    path: str,
+    body: Any,
+    message: str,
+    *,
+    anchor: str,
+    back: str,
+    shown: str = "",
 ) -> Response:
     """One POST to the API for a row of a list: with htmx, the row becomes what happened
     (a 409 says the row was dealt with meanwhile); without, back to the list with a flash."""
@@ -327,10 +337,10 @@ async def act(
             raise
         context = {"row": {}, "message": pages.refusal(exc), "failed": True, "anchor": anchor}
     else:
+        shown = str(row.get("title") or row.get("name") or shown)
         if not htmx(request):
-            shown = row.get("title") or row.get("name") or ""
             return done(request, back, f"{shown}{'：' if shown else ''}{message}")
-        context = {"row": row, "message": message, "anchor": anchor}
+        context = {"row": {"name": shown}, "message": message, "anchor": anchor}
     # A reason form posts with itself as the target: the whole row is what changes.
     headers = {"HX-Retarget": f"#{anchor}", "HX-Reswap": "outerHTML"}
     return pages.render(request, "community/_done.html", context, headers=headers)
