@@ -21,7 +21,7 @@ def create_app(
     the services as well."""
     names = list(services)
     if web and not names:
-        return _web(None)
+        return _web(None, port)
     app = FastAPI(
         title="servicemonth",
         summary="在职党员进社区服务月 — registration, pairing, notify and reporting",
@@ -48,12 +48,12 @@ def create_app(
         )
 
     if web:
-        app.mount("/", _web(f"http://127.0.0.1:{port or settings().http_port}"))
+        app.mount("/", _web(f"http://127.0.0.1:{port or settings().http_port}", port))
     return app
 
 
-def _web(api_url: str | None) -> FastAPI:
+def _web(api_url: str | None, port: int | None) -> FastAPI:
     from services.web import config as web_config
     from services.web.app import create_web_app
 
-    return create_web_app(web_config.load(settings(), api_url=api_url))
+    return create_web_app(web_config.load(settings(), api_url=api_url, port=port))

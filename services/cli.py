@@ -25,7 +25,7 @@ def _setup_logging() -> None:
         level=settings().log_level,
         format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",
     )
-    for noisy in ("httpx", "alembic", "kombu", "amqp", "celery"):
+    for noisy in ("httpx", "alembic", "kombu", "amqp", "celery", "fontTools"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -98,6 +98,8 @@ def run(members: int = 200, port: int | None = None, busy: int = 30, timeout: fl
     eve = config.campaign_start - timedelta(days=1)
     SimulatedClock(datetime.combine(eve, clock_time(8), CAMPAIGN_TZ), clock_file)
     os.environ["SERVICEMONTH_CLOCK_FILE"] = str(clock_file)
+    # the QR poster the demo prints points where the person at the machine will look
+    os.environ.setdefault("SERVICEMONTH_PUBLIC_URL", "http://127.0.0.1:8000")
     port = port or _free_port()
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(

@@ -46,11 +46,13 @@ def _session_key(settings: Settings) -> str:
     return key
 
 
-def load(settings: Settings, api_url: str | None = None) -> WebSettings:
-    """``SERVICEMONTH_API_URL`` (default: this machine's HTTP port), ``SERVICEMONTH_PUBLIC_URL``
-    (default: the same), ``SERVICEMONTH_WEB_SESSION_KEY_FILE`` (default: made once under
+def load(settings: Settings, api_url: str | None = None, port: int | None = None) -> WebSettings:
+    """``SERVICEMONTH_API_URL`` (default: ``api_url``, else this machine's
+    ``SERVICEMONTH_HTTP_PORT``), ``SERVICEMONTH_PUBLIC_URL`` (default: where this process
+    listens, ``port``), ``SERVICEMONTH_WEB_SESSION_KEY_FILE`` (default: made once under
     ``$SERVICEMONTH_HOME/keys/``)."""
-    local = f"http://127.0.0.1:{settings.http_port}"
-    api = _url(api_url or settings.get("API_URL") or local, "API_URL")
-    public = _url(settings.get("PUBLIC_URL") or local, "PUBLIC_URL")
+    default_api = api_url or f"http://127.0.0.1:{settings.http_port}"
+    api = _url(settings.get("API_URL") or default_api, "API_URL")
+    here = f"http://127.0.0.1:{port or settings.http_port}"
+    public = _url(settings.get("PUBLIC_URL") or here, "PUBLIC_URL")
     return WebSettings(api_url=api, public_url=public, session_key=_session_key(settings))
