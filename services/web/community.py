@@ -337,13 +337,21 @@ async def act(
             raise
         context = {"row": {}, "message": pages.refusal(exc), "failed": True, "anchor": anchor}
     else:
-        shown = str(row.get("title") or row.get("name") or shown)
+        shown = str(row.get("title") or row.get("name") or _record_label(row) or shown)
         if not htmx(request):
             return done(request, back, f"{shown}{'：' if shown else ''}{message}")
         context = {"row": {"name": shown}, "message": message, "anchor": anchor}
     # A reason form posts with itself as the target: the whole row is what changes.
     headers = {"HX-Retarget": f"#{anchor}", "HX-Reswap": "outerHTML"}
     return pages.render(request, "community/_done.html", context, headers=headers)
+
+
+def _record_label(row: dict[str, Any]) -> str:
+    """A service record said in a few words: 民情家访 7月4日 2小时."""
+    if "kind" not in row or "date" not in row:
+        return ""
+    kind = labels.label(row["kind"], "five_ones")
+    return f"{kind} {labels.day(row['date'])} {labels.hours(row.get('hours'))}"
 
 
 def reason_form(

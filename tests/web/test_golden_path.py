@@ -25,6 +25,7 @@ pytestmark = pytest.mark.xdist_group("web")
 MEMBER = "13700004001"
 WORKER = "13700004002"
 LEADER = "13700004003"
+ORGANISER = "13700004004"
 
 
 def sign_in(site: Site, page: Page, phone: str) -> None:
@@ -87,11 +88,16 @@ def test_the_month_in_a_phone(site: Site, phone: Callable[[], Page]) -> None:
     expect(member.get_by_text("待社区确认").first).to_be_visible()
     problems += look(member, "04-member-home")
 
-    # The community worker confirms the report-in.
+    # The community worker sees it first thing on her page and confirms the report-in.
     worker = phone()
     worker.goto(f"{site.url}/login")
     sign_in(site, worker, WORKER)
-    confirm_report_in(site, worker, person["name"])
+    expect(worker.get_by_role("heading", name="王城社区")).to_be_visible()
+    problems += look(worker, "11-community-today")
+    worker.get_by_role("link", name="待确认报到").click()
+    problems += look(worker, "12-community-reports")
+    act_on_row(worker, person["name"], "确认报到")
+    hours_before = verified_hours(site)
 
     # The member claims the wish (once pairing has heard of the confirmation) ...
     member.goto(f"{site.url}/me/wishes")
@@ -113,7 +119,19 @@ def test_the_month_in_a_phone(site: Site, phone: Callable[[], Page]) -> None:
     problems += look(member, "07-records")
 
     # The worker verifies the record and confirms the wish.
-    verify_and_confirm(site, worker)
+    worker.goto(f"{site.url}/community/records")
+    problems += look(worker, "13-community-records")
+    act_on_row(worker, person["name"], "核实", outcome="民情家访 7月4日 2小时")
+    worker.goto(f"{site.url}/community/wishes")
+    problems += look(worker, "14-community-wishes")
+    act_on_row(worker, "给独居老人送一台收音机", "确认已完成")
+    for path, name in [
+        ("/community/publish", "15-community-publish"),
+        ("/community/pairing", "16-community-pairing"),
+        ("/community/poster", "17-community-poster"),
+    ]:
+        worker.goto(site.url + path)
+        problems += look(worker, name)
 
     # The member's page shows the progress: two of the five, two hours.
     member.goto(f"{site.url}/me")
@@ -129,6 +147,31 @@ def test_the_month_in_a_phone(site: Site, phone: Callable[[], Page]) -> None:
     problems += look(member, "09-settings")
     member.goto(f"{site.url}/me/withdraw")
     problems += look(member, "10-withdraw")
+
+    # The district's leader: the live summary counts the member's two verified hours.
+    site.wait(lambda: verified_hours(site) == hours_before + 2)
+    leader = phone()
+    leader.goto(f"{site.url}/login")
+    sign_in(site, leader, LEADER)
+    hours = leader.locator(".stat", has_text="已核实服务时长")
+    expect(hours).to_contain_text(f"{hours_before + 2:g}小时")
+    problems += look(leader, "18-leader-summary")
+    site.cli("report", "run", "--scope", "district:410303")
+    leader.get_by_role("link", name="报告", exact=True).click()
+    problems += look(leader, "19-leader-reports")
+    leader.get_by_role("link", name="查看报告").first.click()
+    expect(leader.get_by_text("报到率").first).to_be_visible()
+    problems += look(leader, "20-leader-report")
+
+    # The unit's organiser sees the member among the unit's members.
+    site.staff(ORGANISER, "unit", "unit:U410303001", name="孙红")
+    unit = phone()
+    unit.goto(f"{site.url}/login")
+    sign_in(site, unit, ORGANISER)
+    problems += look(unit, "21-unit-overview")
+    for path, name in [("/unit/roster", "22-unit-roster"), ("/unit/members", "23-unit-members")]:
+        unit.goto(site.url + path)
+        problems += look(unit, name)
 
     assert not problems, problems
 
@@ -147,22 +190,15 @@ def claim(site: Site, member: Page, title: str) -> None:
     site.wait(claimed)
 
 
-def confirm_report_in(site: Site, worker: Page, name: str) -> None:
-    with site.api() as api:
-        waiting = api.get(
-            "/registrations", params={"community_code": COMMUNITY, "state": "submitted"}
-        ).json()
-        for registration in waiting:
-            api.post(f"/registrations/{registration['id']}/confirm")
+def act_on_row(page: Page, has_text: str, button: str, outcome: str = "") -> None:
+    """Press ``button`` in the list row naming ``has_text``; htmx swaps the row for its
+    outcome (which names ``outcome``, by default the same)."""
+    page.locator("li", has_text=has_text).get_by_role("button", name=button).click()
+    expect(page.locator("li.done", has_text=outcome or has_text)).to_be_visible()
 
 
-def verify_and_confirm(site: Site, worker: Page) -> None:
+def verified_hours(site: Site) -> float:
     with site.api() as api:
-        records = api.get(
-            "/activities", params={"community_code": COMMUNITY, "state": "submitted"}
-        ).json()
-        for record in records:
-            assert api.post(f"/activities/{record['id']}/verify").status_code == 200
-        wishes = api.get("/wishes", params={"community_code": COMMUNITY, "state": "fulfilled"})
-        for wish in wishes.json():
-            assert api.post(f"/wishes/{wish['id']}/confirm").status_code == 200
+        return float(
+            api.get("/summary", params={"scope": "district:410303"}).json()["verified_hours"]
+        )
