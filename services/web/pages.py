@@ -201,6 +201,14 @@ def refusal(exc: ApiError) -> str:
     return labels.refusal(exc)
 
 
+def tab_of(path: str, tabs: list[tuple[str, str]]) -> str:
+    """The tab a page belongs to: the longest tab path that is ``path`` or above it
+    (/community/records belongs to 今日, /community/publish to 发布)."""
+    under = [href for href, _ in tabs if path == href or path.startswith(href + "/")]
+    return max(under, key=len, default="")
+
+
+templates.env.globals["tab_of"] = tab_of
 templates.env.globals["navs"] = {
     "member": [
         ("/me", "首页"),
