@@ -11,7 +11,7 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
-from sqlalchemy import or_, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
 from services.registration import runtime
@@ -58,6 +58,27 @@ def _like(words: str) -> str:
     return f"%{escaped}%"
 
 
+def _open_matching(
+    model: type[Community] | type[Unit], q: str, district: str | None, limit: int, today: date
+) -> Select[Any]:
+    """Open rows of ``model`` whose name or code contains ``q`` (all when empty), by code."""
+    query = (
+        select(model)
+        .where(or_(model.valid_from.is_(None), model.valid_from <= today))
+        .where(or_(model.valid_to.is_(None), model.valid_to >= today))
+        .order_by(model.code)
+        .limit(limit)
+    )
+    if q.strip():
+        like = _like(q.strip())
+        query = query.where(
+            or_(model.name.like(like, escape="\\"), model.code.like(like, escape="\\"))
+        )
+    if district:
+        query = query.where(model.district_code == district)
+    return query
+
+
 @router.get("/directory/communities")
 def find_communities(
     rt: Rt,
@@ -68,17 +89,9 @@ def find_communities(
     limit: Limit = 20,
 ) -> list[dict[str, Any]]:
     """Open communities whose name or code contains ``q`` (all when empty), by code."""
-    query = select(Community).order_by(Community.code).limit(limit)
-    if q.strip():
-        like = _like(q.strip())
-        query = query.where(
-            or_(Community.name.like(like, escape="\\"), Community.code.like(like, escape="\\"))
-        )
-    if district:
-        query = query.where(Community.district_code == district)
     today = _today(rt)
     with rt.read() as uow:
-        found = [c for c in uow.session.scalars(query) if _open(c.valid_from, c.valid_to, today)]
+        found = list(uow.session.scalars(_open_matching(Community, q, district, limit, today)))
         names = _names(uow.session, {c.district_code for c in found} | {c.code[:9] for c in found})
         response.headers["Cache-Control"] = "private, max-age=300"
         return [community_view(c, names, today) for c in found]
@@ -106,17 +119,8 @@ def find_units(
     limit: Limit = 20,
 ) -> list[dict[str, Any]]:
     """Open units whose name or code contains ``q``, by code: the registration form's picker."""
-    query = select(Unit).order_by(Unit.code).limit(limit)
-    if q.strip():
-        like = _like(q.strip())
-        query = query.where(
-            or_(Unit.name.like(like, escape="\\"), Unit.code.like(like, escape="\\"))
-        )
-    if district:
-        query = query.where(Unit.district_code == district)
-    today = _today(rt)
     with rt.read() as uow:
-        units = [u for u in uow.session.scalars(query) if _open(u.valid_from, u.valid_to, today)]
+        units = uow.session.scalars(_open_matching(Unit, q, district, limit, _today(rt)))
         response.headers["Cache-Control"] = "private, max-age=300"
         return [
             {

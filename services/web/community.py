@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import io
 import re
-import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Annotated, Any
@@ -27,6 +26,7 @@ from starlette.datastructures import UploadFile
 from services.web import labels, pages, posters
 from services.web.client import Api, ApiError
 from services.web.pages import ApiDep, Checked, Person
+from services.web.vocabulary import vocabulary
 
 router = APIRouter()
 Worker = Annotated[Person, Depends(pages.role("community"))]
@@ -34,19 +34,6 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 # --- what the forms offer -----------------------------------------------------------------
 
-#: Used when GET /vocabulary cannot be read (the forms still work).
-FALLBACK_VOCABULARY: dict[str, Any] = {
-    "skills": [
-        "医疗护理", "健康咨询", "法律咨询", "政策宣讲", "心理疏导", "家电维修", "水电维修",
-        "文艺演出", "教育辅导", "治安巡逻", "环境卫生", "文明创建", "助老服务", "关爱儿童",
-        "就业指导", "矛盾调解", "信息技术", "书法绘画",
-    ],
-    "availability": [
-        {"value": "weekday_daytime", "label": "工作日白天"},
-        {"value": "weekday_evening", "label": "工作日晚上"},
-        {"value": "weekend", "label": "周末"},
-    ],
-}  # fmt: skip
 #: 服务对象 categories (pairing's TARGET_CATEGORIES); the sensitive ones need consent.
 TARGET_CATEGORIES = (
     "空巢老人",
@@ -74,25 +61,6 @@ REASONS = {
     "members_at_load_cap": "合适的党员对接已满",
 }
 MISSING = {"need": "需求", "project": "项目"}
-
-_vocabulary_cache: tuple[float, dict[str, Any]] | None = None
-
-
-async def vocabulary(api: Api) -> dict[str, Any]:
-    """The skills and availability the forms offer: GET /vocabulary, kept an hour as the
-    API allows (``Cache-Control: public, max-age=3600``); a fallback when it cannot be read."""
-    global _vocabulary_cache
-    now = time.monotonic()
-    if _vocabulary_cache is not None and now - _vocabulary_cache[0] < 3600:
-        return _vocabulary_cache[1]
-    try:
-        found = await api.get("/vocabulary")
-    except ApiError:
-        return FALLBACK_VOCABULARY
-    if not isinstance(found, dict) or not found.get("skills"):
-        return FALLBACK_VOCABULARY
-    _vocabulary_cache = (now, found)
-    return found
 
 
 # --- small helpers -------------------------------------------------------------------------

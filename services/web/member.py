@@ -16,6 +16,7 @@ from services.web import pages, records
 from services.web.client import Api, ApiError
 from services.web.pages import ApiDep, Checked, Person
 from services.web.sign_in import start
+from services.web.vocabulary import vocabulary
 
 router = APIRouter()
 Member = Annotated[Person, Depends(pages.role("member"))]
@@ -23,7 +24,6 @@ Registrant = Annotated[Person, Depends(pages.role("registrant"))]
 Text = Annotated[str, Form(max_length=200)]
 LongText = Annotated[str, Form(max_length=1000)]
 Code12 = re.compile(r"^\d{12}$")
-#: The vocabulary when the API cannot be reached for it (the API's is the truth).
 #: The five ones before pairing has heard of a new member.
 NO_PROGRESS: dict[str, Any] = {
     **dict.fromkeys(records.KINDS, False),
@@ -31,19 +31,6 @@ NO_PROGRESS: dict[str, Any] = {
     "hours": 0,
     "missing": list(records.KINDS),
 }
-AVAILABILITY = [
-    {"value": "weekday_daytime", "label": "工作日白天"},
-    {"value": "weekday_evening", "label": "工作日晚上"},
-    {"value": "weekend", "label": "周末"},
-]
-
-
-async def vocabulary(api: Api) -> dict[str, Any]:
-    try:
-        found: dict[str, Any] = await api.get("/vocabulary")
-        return found
-    except ApiError:
-        return {"skills": [], "availability": AVAILABILITY}
 
 
 async def community(api: Api, code: str) -> dict[str, Any] | None:
