@@ -1,8 +1,9 @@
 """Reading the directory: communities and units by code or by a word of their name.
 
 Forms need them (a member picks a residence community and a unit; a community's QR link
-names its community), so any signed-in caller may read them, a registrant included. The
-directory holds no personal data: names and codes of public bodies.
+names its community), so any signed-in caller may search them, a registrant included, and
+anyone may read one community by its code. The directory holds no personal data: names and
+codes of public bodies.
 """
 
 from __future__ import annotations
@@ -98,8 +99,10 @@ def find_communities(
 
 
 @router.get("/directory/communities/{code}")
-def read_community(code: str, rt: Rt, _who: Reader, response: Response) -> dict[str, Any]:
-    """One community by its 12-digit code, open or closed."""
+def read_community(code: str, rt: Rt, response: Response) -> dict[str, Any]:
+    """One community by its 12-digit code, open or closed. Anyone may ask: the name of a
+    residents' committee is printed on its QR poster, and a person who scans it should see
+    where they are reporting in before they sign in."""
     with rt.read() as uow:
         community = uow.session.get(Community, code)
         if community is None:

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import Response
 
-from services.web import pages, records
+from services.web import labels, pages, records
 from services.web.client import Api, ApiError
 from services.web.pages import ApiDep, Checked, Person
 from services.web.sign_in import start
@@ -206,7 +206,9 @@ async def register(
             return await _register_page(request, api, form, {}, status=409, message=message)
         raise
     start(request, answer["session"])
-    request.session["flash"] = "注册成功！请到社区报到，社区确认后即完成“双报到”。"
+    request.session["flash"] = (
+        "注册成功！已提交报到，等待社区确认；两个社区都确认后即完成“双报到”。"
+    )
     return pages.go("/me", request)
 
 
@@ -220,7 +222,8 @@ async def report_in(request: Request, api: ApiDep, code: str) -> Response:
     if not Code12.match(code):
         raise pages.PageRefused(404, "这个二维码不是有效的社区报到码")
     if person is None:
-        return pages.render(request, "member/report_in.html", {"code": code, "place": None})
+        context = {"code": code, "place": await community(api, code)}
+        return pages.render(request, "member/report_in.html", context)
     if person.role == "registrant":
         return pages.go(f"/register?community={code}")
     if person.role != "member":
@@ -302,7 +305,7 @@ async def wishes(request: Request, api: ApiDep, person: Member) -> Response:
 
 
 WISH_ACTIONS = {
-    "claim": "认领成功！请在期限内完成，完成后点击“已完成”。",
+    "claim": "认领成功！请在期限内完成，完成后点击“我已完成，请社区确认”。",
     "fulfil": "已报告完成，等待社区确认。",
     "cancel": "已放弃认领，心愿回到可认领状态。",
 }
@@ -356,6 +359,7 @@ async def _records_page(
     progress = progress or NO_PROGRESS
     codes = _confirmed(member)
     places = await communities(api, codes + [r["community_code"] for r in mine])
+    form = {"date": datetime.now(labels.TZ).date().isoformat(), **form}
     context = {
         "progress": progress,
         "records": mine,
@@ -466,8 +470,8 @@ async def withdraw_page(request: Request, _person: Member) -> Response:
 
 @router.post("/me/withdraw", dependencies=[Checked])
 async def withdraw(request: Request, api: ApiDep, person: Member, confirm: Text = "") -> Response:
-    if confirm != "退出":
-        errors = {"confirm": "请输入“退出”两个字以确认"}
+    if confirm != "注销":
+        errors = {"confirm": "请输入“注销”两个字以确认"}
         return pages.render(request, "member/withdraw.html", {"errors": errors}, 422)
     await api.delete(f"/members/{person.code}")
     request.session.clear()

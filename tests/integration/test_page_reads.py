@@ -13,7 +13,10 @@ from tests.support import client, issue_token, load_sample_directory
 def test_directory_reads_answer_any_signed_in_caller_and_no_stranger(backend: Any) -> None:
     load_sample_directory(backend)
     with client() as stranger:
-        assert stranger.get("/api/v1/directory/communities/410303001001").status_code == 401
+        # a community's name is on its poster: anyone may read it; searching needs a token
+        assert stranger.get("/api/v1/directory/communities/410303001001").status_code == 200
+        assert stranger.get("/api/v1/directory/communities").status_code == 401
+        assert stranger.get("/api/v1/directory/units").status_code == 401
     with client(issue_token(backend, "registrant", "phone:test")) as registrant:
         one = registrant.get("/api/v1/directory/communities/410303001001")
         assert one.status_code == 200
