@@ -20,6 +20,7 @@ from services.registration import (
     runtime,
     sessions,
     staff_api,
+    unit_members_api,
     vocabulary_api,
 )
 from services.registration.models import AuditEntry, CommunityRegistration, Member, Unit
@@ -295,4 +296,5 @@ router.include_router(auth_api.router)
 router.include_router(directory_api.router)
 router.include_router(rosters_api.router)
 router.include_router(staff_api.router)
+router.include_router(unit_members_api.router)
 router.include_router(vocabulary_api.router)
