@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -11,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.web import community, leader, member, pages, sign_in, unit
 from services.web.client import TIMEOUT, ApiError
@@ -23,6 +25,48 @@ CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 )
+
+
+#: The most a request may send: forms are small; the two uploads get their file's cap (the
+#: API's own, docs/contract.md "Size limits") and a little for the form around it.
+BODY_LIMITS = (
+    (re.compile(r"^/unit/roster$"), 51 * 1024 * 1024),
+    (re.compile(r"^/community/publish/[a-z]+/upload$"), 11 * 1024 * 1024),
+)
+FORM_LIMIT = 1024 * 1024
+
+
+class BodyLimit:
+    """Refuses a request body over its route's cap before anyone reads it: by its declared
+    length (413), and a body without one (411) — browsers always declare it, and the server
+    holds a client to what it declared."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        cap = next((n for pattern, n in BODY_LIMITS if pattern.match(path)), FORM_LIMIT)
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is None or not declared.isdigit():
+            status, text = 411, "请求缺少长度，请刷新页面后重试"
+        elif int(declared) > cap:
+            status, text = 413, f"提交的内容太大（上限 {cap // (1024 * 1024)} MB）"
+        else:
+            await self.app(scope, receive, send)
+            return
+        body = f"<!doctype html><meta charset=utf-8><title>{status}</title><p>{text}</p>".encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"text/html; charset=utf-8")],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
 
 
 def create_web_app(config: WebSettings) -> FastAPI:
@@ -42,6 +86,7 @@ def create_web_app(config: WebSettings) -> FastAPI:
     )
     app.state.http = http
     app.state.config = config
+    app.add_middleware(BodyLimit)
     app.add_middleware(
         SessionMiddleware,
         secret_key=config.session_key,

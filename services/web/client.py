@@ -30,20 +30,32 @@ class ApiError(Exception):
 
 
 class Api:
-    """One page's conversation with the API; ``calls`` counts its requests."""
+    """One page's conversation with the API; ``calls`` counts its requests.
 
-    def __init__(self, http: httpx.AsyncClient, token: str | None) -> None:
+    ``client`` is the person's address as the web app saw it: the API counts sign-in
+    limits per address, and without it every visitor would share the web server's one.
+    It travels as ``X-Forwarded-For``, which the API's server believes only from a proxy
+    it trusts (uvicorn: 127.0.0.1 unless ``FORWARDED_ALLOW_IPS`` says more).
+    """
+
+    def __init__(self, http: httpx.AsyncClient, token: str | None, client: str = "") -> None:
         self._http = http
         self._token = token
+        self._client = client
         self.calls = 0
 
     async def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = kwargs.pop("headers", {})
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"
+        if self._client:
+            headers["X-Forwarded-For"] = self._client
         self.calls += 1
         try:
             response = await self._http.request(method, "/api/v1" + path, headers=headers, **kwargs)
+        except httpx.InvalidURL:
+            # a path built from what someone typed into the address bar
+            raise ApiError(404, {"title": "Not found", "detail": "no such path"}) from None
         except httpx.HTTPError as exc:
             raise ApiError(502, {"title": "unreachable", "detail": type(exc).__name__}) from None
         if response.status_code >= 400:

@@ -64,7 +64,7 @@ async def register_form(
     unit_q: Annotated[str, Query(max_length=40)] = "",
     community_q: Annotated[str, Query(max_length=40)] = "",
 ) -> Response:
-    form = {"phone": request.session.get("phone", ""), "residence_community_code": community_code}
+    form = {"residence_community_code": community_code}
     return await _register_page(request, api, form, {}, unit_q, community_q)
 
 

@@ -130,7 +130,7 @@ async def check_csrf(request: Request) -> None:
         form = await request.form()
         field = form.get("csrf")
         sent = field if isinstance(field, str) else ""
-    if not expected or not hmac.compare_digest(str(expected), sent):
+    if not expected or not hmac.compare_digest(str(expected).encode(), sent.encode()):
         raise PageRefused(403, "页面已过期，请刷新后重新提交")
 
 
@@ -141,7 +141,8 @@ def api(request: Request) -> Api:
     """The API client for this request, with the person's token when signed in."""
     http: httpx.AsyncClient = request.app.state.http
     person = current(request)
-    client = Api(http, person.token if person else None)
+    address = request.client.host if request.client else ""
+    client = Api(http, person.token if person else None, address)
     request.state.api = client
     return client
 

@@ -75,8 +75,6 @@ async def sign_in(
             return pages.render(request, "login.html", context, 429)
         raise
     start(request, answer)
-    if answer["role"] == "registrant":
-        request.session["phone"] = phone
     target = pages.safe_next(next)
     return pages.go(target if target != "/" else pages.HOME.get(answer["role"], "/"))
 

@@ -77,6 +77,7 @@ def test_the_month_in_a_phone(site: Site, phone: Callable[[], Page]) -> None:
     problems += look(member, "03-register")
     member.get_by_label("姓名").fill(person["name"])
     member.get_by_label("身份证号").fill(person["id_number"])
+    member.get_by_label("手机号").fill(MEMBER)
     member.get_by_label("工作单位").fill("西工区")
     member.get_by_label("西工区示例街道办事处").check()
     member.get_by_label("法律咨询").check()

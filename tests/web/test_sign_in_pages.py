@@ -44,3 +44,29 @@ def test_next_never_leaves_the_site(site: Site) -> None:
     with httpx.Client(base_url=site.url) as web:
         page = web.get("/login", params={"next": "//evil.example/x"}).text
     assert 'name="next" value="/"' in page
+
+
+def test_each_visitor_has_their_own_sign_in_limit_not_the_web_servers(site: Site) -> None:
+    """The API counts code requests per client address (30 an hour); behind the web app
+    every visitor would share the server's one unless the web app passes theirs on."""
+    with httpx.Client(base_url=site.url) as web:
+        token = csrf(web.get("/login").text)
+        answers = [
+            web.post(
+                "/login/code",
+                data={"csrf": token, "phone": f"1370000{1100 + n}"},
+                headers={"X-Forwarded-For": f"198.51.100.{n}"},  # as the front proxy says
+            ).status_code
+            for n in range(31)
+        ]
+    assert answers == [200] * 31
+
+
+def test_strange_or_oversized_posts_are_refused_not_crashed(site: Site) -> None:
+    with httpx.Client(base_url=site.url) as web:
+        token = csrf(web.get("/login").text)
+        odd = web.post("/login/code", data={"csrf": "中文", "phone": "13700001004"})
+        assert odd.status_code == 403
+        big = web.post("/login/code", data={"csrf": token, "phone": "1" * (2 * 1024 * 1024)})
+        assert big.status_code == 413
+        assert "太大" in big.text
