@@ -37,7 +37,7 @@ NUMBERS = (
 #: Rates shown as bars: (key of ``rates``, label).
 RATES = (
     ("reported_in_rate", "报到率"),
-    ("dual_registration_rate", "双注册率"),
+    ("dual_registration_rate", "双报到率"),
     ("dual_pairing_rate", "双对接率"),
     ("five_ones_rate", "“五个一”完成率"),
     ("wish_claim_rate", "微心愿认领率"),
@@ -52,8 +52,40 @@ FUNNEL = (
 )
 
 
+#: What each rate the ranking may be by is divided by (a sub-scope where that is 0 has no
+#: rate: it is shown last, as 暂无数据, never as a laggard).
+DENOMINATORS = {
+    "reported_in_rate": "members",
+    "dual_registration_rate": "members",
+    "dual_pairing_rate": "reported_in",
+    "five_ones_rate": "reported_in",
+    "cadre_rate": "leading_cadres",
+}
+
+
 def percent(value: Any) -> str:
-    return "—" if value is None else f"{float(value) * 100:.1f}%"
+    """``1`` → ``100%``, ``0.6667`` → ``66.7%``: one decimal only when not whole."""
+    if value is None:
+        return "—"
+    shown = round(float(value) * 100, 1)
+    return f"{shown:.0f}%" if shown == int(shown) else f"{shown:.1f}%"
+
+
+def ranked(ranking: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The ranking's rows with data, renumbered, then those without (denominator 0)."""
+    base = DENOMINATORS.get(str(ranking.get("by") or ""), "reported_in")
+    rows, empty = [], []
+    for row in ranking.get("ranked") or []:
+        if row.get("value") is None or not row.get(base):
+            empty.append({**row, "rank": None, "laggard": False, "text": "暂无数据"})
+        else:
+            rows.append({**row, "text": percent(row["value"])})
+    previous, rank = None, 0
+    for n, row in enumerate(rows, start=1):  # ties keep one rank, as the API gives them
+        if row["value"] != previous:
+            rank, previous = n, row["value"]
+        row["rank"] = rank
+    return rows, empty
 
 
 @router.get("/leader")
@@ -65,8 +97,7 @@ async def overview(
         raise pages.PageRefused(404, "没有找到这个范围")
     summary = await api.get("/summary", scope=scope)
     ranking = await api.get("/summary/ranking", scope=scope)
-    for row in ranking["ranked"]:
-        row["text"] = percent(row["value"])
+    rows, empty = ranked(ranking)
     five_base = summary.get("reported_in") or 0
     context = {
         "scope": scope or person.scope,
@@ -84,6 +115,9 @@ async def overview(
         "funnel": [(text, summary["wish_funnel"].get(key)) for key, text in FUNNEL],
         "funnel_top": max([v for v in summary["wish_funnel"].values() if v] or [1]),
         "ranking": ranking,
+        "rows": rows,
+        "empty": empty,
+        "laggards": [row for row in rows if row.get("laggard")],
         "level": LEVEL_NAMES.get(ranking.get("level", ""), ""),
     }
     return pages.render(request, "leader/overview.html", context)

@@ -2,7 +2,9 @@
 progress, and the unit's members with their five ones (exportable as xlsx).
 
 Members come from pairing (``GET /units/{code}/progress``: ids and the five ones); their
-masked names (张*) from reporting (``GET /summary/members``), one call per page.
+names in full and masked phones from registration (``GET /directory/units/{code}/members``:
+the organiser manages them and must know whom to chase), one call per page. A member
+registration no longer lists (withdrawn meanwhile) keeps reporting's masked name.
 """
 
 from __future__ import annotations
@@ -81,18 +83,35 @@ async def listed(api: Api, path: str, **params: Any) -> tuple[list[dict[str, Any
 
 
 async def named(api: Api, code: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``rows`` with each member's masked name (reporting), in one call."""
+    """``rows`` with each member's name and masked phone (registration), in one call; those
+    registration does not list (withdrawn) with reporting's masked name, in one more."""
     if not rows:
         return rows
     ids = [r["member_id"] for r in rows]
+    found = await api.get(f"/directory/units/{code}/members", member_id=ids, limit=len(ids))
+    people = {m["id"]: m for m in found}
+    missing = [i for i in ids if i not in people]
+    if missing:
+        people |= {i: {"name": n} for i, n in (await masked(api, code, missing)).items()}
+    return [
+        {
+            **r,
+            "name": people.get(r["member_id"], {}).get("name") or "（姓名待同步）",
+            "phone": people.get(r["member_id"], {}).get("phone") or "",
+        }
+        for r in rows
+    ]
+
+
+async def masked(api: Api, code: str, ids: list[str]) -> dict[str, str]:
+    """Reporting's masked names (张*) of ``ids``: for members registration no longer lists."""
     try:
         found = await api.get("/summary/members", scope=f"unit:{code}", member_id=ids)
     except ApiError as exc:
         if exc.status != 404:
             raise
-        found = []
-    names = {m["member_id"]: m.get("name") for m in found}
-    return [{**r, "name": names.get(r["member_id"]) or "（姓名待同步）"} for r in rows]
+        return {}
+    return {m["member_id"]: m.get("name") or "" for m in found}
 
 
 async def unit_name(api: Api, code: str) -> str:
@@ -241,7 +260,7 @@ async def members(
 @router.get("/unit/members.xlsx")
 async def members_export(api: ApiDep, person: Organiser) -> Response:
     """Every member of the unit and their five ones: a page of 1,000 per call, and the
-    names of the unit's members in one call per 5,000."""
+    names and masked phones of the unit's members in one call per 1,000."""
     code = person.code
     rows: list[dict[str, Any]] = []
     while len(rows) < EXPORT_MAX:
@@ -249,31 +268,30 @@ async def members_export(api: ApiDep, person: Organiser) -> Response:
         rows += batch
         if not batch or len(rows) >= total:
             break
-    names: dict[str, str] = {}
+    people: dict[str, dict[str, Any]] = {}
     while True:
-        try:
-            found, total = await listed(
-                api, "/summary/members", scope=f"unit:{code}", limit=5000, offset=len(names)
-            )
-        except ApiError as exc:
-            if exc.status != 404:
-                raise
+        found, total = await listed(
+            api, f"/directory/units/{code}/members", limit=1000, offset=len(people)
+        )
+        people.update({m["id"]: m for m in found})
+        if not found or len(people) >= total or len(people) >= EXPORT_MAX:
             break
-        names.update({m["member_id"]: m.get("name") or "" for m in found})
-        if not found or len(names) >= total:
-            break
+    missing = [r["member_id"] for r in rows if r["member_id"] not in people]
+    if missing:
+        gone = await masked(api, code, missing[:200])
+        people |= {i: {"name": n} for i, n in gone.items()}
     kinds = labels.STATES["five_ones"]
     book = Workbook()
     sheet = book.active
     assert sheet is not None
     sheet.title = "五个一完成情况"
-    sheet.append(["序号", "编号", "姓名", "领导干部", "已报到", *kinds.values(), *TAIL])
+    sheet.append(["序号", "姓名", "手机号", "领导干部", "已报到", *kinds.values(), *TAIL])
     for n, row in enumerate(rows, start=1):
         sheet.append(
             [
                 n,
-                row["member_id"][:8],
-                names.get(row["member_id"]) or "",
+                people.get(row["member_id"], {}).get("name") or "",
+                people.get(row["member_id"], {}).get("phone") or "",
                 "是" if row.get("is_leader_cadre") else "否",
                 "是" if row.get("reported_in") else "否",
                 *("✓" if row.get(kind) else "" for kind in kinds),
@@ -284,7 +302,7 @@ async def members_export(api: ApiDep, person: Organiser) -> Response:
         )
     sheet.freeze_panes = "A2"
     for column, width in zip(
-        "ABCDEFGHIJKLM", (6, 10, 10, 8, 8, 10, 10, 10, 12, 14, 10, 16, 40), strict=True
+        "ABCDEFGHIJKLM", (6, 10, 14, 8, 8, 10, 10, 10, 12, 14, 10, 16, 40), strict=True
     ):
         sheet.column_dimensions[column].width = width
     out = io.BytesIO()

@@ -16,6 +16,7 @@ import pytest
 from openpyxl import Workbook, load_workbook
 
 from services.demo_data import synthetic_member
+from services.web.leader import percent, ranked
 from tests.web.site import Site, csrf
 
 pytestmark = pytest.mark.xdist_group("web")
@@ -30,6 +31,12 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 GOOD = 4
 
 
+def people() -> list[dict[str, Any]]:
+    """The roster's people: GOOD good ones, then one whose row will be refused."""
+    rng = random.Random(3001)
+    return [synthetic_member(rng, [UNIT], [HOME]) for _ in range(GOOD + 1)]
+
+
 def roster() -> bytes:
     """A roster as a unit fills it in: GOOD good rows (one with a 专长 word not on the
     list), then one whose ID number has a wrong check character."""
@@ -37,9 +44,7 @@ def roster() -> bytes:
     sheet = book.active
     assert sheet is not None
     sheet.append(["姓名", "身份证号", "手机号", "居住社区代码", "专长"])
-    rng = random.Random(3001)
-    for n in range(GOOD + 1):
-        m = synthetic_member(rng, [UNIT], [HOME])
+    for n, m in enumerate(people()):
         id_number = m["id_number"]
         if n == GOOD:
             id_number = id_number[:-1] + ("1" if id_number[-1] != "1" else "2")
@@ -133,13 +138,18 @@ def test_the_units_members_are_listed_with_who_is_behind_and_exported(
 ) -> None:
     web = organiser
 
+    names = {m["name"] for m in people()[:GOOD]}
+
     def named() -> str | None:
         page = web.get("/unit/members").text
-        listed = re.findall(r"<b>(.\*+)</b>", page)  # masked names: 张*
-        return page if len(listed) == GOOD else None
+        listed = set(re.findall(r"<b>([^<]+)</b>", page))  # names in full: the organiser's own
+        return page if names <= listed else None
 
     page = site.wait(named)
     assert f"共 {GOOD} 人" in page and page.count("○ 民情家访") == GOOD
+    assert "编号" not in page  # no raw ids shown to people
+    assert len(re.findall(r"1\d\d\*{4}\d{4}", page)) == GOOD  # phones, masked
+    assert 'class="button secondary block" href="/unit/members.xlsx"' in page
     behind = web.get("/unit/members", params={"behind": "1"}).text
     assert f"未完成 {GOOD} 人" in behind
     overview = web.get("/unit")
@@ -153,8 +163,11 @@ def test_the_units_members_are_listed_with_who_is_behind_and_exported(
     sheet = load_workbook(io.BytesIO(export.content)).active
     assert sheet is not None
     rows = list(sheet.iter_rows(values_only=True))
-    assert rows[0][:3] == ("序号", "编号", "姓名") and len(rows) == GOOD + 1
-    assert all(re.fullmatch(r".\*+", str(r[2])) for r in rows[1:])
+    assert rows[0][:3] == ("序号", "姓名", "手机号") and len(rows) == GOOD + 1
+    assert {r[1] for r in rows[1:]} == names
+    assert all(re.fullmatch(r"1\d\d\*{4}\d{4}", str(r[2])) for r in rows[1:])
+    assert "<meter" in overview.text.split('<section class="card">', 1)[1]  # in the card
+    assert all(name in overview.text for name in names)  # who is behind, by name
 
 
 def test_another_units_organiser_and_a_member_cannot_open_the_pages(
@@ -186,7 +199,29 @@ def test_a_leaders_overview_shows_the_summary_and_ranks_the_communities(
     ):
         assert stat(page.text, label) == summary[key], key
     assert "社区排名（按“五个一”完成率）" in page.text and "开元社区" in page.text
-    assert "落后" in page.text  # nobody has done the five ones yet
+    # nobody has reported in yet: no rate to rank, so no laggard either
+    assert "暂无数据" in page.text and "落后" not in page.text
+    assert "双报到率" in page.text and "双注册率" not in page.text
+    assert ".0%" not in page.text
+
+
+def test_rates_are_whole_percents_and_scopes_without_data_come_last() -> None:
+    assert [percent(v) for v in (1, 0, 0.5, 0.6667, 0.99999, None)] == [
+        "100%", "0%", "50%", "66.7%", "100%", "—",
+    ]  # fmt: skip
+    rows = [
+        {"scope": "community:1", "rank": 1, "value": 0.0, "laggard": True, "reported_in": 0},
+        {"scope": "community:2", "rank": 2, "value": 0.5, "laggard": True, "reported_in": 4},
+        {"scope": "community:3", "rank": 3, "value": 0.25, "laggard": True, "reported_in": 4},
+    ]
+    shown, empty = ranked({"by": "five_ones_rate", "ranked": rows})
+    assert [(r["scope"], r["rank"], r["text"]) for r in shown] == [
+        ("community:2", 1, "50%"),
+        ("community:3", 2, "25%"),
+    ]
+    assert [(r["scope"], r["laggard"], r["text"]) for r in empty] == [
+        ("community:1", False, "暂无数据")
+    ]
 
 
 def test_reports_open_through_the_web_app_only_in_their_leaders_scope(
