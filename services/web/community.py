@@ -45,6 +45,30 @@ TARGET_CATEGORIES = (
     "其他",
 )
 SENSITIVE = ("留守儿童", "残障人士", "困难党员和群众", "外来务工人员及随迁子女")
+#: 受益人类别 as other programs send them (pairing keeps the text it is given), in Chinese;
+#: anything else is shown as it came.
+BENEFICIARIES = {
+    "elderly": "空巢老人",
+    "empty_nest_elderly": "空巢老人",
+    "left_behind_children": "留守儿童",
+    "children": "留守儿童",
+    "disabled": "残障人士",
+    "hardship": "困难党员和群众",
+    "needy": "困难党员和群众",
+    "laid_off": "下岗职工",
+    "unemployed": "下岗职工",
+    "migrant_workers": "外来务工人员及随迁子女",
+    "migrant": "外来务工人员及随迁子女",
+    "other": "其他",
+}
+
+
+def beneficiary(value: Any) -> str:
+    """A wish's 受益人类别 in Chinese (the raw text when it is not a known code)."""
+    text = str(value or "").strip()
+    return BENEFICIARIES.get(text.lower(), text)
+
+
 PROJECT_KINDS = ("文明创建", "治安巡逻", "环境卫生", "政策宣讲", "文体活动", "关爱帮扶", "其他")
 #: Spreadsheet headers, as docs/contract.md "Needs list and projects list" names them.
 NEED_HEADERS = ("标题", "所需专长", "服务对象类别", "所需人数", "服务时间", "开始日期", "结束日期")
@@ -54,9 +78,9 @@ UPLOAD_BYTES = 10 * 1024 * 1024
 #: Why a member is not dual-paired, why a place is open (pairing-report reasons).
 REASONS = {
     "not_confirmed": "尚未在本社区报到确认",
-    "no_capacity": "本社区没有空余名额",
+    "no_capacity": "本社区的需求和项目已没有空余名额",
     "no_matching_skill": "专长或时间与现有需求/项目不匹配",
-    "awaiting_run": "可对接，等待运行对接",
+    "awaiting_run": "可对接，点“开始自动对接”即可",
     "no_confirmed_member": "本社区还没有已报到的党员",
     "members_at_load_cap": "合适的党员对接已满",
 }
@@ -252,12 +276,18 @@ async def confirm_report(
     request: Request, api: ApiDep, me: Worker, registration_id: str
 ) -> Response:
     """确认一条: with htmx only that row is replaced (1 call)."""
-    form = await request.form()
-    name = str(form.get("name") or "")[:30]  # only to say whom the row was for
     return await act(
         request, api, f"/registrations/{registration_id}/confirm", None, "已确认报到",
-        anchor=f"reg-{registration_id}", back="/community/reports", shown=name,
+        anchor=f"reg-{registration_id}", back="/community/reports",
+        shown=await shown_in_row(request),
     )  # fmt: skip
+
+
+async def shown_in_row(request: Request) -> str:
+    """Whom a row was for, as the row showed it (field ``shown``): the API's answer to a
+    report-in's confirm or reject does not name the member."""
+    form = await request.form()
+    return str(form.get("shown") or "").strip()[:30]
 
 
 @router.post("/community/reports/{registration_id}/reject", dependencies=[Checked])
@@ -271,12 +301,13 @@ async def reject_report(
         return await act(
             request, api, f"/registrations/{registration_id}/reject", {"reason": reason}, "已退回",
             anchor=f"reg-{registration_id}", back="/community/reports",
+            shown=await shown_in_row(request),
         )  # fmt: skip
     error = "原因最多500个字" if reason else "请填写退回原因"
     if htmx(request):
         return reason_form(
             request, f"/community/reports/{registration_id}/reject", registration_id, error,
-            reason, "退回原因", "退回",
+            reason, "退回原因", "退回", {"shown": await shown_in_row(request)},
         )  # fmt: skip
     rows, total = await listed(
         api, "/registrations", community_code=me.code, state="submitted", limit=500
@@ -383,7 +414,7 @@ def wish_row(w: dict[str, Any], who: dict[str, str]) -> list[Any]:
         w["title"],
         w.get("description"),
         w.get("category"),
-        w.get("beneficiary_category"),
+        beneficiary(w.get("beneficiary_category")),
         w.get("deadline"),
         labels.label(w["state"], "wish"),
         who.get(claimer, "") if claimer else "",
@@ -414,6 +445,7 @@ async def wishes_page(
         "fulfilled": fulfilled,
         "confirmed": confirmed,
         "who": who,
+        "beneficiary": beneficiary,
         "skills": vocab["skills"],
         "categories": TARGET_CATEGORIES,
         "errors": errors or {},
@@ -850,15 +882,42 @@ def shown(row: dict[str, Any], column: str) -> Any:
 
 
 async def pairing_context(api: Api, code: str) -> dict[str, Any]:
-    report, who = await asyncio.gather(
-        api.get(f"/communities/{code}/pairing-report"), names(api, code)
+    """The report, who is who, and what is published (4 calls at once). Members whose
+    report-in here is not confirmed are apart from those confirmed but not yet paired; "no
+    open place" where nothing of that kind was published says so."""
+    report, who, needs, projects = await asyncio.gather(
+        api.get(f"/communities/{code}/pairing-report"),
+        names(api, code),
+        api.get(f"/communities/{code}/needs"),
+        api.get(f"/communities/{code}/projects"),
     )
-    return {"report": report, "who": who, "reasons": REASONS, "missing": MISSING}
+    published = {"need": bool(needs), "project": bool(projects)}
+
+    def why(kind: str, reason: str) -> str:
+        if reason == "no_capacity" and not published.get(kind, True):
+            return f"本社区还没有发布{MISSING.get(kind, kind)}"
+        return REASONS.get(reason, reason)
+
+    waiting: list[dict[str, Any]] = []
+    unpaired: list[dict[str, Any]] = []
+    for m in report["unpaired_members"]:
+        m["why"] = [(MISSING.get(k, k), why(k, v)) for k, v in m["reasons"].items()]
+        alone = set(m["reasons"].values()) == {"not_confirmed"}
+        (waiting if alone else unpaired).append(m)
+    return {
+        "report": report,
+        "who": who,
+        "reasons": REASONS,
+        "missing": MISSING,
+        "published": any(published.values()),
+        "waiting": waiting,
+        "unpaired": unpaired,
+    }
 
 
 @router.get("/community/pairing")
 async def pairing(request: Request, api: ApiDep, me: Worker, format: str = "") -> Response:
-    """双对接: who is not yet dual-paired and why, which places are open and why (2 calls)."""
+    """双对接: who is not yet dual-paired and why, which places are open and why (4 calls)."""
     context = await pairing_context(api, me.code)
     if format == "xlsx":
         report, who = context["report"], context["who"]
@@ -873,10 +932,7 @@ async def pairing(request: Request, api: ApiDep, me: Worker, format: str = "") -
                             who.get(m["member_id"], ""),
                             "是" if m["is_leader_cadre"] else "否",
                             "、".join(MISSING.get(k, k) for k in m["missing"]),
-                            "；".join(
-                                f"{MISSING.get(k, k)}：{REASONS.get(v, v)}"
-                                for k, v in m["reasons"].items()
-                            ),
+                            "；".join(f"{kind}：{text}" for kind, text in m["why"]),
                         )
                         for m in report["unpaired_members"]
                     ),
@@ -902,7 +958,7 @@ async def pairing(request: Request, api: ApiDep, me: Worker, format: str = "") -
 
 @router.post("/community/pairing/run", dependencies=[Checked])
 async def run_pairing(request: Request, api: ApiDep, me: Worker) -> Response:
-    """运行对接; with htmx the report is swapped in when it is done (3 calls)."""
+    """开始自动对接; with htmx the report is swapped in when it is done (5 calls)."""
     result = await api.post("/pairings/run", {"scope": f"community:{me.code}"})
     message = f"对接完成：新增 {result.get('created', 0)} 条对接"
     if not htmx(request):

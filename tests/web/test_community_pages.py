@@ -155,12 +155,22 @@ def test_confirming_one_report_in_replaces_its_row_and_confirms_it(
     site: Site, web: httpx.Client
 ) -> None:
     one, other = enrol(site), enrol(site)
-    token = csrf(web.get("/community/reports").text)
+    listed = web.get("/community/reports").text
+    token = csrf(listed)
+    shown = re.search(
+        rf'action="/community/reports/{one["registration"]}/confirm"[^<]*'
+        r'(?:<input[^>]*>\s*)*?<input type="hidden" name="shown" value="([^"]*)">',
+        listed,
+    )
+    assert shown and shown.group(1) == one["name"], "the row's form carries whom it shows"
     row = web.post(
-        f"/community/reports/{one['registration']}/confirm", data={"csrf": token}, headers=HX
+        f"/community/reports/{one['registration']}/confirm",
+        data={"csrf": token, "shown": one["name"]},
+        headers=HX,
     )
     assert row.status_code == 200
-    assert f'id="reg-{one["registration"]}"' in row.text and "已确认报到" in row.text
+    assert f'id="reg-{one["registration"]}"' in row.text
+    assert f"{one['name']}：已确认报到" in row.text  # whose it was, after the swap
     assert "<html" not in row.text  # only the row
     assert registration_state(site, one["registration"]) == "confirmed"
     assert registration_state(site, other["registration"]) == "submitted"
@@ -176,6 +186,10 @@ def test_confirm_all_confirms_the_list_the_worker_saw(site: Site, web: httpx.Cli
     people = [enrol(site), enrol(site)]
     page = web.get("/community/reports").text
     ids = re.findall(r'name="ids" value="([^"]+)"', page)
+    bulk = page.index('action="/community/reports/confirm"')
+    assert page.rindex('/reject"') < bulk, "below the list"
+    assert f'hx-confirm="确认全部{len(ids)}人已到社区报到？"' in page[bulk - 200 : bulk + 200]
+    assert f'class="secondary block">全部确认（{len(ids)}人）' in page
     assert {p["registration"] for p in people} <= set(ids)
     answer = web.post("/community/reports/confirm", data={"csrf": csrf(page), "ids": ids})
     assert answer.status_code == 303
@@ -263,12 +277,16 @@ def test_a_wish_the_worker_enters_is_published_at_once(site: Site, web: httpx.Cl
 def test_review_publish_and_reject_with_a_reason(site: Site, web: httpx.Client) -> None:
     with site.api() as api:
         ids = [
-            api.post("/wishes", json={"community_code": HERE, "title": title}).json()["id"]
+            api.post(
+                "/wishes",
+                json={"community_code": HERE, "title": title, "beneficiary_category": "elderly"},
+            ).json()["id"]
             for title in ("帮忙贴春联", "代买降压药")
         ]
     keep, drop = ids
     page = web.get("/community/wishes").text
     assert "帮忙贴春联" in page and "代买降压药" in page
+    assert "空巢老人 · " in page and "elderly" not in page  # the code, in Chinese
     token = csrf(page)
     published = web.post(f"/community/wishes/{keep}/publish", data={"csrf": token}, headers=HX)
     assert published.status_code == 200 and "已发布" in published.text
@@ -285,6 +303,7 @@ def test_review_publish_and_reject_with_a_reason(site: Site, web: httpx.Client) 
     rows = workbook_rows(xlsx.content)
     assert rows[0][:2] == ("标题", "说明")
     assert {"帮忙贴春联", "代买降压药"} <= {r[0] for r in rows}
+    assert "elderly" not in {r[3] for r in rows}
 
 
 def test_a_fulfilled_wish_is_confirmed_and_rated_from_the_page(
@@ -339,6 +358,12 @@ def test_records_are_verified_or_returned_with_a_reason(site: Site, web: httpx.C
 def test_publishing_a_need_by_form_and_a_list_by_spreadsheet(site: Site, web: httpx.Client) -> None:
     page = web.get("/community/publish")
     assert page.status_code == 200 and "法律咨询" in page.text  # the skills offered
+    # nothing published here yet: the counts say so, the first section is open
+    assert "已发布 0 条" in page.text
+    assert re.search(r'<details class="card fold" id="needs" open>', page.text)
+    pairing = web.get("/community/pairing").text
+    assert "还没有发布需求或项目" in pairing and 'href="/community/publish"' in pairing
+    assert "本社区没有空余名额" not in pairing
     token = csrf(page.text)
     blank = web.post("/community/publish/needs", data={"csrf": token, "title": ""})
     assert blank.status_code == 422
@@ -386,6 +411,8 @@ def test_publishing_a_need_by_form_and_a_list_by_spreadsheet(site: Site, web: ht
 
     listed = workbook_rows(web.get("/community/publish/needs.xlsx").content)
     assert {"每周为空巢老人读报", "陪老人散步"} <= {r[0] for r in listed[1:]}
+    again = web.get("/community/publish").text
+    assert "已发布 2 条" in again and '<details class="card fold" id="needs">' in again
 
 
 # --- pairing -------------------------------------------------------------------------------
@@ -398,6 +425,7 @@ def test_pairing_runs_without_leaving_the_page_and_the_report_comes_back(
     page = web.get("/community/pairing")
     assert page.status_code == 200
     assert 'hx-post="/community/pairing/run"' in page.text and "正在对接" in page.text
+    assert "开始自动对接" in page.text and "运行对接" not in page.text
     run = web.post("/community/pairing/run", data={"csrf": csrf(page.text)}, headers=HX)
     assert run.status_code == 200
     assert run.text.lstrip().startswith('<div id="report">') and "对接完成" in run.text
@@ -406,6 +434,14 @@ def test_pairing_runs_without_leaving_the_page_and_the_report_comes_back(
     names = {r[0] for r in export.worksheets[0].iter_rows(min_row=2, values_only=True)}
     report = web.get("/community/pairing").text
     assert (member["name"] in names) == (member["name"] in report)
+    waiting = enrol(site)  # not confirmed: listed apart, not among the confirmed unpaired
+
+    def heard() -> str | None:  # once pairing has heard of the member
+        text = web.get("/community/pairing").text
+        return text if waiting["name"] in text else None
+
+    report = site.wait(heard)
+    assert report.index("尚未确认报到的党员") < report.index(waiting["name"])
 
 
 # --- the poster ----------------------------------------------------------------------------
