@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import io
 import re
-from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -23,14 +22,13 @@ from openpyxl.styles import Font
 from openpyxl.worksheet.datavalidation import DataValidation
 from starlette.datastructures import UploadFile
 
-from services.web import labels, pages, posters
+from services.web import labels, pages, posters, sheets
 from services.web.client import Api, ApiError
 from services.web.pages import ApiDep, Checked, Person
 from services.web.vocabulary import vocabulary
 
 router = APIRouter()
 Worker = Annotated[Person, Depends(pages.role("community"))]
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 # --- what the forms offer -----------------------------------------------------------------
 
@@ -160,33 +158,6 @@ def errors_of(exc: ApiError) -> dict[str, str]:
     return found
 
 
-def xlsx(
-    filename: str, sheets: Sequence[tuple[str, Sequence[str], Iterable[Sequence[Any]]]]
-) -> Response:
-    """A download: one sheet per (title, Chinese headers, rows), header bold and frozen."""
-    book = Workbook()
-    for sheet in list(book.worksheets):
-        book.remove(sheet)
-    for title, headers, rows in sheets:
-        sheet = book.create_sheet(title)
-        sheet.append(list(headers))
-        for cell in sheet[1]:
-            cell.font = Font(bold=True)
-        sheet.freeze_panes = "A2"
-        for row in rows:
-            sheet.append(["" if v is None else v for v in row])
-        for index, header in enumerate(headers, 1):
-            letter = sheet.cell(1, index).column_letter
-            sheet.column_dimensions[letter].width = max(10, len(header) * 2 + 4)
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return Response(
-        buffer.getvalue(),
-        media_type=XLSX,
-        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}"},
-    )
-
-
 def stamp() -> str:
     return datetime.now(labels.TZ).strftime("%Y%m%d")
 
@@ -233,7 +204,7 @@ async def reports(request: Request, api: ApiDep, me: Worker, format: str = "") -
         api, "/registrations", community_code=me.code, state="submitted", limit=500
     )
     if format == "xlsx":
-        return xlsx(
+        return sheets.download(
             f"待确认报到_{me.code}_{stamp()}.xlsx",
             [
                 (
@@ -401,7 +372,7 @@ async def wish_lists(request: Request, api: ApiDep, me: Worker, format: str = ""
         everything, who = await asyncio.gather(
             api.get("/wishes", community_code=code, limit=500), names(api, code)
         )
-        return xlsx(
+        return sheets.download(
             f"微心愿_{code}_{stamp()}.xlsx",
             [("微心愿", WISH_HEADERS, (wish_row(w, who) for w in everything))],
         )
@@ -553,7 +524,7 @@ async def records(request: Request, api: ApiDep, me: Worker, format: str = "") -
         names(api, me.code),
     )
     if format == "xlsx":
-        return xlsx(
+        return sheets.download(
             f"待核实记录_{me.code}_{stamp()}.xlsx",
             [
                 (
@@ -831,7 +802,7 @@ async def template(request: Request, api: ApiDep, me: Worker, kind: str) -> Resp
     name = "需求清单模板.xlsx" if kind == "needs" else "服务项目模板.xlsx"
     return Response(
         buffer.getvalue(),
-        media_type=XLSX,
+        media_type=sheets.XLSX,
         headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"},
     )
 
@@ -845,7 +816,9 @@ async def published_list(request: Request, api: ApiDep, me: Worker, kind: str) -
 
     headers, columns = LIST_COLUMNS[kind]
     body = ([shown(row, column) for column in columns] for row in rows)
-    return xlsx(f"{KINDS[kind]}_{me.code}_{stamp()}.xlsx", [(KINDS[kind], headers, body)])
+    return sheets.download(
+        f"{KINDS[kind]}_{me.code}_{stamp()}.xlsx", [(KINDS[kind], headers, body)]
+    )
 
 
 #: A published list's spreadsheet: Chinese headers and the fields under them.
@@ -921,7 +894,7 @@ async def pairing(request: Request, api: ApiDep, me: Worker, format: str = "") -
     context = await pairing_context(api, me.code)
     if format == "xlsx":
         report, who = context["report"], context["who"]
-        return xlsx(
+        return sheets.download(
             f"对接情况_{me.code}_{stamp()}.xlsx",
             [
                 (

@@ -9,7 +9,6 @@ registration no longer lists (withdrawn meanwhile) keeps reporting's masked name
 
 from __future__ import annotations
 
-import io
 import math
 import re
 from typing import Annotated, Any
@@ -17,9 +16,8 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Path, Request, UploadFile
 from fastapi.responses import Response
-from openpyxl import Workbook
 
-from services.web import labels, pages
+from services.web import labels, pages, sheets
 from services.web.client import Api, ApiError
 from services.web.pages import ApiDep, Checked, Person
 
@@ -28,7 +26,6 @@ Organiser = Annotated[Person, Depends(pages.role("unit"))]
 RosterId = Annotated[str, Path(pattern=r"^[0-9a-fA-F-]{36}$")]
 PAGE = 20
 BEHIND_SHOWN = 5
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 #: The export's last columns, after the five ones.
 TAIL = ["全部完成", "服务时长（小时）", "未完成"]
 #: Most members a download holds (pairing's page is at most 1,000).
@@ -227,7 +224,7 @@ async def roster_errors(api: ApiDep, person: Organiser, roster_id: RosterId) -> 
 
 def _download(content: bytes, filename: str) -> Response:
     disposition = f"attachment; filename=\"download.xlsx\"; filename*=UTF-8''{quote(filename)}"
-    return Response(content, media_type=XLSX, headers={"Content-Disposition": disposition})
+    return Response(content, media_type=sheets.XLSX, headers={"Content-Disposition": disposition})
 
 
 # --- members -----------------------------------------------------------------------------
@@ -281,30 +278,19 @@ async def members_export(api: ApiDep, person: Organiser) -> Response:
         gone = await masked(api, code, missing[:200])
         people |= {i: {"name": n} for i, n in gone.items()}
     kinds = labels.STATES["five_ones"]
-    book = Workbook()
-    sheet = book.active
-    assert sheet is not None
-    sheet.title = "五个一完成情况"
-    sheet.append(["序号", "姓名", "手机号", "领导干部", "已报到", *kinds.values(), *TAIL])
-    for n, row in enumerate(rows, start=1):
-        sheet.append(
-            [
-                n,
-                people.get(row["member_id"], {}).get("name") or "",
-                people.get(row["member_id"], {}).get("phone") or "",
-                "是" if row.get("is_leader_cadre") else "否",
-                "是" if row.get("reported_in") else "否",
-                *("✓" if row.get(kind) else "" for kind in kinds),
-                "是" if row.get("complete") else "否",
-                row.get("hours") or 0,
-                "、".join(kinds.get(k, k) for k in row.get("missing") or []),
-            ]
-        )
-    sheet.freeze_panes = "A2"
-    for column, width in zip(
-        "ABCDEFGHIJKLM", (6, 10, 14, 8, 8, 10, 10, 10, 12, 14, 10, 16, 40), strict=True
-    ):
-        sheet.column_dimensions[column].width = width
-    out = io.BytesIO()
-    book.save(out)
-    return _download(out.getvalue(), f"党员五个一_{code}.xlsx")
+    headers = ["序号", "姓名", "手机号", "领导干部", "已报到", *kinds.values(), *TAIL]
+    body = (
+        [
+            n,
+            people.get(row["member_id"], {}).get("name") or "",
+            people.get(row["member_id"], {}).get("phone") or "",
+            "是" if row.get("is_leader_cadre") else "否",
+            "是" if row.get("reported_in") else "否",
+            *("✓" if row.get(kind) else "" for kind in kinds),
+            "是" if row.get("complete") else "否",
+            row.get("hours") or 0,
+            "、".join(kinds.get(k, k) for k in row.get("missing") or []),
+        ]
+        for n, row in enumerate(rows, start=1)
+    )
+    return sheets.download(f"党员五个一_{code}.xlsx", [("五个一完成情况", headers, body)])
