@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import re
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -121,41 +120,9 @@ def htmx(request: Request) -> bool:
     return bool(request.headers.get("hx-request"))
 
 
-def say(field: str, message: str) -> str:
-    """An API validation message in Chinese, for the publishing forms and spreadsheet rows."""
-    text = message.strip()
-    if found := re.match(r"choose from: (.*)", text):
-        return "请从以下选择：" + found.group(1).split(" (")[0].replace(", ", "、")
-    if found := re.search(r"whole number from (\d+) to (\d+)", text):
-        return f"请填写{found.group(1)}到{found.group(2)}的整数"
-    if found := re.search(r"at most (\d+) characters", text):
-        return f"最多{found.group(1)}个字"
-    table = [
-        (r"is required|field required|missing$", "此项必填"),
-        (r"a date like", "日期格式如 2016-07-01"),
-        (r"ends before it starts", "结束日期早于开始日期"),
-        (r"required skill or a category", "所需专长和服务对象类别至少填一项"),
-        (r"consent", "该类别属敏感信息，须有本人（或监护人）单独同意"),
-        (r"column missing", "表头缺少此列（请使用模板）"),
-        (r"too large|10 MB", "文件太大（最大10MB）"),
-        (r"cannot be read|not a|format", "无法读取文件，请上传 xlsx、xls 或 CSV"),
-        (r"in the past|has passed", "日期已过"),
-        (r"no such service target", "没有这个服务对象"),
-    ]
-    for pattern, chinese in table:
-        if re.search(pattern, text, re.IGNORECASE):
-            return chinese
-    return labels.field_message(field, text)
-
-
 def errors_of(exc: ApiError) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for error in exc.errors:
-        key = str(error.get("field") or "").split(".")[0].split("[")[0] or "form"
-        found.setdefault(key, say(key, str(error.get("message") or "")))
-    if not found:
-        found["form"] = pages.refusal(exc)
-    return found
+    """The API's field errors in Chinese; a refusal without any goes above the form."""
+    return pages.field_errors(exc) or {"form": pages.refusal(exc)}
 
 
 def stamp() -> str:
@@ -734,7 +701,7 @@ def upload_rows(errors: list[dict[str, Any]]) -> list[dict[str, str]]:
         {
             "row": str(e.get("row") or ""),
             "field": FIELD_NAMES.get(str(e.get("field") or ""), str(e.get("field") or "")),
-            "message": say(str(e.get("field") or ""), str(e.get("message") or "")),
+            "message": labels.field_message(str(e.get("field") or ""), str(e.get("message") or "")),
         }
         for e in errors
     ]

@@ -98,8 +98,18 @@ FIELDS = {
     "file": "文件",
 }
 
-#: The API's validation messages people meet most, in Chinese (the rest: a generic line).
+#: The API's validation messages people meet most, in Chinese (the rest: a generic line),
+#: the more particular first.
 _MESSAGES: list[tuple[str, str]] = [
+    (r"is sensitive", "该类别属敏感信息，须有本人（或监护人）单独同意"),
+    (r"required skill or a category", "所需专长和服务对象类别至少填一项"),
+    (r"column missing", "表头缺少此列（请使用模板）"),
+    (r"too large|10 MB", "文件太大（最大10MB）"),
+    (r"cannot be read|not a .*(workbook|text)|format", "无法读取文件，请上传 xlsx、xls 或 CSV"),
+    (r"no such service target", "没有这个服务对象"),
+    (r"a date like", "日期格式如 2016-07-01"),
+    (r"ends before it starts", "结束日期早于开始日期"),
+    (r"in the past|has passed", "日期已过"),
     (r"not a (mainland )?mobile|mobile", "请输入11位手机号（如 13800138000）"),
     (r"check character", "身份证号校验位不对，请逐位核对"),
     (r"must be 18 characters", "身份证号应为18位（最后一位可以是X）"),
@@ -112,8 +122,13 @@ _MESSAGES: list[tuple[str, str]] = [
     (r"overlap", "与您已登记的另一条记录时间重叠"),
     (r"at most 12|12 hours", "一条记录最多12小时"),
     (r"campaign", "日期须在服务月期间"),
-    (r"field required|required|missing", "此项必填"),
+    (r"is required|field required|required|missing", "此项必填"),
     (r"email", "请输入有效的电子邮箱"),
+]
+#: Messages that carry their figures: the pattern, and the Chinese with them filled in.
+_FIGURES: list[tuple[str, str]] = [
+    (r"whole number from (\d+) to (\d+)", "请填写{0}到{1}的整数"),
+    (r"at most (\d+) characters", "最多{0}个字"),
 ]
 
 
@@ -124,6 +139,13 @@ def label(value: Any, kind: str) -> str:
 
 
 def field_message(field: str, message: str) -> str:
+    """The API's message about ``field``, said in Chinese."""
+    text = message.strip()
+    if found := re.match(r"choose from: (.*)", text):
+        return "请从以下选择：" + found.group(1).split(" (")[0].replace(", ", "、")
+    for pattern, chinese in _FIGURES:
+        if found := re.search(pattern, text):
+            return chinese.format(*found.groups())
     for pattern, chinese in _MESSAGES:
         if re.search(pattern, message, re.IGNORECASE):
             return chinese

@@ -192,7 +192,7 @@ def field_errors(exc: ApiError) -> dict[str, str]:
     found: dict[str, str] = {}
     for error in exc.errors:
         field = str(error.get("field") or "")
-        key = field.split(".")[0].split("[")[0]
+        key = field.split(".")[0].split("[")[0] or "form"
         found.setdefault(key, labels.field_message(key, str(error.get("message") or "")))
     return found
 

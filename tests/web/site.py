@@ -26,6 +26,7 @@ import httpx
 from services.demo_data import SAMPLE_DIRECTORY
 from services.demo_web import PageVisitor, code_for
 from services.demo_web import csrf as csrf  # the page tests read form tokens with it
+from services.processes import die_with_parent
 from shared.clock import SimulatedClock
 from shared.config import CAMPAIGN_TZ
 
@@ -87,6 +88,7 @@ class Site:
             up = ["up", "--port", str(self.port), "--no-scheduler"]
             self.server = subprocess.Popen(
                 [sys.executable, "-m", "services.cli", *up],
+                preexec_fn=die_with_parent,  # and its children with it, however the run ends
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
