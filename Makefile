@@ -19,8 +19,9 @@ demo: $(BIN)/servicemonth
 	$(BIN)/servicemonth demo
 
 # Two workers (the machine has two cores); each has its own vhost and template databases.
-# loadgroup: the two e2e demos run one after the other on one worker while the other
-# worker runs the rest (side by side they fight for the two cores: 8:24 vs 4:44).
+# loadgroup: the two e2e demos and the page tests (each runs a whole servicemonth) go one
+# after the other on one worker while the other worker runs the rest (side by side they
+# fight for the two cores: the embedded demo took 8 minutes instead of 2.5).
 test: $(BIN)/servicemonth
 	sh scripts/system-packages.sh fonts browser
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup

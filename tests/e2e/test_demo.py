@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import RUN, backend_env, drop_databases
 
 
-@pytest.mark.xdist_group("demo")  # one demo at a time: the other worker runs the rest
+@pytest.mark.xdist_group("whole-system")  # see tests/web/conftest.py
 @pytest.mark.timeout(600)  # the whole month, hour by hour: minutes, not seconds
 @pytest.mark.parametrize("way", ["embedded", "production"])
 def test_the_demo_registers_members_and_every_service_agrees(way: str, tmp_path: Path) -> None:

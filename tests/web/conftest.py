@@ -14,6 +14,16 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 PHONE = {"width": 390, "height": 844}
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist turns the marks into groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The page tests and the demos each run a whole servicemonth (a dozen processes): they
+    share one test worker, one after the other, while the other worker runs the rest. Side
+    by side on two cores they starve the embedded demo (8 minutes instead of 2.5)."""
+    for item in items:
+        if "tests/web/" in str(item.path):
+            item.add_marker(pytest.mark.xdist_group("whole-system"))
+
+
 @pytest.fixture(scope="session")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     yield from running_site(tmp_path_factory.mktemp("site") / "var")

@@ -23,8 +23,6 @@ from PIL import Image
 from services.demo_data import synthetic_member
 from tests.web.site import COMMUNITY, Site, csrf
 
-pytestmark = pytest.mark.xdist_group("web")
-
 HERE = "410305001002"  # 青岛路社区
 UNIT = "U410305001"  # 涧西区示例中学, in 长安路社区
 WORKER = "13700002001"

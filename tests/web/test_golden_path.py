@@ -13,14 +13,11 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-import pytest
 from playwright.sync_api import Page, expect
 
 from services.demo_data import synthetic_member
 from tests.web.look import look
 from tests.web.site import COMMUNITY, Site
-
-pytestmark = pytest.mark.xdist_group("web")
 
 MEMBER = "13700004001"
 WORKER = "13700004002"

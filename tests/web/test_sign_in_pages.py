@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import httpx
-import pytest
 
 from tests.web.site import Site, csrf
-
-pytestmark = pytest.mark.xdist_group("web")
 
 
 def test_a_new_number_signs_in_and_lands_on_the_registration_form(site: Site) -> None:

@@ -19,8 +19,6 @@ from services.demo_data import synthetic_member
 from services.web.leader import percent, ranked
 from tests.web.site import Site, csrf
 
-pytestmark = pytest.mark.xdist_group("web")
-
 UNIT = "U410311001"  # 洛龙区示例服务中心: no other page test uses it
 DISTRICT = "district:410311"
 HOME = "410311001001"  # 开元社区
