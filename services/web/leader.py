@@ -18,7 +18,7 @@ router = APIRouter()
 Leader = Annotated[Person, Depends(pages.role("leader", "operator", "admin"))]
 ReportId = Annotated[str, Path(pattern=r"^[0-9a-fA-F-]{36}$")]
 FileName = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,80}$")]
-SCOPE = re.compile(r"^(city|(district|unit|community):[A-Za-z0-9]{1,40})$")
+SCOPE = re.compile(r"^(city|(district|unit|community):[A-Za-z0-9_-]{1,40})$")
 #: A report's own HTML: its inline styles and the charts beside it, nothing else; no script.
 REPORT_CSP = (
     "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; "
