@@ -67,3 +67,14 @@ def test_strange_or_oversized_posts_are_refused_not_crashed(site: Site) -> None:
         big = web.post("/login/code", data={"csrf": token, "phone": "1" * (2 * 1024 * 1024)})
         assert big.status_code == 413
         assert "太大" in big.text
+
+
+def test_our_own_files_travel_compressed_and_pages_do_not(site: Site) -> None:
+    """htmx is 52 KB; a phone on a slow line gets it gzipped. Pages stay uncompressed: they
+    hold the CSRF token next to what the visitor typed (BREACH)."""
+    with httpx.Client(base_url=site.url, headers={"Accept-Encoding": "gzip"}) as web:
+        script = web.get("/static/htmx.min.js")
+        page = web.get("/login")
+    assert script.headers["content-encoding"] == "gzip"
+    assert script.num_bytes_downloaded < len(script.content) / 2
+    assert "content-encoding" not in page.headers
