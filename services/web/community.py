@@ -171,7 +171,7 @@ async def reports(request: Request, api: ApiDep, me: Worker, format: str = "") -
         api, "/registrations", community_code=me.code, state="submitted", limit=500
     )
     if format == "xlsx":
-        return sheets.download(
+        return await sheets.download(
             f"待确认报到_{me.code}_{stamp()}.xlsx",
             [
                 (
@@ -339,7 +339,7 @@ async def wish_lists(request: Request, api: ApiDep, me: Worker, format: str = ""
         everything, who = await asyncio.gather(
             api.get("/wishes", community_code=code, limit=500), names(api, code)
         )
-        return sheets.download(
+        return await sheets.download(
             f"微心愿_{code}_{stamp()}.xlsx",
             [("微心愿", WISH_HEADERS, (wish_row(w, who) for w in everything))],
         )
@@ -491,7 +491,7 @@ async def records(request: Request, api: ApiDep, me: Worker, format: str = "") -
         names(api, me.code),
     )
     if format == "xlsx":
-        return sheets.download(
+        return await sheets.download(
             f"待核实记录_{me.code}_{stamp()}.xlsx",
             [
                 (
@@ -783,7 +783,7 @@ async def published_list(request: Request, api: ApiDep, me: Worker, kind: str) -
 
     headers, columns = LIST_COLUMNS[kind]
     body = ([shown(row, column) for column in columns] for row in rows)
-    return sheets.download(
+    return await sheets.download(
         f"{KINDS[kind]}_{me.code}_{stamp()}.xlsx", [(KINDS[kind], headers, body)]
     )
 
@@ -861,7 +861,7 @@ async def pairing(request: Request, api: ApiDep, me: Worker, format: str = "") -
     context = await pairing_context(api, me.code)
     if format == "xlsx":
         report, who = context["report"], context["who"]
-        return sheets.download(
+        return await sheets.download(
             f"对接情况_{me.code}_{stamp()}.xlsx",
             [
                 (

@@ -428,7 +428,9 @@ async def record_pdf(api: ApiDep, person: Member) -> Response:
         api.get("/activities", member_id=person.code, state="verified", limit=500),
     )
     places = await communities(api, [r["community_code"] for r in verified])
-    pdf = records.certificate(member, progress or NO_PROGRESS, verified, places, date.today())
+    pdf = await asyncio.to_thread(  # half a second of font work: off the event loop
+        records.certificate, member, progress or NO_PROGRESS, verified, places, date.today()
+    )
     return Response(
         pdf,
         media_type="application/pdf",

@@ -293,4 +293,4 @@ async def members_export(api: ApiDep, person: Organiser) -> Response:
         ]
         for n, row in enumerate(rows, start=1)
     )
-    return sheets.download(f"党员五个一_{code}.xlsx", [("五个一完成情况", headers, body)])
+    return await sheets.download(f"党员五个一_{code}.xlsx", [("五个一完成情况", headers, body)])
