@@ -34,7 +34,11 @@ ALIASES = {
     "联系帮扶社区代码": "contact_community_code",
     "启用日期": "valid_from",
     "停用日期": "valid_to",
+    "办公电话": "phone",
+    "联系电话": "phone",
 }
+#: An office number as people write it: 0379-63921234, (0379) 6392 1234, 12345, +86 …
+OFFICE_PHONE = re.compile(r"[0-9+()（） -]{3,30}")
 
 
 def _date(raw: str, field: str, row: int, errors: list[dict[str, str]]) -> date | None:
@@ -83,6 +87,8 @@ def parse(data: bytes) -> list[tuple[int, dict[str, Any]]]:
                 bad("level", "city or county")
             if not re.fullmatch(r"\d{12}", row.get("community_code", "")):
                 bad("community_code", "the unit's 12-digit community code is required")
+        if kind == "community" and row.get("phone") and not OFFICE_PHONE.fullmatch(row["phone"]):
+            bad("phone", "an office number: digits, spaces, '-', '+' or brackets, at most 30")
         values: dict[str, Any] = dict(row)
         values["valid_from"] = _date(row.get("valid_from", ""), "valid_from", number, errors)
         values["valid_to"] = _date(row.get("valid_to", ""), "valid_to", number, errors)
@@ -195,6 +201,7 @@ def _upsert(row: dict[str, Any], uow: UnitOfWork) -> str:
             "district_code": code[:6],
             "valid_from": row["valid_from"],
             "valid_to": row["valid_to"],
+            "phone": row.get("phone") or None,
         }
     else:
         model = Unit

@@ -46,6 +46,7 @@ def community_view(c: Community, districts: dict[str, str], today: date) -> dict
         "district_code": c.district_code,
         "district_name": districts.get(c.district_code),
         "street_name": districts.get(c.code[:9]),
+        "phone": c.phone,
         "open": _open(c.valid_from, c.valid_to, today),
     }
 

@@ -37,6 +37,8 @@ class Community(Base):
     district_code: Mapped[str] = mapped_column(String(6), index=True)
     valid_from: Mapped[date | None]
     valid_to: Mapped[date | None]
+    #: 办公电话 — the community office's public number: whom a paired member calls.
+    phone: Mapped[str | None] = mapped_column(String(30))
 
 
 class Unit(Base):

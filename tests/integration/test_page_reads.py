@@ -26,6 +26,7 @@ def test_directory_reads_answer_any_signed_in_caller_and_no_stranger(backend: An
             "district_code": "410303",
             "district_name": "西工区",
             "street_name": "王城路街道",
+            "phone": "0379-63921001",
             "open": True,
         }
         assert registrant.get("/api/v1/directory/communities/410303009999").status_code == 404
@@ -73,3 +74,26 @@ def test_records_list_for_their_member_and_their_community_staff_only(
     with client(issue_token(backend, "community", "community:410303002001")) as other:
         refused = other.get("/api/v1/activities", params={"community_code": HOME})
         assert refused.status_code == 404
+
+
+def test_a_communitys_office_phone_is_loaded_checked_and_shown(backend: Any) -> None:
+    load_sample_directory(backend)
+    header = "kind,code,name,parent_code,phone\n"
+    with client(issue_token(backend, "admin", "city")) as admin:
+        good = header + "community,410303001001,王城社区,410303001,(0379) 6392 1009\n"
+        loaded = admin.post("/api/v1/directory", files={"file": ("d.csv", good.encode())})
+        assert loaded.status_code == 200 and loaded.json()["changed"] == 1
+        shown = admin.get("/api/v1/directory/communities/410303001001").json()
+        assert shown["phone"] == "(0379) 6392 1009"
+        bad = header + "community,410303001001,王城社区,410303001,call me<script>\n"
+        refused = admin.post("/api/v1/directory", files={"file": ("d.csv", bad.encode())})
+        assert refused.status_code == 422
+        assert refused.json()["errors"] == [
+            {
+                "row": "2",
+                "field": "phone",
+                "message": "an office number: digits, spaces, '-', '+' or brackets, at most 30",
+            }
+        ]
+        again = admin.get("/api/v1/directory/communities/410303001001").json()
+        assert again["phone"] == "(0379) 6392 1009"  # nothing of the bad file landed
