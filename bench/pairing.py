@@ -24,8 +24,8 @@ from collections.abc import Sequence
 
 from services.pairing import engine
 from services.pairing.engine import Candidate, Kind, Limits, Slot
-from services.pairing.needs import AFFINITY, PROJECT_KINDS, TARGET_CATEGORIES
-from shared.vocabulary import AVAILABILITY, SKILLS
+from services.pairing.needs import AFFINITY
+from shared.vocabulary import AVAILABILITY, PROJECT_KINDS, SKILLS, TARGET_CATEGORIES
 
 
 def district(

@@ -188,3 +188,23 @@ def map_skills(raw: str | list[str]) -> tuple[list[str], list[str]]:
 
 _SEPARATORS = re.compile(r"[、,;/|+&\\\s]+")
 _TRIM = " .。!！?？:：'\"“”‘’()（）[]【】《》<>-—~"
+
+
+#: 服务对象 — whom a community's needs serve, from the notice; the sensitive ones (PIPL: the
+#: disabled, children, hardship) are stored only with the resident's separate consent.
+TARGET_CATEGORIES: tuple[str, ...] = (
+    "空巢老人",
+    "留守儿童",
+    "残障人士",
+    "困难党员和群众",
+    "下岗职工",
+    "外来务工人员及随迁子女",
+    "其他",
+)
+SENSITIVE_CATEGORIES = frozenset(
+    {"留守儿童", "残障人士", "困难党员和群众", "外来务工人员及随迁子女"}
+)
+#: 服务项目 — the kinds of project a community runs.
+PROJECT_KINDS: tuple[str, ...] = (
+    "文明创建", "治安巡逻", "环境卫生", "政策宣讲", "文体活动", "关爱帮扶", "其他",
+)  # fmt: skip

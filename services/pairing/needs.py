@@ -21,23 +21,13 @@ from services.pairing.models import MemberReplica, Need, Pairing, Project, Servi
 from shared.db import UnitOfWork, commit_in_chunks
 from shared.http import Invalid
 from shared.tabular import Table, read_table
-from shared.vocabulary import AVAILABILITY, SKILLS
-
-#: 服务对象 categories from the notice; the sensitive ones (PIPL: the disabled, children,
-#: hardship) are stored only with the resident's separate consent.
-TARGET_CATEGORIES = (
-    "空巢老人",
-    "留守儿童",
-    "残障人士",
-    "困难党员和群众",
-    "下岗职工",
-    "外来务工人员及随迁子女",
-    "其他",
+from shared.vocabulary import (
+    AVAILABILITY,
+    PROJECT_KINDS,
+    SENSITIVE_CATEGORIES,
+    SKILLS,
+    TARGET_CATEGORIES,
 )
-SENSITIVE_CATEGORIES = frozenset(
-    {"留守儿童", "残障人士", "困难党员和群众", "外来务工人员及随迁子女"}
-)
-PROJECT_KINDS = ("文明创建", "治安巡逻", "环境卫生", "政策宣讲", "文体活动", "关爱帮扶", "其他")
 
 #: Skills that suit a need's category or a project's kind (社区所需，党员所长).
 AFFINITY: Mapping[str, frozenset[str]] = {

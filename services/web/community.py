@@ -31,17 +31,6 @@ Worker = Annotated[Person, Depends(pages.role("community"))]
 
 # --- what the forms offer -----------------------------------------------------------------
 
-#: 服务对象 categories (pairing's TARGET_CATEGORIES); the sensitive ones need consent.
-TARGET_CATEGORIES = (
-    "空巢老人",
-    "留守儿童",
-    "残障人士",
-    "困难党员和群众",
-    "下岗职工",
-    "外来务工人员及随迁子女",
-    "其他",
-)
-SENSITIVE = ("留守儿童", "残障人士", "困难党员和群众", "外来务工人员及随迁子女")
 #: 受益人类别 as other programs send them (pairing keeps the text it is given), in Chinese;
 #: anything else is shown as it came.
 BENEFICIARIES = {
@@ -66,7 +55,6 @@ def beneficiary(value: Any) -> str:
     return BENEFICIARIES.get(text.lower(), text)
 
 
-PROJECT_KINDS = ("文明创建", "治安巡逻", "环境卫生", "政策宣讲", "文体活动", "关爱帮扶", "其他")
 #: Spreadsheet headers, as docs/contract.md "Needs list and projects list" names them.
 NEED_HEADERS = ("标题", "所需专长", "服务对象类别", "所需人数", "服务时间", "开始日期", "结束日期")
 PROJECT_HEADERS = ("项目类型", "项目名称", "所需专长", "时间安排", "服务时间", "人数上限")
@@ -85,6 +73,11 @@ MISSING = {"need": "需求", "project": "项目"}
 
 
 # --- small helpers -------------------------------------------------------------------------
+
+
+def categories(vocab: dict[str, Any]) -> list[str]:
+    """服务对象 categories, as the vocabulary gives them."""
+    return [str(c["value"]) for c in vocab["target_categories"]]
 
 
 async def listed(api: Api, path: str, **params: Any) -> tuple[list[dict[str, Any]], int]:
@@ -385,7 +378,7 @@ async def wishes_page(
         "who": who,
         "beneficiary": beneficiary,
         "skills": vocab["skills"],
-        "categories": TARGET_CATEGORIES,
+        "categories": categories(vocab),
         "errors": errors or {},
         "entered": entered or {},
         "flash": flash(request),
@@ -571,9 +564,9 @@ async def publish_page(
     context = {
         "skills": vocab["skills"],
         "availability": vocab["availability"],
-        "categories": TARGET_CATEGORIES,
-        "sensitive": SENSITIVE,
-        "kinds": PROJECT_KINDS,
+        "categories": categories(vocab),
+        "sensitive": [c["value"] for c in vocab["target_categories"] if c["sensitive"]],
+        "kinds": vocab["project_kinds"],
         "targets": targets,
         "needs": needs,
         "projects": projects,
@@ -730,8 +723,8 @@ async def template(request: Request, api: ApiDep, me: Worker, kind: str) -> Resp
     choices = book.create_sheet("填写说明")
     lists = {
         "所需专长": skills,
-        "服务对象类别": list(TARGET_CATEGORIES),
-        "项目类型": list(PROJECT_KINDS),
+        "服务对象类别": categories(vocab),
+        "项目类型": list(vocab["project_kinds"]),
         "服务时间": times,
     }
     notes = [

@@ -409,7 +409,9 @@ def test_the_vocabulary_is_public_cacheable_configuration(backend: Any) -> None:
 
     assert response.status_code == 200
     assert response.headers["cache-control"] == "public, max-age=3600"
-    assert set(body) == {"skills", "availability", "five_ones", "synonyms"}
+    assert set(body) == {
+        "skills", "availability", "five_ones", "synonyms", "target_categories", "project_kinds"
+    }  # fmt: skip
     assert len(body["skills"]) == 18 and body["skills"][0] == "医疗护理"
     assert body["availability"] == [
         {"value": "weekday_daytime", "label": "工作日白天"},
@@ -422,3 +424,8 @@ def test_the_vocabulary_is_public_cacheable_configuration(backend: Any) -> None:
     ]  # fmt: skip
     assert body["synonyms"]["维修"] == ["家电维修", "水电维修"]
     assert body["synonyms"]["律师"] == ["法律咨询"]
+    assert body["target_categories"][:2] == [
+        {"value": "空巢老人", "sensitive": False},
+        {"value": "留守儿童", "sensitive": True},
+    ]
+    assert body["project_kinds"][0] == "文明创建"
