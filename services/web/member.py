@@ -34,15 +34,11 @@ NO_PROGRESS: dict[str, Any] = {
 
 
 async def community(api: Api, code: str) -> dict[str, Any] | None:
+    """The community of a 12-digit code, or None (no such code, or not a code at all)."""
     if not Code12.match(code or ""):
         return None
-    try:
-        found: dict[str, Any] = await api.get(f"/directory/communities/{code}")
-        return found
-    except ApiError as exc:
-        if exc.status == 404:
-            return None
-        raise
+    found: dict[str, Any] | None = await pages.or_none(api.get(f"/directory/communities/{code}"))
+    return found
 
 
 async def communities(api: Api, codes: list[str]) -> dict[str, dict[str, Any]]:
