@@ -24,12 +24,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group("whole-system"))
 
 
-@pytest.fixture(scope="session")
+# Package-scoped: the server (a dozen processes polling the embedded broker) and the
+# browser go away after the last page test instead of weighing on the rest of the run.
+@pytest.fixture(scope="package")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     yield from running_site(tmp_path_factory.mktemp("site") / "var")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     """Debian's Chromium, driven by Playwright (which cannot download its own here)."""
     with sync_playwright() as playwright:
