@@ -4,6 +4,7 @@ reporting builds, its charts and the xlsx, proxied with the person's token)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -63,6 +64,24 @@ DENOMINATORS = {
 }
 
 
+def rates(summary: dict[str, Any]) -> list[tuple[str, float | None, str]]:
+    """(label, rate, text) per rate; a rate with nothing to divide by is 暂无数据, not 0%."""
+    funnel = summary.get("wish_funnel") or {}
+    bases = {
+        **{key: summary.get(field) for key, field in DENOMINATORS.items()},
+        "wish_claim_rate": funnel.get("published"),
+        "wish_completion_rate": funnel.get("claimed"),
+    }
+    shown: list[tuple[str, float | None, str]] = []
+    for key, label in RATES:
+        value = (summary.get("rates") or {}).get(key)
+        if value is None or not bases.get(key):
+            shown.append((label, None, "暂无数据"))
+        else:
+            shown.append((label, value, percent(value)))
+    return shown
+
+
 def percent(value: Any) -> str:
     """``1`` → ``100%``, ``0.6667`` → ``66.7%``: one decimal only when not whole."""
     if value is None:
@@ -95,8 +114,9 @@ async def overview(
     """The summary of ``scope`` (the person's own by default; a sub-scope to drill down)."""
     if scope is not None and not SCOPE.match(scope):
         raise pages.PageRefused(404, "没有找到这个范围")
-    summary = await api.get("/summary", scope=scope)
-    ranking = await api.get("/summary/ranking", scope=scope)
+    summary, ranking = await asyncio.gather(
+        api.get("/summary", scope=scope), api.get("/summary/ranking", scope=scope)
+    )
     rows, empty = ranked(ranking)
     five_base = summary.get("reported_in") or 0
     context = {
@@ -104,10 +124,7 @@ async def overview(
         "own": scope is None or scope == person.scope,
         "s": summary,
         "numbers": [(label, summary.get(key), key) for key, label in NUMBERS],
-        "rates": [
-            (label, summary["rates"].get(key), percent(summary["rates"].get(key)))
-            for key, label in RATES
-        ],
+        "rates": rates(summary),
         "five": [
             (text, summary["five_ones"].get(kind, 0), five_base)
             for kind, text in labels.STATES["five_ones"].items()

@@ -16,7 +16,7 @@ import pytest
 from openpyxl import Workbook, load_workbook
 
 from services.demo_data import synthetic_member
-from services.web.leader import percent, ranked
+from services.web.leader import percent, ranked, rates
 from tests.web.site import Site, csrf
 
 UNIT = "U410311001"  # 洛龙区示例服务中心: no other page test uses it
@@ -219,6 +219,35 @@ def test_rates_are_whole_percents_and_scopes_without_data_come_last() -> None:
     ]
     assert [(r["scope"], r["laggard"], r["text"]) for r in empty] == [
         ("community:1", False, "暂无数据")
+    ]
+
+
+def test_a_rate_with_nothing_to_divide_by_is_no_data_not_zero() -> None:
+    """A district where nobody reported in yet and no wish was published: its five-ones
+    rate is not 0% (nobody failed), it is not known yet."""
+    summary = {
+        "members": 10,
+        "reported_in": 0,
+        "leading_cadres": 2,
+        "wish_funnel": {"published": 0, "claimed": 0},
+        "rates": {
+            "reported_in_rate": 0.0,
+            "dual_registration_rate": 0.0,
+            "dual_pairing_rate": 0.0,
+            "five_ones_rate": 0.0,
+            "wish_claim_rate": 0.0,
+            "wish_completion_rate": 0.0,
+            "cadre_rate": 0.5,
+        },
+    }
+    assert [(label, text) for label, _, text in rates(summary)] == [
+        ("报到率", "0%"),
+        ("双报到率", "0%"),
+        ("双对接率", "暂无数据"),
+        ("“五个一”完成率", "暂无数据"),
+        ("微心愿认领率", "暂无数据"),
+        ("微心愿完成率", "暂无数据"),
+        ("领导干部参与率", "50%"),
     ]
 
 
