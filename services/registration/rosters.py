@@ -386,27 +386,30 @@ def finish(
     return summary
 
 
+def _lines_of(
+    model: type[RosterError] | type[RosterNote],
+    session: Session,
+    roster_id: uuid.UUID,
+    limit: int | None,
+) -> list[dict[str, Any]]:
+    query = (
+        select(model.row, model.field, model.message)
+        .where(model.roster_id == roster_id)
+        .order_by(model.row, model.id)
+        .limit(limit)
+    )
+    return [{"row": r, "field": f, "message": m} for r, f, m in session.execute(query).tuples()]
+
+
 def errors_of(
     session: Session, roster_id: uuid.UUID, limit: int | None = None
 ) -> list[dict[str, Any]]:
     """The roster's rejected rows as ``{row, field, message}``, in file order."""
-    query = (
-        select(RosterError.row, RosterError.field, RosterError.message)
-        .where(RosterError.roster_id == roster_id)
-        .order_by(RosterError.row, RosterError.id)
-        .limit(limit)
-    )
-    return [{"row": r, "field": f, "message": m} for r, f, m in session.execute(query).tuples()]
+    return _lines_of(RosterError, session, roster_id, limit)
 
 
 def notes_of(
     session: Session, roster_id: uuid.UUID, limit: int | None = None
 ) -> list[dict[str, Any]]:
     """The notes on the roster's landed rows as ``{row, field, message}``, in file order."""
-    query = (
-        select(RosterNote.row, RosterNote.field, RosterNote.message)
-        .where(RosterNote.roster_id == roster_id)
-        .order_by(RosterNote.row, RosterNote.id)
-        .limit(limit)
-    )
-    return [{"row": r, "field": f, "message": m} for r, f, m in session.execute(query).tuples()]
+    return _lines_of(RosterNote, session, roster_id, limit)
