@@ -1,0 +1,97 @@
+"""Commands, events and the handler table every service runs its use cases through.
+
+The shape follows cosmicpython's: a *command* is a small frozen type naming what a caller
+asks for (``ConfirmRegistration``), an *event* (``shared.events``) says what happened. Each
+service's ``handlers.py`` holds its one table — which function handles which command, which
+functions apply which event — and its ``bootstrap.py`` builds the :class:`MessageBus` with
+the service's dependencies. Entrypoints (routes, Celery tasks, the consume process, the
+scheduler's jobs) only turn their input into a command and call :meth:`MessageBus.handle`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from shared.db import UnitOfWork
+from shared.events import Envelope, Event
+
+R = TypeVar("R")
+D = TypeVar("D")
+E = TypeVar("E", bound=Event)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Command(Generic[R]):
+    """Something a caller asks a service to do; ``R`` is what handling it returns."""
+
+
+#: Applies one event inside the consumer's unit of work (the inbox commits with it).
+EventHandler = Callable[[E, Envelope, UnitOfWork], None]
+
+
+class EventTable(Mapping[type[Event], list[EventHandler[Any]]]):
+    """Which functions apply which event, in order. :meth:`on` checks, for the type
+    checker, that each handler takes the event it is registered for."""
+
+    def __init__(self) -> None:
+        self._table: dict[type[Event], list[EventHandler[Any]]] = {}
+
+    def on(self, event: type[E], *handlers: EventHandler[E]) -> EventTable:
+        self._table.setdefault(event, []).extend(handlers)
+        return self
+
+    def __getitem__(self, event: type[Event]) -> list[EventHandler[Any]]:
+        return self._table[event]
+
+    def __iter__(self) -> Iterator[type[Event]]:
+        return iter(self._table)
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+
+class CommandTable(Generic[D]):
+    """Which function handles which command; one handler per command."""
+
+    def __init__(self, table: Mapping[type[Command[Any]], Callable[[Any, D], Any]] | None = None):
+        self._table: dict[type[Command[Any]], Callable[[Any, D], Any]] = dict(table or {})
+
+    def register(
+        self, command: type[Command[R]]
+    ) -> Callable[[Callable[[Any, D], R]], Callable[[Any, D], R]]:
+        """Decorator: ``@COMMANDS.register(ConfirmRegistration)`` on its handler."""
+
+        def add(handler: Callable[[Any, D], R]) -> Callable[[Any, D], R]:
+            if command in self._table:
+                raise ValueError(f"{command.__name__} already has a handler")
+            self._table[command] = handler
+            return handler
+
+        return add
+
+    def __contains__(self, command: object) -> bool:
+        return command in self._table
+
+    def handler(self, command: type[Command[Any]]) -> Callable[[Any, D], Any]:
+        try:
+            return self._table[command]
+        except KeyError:
+            raise LookupError(f"no handler for {command.__name__}") from None
+
+    def commands(self) -> list[type[Command[Any]]]:
+        return list(self._table)
+
+
+class MessageBus(Generic[D]):
+    """One service's use cases behind one door: ``bus.handle(command)`` runs its handler
+    with the service's dependencies ``deps`` (built by the service's ``bootstrap.py``)."""
+
+    def __init__(self, commands: CommandTable[D], deps: D) -> None:
+        self.commands = commands
+        self.deps = deps
+
+    def handle(self, command: Command[R]) -> R:
+        result: R = self.commands.handler(type(command))(command, self.deps)
+        return result
