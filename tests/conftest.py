@@ -7,6 +7,7 @@ per test run). Both are real servers on this machine; nothing is faked.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -111,17 +112,21 @@ def backend_env(name: str, home: Path, vhost: str | None, tag: str) -> dict[str,
     return env
 
 
-@pytest.fixture(params=["embedded", "production"])
-def backend(
-    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@contextlib.contextmanager
+def open_backend(
+    name: str,
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+    **extra: str,
 ) -> Iterator[Backend]:
-    """Both ways to run, migrated, and installed as the process-wide configuration."""
-    name = request.param
+    """``name``'s way to run under ``home`` (with the ``extra`` settings), migrated,
+    installed as the process-wide configuration until the block ends."""
     vhost = request.getfixturevalue("rabbit_vhost") if name == "production" else None
     tag = f"{RUN}_{uuid.uuid4().hex[:6]}"
     if name == "production":
         copy_databases(request.getfixturevalue("pg_templates"), tag)
-    env = backend_env(name, tmp_path / "var", vhost, tag)
+    env = backend_env(name, home, vhost, tag) | extra
     for key in [k for k in os.environ if k.startswith("SERVICEMONTH_")]:
         monkeypatch.delenv(key)
     for key, value in env.items():
@@ -144,3 +149,12 @@ def backend(
         settings.cache_clear()
         if name == "production":
             drop_databases(f"sm_{tag}")
+
+
+@pytest.fixture(params=["embedded", "production"])
+def backend(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Backend]:
+    """Both ways to run, migrated, and installed as the process-wide configuration."""
+    with open_backend(request.param, tmp_path / "var", monkeypatch, request) as backend:
+        yield backend
