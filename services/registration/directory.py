@@ -15,13 +15,12 @@ from typing import Any
 from sqlalchemy import select
 
 from services.registration.models import Community, DirectoryChange, Division, Unit
-from services.registration.tabular import read_table
 from shared.auth import Forbidden, Principal
 from shared.config import CITY
 from shared.db import UnitOfWork, commit_in_chunks
 from shared.events import CommunityChanged, UnitChanged
 from shared.http import Invalid
-from shared.tabular import MAX_ERRORS, first_errors
+from shared.tabular import MAX_ERRORS, first_errors, read_table
 
 REQUIRED = ("kind", "code", "name", "parent_code")
 ALIASES = {

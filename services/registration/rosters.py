@@ -38,11 +38,10 @@ from sqlalchemy.orm import Session
 from services.registration.enrolment import Directory, Error, MemberValues, add_members
 from services.registration.enrolment import validate_member as validate
 from services.registration.models import Member, Roster, RosterError, RosterNote, Unit
-from services.registration.tabular import XLS_MAGIC, XLSX_MAGIC, read_table
 from shared.db import UnitOfWork
 from shared.http import Invalid, NotFound
 from shared.pii import Sealer
-from shared.tabular import MAX_ERRORS
+from shared.tabular import MAX_ERRORS, XLS_MAGIC, XLSX_MAGIC, read_table
 
 log = logging.getLogger(__name__)
 

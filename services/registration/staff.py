@@ -37,13 +37,12 @@ from services.registration.enrolment import (
 )
 from services.registration.models import Division, StaffAccount
 from services.registration.sessions import revoke_subject
-from services.registration.tabular import read_table
 from shared.auth import Forbidden, Principal
 from shared.db import UnitOfWork
 from shared.events import Event, StaffAccountDisabled, StaffAccountSaved
 from shared.http import Invalid
 from shared.pii import Sealer, mask_email, mask_name, mask_phone
-from shared.tabular import first_errors
+from shared.tabular import first_errors, read_table
 
 log = logging.getLogger(__name__)
 
