@@ -82,13 +82,13 @@ def _default_pair(home: Path) -> tuple[Path, Path]:
 
 
 def _key_files(settings: Settings) -> tuple[Path | None, Path]:
-    private = settings.get("TOKEN_PRIVATE_KEY_FILE")
-    public = settings.get("TOKEN_PUBLIC_KEY_FILE")
+    private = settings.token_private_key_file
+    public = settings.token_public_key_file
     if not private and not public:
         return _default_pair(settings.home)
-    if not public:
+    if not public:  # load() refuses this already; the check narrows the type
         raise ConfigError("SERVICEMONTH_TOKEN_PUBLIC_KEY_FILE: required with the private key file")
-    return (Path(private) if private else None), Path(public)
+    return private, public
 
 
 @cache
@@ -115,14 +115,7 @@ def _load_private(path: Path) -> Ed25519PrivateKey:
 
 def session_ttl(settings: Settings) -> timedelta:
     """How long a signed-in session lasts (``SERVICEMONTH_TOKEN_TTL_HOURS``, default 12)."""
-    raw = settings.get("TOKEN_TTL_HOURS") or "12"
-    try:
-        hours = float(raw)
-    except ValueError:
-        hours = 0.0
-    if not 0 < hours <= 24 * 7:
-        raise ConfigError(f"SERVICEMONTH_TOKEN_TTL_HOURS: {raw!r} is not a number of hours (≤ 168)")
-    return timedelta(hours=hours)
+    return settings.token_ttl
 
 
 def verify(settings: Settings, token: str) -> Claims:

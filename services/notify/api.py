@@ -202,7 +202,8 @@ def _check_webhook(rt: Runtime, token: str | None) -> None:
     than the service refusing to start: sending, preferences and history work without
     webhooks, and providers redeliver receipts that were refused with a 5xx once it is set.
     """
-    expected = rt.settings.get("NOTIFY_WEBHOOK_TOKEN", "notify")
+    secret = rt.settings.notify.webhook_token
+    expected = secret.get_secret_value() if secret is not None else None
     if not expected:
         raise WebhookNotConfigured(
             f"set {WEBHOOK_KEY} and give the providers callback URLs with ?token=<it>; "

@@ -22,7 +22,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import String
@@ -204,18 +203,15 @@ def _job(entry: Mapping[str, Any], start: date, end: date) -> Job:
 
 def calendar(settings: Settings) -> Calendar:
     """The campaign's reminder calendar, from the default or the configured file."""
-    path = settings.get("REMINDER_SCHEDULE", "notify")
+    path = settings.notify.reminder_schedule
     entries: Any = DEFAULT_SCHEDULE
     if path:
         try:
-            entries = json.loads(Path(path).read_text(encoding="utf-8"))
+            entries = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise ConfigError(
                 f"SERVICEMONTH_REMINDER_SCHEDULE: cannot read {path}: {exc}"
             ) from None
-    raw_grace = settings.get("REMINDER_GRACE_HOURS", "notify") or "24"
-    if not re.fullmatch(r"\d{1,4}(\.\d+)?", raw_grace):
-        raise ConfigError(f"SERVICEMONTH_REMINDER_GRACE_HOURS: {raw_grace!r} is not hours ≥ 0")
     start, end = settings.campaign_start, settings.campaign_end
     try:
         if not isinstance(entries, list):
@@ -225,5 +221,5 @@ def calendar(settings: Settings) -> Calendar:
         raise ConfigError(f"SERVICEMONTH_REMINDER_SCHEDULE: {exc}") from None
     if len({j.name for j in jobs}) != len(jobs):
         raise ConfigError("SERVICEMONTH_REMINDER_SCHEDULE: a job name is used twice")
-    place = settings.get("KICKOFF_PLACE", "notify") or KICKOFF_PLACE
-    return Calendar(jobs, start, end, timedelta(hours=float(raw_grace)), place.strip()[:40])
+    place = settings.notify.kickoff_place or KICKOFF_PLACE
+    return Calendar(jobs, start, end, settings.notify.reminder_grace, place.strip()[:40])

@@ -2,16 +2,16 @@
 failover — their settings and the pure time arithmetic behind them.
 
 All times are computed in ``Asia/Shanghai`` from the unit of work's clock (simulated in the
-demo and the tests). Settings are read here, once, from ``SERVICEMONTH_NOTIFY_*`` keys.
+demo and the tests). Their settings (``SERVICEMONTH_NOTIFY_*``) come typed from
+``settings.notify``.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from shared.config import CAMPAIGN_TZ, ConfigError, Settings
+from shared.config import CAMPAIGN_TZ, Settings
 
 
 @dataclass(frozen=True)
@@ -30,37 +30,19 @@ class Rules:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Rules:
+        """The rules ``settings.notify`` holds (parsed and checked by ``shared.config``)."""
+        own = settings.notify
+        quiet_start, quiet_end = own.quiet_hours or (None, None)
         return cls(
-            *_quiet_hours(settings.get("NOTIFY_QUIET_HOURS", "notify")),
-            sms_daily_cap=_int(
-                settings.get("NOTIFY_SMS_DAILY_CAP", "notify"), "NOTIFY_SMS_DAILY_CAP", 2, 0
-            ),
-            failover_after=_int(
-                settings.get("NOTIFY_FAILOVER_AFTER", "notify"), "NOTIFY_FAILOVER_AFTER", 3, 1
-            ),
-            failover_cooldown=timedelta(
-                seconds=_int(
-                    settings.get("NOTIFY_FAILOVER_COOLDOWN", "notify"),
-                    "NOTIFY_FAILOVER_COOLDOWN",
-                    300,
-                    0,
-                )
-            ),
-            max_attempts=_int(
-                settings.get("NOTIFY_MAX_ATTEMPTS", "notify"), "NOTIFY_MAX_ATTEMPTS", 8, 1
-            ),
-            retry_delay=_float(
-                settings.get("NOTIFY_RETRY_DELAY", "notify"), "NOTIFY_RETRY_DELAY", 2.0
-            ),
-            claim_warning=timedelta(
-                hours=_int(
-                    settings.get("NOTIFY_CLAIM_WARNING_HOURS", "notify"),
-                    "NOTIFY_CLAIM_WARNING_HOURS",
-                    24,
-                    1,
-                )
-            ),
-            batch_at=_clock_time(settings.get("NOTIFY_BATCH_AT", "notify"), "NOTIFY_BATCH_AT"),
+            quiet_start,
+            quiet_end,
+            sms_daily_cap=own.sms_daily_cap,
+            failover_after=own.failover_after,
+            failover_cooldown=own.failover_cooldown,
+            max_attempts=own.max_attempts,
+            retry_delay=own.retry_delay,
+            claim_warning=own.claim_warning,
+            batch_at=own.batch_at,
         )
 
     def quiet_until(self, now: datetime) -> datetime | None:
@@ -101,51 +83,3 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
     """``[00:00, 24:00)`` of a campaign day, as aware datetimes."""
     start = datetime.combine(day, time(0, 0), CAMPAIGN_TZ)
     return start, start + timedelta(days=1)
-
-
-def _quiet_hours(raw: str | None) -> tuple[time | None, time | None]:
-    if raw is None:
-        return time(20, 0), time(8, 0)
-    if raw.strip().lower() in ("off", "none", "-"):
-        return None, None
-    match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*", raw)
-    if (
-        not match
-        or int(match[1]) > 23
-        or int(match[3]) > 23
-        or max(int(match[2]), int(match[4])) > 59
-    ):
-        raise ConfigError(
-            f"SERVICEMONTH_NOTIFY_QUIET_HOURS: {raw!r} is not like 20:00-08:00 (or 'off')"
-        )
-    start, end = time(int(match[1]), int(match[2])), time(int(match[3]), int(match[4]))
-    if start == end:
-        return None, None
-    return start, end
-
-
-def _int(raw: str | None, key: str, default: int, minimum: int) -> int:
-    if raw is None:
-        return default
-    if not re.fullmatch(r"\d{1,9}", raw.strip()) or int(raw) < minimum:
-        raise ConfigError(f"SERVICEMONTH_{key}: {raw!r} is not a whole number ≥ {minimum}")
-    return int(raw)
-
-
-def _float(raw: str | None, key: str, default: float) -> float:
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= 3600:
-        raise ConfigError(f"SERVICEMONTH_{key}: {raw!r} is not a number of seconds (0-3600)")
-    return value
-
-
-def _clock_time(raw: str | None, key: str) -> time:
-    match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*", raw or "17:00")
-    if not match or int(match[1]) > 23 or int(match[2]) > 59:
-        raise ConfigError(f"SERVICEMONTH_{key}: {raw!r} is not a time of day like 17:00")
-    return time(int(match[1]), int(match[2]))

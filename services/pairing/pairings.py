@@ -27,7 +27,7 @@ from services.pairing import engine
 from services.pairing.models import MemberReplica, Need, Pairing, Project
 from services.pairing.needs import affinity, confirmed
 from shared.auth import Principal
-from shared.config import CAMPAIGN_TZ, ConfigError, Settings
+from shared.config import CAMPAIGN_TZ, Settings
 from shared.db import UnitOfWork, outbox_table
 from shared.events import (
     Envelope,
@@ -88,12 +88,8 @@ AUTOMATIC = engine.Limits(needs=1, projects=1)
 def limits_from(settings: Settings) -> engine.Limits:
     """The load cap: ``SERVICEMONTH_PAIRING_MAX_NEEDS_PER_MEMBER`` and
     ``SERVICEMONTH_PAIRING_MAX_PROJECTS_PER_MEMBER`` (or without ``PAIRING_``), 2 each."""
-    needs = settings.get("MAX_NEEDS_PER_MEMBER", "pairing") or "2"
-    projects = settings.get("MAX_PROJECTS_PER_MEMBER", "pairing") or "2"
-    for key, raw in (("NEEDS", needs), ("PROJECTS", projects)):
-        if not raw.isdigit() or int(raw) < 1:
-            raise ConfigError(f"SERVICEMONTH_PAIRING_MAX_{key}_PER_MEMBER: a whole number ≥ 1")
-    return engine.Limits(int(needs), int(projects))
+    own = settings.pairing
+    return engine.Limits(own.max_needs_per_member, own.max_projects_per_member)
 
 
 def campaign_day(uow: UnitOfWork) -> date:

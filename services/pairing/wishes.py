@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from services.pairing.activities import cas, record_automatic, registered_member
 from services.pairing.models import Wish, WishClaim
 from shared.auth import Forbidden
-from shared.config import CAMPAIGN_TZ, ConfigError, Settings
+from shared.config import CAMPAIGN_TZ, Settings
 from shared.db import UnitOfWork
 from shared.events import WISH_EVENTS
 from shared.http import Conflict, Invalid
@@ -57,17 +57,11 @@ EVENT_FROM: dict[str, tuple[str, ...]] = {
     "published": ("collected", "pending_review"),
     "released": ("claimed",),
 }
-DEFAULT_CLAIM_DAYS = 7
 
 
 def claim_days(settings: Settings) -> int:
     """Days a claim stays active without fulfilment (``SERVICEMONTH_PAIRING_CLAIM_DAYS``)."""
-    raw = settings.get("CLAIM_DAYS", "pairing")
-    if raw is None:
-        return DEFAULT_CLAIM_DAYS
-    if not raw.isdigit() or int(raw) < 1:
-        raise ConfigError(f"SERVICEMONTH_PAIRING_CLAIM_DAYS: {raw!r} is not a number of days")
-    return int(raw)
+    return settings.pairing.claim_days
 
 
 def today(uow: UnitOfWork) -> date:

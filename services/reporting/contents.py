@@ -148,8 +148,7 @@ def percent(value: float | None) -> str:
 
 
 def laggard_threshold(settings: Settings) -> float:
-    raw = settings.get("REPORTING_LAGGARD_THRESHOLD")
-    return float(raw) if raw else 0.6
+    return settings.reporting.laggard_threshold
 
 
 def level_scopes(places: Places, scope: str) -> dict[str, list[str]]:

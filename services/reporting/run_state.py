@@ -34,14 +34,8 @@ class Policy:
 
     @classmethod
     def of(cls, settings: Settings) -> Policy:
-        stale = settings.get("REPORTING_STALE_SECONDS")
-        grace = settings.get("REPORTING_GRACE_HOURS")
-        attempts = settings.get("REPORTING_MAX_ATTEMPTS")
-        return cls(
-            stale=timedelta(seconds=float(stale)) if stale else cls.stale,
-            grace=timedelta(hours=float(grace)) if grace else cls.grace,
-            max_attempts=int(attempts) if attempts else cls.max_attempts,
-        )
+        own = settings.reporting
+        return cls(stale=own.stale, grace=own.grace, max_attempts=own.max_attempts)
 
     def retry_after(self, attempt: int) -> timedelta:
         return timedelta(seconds=self.backoff.total_seconds() * 2 ** max(attempt - 1, 0))

@@ -1,11 +1,10 @@
-"""The web app's settings, read from the environment like every other process's."""
+"""The web app's settings: ``settings.web`` (checked at start like every other process's)
+and the session key read from its file."""
 
 from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from pathlib import Path
-from urllib.parse import urlsplit
 
 from shared.config import PREFIX, ConfigError, Settings, write_key_once
 
@@ -25,17 +24,10 @@ class WebSettings:
         return self.public_url.startswith("https://")
 
 
-def _url(raw: str, key: str) -> str:
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(f"{PREFIX}{key}: {raw!r} is not an http(s) URL")
-    return raw.rstrip("/")
-
-
 def _session_key(settings: Settings) -> str:
-    path_raw = settings.get("WEB_SESSION_KEY_FILE")
-    path = Path(path_raw) if path_raw else settings.home / "keys" / "web-session.key"
-    if not path_raw and not path.exists():
+    given = settings.web.session_key_file
+    path = given or settings.home / "keys" / "web-session.key"
+    if not given and not path.exists():
         write_key_once(path, secrets.token_hex(32).encode())
     try:
         key = path.read_text().strip()
@@ -50,9 +42,9 @@ def load(settings: Settings, api_url: str | None = None, port: int | None = None
     """``SERVICEMONTH_API_URL`` (default: ``api_url``, else this machine's
     ``SERVICEMONTH_HTTP_PORT``), ``SERVICEMONTH_PUBLIC_URL`` (default: where this process
     listens, ``port``), ``SERVICEMONTH_WEB_SESSION_KEY_FILE`` (default: made once under
-    ``$SERVICEMONTH_HOME/keys/``)."""
+    ``$SERVICEMONTH_HOME/keys/``). The URLs are checked by :func:`shared.config.load`;
+    the key file is read here, by the process that signs cookies with it."""
     default_api = api_url or f"http://127.0.0.1:{settings.http_port}"
-    api = _url(settings.get("API_URL") or default_api, "API_URL")
-    here = f"http://127.0.0.1:{port or settings.http_port}"
-    public = _url(settings.get("PUBLIC_URL") or here, "PUBLIC_URL")
+    api = settings.web.api_url or default_api.rstrip("/")
+    public = settings.web.public_url or f"http://127.0.0.1:{port or settings.http_port}"
     return WebSettings(api_url=api, public_url=public, session_key=_session_key(settings))
