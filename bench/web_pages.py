@@ -15,7 +15,6 @@ median against the baseline measured in the same run: one plain API round trip
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from services.demo import _free_port
 from services.demo_data import COMMUNITIES
 from services.demo_sign_in import LEADER_PHONE, RESIDENT_PHONE, UNIT_PHONE, WORKER_PHONE
 from services.demo_web import PageVisitor
+from shared.config import child_environment
 
 PAGES = {
     RESIDENT_PHONE: [
@@ -72,8 +72,7 @@ def timed(client: httpx.Client, path: str, loops: int) -> tuple[httpx.Response, 
 def run(home: Path, loops: int) -> None:
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "SERVICEMONTH_HOME": str(home)}
-    env.pop("SERVICEMONTH_CLOCK_FILE", None)
+    env = child_environment({"SERVICEMONTH_HOME": str(home), "SERVICEMONTH_CLOCK_FILE": None})
     server = subprocess.Popen(
         [sys.executable, "-m", "services.cli", "up", "--port", str(port), "--no-scheduler"],
         env=env,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
@@ -13,7 +13,7 @@ import click
 from services.notify.commands import notify_commands
 from services.reporting.commands import report as report_commands
 from shared.auth import ROLES
-from shared.config import SERVICES, ConfigError, private_files, settings
+from shared.config import SERVICES, ConfigError, export, private_files, settings
 
 SERVICE = click.Choice(SERVICES)
 #: What ``serve`` serves: a service's routes, or the web app (pages only).
@@ -319,13 +319,16 @@ cli.add_command(notify_commands)
 cli.add_command(report_commands)
 
 
-def main() -> None:
+def main(args: Sequence[str] | None = None) -> None:
+    """The ``servicemonth`` command (``args``: the command line, default ``sys.argv``): a
+    bad setting, a refused request or an unreachable database ends it with one line on
+    stderr and a non-zero exit, never a traceback."""
     from sqlalchemy.exc import OperationalError
 
     from shared.http import DomainError
 
     try:
-        cli(prog_name="servicemonth")
+        cli(args=args, prog_name="servicemonth")
     except ConfigError as exc:
         click.echo(f"servicemonth: configuration error: {exc}", err=True)
         sys.exit(2)
@@ -344,5 +347,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    export("PYTHONUNBUFFERED", "1", replace=False)
     main()

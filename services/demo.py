@@ -9,7 +9,6 @@ then prints what each service holds. The counts must agree.
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 import socket
@@ -47,7 +46,7 @@ from services.demo_web import tour
 from services.processes import die_with_parent
 from services.registration import sessions
 from shared.clock import SimulatedClock
-from shared.config import CAMPAIGN_TZ, settings
+from shared.config import CAMPAIGN_TZ, export, settings
 
 MARKER = ".servicemonth-demo"
 SERVICES = ("registration", "pairing", "notify", "reporting")
@@ -97,9 +96,9 @@ def run(members: int = 200, port: int | None = None, busy: int = 30, timeout: fl
     clock_file = home / "clock"
     eve = config.campaign_start - timedelta(days=1)
     SimulatedClock(datetime.combine(eve, clock_time(8), CAMPAIGN_TZ), clock_file)
-    os.environ["SERVICEMONTH_CLOCK_FILE"] = str(clock_file)
+    export("SERVICEMONTH_CLOCK_FILE", str(clock_file))  # for the processes started below
     # the QR poster the demo prints points where the person at the machine will look
-    os.environ.setdefault("SERVICEMONTH_PUBLIC_URL", "http://127.0.0.1:8000")
+    export("SERVICEMONTH_PUBLIC_URL", "http://127.0.0.1:8000", replace=False)
     port = port or _free_port()
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
@@ -323,5 +322,5 @@ def _report(counts: dict[str, Any], registered: int, sms_file: Path) -> bool:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    export("PYTHONUNBUFFERED", "1", replace=False)
     sys.exit(run())
