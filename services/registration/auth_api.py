@@ -7,51 +7,20 @@ refuse it.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
 
-from services.registration import runtime, sessions
+from services.registration.bootstrap import bus, runtime
+from services.registration.commands import RequestSignInCode, SignIn, SignOut
+from services.registration.schemas import CodeRequest, CodeSent, SessionOut, SessionRequest
 from shared.auth import REGISTRANT, ROLES, Principal, requires
+from shared.messagebus import MessageBus
 from shared.runtime import Runtime
 
 router = APIRouter(tags=["sign-in"])
-Rt = Annotated[Runtime, Depends(runtime)]
+Bus = Annotated[MessageBus[Runtime], Depends(bus)]
 SignedIn = Annotated[Principal, Depends(requires(runtime, *ROLES, REGISTRANT))]
-
-CODE_SENT = {
-    "status": "accepted",
-    "detail": "如果该号码可以登录，验证码已通过短信发送，5分钟内有效。",
-}
-
-
-class CodeRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    phone: str = Field(min_length=1, max_length=30, description="the mobile to send a code to")
-
-
-class SessionRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    phone: str = Field(min_length=1, max_length=30)
-    code: str = Field(pattern=r"^\s*\d{6}\s*$", description="the 6-digit code from the SMS")
-    role: str | None = Field(
-        default=None, max_length=20, description="when the number has several accounts"
-    )
-    scope: str | None = Field(
-        default=None, max_length=60, description="when one role has several scopes"
-    )
-
-
-class SessionOut(BaseModel):
-    token: str
-    token_type: str
-    role: str
-    scope: str
-    expires_at: str
-    accounts: list[dict[str, str]]
 
 
 def _address(request: Request) -> str:
@@ -59,33 +28,24 @@ def _address(request: Request) -> str:
 
 
 @router.post("/auth/codes", status_code=202)
-def request_code(body: CodeRequest, request: Request, rt: Rt) -> dict[str, str]:
+def request_code(body: CodeRequest, request: Request, bus: Bus) -> CodeSent:
     """手机号 + 验证码: send a sign-in code by SMS. Always the same answer: a stranger
     learns nothing about who is registered. At most one a minute and ten a day per number."""
-    with rt.uow() as uow:
-        sessions.request_code(uow, rt.sealer, body.phone, _address(request), rt.settings.district)
-        uow.commit()
-    return CODE_SENT
+    return bus.handle(RequestSignInCode(phone=body.phone, address=_address(request)))
 
 
-@router.post("/auth/sessions", status_code=201, response_model=SessionOut)
-def open_session(body: SessionRequest, rt: Rt, response: Response) -> dict[str, Any]:
+@router.post("/auth/sessions", status_code=201)
+def open_session(body: SessionRequest, bus: Bus, response: Response) -> SessionOut:
     """Sign in with the code: a signed token for the member, a staff account (``role``, and
     ``scope`` when needed, choose among several), or — a number with no account — a
     registrant who may only register themselves. 5 wrong codes spend the code."""
-    with rt.uow() as uow:
-        session = sessions.sign_in(
-            uow, rt.sealer, rt.settings, body.phone, body.code, body.role, body.scope
-        )
-        uow.commit()
+    session = bus.handle(SignIn(phone=body.phone, code=body.code, role=body.role, scope=body.scope))
     response.headers["Cache-Control"] = "no-store"
-    return sessions.session_view(session)
+    return session
 
 
 @router.delete("/auth/sessions", status_code=204)
-def sign_out(rt: Rt, principal: SignedIn) -> Response:
+def sign_out(bus: Bus, principal: SignedIn) -> Response:
     """Sign out: this token stops working in every service."""
-    with rt.uow() as uow:
-        sessions.sign_out(uow, principal)
-        uow.commit()
+    bus.handle(SignOut(principal=principal))
     return Response(status_code=204)

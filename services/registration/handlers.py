@@ -1,291 +1,131 @@
-"""Registration's member use cases: register (双注册), read, update, withdraw.
+"""Registration's one table: which function handles each command (:data:`COMMANDS`) and
+which apply each event it listens to (:func:`events`: none — members enter the system
+here; registration publishes, it does not listen).
 
-A member registers through the same validation and insert as a roster row
-(:mod:`services.registration.enrolment`); the rest changes one member at a time.
+Short handlers sit here; the use cases live in the topic modules the table points at:
+:mod:`members` (双注册), :mod:`registrations` (社区报到), :mod:`roster_uploads` (花名册),
+:mod:`staff`, :mod:`sessions` (sign-in) and :mod:`directory`.
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Mapping
-from typing import Any
-
-from sqlalchemy import func, select
-
-from services.registration import registrations, rules
-from services.registration.enrolment import (
-    Directory,
-    Error,
-    add_members,
-    community_is_open,
-    seal_contact,
-    validate_member,
+from services.registration import (
+    directory,
+    members,
+    registrations,
+    roster_uploads,
+    sessions,
+    staff,
 )
-from services.registration.models import Community, CommunityRegistration, Member, Unit
-from shared.auth import REGISTRANT, Principal, revoke_member_tokens
-from shared.db import UnitOfWork, messaging_stats
-from shared.events import (
-    CommunityRef,
-    IdNumberTried,
-    MemberUpdated,
-    MemberWithdrawn,
-    RegistrationSubmitted,
+from services.registration.commands import (
+    ConfirmRegistration,
+    ConfirmRegistrations,
+    CreateStaff,
+    DisableStaff,
+    EnableStaff,
+    ExportRosterErrors,
+    ImportRoster,
+    ImportStaff,
+    LoadDirectory,
+    ReadMemberUnmasked,
+    RegisterMember,
+    RejectRegistration,
+    RequestSignInCode,
+    ResendStuckRosters,
+    SignIn,
+    SignOut,
+    UpdateMember,
+    UploadRoster,
+    WithdrawMember,
 )
-from shared.http import Conflict, Invalid, NotFound
-from shared.pii import Sealer, mask_name, mask_phone
-from shared.vocabulary import AVAILABILITY
+from services.registration.schemas import (
+    CodeSent,
+    DirectoryLoaded,
+    SessionOut,
+    StaffImported,
+    StaffOut,
+)
+from shared.messagebus import CommandTable, EventTable
+from shared.runtime import Runtime
 
 
-class Refused(Conflict):
-    """Registration cannot go on. One neutral answer for every reason (a known ID number
-    among them), so it never tells the caller who is registered."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            "registration cannot go on with these details; "
-            "if you think this is wrong, ask your community (社区) for help"
-        )
-
-
-def register_member(
-    raw: Mapping[str, Any], uow: UnitOfWork, sealer: Sealer, principal: Principal
-) -> uuid.UUID:
-    """One member registers (the API): 422 naming every bad field; a registrant only with
-    the phone they proved; staff only in their scope (else 404). A known ID number gets
-    :class:`Refused` and its holder is told (the event commits, the member does not)."""
-    directory = Directory(uow.session)
-    values, errors = validate_member(raw, directory, uow.now().date())
-    if values is None:
-        raise Invalid("the member cannot be registered", errors)
-    if principal.role == REGISTRANT:
-        if sealer.digest(values.phone) != principal.phone_hash:
-            raise Invalid(
-                "register with the number you signed in with",
-                [{"field": "phone", "message": "not the number this session was opened with"}],
-            )
-    elif not principal.covers(
-        districts={values.unit.district_code, values.residence.district_code},
-        units={values.unit.code},
-        communities={values.residence.code},
-    ):
-        raise NotFound(f"no unit {values.unit.code}")  # out of scope looks like absent
-    holder = uow.session.execute(
-        select(Member.id, Unit.district_code)
-        .join(Unit, Unit.code == Member.unit_code)
-        .where(Member.id_number_hmac == sealer.digest(values.id_number))
-    ).first()
-    if holder is not None:
-        uow.emit(IdNumberTried(member_id=holder.id), district=holder.district_code)
+def load_directory(cmd: LoadDirectory, rt: Runtime) -> DirectoryLoaded:
+    with rt.uow() as uow:
+        counts = directory.load(cmd.data, uow, cmd.principal)
         uow.commit()
-        raise Refused()
-    if principal.role == REGISTRANT and uow.session.scalar(
-        select(Member.id).where(Member.phone_hmac == principal.phone_hash, Member.state == "active")
-    ):
-        raise Refused()
-    (member_id,) = add_members([values], uow, sealer, directory)
-    return member_id
+    return DirectoryLoaded(**counts)
 
 
-def update_member(
-    member: Member, changes: Mapping[str, Any], uow: UnitOfWork, sealer: Sealer
-) -> None:
-    """Change phone, e-mail, skills, availability or residence; emit ``member.updated``.
+def request_sign_in_code(cmd: RequestSignInCode, rt: Runtime) -> CodeSent:
+    with rt.uow() as uow:
+        sessions.request_code(uow, rt.sealer, cmd.phone, cmd.address, rt.settings.district)
+        uow.commit()
+    return CodeSent(**sessions.CODE_SENT)
 
-    A new residence transfers the old residence registration out (or cancels it if it was
-    never confirmed) and submits one in the new community.
-    """
-    errors: list[Error] = []
-    directory = Directory(uow.session)
-    contact = _member_contact(member, sealer)
-    if "phone" in changes:
-        try:
-            phone = rules.mobile(str(changes["phone"]))
-        except ValueError as exc:
-            errors.append({"field": "phone", "message": str(exc)})
-        else:
-            member.phone_sealed = sealer.seal(phone, "phone")
-            member.phone_hmac = sealer.digest(phone)
-            member.phone_masked = mask_phone(phone)
-            contact["phone"] = phone
-    if "email" in changes:
-        try:
-            email = rules.email(str(changes["email"])) if changes["email"] else None
-        except ValueError as exc:
-            errors.append({"field": "email", "message": str(exc)})
-        else:
-            member.email_sealed = sealer.seal(email, "email") if email else None
-            contact["email"] = email
-    if "skills" in changes:  # free words: mapped to the vocabulary, the rest kept as written
-        member.skills, member.skills_other = rules.skills(changes["skills"] or [])
-    if "availability" in changes:
-        if any(a not in AVAILABILITY for a in changes["availability"] or []):
-            errors.append({"field": "availability", "message": ", ".join(AVAILABILITY)})
-        else:
-            member.availability = list(changes["availability"] or [])
-    now = uow.now()
-    new_code = changes.get("residence_community_code")
-    new_code = rules.community_code(str(new_code)) if new_code else None
-    if new_code and new_code != member.residence_community_code:
-        community = directory.community(str(new_code))
-        if not community_is_open(community, now.date()):
-            errors.append(
-                {"field": "residence_community_code", "message": f"unknown community {new_code!r}"}
-            )
-        elif not errors:
-            assert community is not None
-            _move_residence(member, community, uow)
-    if errors:
-        raise Invalid("the member cannot be updated", errors)
-    refs = [
-        CommunityRef(
-            registration_id=r.id,
-            community_code=r.community_code,
-            role=r.role,
-            district=r.district_code,
+
+def sign_in(cmd: SignIn, rt: Runtime) -> SessionOut:
+    with rt.uow() as uow:
+        session = sessions.sign_in(
+            uow, rt.sealer, rt.settings, cmd.phone, cmd.code, cmd.role, cmd.scope
         )
-        for r in member.registrations
-        if r.state in ("submitted", "confirmed")
-    ]
-    unit = directory.unit(member.unit_code)
-    assert unit is not None
-    event = MemberUpdated(
-        member_id=member.id,
-        unit_code=member.unit_code,
-        unit_district=unit.district_code,
-        communities=refs,
-        skills=member.skills,
-        availability=member.availability,
-        is_leader_cadre=member.is_leader_cadre,
-        contact=seal_contact(sealer, contact["name"], contact["phone"], contact.get("email")),
-        name_masked=mask_name(contact["name"]),
-    )
-    for district in sorted({r.district for r in refs}):
-        uow.emit(event, district=district)
+        uow.commit()
+    return sessions.session_out(session)
 
 
-def _member_contact(member: Member, sealer: Sealer) -> dict[str, Any]:
-    """The member's contact, opened from its sealed columns."""
-    assert member.name and member.phone_sealed
-    return {
-        "name": member.name,
-        "phone": sealer.open(member.phone_sealed, "phone"),
-        "email": sealer.open(member.email_sealed, "email") if member.email_sealed else None,
+def sign_out(cmd: SignOut, rt: Runtime) -> None:
+    with rt.uow() as uow:
+        sessions.sign_out(uow, cmd.principal)
+        uow.commit()
+
+
+def import_staff(cmd: ImportStaff, rt: Runtime) -> StaffImported:
+    result = staff.import_file(cmd.data, rt.uow, rt.sealer, cmd.principal, rt.settings.district)
+    return result.answer()
+
+
+def disable_staff(cmd: DisableStaff, rt: Runtime) -> StaffOut:
+    """Its sessions stop at once, notify stops sending to it; twice changes nothing."""
+    with rt.uow() as uow:
+        account = staff.managed_account(uow, cmd.account_id, cmd.principal)
+        staff.disable(uow, account, rt.settings.district)
+        uow.commit()
+        return staff.view(account, rt.sealer)
+
+
+def enable_staff(cmd: EnableStaff, rt: Runtime) -> StaffOut:
+    """Enabled again, its person signs in anew."""
+    with rt.uow() as uow:
+        account = staff.managed_account(uow, cmd.account_id, cmd.principal)
+        staff.enable(uow, rt.sealer, account, rt.settings.district)
+        uow.commit()
+        return staff.view(account, rt.sealer)
+
+
+COMMANDS: CommandTable[Runtime] = CommandTable(
+    {
+        RegisterMember: members.register,
+        ReadMemberUnmasked: members.read_unmasked,
+        UpdateMember: members.update,
+        WithdrawMember: members.withdraw,
+        ConfirmRegistration: registrations.confirm,
+        ConfirmRegistrations: registrations.confirm_all,
+        RejectRegistration: registrations.reject,
+        LoadDirectory: load_directory,
+        RequestSignInCode: request_sign_in_code,
+        SignIn: sign_in,
+        SignOut: sign_out,
+        UploadRoster: roster_uploads.upload,
+        ImportRoster: roster_uploads.run_import,
+        ExportRosterErrors: roster_uploads.export_errors,
+        ResendStuckRosters: roster_uploads.resend_stuck,
+        CreateStaff: staff.create_account,
+        ImportStaff: import_staff,
+        DisableStaff: disable_staff,
+        EnableStaff: enable_staff,
     }
+)
 
 
-def _move_residence(member: Member, community: Community, uow: UnitOfWork) -> None:
-    for reg in member.registrations:
-        if reg.role == "residence" and reg.state in ("submitted", "confirmed"):
-            to = "transferred_out" if reg.state == "confirmed" else "cancelled"
-            registrations.move(reg, to, uow, reason="residence moved")
-    again = next(
-        (
-            r
-            for r in member.registrations
-            if r.community_code == community.code and r.role == "residence"
-        ),
-        None,
-    )
-    if again is not None and again.state == "rejected":
-        registrations.move(again, "submitted", uow)
-    else:
-        if again is None:  # moving back reuses the old row: one per community and role
-            again = CommunityRegistration(
-                id=uuid.uuid4(),
-                community_code=community.code,
-                district_code=community.district_code,
-                role="residence",
-                created_at=uow.now(),
-            )
-            member.registrations.append(again)
-        again.state = "submitted"
-        again.reason = None
-        again.updated_at = uow.now()
-        uow.session.flush()
-        uow.emit(
-            RegistrationSubmitted(
-                registration_id=again.id,
-                member_id=member.id,
-                community_code=community.code,
-                role="residence",
-                state="submitted",
-            ),
-            district=community.district_code,
-        )
-    member.residence_community_code = community.code
-
-
-def withdraw_member(member: Member, uow: UnitOfWork) -> None:
-    """退出 — erase the member's personal data here and tell every service to do the same."""
-    districts = sorted({r.district_code for r in member.registrations})
-    now = uow.now()
-    member.state = "withdrawn"
-    member.withdrawn_at = now
-    for attr in (
-        "name",
-        "id_number_sealed",
-        "id_number_hmac",
-        "id_number_masked",
-        "phone_sealed",
-        "phone_hmac",
-        "phone_masked",
-        "email_sealed",
-        "consented_at",
-    ):
-        setattr(member, attr, None)
-    member.skills = []
-    member.skills_other = []
-    member.availability = []
-    for reg in member.registrations:
-        if reg.state in ("submitted", "confirmed"):
-            registrations.move(reg, "cancelled", uow, reason="member withdrew")
-    revoke_member_tokens(uow, member.id)
-    for district in districts:
-        uow.emit(MemberWithdrawn(member_id=member.id), district=district)
-
-
-def member_view(member: Member) -> dict[str, Any]:
-    """A member as shown over HTTP: personal data masked."""
-    return {
-        "id": str(member.id),
-        "state": member.state,
-        "name": member.name,
-        "id_number": member.id_number_masked,
-        "phone": member.phone_masked,
-        "unit_code": member.unit_code,
-        "residence_community_code": member.residence_community_code,
-        "skills": member.skills,
-        "skills_other": member.skills_other,  # 其他专长: own words, not used by matching
-        "availability": member.availability,
-        "is_leader_cadre": member.is_leader_cadre,
-        "registrations": [registration_view(r) for r in member.registrations],
-    }
-
-
-def registration_view(r: CommunityRegistration) -> dict[str, Any]:
-    return {
-        "id": str(r.id),
-        "community_code": r.community_code,
-        "district_code": r.district_code,
-        "role": r.role,
-        "state": r.state,
-        "reason": r.reason,
-    }
-
-
-def stats(uow: UnitOfWork) -> dict[str, int]:
-    """What registration holds and has sent, for operators and the demo."""
-    s = uow.session
-    confirmed = select(func.count()).select_from(CommunityRegistration)
-    return {
-        "members": s.scalar(
-            select(func.count()).select_from(Member).where(Member.state == "active")
-        )
-        or 0,
-        "registrations": s.scalar(confirmed) or 0,
-        "registrations_confirmed": s.scalar(
-            confirmed.where(CommunityRegistration.state == "confirmed")
-        )
-        or 0,
-        **messaging_stats(uow),
-    }
+def events(rt: Runtime) -> EventTable:
+    """Registration listens to no event."""
+    return EventTable()

@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 from services.registration.enrolment import Directory, Error, MemberValues, add_members
 from services.registration.enrolment import validate_member as validate
 from services.registration.models import Member, Roster, RosterError, RosterNote, Unit
+from shared.auth import Principal
 from shared.db import UnitOfWork
 from shared.http import Invalid, NotFound
 from shared.pii import Sealer
@@ -202,6 +203,28 @@ class Summary:
     def counts(self) -> dict[str, int]:
         keys = ("total", "accepted", "rejected", "duplicates", "noted")
         return {k: getattr(self, k) for k in keys}
+
+
+def unit_in_scope(uow: UnitOfWork, code: str, principal: Principal) -> Unit:
+    """The unit a caller uploads a roster for: 404 when unknown or outside the caller's
+    scope, 422 when closed."""
+    unit = uow.session.get(Unit, code)
+    if unit is None or not principal.covers(districts={unit.district_code}, units={unit.code}):
+        raise NotFound(f"no unit {code}")  # out of scope looks like absent
+    return unit_for(uow, code)  # and open today
+
+
+def visible_roster(uow: UnitOfWork, roster_id: uuid.UUID, principal: Principal) -> Roster:
+    """The roster, or 404 when unknown or its unit is outside the caller's scope."""
+    roster = uow.session.get(Roster, roster_id)
+    unit = uow.session.get(Unit, roster.unit_code) if roster is not None else None
+    if (
+        roster is None
+        or unit is None
+        or not principal.covers(districts={unit.district_code}, units={unit.code})
+    ):
+        raise NotFound(f"no roster {roster_id}")  # out of scope looks like absent
+    return roster
 
 
 def unit_for(uow: UnitOfWork, code: str) -> Unit:

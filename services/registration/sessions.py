@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import delete, func, select, text
 
 from services.registration.models import IssuedToken, Member, RateHit, SignInCode, StaffAccount
+from services.registration.schemas import SessionOut
 from shared import tokens
 from shared.auth import REGISTRANT, Principal, Unauthorized, revoke, subject_key
 from shared.config import Settings, settings
@@ -44,6 +45,11 @@ ADDRESS_LIMITS: Limits = ((30, timedelta(hours=1)),)
 REGISTER_LIMITS: Limits = ((5, timedelta(days=1)),)
 
 WRONG_CODE = "the code is wrong or has expired; ask for a new one"
+#: The one answer to a code request, whoever the number belongs to.
+CODE_SENT = {
+    "status": "accepted",
+    "detail": "如果该号码可以登录，验证码已通过短信发送，5分钟内有效。",
+}
 
 
 @dataclass(frozen=True)
@@ -216,6 +222,11 @@ def member_session(config: Settings, member_id: uuid.UUID) -> dict[str, object]:
     """A session for a member who has just registered themselves (their own, no code)."""
     own = Account(f"member:{member_id}", "member", f"member:{member_id}")
     return session_view(open_session(config, own, [own]))
+
+
+def session_out(session: Session) -> SessionOut:
+    """A session as ``POST /auth/sessions`` answers it."""
+    return SessionOut.model_validate(session_view(session))
 
 
 def session_view(session: Session) -> dict[str, object]:

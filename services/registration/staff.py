@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.registration import rules
+from services.registration.commands import CreateStaff
 from services.registration.enrolment import (
     Directory,
     Error,
@@ -36,12 +37,14 @@ from services.registration.enrolment import (
     seal_contact,
 )
 from services.registration.models import Division, StaffAccount
+from services.registration.schemas import Line, StaffImported, StaffOut
 from services.registration.sessions import revoke_subject
 from shared.auth import Forbidden, Principal
 from shared.db import UnitOfWork
 from shared.events import Event, StaffAccountDisabled, StaffAccountSaved
-from shared.http import Invalid
+from shared.http import Conflict, Invalid, NotFound
 from shared.pii import Sealer, mask_email, mask_name, mask_phone
+from shared.runtime import Runtime
 from shared.tabular import first_errors, read_table
 
 log = logging.getLogger(__name__)
@@ -220,6 +223,21 @@ def check_may_manage(principal: Principal, account: StaffAccount) -> None:
         raise Forbidden(reason)
 
 
+def visible_account(uow: UnitOfWork, account_id: uuid.UUID, principal: Principal) -> StaffAccount:
+    """The account, or 404 when unknown or out of the caller's sight."""
+    account = uow.session.get(StaffAccount, account_id)
+    if account is None or not visible(principal, account):
+        raise NotFound(f"no staff account {account_id}")  # out of scope looks like absent
+    return account
+
+
+def managed_account(uow: UnitOfWork, account_id: uuid.UUID, principal: Principal) -> StaffAccount:
+    """The account the caller manages: 404 out of sight, 403 when it only sees it."""
+    account = visible_account(uow, account_id, principal)
+    check_may_manage(principal, account)
+    return account
+
+
 # --- saving and publishing --------------------------------------------------------------------
 
 
@@ -283,6 +301,29 @@ def create(uow: UnitOfWork, sealer: Sealer, values: StaffValues) -> StaffAccount
     return account
 
 
+def create_account(cmd: CreateStaff, rt: Runtime) -> StaffOut:
+    """A new account, checked field by field (422), made only by the operator above it or an
+    admin (403); 409 naming the account when this phone has the role in this scope."""
+    with rt.uow() as uow:
+        values, errors = validate(cmd.values, Places(uow.session), uow.now().date())
+        if values is None:
+            raise Invalid("the staff account cannot be created", errors)
+        reason = refusal(cmd.principal, values.role, values.scope, values.district)
+        if reason is not None:
+            raise Forbidden(reason)
+        found = existing(uow, rt.sealer, values)
+        if found is not None:
+            raise Conflict(
+                f"this phone already has a {values.role} account for {values.scope}",
+                id=str(found.id),
+                state=found.state,
+            )
+        account = create(uow, rt.sealer, values)
+        publish_saved(uow, rt.sealer, account, rt.settings.district, (values.phone, values.email))
+        uow.commit()
+        return view(account, rt.sealer)
+
+
 def update_details(
     uow: UnitOfWork, sealer: Sealer, account: StaffAccount, values: StaffValues
 ) -> bool:
@@ -330,21 +371,21 @@ def enable(uow: UnitOfWork, sealer: Sealer, account: StaffAccount, home_district
     return True
 
 
-def view(account: StaffAccount, sealer: Sealer) -> dict[str, Any]:
+def view(account: StaffAccount, sealer: Sealer) -> StaffOut:
     """An account as shown over HTTP: phone and e-mail masked."""
     email = sealer.open(account.email_sealed, "email") if account.email_sealed else None
-    return {
-        "id": str(account.id),
-        "name": account.name,
-        "role": account.role,
-        "scope": account.scope,
-        "district_code": account.district_code,
-        "phone": account.phone_masked,
-        "email": mask_email(email) if email else None,
-        "state": account.state,
-        "created_at": account.created_at.isoformat(),
-        "updated_at": account.updated_at.isoformat(),
-    }
+    return StaffOut(
+        id=str(account.id),
+        name=account.name,
+        role=account.role,
+        scope=account.scope,
+        district_code=account.district_code,
+        phone=account.phone_masked,
+        email=mask_email(email) if email else None,
+        state=account.state,
+        created_at=account.created_at.isoformat(),
+        updated_at=account.updated_at.isoformat(),
+    )
 
 
 # --- import -----------------------------------------------------------------------------------
@@ -361,19 +402,19 @@ class ImportResult:
     rejected: int = 0
     errors: list[dict[str, Any]] | None = None
 
-    def answer(self) -> dict[str, Any]:
+    def answer(self) -> StaffImported:
         """The counts, and the first :data:`~shared.tabular.MAX_ERRORS` problems (as a
         roster's: ``errors_total`` counts them all)."""
         errors = self.errors or []
-        return {
-            "total": self.total,
-            "accepted": self.accepted,
-            "updated": self.updated,
-            "unchanged": self.unchanged,
-            "rejected": self.rejected,
-            "errors_total": len(errors),
-            "errors": first_errors(errors),
-        }
+        return StaffImported(
+            total=self.total,
+            accepted=self.accepted,
+            updated=self.updated,
+            unchanged=self.unchanged,
+            rejected=self.rejected,
+            errors_total=len(errors),
+            errors=[Line.model_validate(e) for e in first_errors(errors)],
+        )
 
 
 def field_of(header: str) -> str | None:

@@ -7,7 +7,7 @@ import io
 from openpyxl import load_workbook
 
 from services.registration.rosters import open_table
-from services.registration.rosters_api import template_workbook
+from services.registration.workbooks import template_workbook
 from shared.vocabulary import SKILLS
 
 DESIGN_ORDER = [

@@ -1,0 +1,191 @@
+"""What callers ask registration to do: one small type per use case, each saying what
+handling it returns, handled by the table in :mod:`services.registration.handlers`. A
+command carries the caller's :class:`Principal` when who calls decides what they may do.
+No logic here."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from services.registration.schemas import (
+    CodeSent,
+    ConfirmedOut,
+    DirectoryLoaded,
+    MemberOut,
+    RegisteredOut,
+    RegistrationOut,
+    RosterAccepted,
+    SessionOut,
+    StaffImported,
+    StaffOut,
+)
+from shared.auth import Principal
+from shared.messagebus import Command
+
+# --- members (双注册) ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class RegisterMember(Command[RegisteredOut]):
+    """A member registers themselves (a registrant session, with consent), or staff register
+    one in their scope; ``values`` are :class:`~services.registration.schemas.MemberIn`'s."""
+
+    principal: Principal
+    values: Mapping[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReadMemberUnmasked(Command[MemberOut]):
+    """An admin or operator reads a member's ID number and phone in clear (audited)."""
+
+    principal: Principal
+    member_id: uuid.UUID
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpdateMember(Command[MemberOut]):
+    """Change phone, e-mail, skills, availability or residence (only the fields given)."""
+
+    principal: Principal
+    member_id: uuid.UUID
+    changes: Mapping[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class WithdrawMember(Command[MemberOut]):
+    """退出: the member's personal data erased here and, through the event, everywhere."""
+
+    principal: Principal
+    member_id: uuid.UUID
+
+
+# --- community registrations (社区报到) ---------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConfirmRegistration(Command[RegistrationOut]):
+    """报到确认: community staff confirm that the member reported in."""
+
+    principal: Principal
+    registration_id: uuid.UUID
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConfirmRegistrations(Command[ConfirmedOut]):
+    """Confirm many reports-in at once, each confirmed or listed with why not."""
+
+    principal: Principal
+    registration_ids: list[uuid.UUID]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RejectRegistration(Command[RegistrationOut]):
+    principal: Principal
+    registration_id: uuid.UUID
+    reason: str
+
+
+# --- the directory ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadDirectory(Command[DirectoryLoaded]):
+    """Load a directory file (CSV or xlsx bytes); an operator only its district's rows."""
+
+    principal: Principal
+    data: bytes
+
+
+# --- sign-in ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class RequestSignInCode(Command[CodeSent]):
+    """Send a sign-in code by SMS to ``phone`` (the same answer for every valid mobile)."""
+
+    phone: str
+    address: str  # who asks, for the per-address limit
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignIn(Command[SessionOut]):
+    """Open a session with the SMS code, as one of the number's accounts."""
+
+    phone: str
+    code: str
+    role: str | None = None
+    scope: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignOut(Command[None]):
+    """The caller's token stops working in every service."""
+
+    principal: Principal
+
+
+# --- rosters (花名册) ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class UploadRoster(Command[RosterAccepted]):
+    """Keep a unit's roster (sealed) and queue its import."""
+
+    principal: Principal
+    unit_code: str | None
+    filename: str
+    data: bytes
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImportRoster(Command[str]):
+    """Import a stored roster (the Celery task); returns its status, or ``missing``."""
+
+    roster_id: uuid.UUID
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExportRosterErrors(Command[bytes]):
+    """The rejected rows as an xlsx with 错误原因: unmasked personal data, so audited."""
+
+    principal: Principal
+    roster_id: uuid.UUID
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResendStuckRosters(Command[int]):
+    """The consume process's sweep: queue again the imports whose task was lost; how many."""
+
+
+# --- staff accounts ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class CreateStaff(Command[StaffOut]):
+    """A new staff account, made by the operator above it (or an admin)."""
+
+    principal: Principal
+    values: Mapping[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImportStaff(Command[StaffImported]):
+    """Create or update many staff accounts from one file (xlsx or CSV bytes)."""
+
+    principal: Principal
+    data: bytes
+
+
+@dataclass(frozen=True, kw_only=True)
+class DisableStaff(Command[StaffOut]):
+    principal: Principal
+    account_id: uuid.UUID
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnableStaff(Command[StaffOut]):
+    principal: Principal
+    account_id: uuid.UUID
