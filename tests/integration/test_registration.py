@@ -118,6 +118,18 @@ def test_a_member_is_registered_in_the_unit_and_the_residence_community(http: An
     }
 
 
+@pytest.mark.parametrize("backend", ["embedded"], indirect=True)
+def test_staff_registering_a_member_get_the_member_and_no_session(http: Any) -> None:
+    body = register(http).json()
+    assert set(body) == {
+        "id", "state", "name", "id_number", "phone", "unit_code", "residence_community_code",
+        "skills", "skills_other", "availability", "is_leader_cadre", "registrations",
+    }  # fmt: skip
+    assert set(body["registrations"][0]) == {
+        "id", "community_code", "district_code", "role", "state", "reason",
+    }  # fmt: skip
+
+
 def test_free_text_skills_map_to_the_vocabulary_and_the_rest_is_kept_as_own_words(
     backend: Any, http: Any
 ) -> None:
