@@ -388,3 +388,27 @@ def test_a_roster_as_people_type_it_lands_every_good_row_with_skills_mapped_and_
     by_phone = {m["phone"]: m["id_number"] for m in members}
     assert rows[7][1].endswith("x")
     assert by_phone["138****8007"] == "410***********" + rows[7][1][-4:].upper()
+
+
+@pytest.mark.parametrize("backend", ["embedded"], indirect=True)
+def test_the_consume_sweep_queues_again_only_a_roster_whose_task_was_lost(
+    backend: Any, admin: str
+) -> None:
+    from services.registration import consumers
+    from services.registration.bootstrap import bootstrap
+    from services.registration.commands import ResendStuckRosters
+
+    rt = backend.rt("registration")
+    content = rt.sealer.seal(base64.b64encode(b"x").decode(), FILE_CONTEXT).encode()
+    with rt.uow() as uow:
+        for minutes in (31, 5):  # lost an hour ago, and still on its way
+            uow.session.add(
+                Roster(
+                    id=uuid.uuid4(), unit_code=UNIT, filename="r.csv", content_sha256="0" * 64,
+                    content=content, created_at=uow.now() - timedelta(minutes=minutes),
+                )
+            )  # fmt: skip
+        uow.commit()
+
+    assert bootstrap(runtime=rt).handle(ResendStuckRosters()) == 1
+    consumers.periodic(rt)  # what the consume process runs: the same sweep, nothing returned
