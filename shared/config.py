@@ -286,7 +286,9 @@ SmsProviders = Annotated[
 ]
 EmailChannel = Annotated[Literal["file", "smtp"], _before(_email_channel), Kind("file or smtp")]
 BrokerUrl = Annotated[str, _before(_broker_url), Kind("broker URL (amqp://…, sfs://)")]
-DatabaseUrl = Annotated[str, _before(_database_url), Kind("database URL (postgresql://…)")]
+DatabaseUrl = Annotated[
+    str, _before(_database_url), Kind("database URL (postgresql://…, sqlite:///…)")
+]
 ResolvedPath = Annotated[Path, _before(_resolved), Kind("path")]
 FilePath = Annotated[Path, Kind("path")]
 Text = Annotated[str, Kind("text")]
@@ -431,7 +433,7 @@ class CommonSettings(Section):
         None,
         f"{PREFIX}CAMPAIGN",
         "the campaign's name in audit rows",
-        shown="servicemonth-<start year>",
+        shown="servicemonth-YYYY (the start's year)",
     )
     campaign_start: Day = setting(
         date(2016, 6, 26), f"{PREFIX}CAMPAIGN_START", "the campaign's first day"
@@ -454,7 +456,7 @@ class CommonSettings(Section):
     database_url: DatabaseUrl | None = setting(
         None,
         f"{PREFIX}DATABASE_URL",
-        "a server and base name: each service gets its own database <base>_<service>",
+        "a server and a base name: each service gets its own database, base_service",
         shown="a SQLite file per service under HOME",
     )
     pii_key: PiiKey | None = setting(
