@@ -37,7 +37,21 @@ from shared.events.notifications import (
     NotificationFailed,
     NotificationSent,
 )
-from shared.events.pairing import WISH_EVENTS, PairingEnded, PairingMade
+from shared.events.pairing import (
+    PairingEnded,
+    PairingMade,
+    WishClaimed,
+    WishCollected,
+    WishConfirmed,
+    WishEvaluated,
+    WishExpired,
+    WishFulfilled,
+    WishPublished,
+    WishRejected,
+    WishReleased,
+    WishSubmitted,
+    WishWithdrawn,
+)
 from shared.events.reports import ReportGenerated
 from shared.events.staff import StaffAccountDisabled, StaffAccountSaved
 
@@ -57,7 +71,17 @@ _ALL: tuple[type[Event], ...] = (
     UnitChanged,
     PairingMade,
     PairingEnded,
-    *WISH_EVENTS.values(),
+    WishCollected,
+    WishSubmitted,
+    WishPublished,
+    WishRejected,
+    WishWithdrawn,
+    WishExpired,
+    WishClaimed,
+    WishReleased,
+    WishFulfilled,
+    WishConfirmed,
+    WishEvaluated,
     ActivitySubmitted,
     ActivityVerified,
     ActivityReturned,

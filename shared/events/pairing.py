@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import date
+from types import MappingProxyType
 from typing import Literal
 
 from pydantic import Field
@@ -46,23 +48,89 @@ class WishChanged(Event):
     claim_expires_at: UtcInstant | None = None
 
 
-def _wish_event(name: str) -> type[WishChanged]:
-    return type(f"Wish{name.title()}", (WishChanged,), {"TYPE": f"wish.{name}"})
+class WishCollected(WishChanged):
+    """征集 — community staff recorded a resident's wish."""
+
+    TYPE = "wish.collected"
 
 
-WISH_EVENTS: dict[str, type[WishChanged]] = {
-    name: _wish_event(name)
-    for name in (
-        "collected",
-        "submitted",
-        "published",
-        "rejected",
-        "withdrawn",
-        "expired",
-        "claimed",
-        "released",  # a claim was cancelled, revoked or expired: published again
-        "fulfilled",
-        "confirmed",
-        "evaluated",
-    )
-}
+class WishSubmitted(WishChanged):
+    """A collected wish went for review (待审核)."""
+
+    TYPE = "wish.submitted"
+
+
+class WishPublished(WishChanged):
+    """发布 — members can see and claim the wish."""
+
+    TYPE = "wish.published"
+
+
+class WishRejected(WishChanged):
+    """The review refused the wish (``reason`` says why)."""
+
+    TYPE = "wish.rejected"
+
+
+class WishWithdrawn(WishChanged):
+    """Staff took back a published wish nobody had claimed."""
+
+    TYPE = "wish.withdrawn"
+
+
+class WishExpired(WishChanged):
+    """A published wish passed its deadline unclaimed."""
+
+    TYPE = "wish.expired"
+
+
+class WishClaimed(WishChanged):
+    """认领 — a member claimed the wish (``member_id``, ``claim_id``, ``claim_expires_at``)."""
+
+    TYPE = "wish.claimed"
+
+
+class WishReleased(WishChanged):
+    """A claim was cancelled, revoked or expired: the wish is published again."""
+
+    TYPE = "wish.released"
+
+
+class WishFulfilled(WishChanged):
+    """The claiming member says the wish is done (实现); staff confirm it next."""
+
+    TYPE = "wish.fulfilled"
+
+
+class WishConfirmed(WishChanged):
+    """Staff confirmed the fulfilment: the claim is realized."""
+
+    TYPE = "wish.confirmed"
+
+
+class WishEvaluated(WishChanged):
+    """评价 — the community rated the fulfilled wish."""
+
+    TYPE = "wish.evaluated"
+
+
+#: The eleven wish events by the last part of their type (``"claimed"`` → :class:`WishClaimed`),
+#: for consumers that treat them alike; name one by its class.
+WISH_EVENTS: Mapping[str, type[WishChanged]] = MappingProxyType(
+    {
+        cls.TYPE.removeprefix("wish."): cls
+        for cls in (
+            WishCollected,
+            WishSubmitted,
+            WishPublished,
+            WishRejected,
+            WishWithdrawn,
+            WishExpired,
+            WishClaimed,
+            WishReleased,
+            WishFulfilled,
+            WishConfirmed,
+            WishEvaluated,
+        )
+    }
+)
