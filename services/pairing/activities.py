@@ -18,11 +18,13 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from services.pairing.access import covers
 from services.pairing.models import MemberReplica, ServiceRecord
+from shared.auth import Forbidden, Principal
 from shared.config import CAMPAIGN_TZ, Settings
 from shared.db import UnitOfWork
 from shared.events import ActivityChanged, ActivityReturned, ActivitySubmitted, ActivityVerified
-from shared.http import Conflict, Invalid
+from shared.http import Conflict, Invalid, NotFound
 
 KINDS = ("home_visit", "community_activity", "policy_talk", "wish", "team")
 MAX_HOURS = 12.0
@@ -60,6 +62,31 @@ def registered_member(
         message = f"the member is not registered (confirmed) in community {community_code}"
         raise Invalid(message, [{"field": field, "message": message}])
     return member
+
+
+def acts_for(principal: Principal, member_id: uuid.UUID, community_code: str) -> bool:
+    """Whether staff act (True) or the member themself (False): members act for themselves
+    (403 otherwise), staff within their scope (404 outside)."""
+    if principal.role == "member":
+        if principal.code != str(member_id):
+            raise Forbidden("a member may act only for themself")
+        return False
+    if not covers(principal, community_code):
+        raise NotFound(f"no community {community_code}")
+    return True
+
+
+def find(uow: UnitOfWork, record_id: uuid.UUID, principal: Principal) -> ServiceRecord:
+    """The record, or 404 unless it is the member's own or in the staff's scope."""
+    row = uow.session.get(ServiceRecord, record_id)
+    visible = row is not None and (
+        principal.code == str(row.member_id)
+        if principal.role == "member"
+        else covers(principal, row.community_code)
+    )
+    if row is None or not visible:
+        raise NotFound(f"no activity {record_id}")
+    return row
 
 
 def cas(uow: UnitOfWork, model: Any, row_id: uuid.UUID, current: str, **values: Any) -> bool:
@@ -267,24 +294,3 @@ def progress(uow: UnitOfWork, member_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID
             result[member_id].done.add(kind)
             result[member_id].hours += float(hours or 0)
     return result
-
-
-def record_view(row: ServiceRecord) -> dict[str, Any]:
-    return {
-        "id": str(row.id),
-        "state": row.state,
-        "member_id": str(row.member_id),
-        "kind": row.kind,
-        "community_code": row.community_code,
-        "date": row.day.isoformat(),
-        "hours": row.hours,
-        "start_time": _local(row.starts_at),
-        "end_time": _local(row.ends_at),
-        "note": row.note,
-        "source": row.source,
-        "reason": row.reason,
-    }
-
-
-def _local(moment: datetime | None) -> str | None:
-    return moment.astimezone(CAMPAIGN_TZ).strftime("%H:%M") if moment else None

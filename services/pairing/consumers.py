@@ -1,41 +1,20 @@
-"""The events pairing listens to, and what it does with each."""
+"""Pairing's part of the consume process: its event handlers and its periodic sweep."""
 
 from __future__ import annotations
 
-from services.pairing import handlers, pairings, wishes
-from shared.auth import apply_revocation
-from shared.consumer import Handler
-from shared.events import (
-    REGISTRATION_EVENTS,
-    CommunityChanged,
-    Event,
-    MemberRegistered,
-    MemberUpdated,
-    MemberWithdrawn,
-    RegistrationCancelled,
-    RegistrationConfirmed,
-    RegistrationTransferred,
-    TokensRevoked,
-)
+from services.pairing import handlers
+from services.pairing.bootstrap import bootstrap
+from services.pairing.commands import SweepWishes
+from shared.messagebus import EventTable
 from shared.runtime import Runtime
 
 
-def handlers_for(rt: Runtime) -> dict[type[Event], list[Handler]]:
-    table: dict[type[Event], list[Handler]] = {
-        MemberRegistered: [handlers.record_member],
-        MemberUpdated: [handlers.record_member],
-        MemberWithdrawn: [handlers.forget_member, pairings.erase_member],
-        CommunityChanged: [handlers.record_community],
-        **{cls: [handlers.record_registration] for cls in REGISTRATION_EVENTS},
-        TokensRevoked: [apply_revocation],
-    }
-    # 双对接: a confirmed report-in pairs that community; leaving it ends the pairings there
-    table[RegistrationConfirmed].append(pairings.pair_confirmed)
-    table[RegistrationTransferred].append(pairings.end_with_registration)
-    table[RegistrationCancelled].append(pairings.end_with_registration)
-    return table
+def handlers_for(rt: Runtime) -> EventTable:
+    """The events pairing listens to and what it does with each (:func:`handlers.events`)."""
+    return handlers.events(rt)
 
 
 def periodic(rt: Runtime) -> dict[str, int]:
-    """Sweep the micro-wishes: claims past their time return, wishes past their deadline expire."""
-    return wishes.sweep_all(rt)
+    """Sweep the micro-wishes (the only path that does: there is no Celery task for it):
+    claims past their time return, wishes past their deadline expire."""
+    return bootstrap(runtime=rt).handle(SweepWishes())

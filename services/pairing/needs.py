@@ -61,6 +61,8 @@ PROJECT_COLUMNS = {
     "人数上限": "capacity", "容量": "capacity",
 }  # fmt: skip
 Error = dict[str, str]
+#: The largest spreadsheet a community may upload.
+MAX_BYTES = 10 * 1024 * 1024
 #: The namespace of uploaded rows' ids (uuid5 of kind, community, file digest, row number).
 UPLOADED = uuid.UUID("5b0e7a64-3f0c-4d8e-9a51-2c7f1e6d9b30")
 
@@ -254,6 +256,12 @@ UPLOADS: dict[str, tuple[type[Need] | type[Project], Checker, dict[str, str], tu
     "needs": (Need, check_need, NEED_COLUMNS, ("title",)),
     "projects": (Project, check_project, PROJECT_COLUMNS, ("kind", "title")),
 }
+
+
+def too_large(data: bytes) -> None:
+    """Refuse (422) a spreadsheet over :data:`MAX_BYTES`."""
+    if len(data) > MAX_BYTES:
+        raise Invalid("the file is too large", [{"field": "file", "message": "at most 10 MB"}])
 
 
 def upload(uow: UnitOfWork, code: str, what: str, data: bytes) -> dict[str, Any]:

@@ -38,7 +38,7 @@ from shared.events import (
     PairingMade,
     RegistrationChanged,
 )
-from shared.http import Conflict, Invalid
+from shared.http import Conflict, Invalid, NotFound
 from shared.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -282,6 +282,62 @@ def run_after_publishing(rt: Runtime, code: str) -> None:
             uow.commit()
     except Exception:
         log.exception("pairing run after publishing in community %s failed", code)
+
+
+# --- staff overrides -------------------------------------------------------------------------
+
+
+def find(uow: UnitOfWork, pairing_id: uuid.UUID, who: Principal) -> Pairing:
+    """The pairing, or 404 unless it is the caller's own or in their scope."""
+    found = uow.session.get(Pairing, pairing_id)
+    if found is None or not who.covers(
+        districts={found.community_code[:6]},
+        communities={found.community_code},
+        member=str(found.member_id),
+    ):
+        raise NotFound(f"no pairing {pairing_id}")
+    return found
+
+
+def subject(uow: UnitOfWork, kind: str, subject_id: uuid.UUID, who: Principal) -> Need | Project:
+    """The need or project to pair with, or 404 outside the caller's scope."""
+    found: Need | Project | None = (
+        uow.session.get(Need, subject_id)
+        if kind == "need"
+        else uow.session.get(Project, subject_id)
+    )
+    if found is None or not who.covers(
+        districts={found.community_code[:6]}, communities={found.community_code}
+    ):
+        raise NotFound(f"no {kind} {subject_id}")
+    return found
+
+
+def pair_by_staff(uow: UnitOfWork, member_id: uuid.UUID, slot: Need | Project) -> Pairing:
+    """A manual pairing (source ``staff``): any skill and load, but the member must be
+    confirmed in the community and the need or project must have an open place."""
+    lock(uow)
+    kind = "need" if isinstance(slot, Need) else "project"
+    replica = uow.session.get(MemberReplica, member_id)
+    if replica is None or slot.community_code not in confirmed(replica.communities):
+        message = "not a member confirmed in this community"
+        raise Invalid(
+            "the member cannot be paired here", [{"field": "member_id", "message": message}]
+        )
+    column = Pairing.need_id if kind == "need" else Pairing.project_id
+    query = select(Pairing.member_id).where(column == slot.id, Pairing.state == "active")
+    active = list(uow.session.scalars(query))
+    if member_id in active:
+        raise Conflict(f"the member is already paired with this {kind}")
+    if len(active) >= places(slot):
+        raise Conflict(f"the {kind} has no open place", places=places(slot))
+    reason = {"title": slot.title, "source": "staff"}
+    row = new_row(uow, member_id, kind, slot.id, slot.community_code, reason)
+    made = Pairing(**row)
+    uow.session.add(made)
+    uow.session.flush()
+    uow.emit(event_for(PairingMade, row), district=slot.community_code[:6])
+    return made
 
 
 # --- ending a pairing ----------------------------------------------------------------------

@@ -8,16 +8,17 @@ membership fills the team item of the five ones (once per member).
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from services.pairing.activities import cas, record_automatic, registered_member
+from services.pairing.access import covers
+from services.pairing.activities import acts_for, cas, record_automatic, registered_member
 from services.pairing.models import Team, TeamMembership
+from shared.auth import Principal
 from shared.db import UnitOfWork
 from shared.events import TeamJoined, TeamJoinRequested, TeamLeft, TeamMembershipChanged
-from shared.http import Conflict
+from shared.http import Conflict, NotFound
 
 TRANSITIONS: dict[str, tuple[str, ...]] = {
     "requested": ("confirmed", "left"),
@@ -29,6 +30,26 @@ EVENTS: dict[str, type[TeamMembershipChanged]] = {
     "confirmed": TeamJoined,
     "left": TeamLeft,
 }
+
+
+def find(uow: UnitOfWork, team_id: uuid.UUID, principal: Principal) -> Team:
+    """The team, or 404 when absent or (for staff) outside their scope."""
+    team = uow.session.get(Team, team_id)
+    if team is None or (principal.role != "member" and not covers(principal, team.community_code)):
+        raise NotFound(f"no team {team_id}")
+    return team
+
+
+def find_membership(
+    uow: UnitOfWork, team_id: uuid.UUID, member_id: uuid.UUID, principal: Principal
+) -> tuple[Team, TeamMembership]:
+    """The team and the member's place in it, for someone who may act for that member."""
+    team = find(uow, team_id, principal)
+    acts_for(principal, member_id, team.community_code)
+    row = membership(uow, team, member_id)
+    if row is None:
+        raise NotFound(f"member {member_id} has not asked to join team {team_id}")
+    return team, row
 
 
 def membership(uow: UnitOfWork, team: Team, member_id: uuid.UUID) -> TeamMembership | None:
@@ -88,14 +109,3 @@ def _changed(team: Team, row: TeamMembership, uow: UnitOfWork) -> None:
     )
     if row.state == "confirmed":
         record_automatic(uow, row.member_id, "team", team.community_code, row.id)
-
-
-def membership_view(team: Team, row: TeamMembership) -> dict[str, Any]:
-    return {
-        "id": str(row.id),
-        "state": row.state,
-        "team_id": str(team.id),
-        "team_name": team.name,
-        "community_code": team.community_code,
-        "member_id": str(row.member_id),
-    }

@@ -18,16 +18,35 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
-from services.pairing.activities import cas, record_automatic, registered_member
-from services.pairing.models import Wish, WishClaim
-from shared.auth import Forbidden
+from services.pairing.access import covers
+from services.pairing.activities import (
+    cas,
+    confirmed_communities,
+    record_automatic,
+    registered_member,
+)
+from services.pairing.models import CommunityReplica, MemberReplica, Wish, WishClaim
+from shared.auth import Forbidden, Principal
 from shared.config import CAMPAIGN_TZ, Settings
 from shared.db import UnitOfWork
-from shared.events import WISH_EVENTS
-from shared.http import Conflict, Invalid
+from shared.events import (
+    WishChanged,
+    WishClaimed,
+    WishCollected,
+    WishConfirmed,
+    WishEvaluated,
+    WishExpired,
+    WishFulfilled,
+    WishPublished,
+    WishRejected,
+    WishReleased,
+    WishSubmitted,
+    WishWithdrawn,
+)
+from shared.http import Conflict, Invalid, NotFound
 from shared.runtime import Runtime
 
 TRANSITIONS: dict[str, tuple[str, ...]] = {
@@ -53,9 +72,9 @@ CLAIM_TRANSITIONS: dict[str, tuple[str, ...]] = {
 PUBLIC = ("published", "claimed", "fulfilled", "confirmed", "evaluated", "expired", "withdrawn")
 #: Acts whose target state can be reached from more than one state: where each may start
 #: (publishing a collected or reviewed wish; releasing a claimed one).
-EVENT_FROM: dict[str, tuple[str, ...]] = {
-    "published": ("collected", "pending_review"),
-    "released": ("claimed",),
+EVENT_FROM: dict[type[WishChanged], tuple[str, ...]] = {
+    WishPublished: ("collected", "pending_review"),
+    WishReleased: ("claimed",),
 }
 
 
@@ -80,14 +99,33 @@ class WishIn:
     deadline: date | None = None
 
 
+def find(uow: UnitOfWork, wish_id: uuid.UUID, principal: Principal) -> Wish:
+    """The wish, or 404 when it is absent or out of the caller's sight (a member sees
+    only wishes that have been published; staff those of their scope)."""
+    wish = uow.session.get(Wish, wish_id)
+    visible = wish is not None and (
+        wish.state in PUBLIC
+        if principal.role == "member"
+        else covers(principal, wish.community_code)
+    )
+    if wish is None or not visible:
+        raise NotFound(f"no wish {wish_id}")
+    return wish
+
+
 def collect(data: WishIn, uow: UnitOfWork) -> Wish:
-    """Record a collected wish; its deadline may not lie in the past."""
+    """Record a collected wish in a current community of the directory; its deadline may
+    not lie in the past."""
+    community = uow.session.get(CommunityReplica, data.community_code)
+    if community is None or (community.valid_to and community.valid_to < today(uow)):
+        message = "not a current community of the directory"
+        raise Invalid(message, [{"field": "community_code", "message": message}])
     if data.deadline is not None and data.deadline < today(uow):
         raise Invalid("bad deadline", [{"field": "deadline", "message": "is in the past"}])
     wish = Wish(**vars(data), state="collected", created_at=uow.now())
     uow.session.add(wish)
     uow.session.flush()
-    _emit(wish, "collected", uow)
+    _emit(wish, WishCollected, uow)
     return wish
 
 
@@ -96,11 +134,11 @@ def move(
     to: str,
     uow: UnitOfWork,
     *,
-    event: str,
+    event: type[WishChanged],
     claim: WishClaim | None = None,
     reason: str | None = None,
 ) -> None:
-    """Move ``wish`` to ``to`` and emit ``wish.<event>``; 409 with what is allowed if not.
+    """Move ``wish`` to ``to`` and emit ``event``; 409 with what is allowed if not.
 
     ``published`` is reached by two different acts (publishing a collected or reviewed
     wish, releasing a claimed one), so the act says which states it may start from.
@@ -126,24 +164,24 @@ def allow(wish: Wish, to: str, starts: tuple[str, ...] | None = None) -> None:
 
 
 def submit(wish: Wish, uow: UnitOfWork) -> None:
-    move(wish, "pending_review", uow, event="submitted")
+    move(wish, "pending_review", uow, event=WishSubmitted)
 
 
 def publish(wish: Wish, uow: UnitOfWork) -> None:
     """发布 — a reviewed wish, or one staff collected themselves (one step)."""
-    if wish.state in EVENT_FROM["published"] and wish.deadline and wish.deadline < today(uow):
+    if wish.state in EVENT_FROM[WishPublished] and wish.deadline and wish.deadline < today(uow):
         raise Invalid("bad deadline", [{"field": "deadline", "message": "has passed"}])
-    move(wish, "published", uow, event="published")
+    move(wish, "published", uow, event=WishPublished)
 
 
 def reject(wish: Wish, reason: str, uow: UnitOfWork) -> None:
-    move(wish, "rejected", uow, event="rejected", reason=reason)
+    move(wish, "rejected", uow, event=WishRejected, reason=reason)
     wish.reason = reason
 
 
 def withdraw(wish: Wish, reason: str | None, uow: UnitOfWork) -> None:
     """Only an unclaimed (published) wish can be withdrawn."""
-    move(wish, "withdrawn", uow, event="withdrawn", reason=reason)
+    move(wish, "withdrawn", uow, event=WishWithdrawn, reason=reason)
     wish.reason = reason
 
 
@@ -170,7 +208,7 @@ def claim(wish: Wish, member_id: uuid.UUID, uow: UnitOfWork, days: int) -> WishC
             state="claimed",
             allowed=["published", "fulfilled"],
         ) from None
-    move(wish, "claimed", uow, event="claimed", claim=new)
+    move(wish, "claimed", uow, event=WishClaimed, claim=new)
     return new
 
 
@@ -209,7 +247,7 @@ def release(
     """The claim ends (cancelled, revoked or expired) and the wish is published again."""
     if to not in CLAIM_TRANSITIONS[held.state]:
         raise Conflict(f"a {held.state} claim cannot become {to}", state=held.state, allowed=[])
-    move(wish, "published", uow, event="released", claim=held, reason=reason or to)
+    move(wish, "published", uow, event=WishReleased, claim=held, reason=reason or to)
     _close(held, to, uow)
 
 
@@ -227,7 +265,7 @@ def fulfil(wish: Wish, member_id: uuid.UUID, uow: UnitOfWork) -> None:
     """The claiming member says the wish is done (实现); staff confirm it next."""
     allow(wish, "fulfilled")
     held = _claimer(wish, member_id, "fulfil", uow)
-    move(wish, "fulfilled", uow, event="fulfilled", claim=held)
+    move(wish, "fulfilled", uow, event=WishFulfilled, claim=held)
 
 
 def _claimer(wish: Wish, member_id: uuid.UUID, action: str, uow: UnitOfWork) -> WishClaim:
@@ -241,13 +279,13 @@ def confirm(wish: Wish, uow: UnitOfWork) -> None:
     """Staff confirm the fulfilment: the claim is realized, the member's wish item filled."""
     allow(wish, "confirmed")
     held = held_claim(wish, uow)
-    move(wish, "confirmed", uow, event="confirmed", claim=held)
+    move(wish, "confirmed", uow, event=WishConfirmed, claim=held)
     _close(held, "realized", uow)
     record_automatic(uow, held.member_id, "wish", wish.community_code, held.id)
 
 
 def evaluate(wish: Wish, rating: int, uow: UnitOfWork) -> None:
-    move(wish, "evaluated", uow, event="evaluated", reason=f"rating {rating}")
+    move(wish, "evaluated", uow, event=WishEvaluated, reason=f"rating {rating}")
     wish.rating = rating
 
 
@@ -283,7 +321,7 @@ def sweep(uow: UnitOfWork, limit: int = 500) -> dict[str, int]:
     expired = 0
     for wish in late:
         try:
-            move(wish, "expired", uow, event="expired", reason="deadline passed")
+            move(wish, "expired", uow, event=WishExpired, reason="deadline passed")
             expired += 1
         except Conflict:
             continue
@@ -292,13 +330,13 @@ def sweep(uow: UnitOfWork, limit: int = 500) -> dict[str, int]:
 
 def _emit(
     wish: Wish,
-    event: str,
+    event: type[WishChanged],
     uow: UnitOfWork,
     claim: WishClaim | None = None,
     reason: str | None = None,
 ) -> None:
     uow.emit(
-        WISH_EVENTS[event](
+        event(
             wish_id=wish.id,
             community_code=wish.community_code,
             title=wish.title,
@@ -324,3 +362,64 @@ def sweep_all(rt: Runtime, batch: int = 500) -> dict[str, int]:
             total[key] += value
         if max(counts.values()) < batch:
             return total
+
+
+def release_held_by(member_id: uuid.UUID, uow: UnitOfWork, reason: str) -> None:
+    """Every wish the member holds goes back to the community (published again)."""
+    held = uow.session.scalars(
+        select(WishClaim).where(WishClaim.member_id == member_id, WishClaim.state == "active")
+    ).all()
+    for claim in held:
+        wish = uow.session.get(Wish, claim.wish_id)
+        if wish is not None and wish.state == "claimed":
+            move(wish, "published", uow, event=WishReleased, reason=reason)
+
+
+#: How much the member's role in the wish's community counts (社区所需，党员所长).
+ROLE_SCORE = {"residence": 3, "unit": 2, "contact": 1}
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """A wish the member may claim, how well it suits them, and why."""
+
+    wish: Wish
+    score: int
+    skill: str | None
+    community: str
+    days_left: int | None
+
+
+def recommend(uow: UnitOfWork, member: MemberReplica, limit: int) -> list[Recommendation]:
+    """Published wishes the member may claim, best match first (社区所需，党员所长).
+
+    Score: the wish's category is one of the member's skills (+10); the member lives in the
+    community (+3), works there (+2) or helps there (+1); the deadline is near (+2 within
+    three days, +1 within a week). Ties: the nearer deadline, then the older wish.
+    """
+    communities = confirmed_communities(member)
+    if not communities:
+        return []
+    day = today(uow)
+    rows = uow.session.scalars(
+        select(Wish)
+        .where(
+            Wish.state == "published",
+            Wish.community_code.in_(communities),
+            or_(Wish.deadline.is_(None), Wish.deadline >= day),
+        )
+        .order_by(Wish.created_at)
+        .limit(5000)
+    ).all()
+    skills = set(member.skills)
+    scored = []
+    for wish in rows:
+        role = communities[wish.community_code]
+        days_left = (wish.deadline - day).days if wish.deadline else None
+        score = (10 if wish.category in skills else 0) + ROLE_SCORE.get(role, 0)
+        if days_left is not None:
+            score += 2 if days_left <= 3 else 1 if days_left <= 7 else 0
+        skill = wish.category if wish.category in skills else None
+        scored.append(Recommendation(wish, score, skill, role, days_left))
+    scored.sort(key=lambda r: (-r.score, r.wish.deadline or date.max, r.wish.created_at))
+    return scored[:limit]

@@ -22,7 +22,7 @@ from services.pairing.engine import (
     penalty,
     solve,
 )
-from services.pairing.pairing_views import why_uncovered, why_unpaired
+from services.pairing.report import why_uncovered, why_unpaired
 from services.pairing.pairings import limits_from
 from shared.config import ConfigError, load
 from shared.vocabulary import AVAILABILITY, SKILLS
