@@ -22,8 +22,8 @@ from services.pairing.engine import (
     penalty,
     solve,
 )
-from services.pairing.report import why_uncovered, why_unpaired
 from services.pairing.pairings import limits_from
+from services.pairing.report import why_uncovered, why_unpaired
 from shared.config import ConfigError, load
 from shared.vocabulary import AVAILABILITY, SKILLS
 
