@@ -1,91 +1,95 @@
-"""``servicemonth report …``: reporting's own commands."""
+"""What callers ask reporting to do: one small type per use case, each saying what handling
+it returns, handled by the table in :mod:`services.reporting.handlers`. The routes, the
+Celery tasks (fired by the scheduler) and ``servicemonth report …`` only build these. No
+logic here."""
 
 from __future__ import annotations
 
-import time
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-import click
-
-from shared.config import CAMPAIGN_TZ
+from services.reporting.downloads import KeptFile
+from services.reporting.schemas import SubscriptionIn, SubscriptionOut
+from shared.auth import Principal
+from shared.messagebus import Command
 
 if TYPE_CHECKING:  # drawing libraries load only when a report is built
-    from services.reporting.runs import Built
+    from services.reporting.builds import Built  # noqa: F401 (named in RunReport's base)
+
+# --- subscriptions and their reports -----------------------------------------------------------
 
 
-@click.group()
-def report() -> None:
-    """Reports and the read models behind them."""
+@dataclass(frozen=True, kw_only=True)
+class Subscribe(Command[SubscriptionOut]):
+    """订阅定期报告: a leader subscribes to a scope's reports (contact sealed, shown masked)."""
+
+    principal: Principal
+    request: SubscriptionIn
 
 
-@report.command("rebuild")
-def rebuild_command() -> None:
-    """Empty the projections and replay the event log into them (identical read models)."""
-    from services.reporting import runtime
-    from services.reporting.rebuild import logged, rebuild
+@dataclass(frozen=True, kw_only=True)
+class SubscriptionTick(Command[dict[str, int]]):
+    """The scheduler's sweep: claim the report slots that are due, retry and reclaim runs,
+    start their builds; the counts of what it did (those that are not 0)."""
 
-    rt = runtime()
-    with click.progressbar(length=logged(rt), label="replaying events") as bar:
-        count = rebuild(rt, progress=bar.update)
-    click.echo(f"rebuilt the projections from {count} events")
+    holder: str  # who claims (host:pid, or ``ops``)
 
 
-@report.command("snapshot")
-def snapshot_command() -> None:
-    """Take the daily snapshots of every finished campaign day not yet taken."""
-    from services.reporting import runtime
-    from services.reporting.snapshots import sweep
+@dataclass(frozen=True, kw_only=True)
+class BuildReport(Command[str]):
+    """Build one claimed run (the Celery task): ``done``, ``retry``, ``failed``, or
+    ``not-ours`` when another attempt owns it now."""
 
-    click.echo(f"{sweep(runtime())} snapshots written")
-
-
-def parse_period(text: str) -> tuple[datetime, datetime]:
-    """``A..B`` as the half-open ``[A, B)``; a bare date is its midnight in Asia/Shanghai."""
-
-    def instant(part: str) -> datetime:
-        value = datetime.fromisoformat(part.strip())
-        return value if value.tzinfo else value.replace(tzinfo=CAMPAIGN_TZ)
-
-    first, sep, last = text.partition("..")
-    try:
-        if not sep:
-            raise ValueError("no '..'")
-        start, end = instant(first), instant(last)
-    except ValueError:
-        raise click.BadParameter(
-            f"{text!r}: use START..END, e.g. 2016-06-26..2016-07-04", param_hint="--period"
-        ) from None
-    if end <= start:
-        raise click.BadParameter(f"{text!r}: the end is not after the start", param_hint="--period")
-    return start.astimezone(UTC), end.astimezone(UTC)
+    run_id: uuid.UUID
+    attempt: int
 
 
-def describe(built: Built) -> list[str]:
-    """What to print about a finished report: where it is, then its headline figures."""
-    return [
-        f"{built.title}: {built.html}",
-        *(f"  {label}: {value}" for label, value in built.figures),
-    ]
+@dataclass(frozen=True, kw_only=True)
+class RunReport(Command["Built"]):
+    """Build one report now, without a subscription (``servicemonth report run``); the
+    period defaults to the campaign start until now."""
+
+    scope: str
+    start: datetime | None = None
+    end: datetime | None = None
 
 
-@report.command("run")
-@click.option("--scope", required=True, help="city, district:CODE, unit:CODE or community:CODE.")
-@click.option(
-    "--period",
-    default=None,
-    help="START..END, half-open (2016-06-26..2016-07-04); default: campaign start until now.",
-)
-def run_command(scope: str, period: str | None) -> None:
-    """Build one summary report now (HTML, charts, XLSX under $SERVICEMONTH_HOME/reports)."""
-    from services.reporting import runtime
-    from services.reporting.handlers import check_scope
-    from services.reporting.runs import run_now
+@dataclass(frozen=True, kw_only=True)
+class DownloadReportFile(Command[KeptFile]):
+    """One file of a finished report in the caller's scope; the download is recorded."""
 
-    check_scope(scope)
-    start, end = parse_period(period) if period else (None, None)
-    started = time.perf_counter()
-    built = run_now(runtime(), scope, start, end)
-    for line in describe(built):
-        click.echo(line)
-    click.echo(f"built in {time.perf_counter() - started:.2f} s")
+    principal: Principal
+    report_id: uuid.UUID
+    name: str
+
+
+# --- read models -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class TakeSnapshots(Command[int]):
+    """The daily snapshots of every finished campaign day not yet taken; how many."""
+
+    now: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RebuildReadModels(Command[int]):
+    """Empty the projections and replay the event log into them; how many events.
+    ``progress`` is told how many more were replayed after each batch."""
+
+    progress: Callable[[int], Any] | None = None
+
+
+def __getattr__(name: str) -> Any:
+    """``report``, the ``servicemonth report`` click group, by the name the composition root
+    still imports it from (``services.cli``); it lives in :mod:`services.reporting.cli`.
+    Loaded by name so that this module imports no entrypoint."""
+    if name == "report":
+        import importlib
+
+        return importlib.import_module("services.reporting.cli").report
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

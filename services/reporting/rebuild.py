@@ -9,11 +9,11 @@ Daily snapshots are kept: they record what was known at each day's end.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, select, text
 
-from services.reporting.consumers import PROJECTIONS
 from services.reporting.models import (
     EventLogEntry,
     MemberFact,
@@ -25,7 +25,8 @@ from services.reporting.models import (
     RegistrationState,
     WishState,
 )
-from shared.events import parse
+from shared.events import Event, parse
+from shared.messagebus import EventHandler
 from shared.runtime import Runtime
 
 #: The read models a rebuild recreates from the log (the log and the snapshots stay).
@@ -43,10 +44,16 @@ BATCH = 1000
 Progress = Callable[[int], None]
 
 
-def rebuild(rt: Runtime, progress: Progress | None = None, batch: int = BATCH) -> int:
-    """Replay the whole log; returns the number of events replayed. ``progress`` is told
-    how many more were replayed after each batch."""
-    handlers = {cls.TYPE: hs for cls, hs in PROJECTIONS.items()}
+def rebuild(
+    rt: Runtime,
+    projections: Mapping[type[Event], Sequence[EventHandler[Any]]],
+    progress: Progress | None = None,
+    batch: int = BATCH,
+) -> int:
+    """Replay the whole log through ``projections`` (the handler table's
+    :data:`~services.reporting.handlers.PROJECTIONS`); returns the number of events
+    replayed. ``progress`` is told how many more were replayed after each batch."""
+    handlers = {cls.TYPE: hs for cls, hs in projections.items()}
     replayed = 0
     with rt.uow() as uow:
         session = uow.session
@@ -76,9 +83,3 @@ def rebuild(rt: Runtime, progress: Progress | None = None, batch: int = BATCH) -
                 progress(len(rows))
         uow.commit()
     return replayed
-
-
-def logged(rt: Runtime) -> int:
-    """How many events the log holds (for a progress bar's length)."""
-    with rt.db.session() as session:
-        return session.scalar(select(func.count()).select_from(EventLogEntry)) or 0

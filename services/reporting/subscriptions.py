@@ -16,21 +16,19 @@ import functools
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Literal
 
 from apscheduler.triggers.cron import CronTrigger
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
-from sqlalchemy import select
 
-from services.reporting.handlers import visible
+from services.reporting.access import visible
 from services.reporting.models import Subscription
+from services.reporting.schemas import SubscriptionIn
 from services.reporting.snapshots import day_end
-from shared.auth import Principal, check_role_scope
+from shared.auth import Principal
 from shared.config import CAMPAIGN_TZ, Settings
 from shared.db import UnitOfWork
 from shared.events import SealedContact
 from shared.http import Invalid, NotFound
-from shared.pii import Sealer, mask_email, mask_name, mask_phone, mobile
+from shared.pii import Sealer, mask_email, mask_name, mask_phone
 
 NAMED = ("campaign", "weekly", "final")
 REPORT_TIME = time(8, 30)
@@ -158,50 +156,6 @@ def check_schedule(schedule: str, settings: Settings) -> str:
     return schedule
 
 
-# --- the request ----------------------------------------------------------------------------
-
-
-class SubscriptionIn(BaseModel):
-    """What a leader asks for: the body of ``POST /api/v1/subscriptions``."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    scope: str = Field(max_length=60)
-    schedule: str = Field(default="campaign", min_length=1, max_length=100)
-    channels: list[Literal["sms", "email"]] = Field(default=["email"], min_length=1)
-    formats: list[Literal["html", "xlsx"]] = Field(default=["html", "xlsx"], min_length=1)
-    name: str = Field(min_length=1, max_length=30)
-    email: EmailStr | None = None
-    phone: str | None = None
-
-    @field_validator("scope")
-    @classmethod
-    def _scope(cls, value: str) -> str:
-        check_role_scope("leader", value)  # the scopes a leader's figures come in
-        return value
-
-    @field_validator("phone")
-    @classmethod
-    def _phone(cls, value: str | None) -> str | None:
-        return mobile(value) if value else None
-
-
-def view(sub: Subscription) -> dict[str, Any]:
-    """A subscription as the API shows it (contact details masked)."""
-    return {
-        "id": str(sub.id),
-        "state": "active" if sub.active else "cancelled",
-        "scope": sub.scope,
-        "schedule": sub.schedule,
-        "channels": sub.channels.split(","),
-        "formats": sub.formats.split(","),
-        "name": sub.name_masked,
-        "email": sub.email_masked,
-        "phone": sub.phone_masked,
-        "created_at": sub.created_at.isoformat(),
-    }
-
-
 def subscribe(
     uow: UnitOfWork,
     body: SubscriptionIn,
@@ -210,7 +164,7 @@ def subscribe(
     settings: Settings,
 ) -> Subscription:
     """Record a subscription (the caller commits). A scope the caller may not read
-    (:func:`~services.reporting.handlers.visible`) answers 404."""
+    (:func:`~services.reporting.access.visible`) answers 404."""
     errors: list[dict[str, str]] = []
     try:
         schedule = check_schedule(body.schedule, settings)
@@ -244,9 +198,3 @@ def subscribe(
 def recipient(sub: Subscription) -> SealedContact:
     """The subscriber's contact as notify opens it (sealed at rest, passed on sealed)."""
     return SealedContact(sealed=sub.contact_sealed, phone_masked=sub.phone_masked)
-
-
-def listed(uow: UnitOfWork, who: Principal) -> list[dict[str, Any]]:
-    """The subscriptions to scopes ``who`` may read, oldest first."""
-    subs = uow.session.scalars(select(Subscription).order_by(Subscription.created_at))
-    return [view(s) for s in subs if visible(uow, who, s.scope)]

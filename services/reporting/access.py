@@ -1,0 +1,48 @@
+"""Who may read which scope's figures: the scopes reporting keeps figures for, where a scope
+lies, and whether a caller's token covers it. Used by the views, subscriptions and report
+downloads alike (anything outside the caller's scope answers 404, as if it did not exist)."""
+
+from __future__ import annotations
+
+from services.reporting.models import Place
+from shared.auth import Principal, check_role_scope
+from shared.config import CITY
+from shared.db import UnitOfWork
+from shared.http import Invalid
+
+
+def check_scope(scope: str) -> None:
+    """A scope figures are kept for: the ones a leader's token may take (shared.auth)."""
+    try:
+        check_role_scope("leader", scope)
+    except ValueError:
+        raise Invalid(
+            "unknown scope",
+            [{"field": "scope", "message": "use city, district:CODE, unit:CODE or community:CODE"}],
+        ) from None
+
+
+def district_of(uow: UnitOfWork, scope: str) -> str | None:
+    """The district a unit or community scope lies in (a city-level unit: none)."""
+    kind, _, code = scope.partition(":")
+    if kind == "district":
+        return code
+    if kind == "community":
+        return code[:6]
+    place = uow.session.get(Place, scope)
+    return place.district if place is not None and place.district != CITY else None
+
+
+def visible(uow: UnitOfWork, principal: Principal, scope: str) -> bool:
+    """May ``principal`` read ``scope``'s figures? The city sees all; a district its
+    communities and county-level units; a unit or a community only itself
+    (:meth:`shared.auth.Principal.covers`, given where ``scope`` lies)."""
+    if scope == "city":
+        return principal.kind == "city"
+    kind, _, code = scope.partition(":")
+    district = district_of(uow, scope)
+    return principal.covers(
+        districts=[district] if district else [],
+        units=[code] if kind == "unit" else [],
+        communities=[code] if kind == "community" else [],
+    )
