@@ -7,15 +7,18 @@ log (:func:`services.reporting.event_log.log_event`), in the same transaction as
 effects; :data:`PROJECTIONS` is also the table a rebuild replays.
 
 Short handlers sit here; the use cases live in the topic modules the table points at:
-:mod:`subscriptions`, :mod:`runs` (the tick, the build, a report on demand),
-:mod:`downloads`, :mod:`snapshots`, :mod:`rebuild`, and the projections
-(:mod:`projections`, :mod:`pairing_facts`, :mod:`pseudonyms`).
+:mod:`subscriptions`, :mod:`runs` (the tick), :mod:`builds` (a run's report),
+:mod:`on_demand` (a report without subscription), :mod:`downloads`, :mod:`snapshots`,
+:mod:`rebuild`, and the projections (:mod:`projections`, :mod:`pairing_facts`,
+:mod:`pseudonyms`).
 """
 
 from __future__ import annotations
 
 from services.reporting import (
+    builds,
     downloads,
+    on_demand,
     pairing_facts,
     projections,
     pseudonyms,
@@ -26,7 +29,6 @@ from services.reporting import (
     views,
 )
 from services.reporting.access import check_scope
-from services.reporting.builds import Built
 from services.reporting.commands import (
     BuildReport,
     DownloadReportFile,
@@ -75,12 +77,12 @@ def subscription_tick(cmd: SubscriptionTick, rt: Runtime) -> dict[str, int]:
 
 
 def build_report(cmd: BuildReport, rt: Runtime) -> str:
-    return runs.build(rt, cmd.run_id, cmd.attempt)
+    return builds.build(rt, cmd.run_id, cmd.attempt)
 
 
-def run_report(cmd: RunReport, rt: Runtime) -> Built:
+def run_report(cmd: RunReport, rt: Runtime) -> builds.Built:
     check_scope(cmd.scope)
-    return runs.run_now(rt, cmd.scope, cmd.start, cmd.end)
+    return on_demand.run_now(rt, cmd.scope, cmd.start, cmd.end)
 
 
 def download_report_file(cmd: DownloadReportFile, rt: Runtime) -> downloads.KeptFile:
