@@ -1,11 +1,12 @@
 """What every part of notify says about a message: who it is for, its key, its statuses,
-how it reaches the send task, which channel it takes, and its history.
+how it reaches the send task, which channel it takes, its history, and the one conditional
+write every status change goes through (:func:`move`).
 
 Messages are queued by :mod:`services.notify.bulk` (one or many at a time, the same rules)
-and sent by :mod:`services.notify.sending`. Recipients are members (their contact comes
-from registration's events), staff contacts (community staff, unit organisers, leaders:
-notify keeps them, see :mod:`contacts`), or a report subscriber whose contact travels
-sealed in ``report.generated``.
+and sent by :mod:`services.notify.sending` as :mod:`services.notify.policy` decides.
+Recipients are members (their contact comes from registration's events), staff contacts
+(community staff, unit organisers, leaders: notify keeps them, see :mod:`contacts`), or a
+report subscriber whose contact travels sealed in ``report.generated``.
 """
 
 from __future__ import annotations
@@ -17,10 +18,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import and_, insert, or_, select
+from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from services.notify.models import Notification, NotificationEvent
+from services.notify.policy import RecentSms
+from shared.config import Settings
 from shared.db import UnitOfWork
+from shared.events import NotificationChanged
 from shared.pii import redact
 
 Dispatch = Callable[[uuid.UUID], None]
@@ -63,27 +68,19 @@ class Recipient:
 
 # --- dispatch: how a committed message reaches the send task -----------------------------
 
-_dispatch: Dispatch | None = None
 
+def celery_dispatch(settings: Settings) -> Dispatch:
+    """Hand messages to notify's send task on the deployment's broker (the default dispatch
+    :mod:`services.notify.bootstrap` wires; tests give their own)."""
 
-def set_dispatch(dispatch: Dispatch | None) -> None:
-    """Replace how queued messages are handed to the send task (None: the Celery default)."""
-    global _dispatch
-    _dispatch = dispatch
+    def dispatch(notification_id: uuid.UUID) -> None:
+        from shared.workers import app_for, task_queue
 
+        app_for("notify", settings).send_task(
+            SEND_TASK, args=[str(notification_id)], queue=task_queue("notify", settings)
+        )
 
-def dispatch(notification_id: uuid.UUID) -> None:
-    """Hand one message to the send task (after commit)."""
-    if _dispatch is not None:
-        _dispatch(notification_id)
-        return
-    from services.notify import runtime
-    from shared.workers import app_for, task_queue
-
-    settings = runtime().settings
-    app_for("notify", settings).send_task(
-        SEND_TASK, args=[str(notification_id)], queue=task_queue("notify", settings)
-    )
+    return dispatch
 
 
 SEND_TASK = "notify.send"
@@ -164,23 +161,9 @@ _HISTORY_INSERT = insert(NotificationEvent.metadata.tables[NotificationEvent.__t
 # --- what the daily cap and the providers' limits count -----------------------------------
 
 
-@dataclass(frozen=True)
-class RecentSms:
-    """An SMS that went (or is going) out lately, as the daily cap (:mod:`.caps`) and the
-    providers' per-number limits (:mod:`.failover`) count it."""
-
-    member_id: uuid.UUID | None
-    staff_id: uuid.UUID | None
-    phone_hmac: str | None
-    channel: str
-    provider: str | None
-    kind: str
-    attempted_at: datetime
-
-
 def same_recipient(n: Notification) -> Any:
     """The SQL condition "to ``n``'s recipient", a member or a staff contact (the daily cap,
-    its only use, does not apply to a report subscriber: :func:`.caps.cap_day`)."""
+    its only use, does not apply to a report subscriber: :func:`.policy.cap_day`)."""
     if n.member_id is not None:
         return Notification.member_id == n.member_id
     if n.staff_id is not None:
@@ -198,7 +181,7 @@ def recent_sms(
     """Other messages gone (or going) out that the rules count before ``n`` is sent, in one
     query: SMS to ``n``'s recipient attempted within ``day`` (the cap; None: not counted),
     and anything to ``n``'s number attempted after ``since`` (the longest provider limit
-    window; None: none). The callers apply their own conditions to these rows."""
+    window; None: none). The policy applies its own conditions to these rows."""
     wanted = []
     if day is not None:
         wanted.append(
@@ -235,3 +218,59 @@ def recent_sms(
         for member, staff, phone, channel, provider, kind, at in rows
         if at is not None
     ]
+
+
+# --- status writes ----------------------------------------------------------------------------
+
+
+def move(
+    uow: UnitOfWork,
+    n: Notification,
+    status: str,
+    *,
+    expect: str | None = None,
+    rollback: bool = True,
+    **values: Any,
+) -> bool:
+    """``n``'s status becomes ``status`` (with ``values``) only if it is still ``expect``
+    (default: the status read) at the attempt count read; False otherwise, after rolling
+    the transaction back (unless ``rollback`` is False: nothing was written either way).
+
+    Every status write is this one conditional UPDATE: if another task changed the message
+    meanwhile — claimed it, merged it into a digest, found it sent — nothing is written.
+    So a message is never both sent and merged or opted out, and two tasks for one message
+    send it once."""
+    done = uow.session.execute(
+        update(Notification)
+        .where(
+            Notification.id == n.id,
+            Notification.status == (expect or n.status),
+            Notification.attempts == n.attempts,
+        )
+        .values(status=status, **values)
+        .execution_options(synchronize_session=False)
+    )
+    if not done.rowcount:  # type: ignore[attr-defined]
+        if rollback:
+            uow.session.rollback()
+        return False
+    for key, value in {"status": status, **values}.items():
+        set_committed_value(n, key, value)  # in step with the row, without a second UPDATE
+    return True
+
+
+def emit_status(
+    n: Notification, uow: UnitOfWork, district: str, cls: type[NotificationChanged]
+) -> None:
+    """The ``notification.*`` event of ``n``'s final status, in the caller's transaction."""
+    uow.emit(
+        cls(
+            notification_id=n.id,
+            member_id=n.member_id,
+            kind=n.kind,
+            channel="email" if n.channel == "email" else "sms",
+            status=n.status,
+            provider=n.provider,
+        ),
+        district=district,
+    )

@@ -14,9 +14,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from services.notify.messages import record
+from services.notify.messages import emit_status, move, record
 from services.notify.models import Notification
-from services.notify.outcomes import emit_status, move
 from shared.db import UnitOfWork
 from shared.events import NotificationDelivered, NotificationFailed
 

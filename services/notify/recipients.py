@@ -1,5 +1,6 @@
-"""Who a message goes to at send time: the contact opened from its seal, the channel it may
-take now, and the parameters its templates get (opened contacts only here, for the call)."""
+"""Who a message goes to at send time: the contact opened from its seal, and the parameters
+its templates get (opened contacts only here, for the call). Which channel it may take now
+is the send policy's (:func:`services.notify.policy.channel_now`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 from services.notify.messages import Recipient
 from services.notify.models import Contact, Notification, StaffContact
+from services.notify.policy import Reachable
 from services.notify.sign_in import open_code
 from shared.db import UnitOfWork
 from shared.events import SealedContact
@@ -28,6 +30,16 @@ class Person:
     @property
     def emailable(self) -> bool:
         return self.email is not None and self.email_enabled
+
+    @property
+    def reachable(self) -> Reachable:
+        """What the send policy reads of it: which addresses it has, which channels it takes."""
+        return Reachable(
+            phone=bool(self.phone),
+            email=bool(self.email),
+            sms_enabled=self.sms_enabled,
+            email_enabled=self.email_enabled,
+        )
 
 
 def person_of(
@@ -61,22 +73,6 @@ def person_of(
     )
 
 
-def channel_now(n: Notification, person: Person) -> str | None:
-    """The channel to use now: the one queued if still accepted; the other one only when
-    the queued one has no address (an opted-out channel is never swapped for another)."""
-    if n.channel == "sms":
-        if not person.sms_enabled:
-            return None
-        if person.phone:
-            return "sms"
-        return "email" if person.emailable else None
-    if not person.email_enabled:
-        return None
-    if person.email:
-        return "email"
-    return "sms" if person.phone and person.sms_enabled else None
-
-
 def masked(person: Person, channel: str) -> str | None:
     """The address shown for ``channel``: ``138****8000`` or ``z***@example.cn``."""
     if channel == "email":
@@ -86,7 +82,7 @@ def masked(person: Person, channel: str) -> str | None:
 
 def recipient_of(n: Notification) -> Recipient:
     """A member's or a staff contact's message's recipient (for their digest: the daily cap
-    does not apply to a report subscriber, see :func:`.caps.cap_day`)."""
+    does not apply to a report subscriber, see :func:`.policy.cap_day`)."""
     if n.recipient_kind == "member" and n.member_id is not None:
         return Recipient.member(n.member_id)
     if n.recipient_kind == "staff" and n.staff_id is not None:

@@ -11,12 +11,10 @@ from typing import Any
 from sqlalchemy import func, select
 
 from services.notify.bulk import queue_message
-from services.notify.caps import merge_into_digest
-from services.notify.claims import claim
 from services.notify.messages import Recipient
 from services.notify.models import Contact, Notification, NotificationEvent, ProviderHealth
 from services.notify.recipients import person_of
-from services.notify.sending import send_notification
+from services.notify.sending import claim, merge_into_digest, send_notification
 from shared.clock import SimulatedClock
 from shared.config import CAMPAIGN_TZ
 from tests.integration.notify_support import FakeProvider, dispatched, drain, make_sender
@@ -57,6 +55,7 @@ def test_with_the_first_provider_timing_out_30_percent_every_message_goes_once(
             for i in range(MESSAGES):
                 queue_message(
                     uow,
+                    dispatch=dispatch.append,
                     recipient=Recipient.member(members[i % len(members)]),
                     kind="wish_confirmed",
                     subject=str(uuid.UUID(int=i)),

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from services.notify.claims import STRANDED_SENDING
 from services.notify.history import STALE_DISPATCH
 from services.notify.models import Notification
+from services.notify.policy import STRANDED_SENDING
 from shared.clock import SimulatedClock
 from tests.integration.notify_support import dispatched, drain, file_sender, sms_lines, sweep
 from tests.support import (
