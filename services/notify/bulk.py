@@ -6,9 +6,11 @@ report — goes through one implementation, set-based: one look-up of the idempo
 already queued, one of the recipients' channels, one insert of the messages and one of
 their history. A message is committed ``queued`` (``opted_out`` for a recipient who accepts
 no channel); a key queued before is a no-op. The send task is enqueued only after the
-commit, and only for what is due: a message with a future ``due_at`` waits in the table for
-the sweep (no broker ETAs). ``urgent`` (bypasses quiet hours, not the daily cap) defaults to
-the kind's flag in ``templates/kinds.toml``.
+commit, and only for what is due, through the ``dispatch`` the caller was given
+(:mod:`services.notify.bootstrap` wires it): a message with a future ``due_at`` — or queued
+without a ``dispatch`` — waits in the table for the consume process's sweep
+(:func:`services.notify.history.due`; no broker ETAs). ``urgent`` (bypasses quiet hours,
+not the daily cap) defaults to the kind's flag in ``templates/kinds.toml``.
 """
 
 from __future__ import annotations
@@ -24,10 +26,10 @@ from sqlalchemy.exc import IntegrityError
 
 from services.notify.messages import (
     WAITING,
+    Dispatch,
     Reach,
     Recipient,
     choose_channel,
-    dispatch,
     idempotency_key,
 )
 from services.notify.models import (
@@ -123,9 +125,12 @@ def channels(uow: UnitOfWork, messages: Sequence[Outgoing]) -> list[str | None]:
     return [choose_channel(m.kind, reach[m.recipient], m.channel) for m in messages]
 
 
-def queue_messages(uow: UnitOfWork, messages: Sequence[Outgoing]) -> int:
-    """Queue every message not queued before; return how many are new. The caller commits."""
-    return len(_queue(uow, messages))
+def queue_messages(
+    uow: UnitOfWork, messages: Sequence[Outgoing], dispatch: Dispatch | None = None
+) -> int:
+    """Queue every message not queued before; return how many are new. The caller commits;
+    ``dispatch`` then hands the ones due now to the send task (None: the sweep will)."""
+    return len(_queue(uow, messages, dispatch))
 
 
 def queue_message(
@@ -140,38 +145,43 @@ def queue_message(
     due_at: datetime | None = None,
     correlation_id: uuid.UUID | None = None,
     channel: str | None = None,
+    dispatch: Dispatch | None = None,
 ) -> uuid.UUID | None:
     """Queue one message (see :class:`Outgoing`); None when it was queued before, here or
-    by a concurrent transaction (the insert runs in a savepoint). The caller commits."""
+    by a concurrent transaction (the insert runs in a savepoint). The caller commits;
+    ``dispatch`` then hands it to the send task if it is due (None: the sweep will)."""
     message = Outgoing(
         recipient, kind, subject, slot, params, due_at, urgent, channel, correlation_id
     )
-    return _queue_one(uow, message)
+    return _queue_one(uow, message, dispatch)
 
 
 def waiting_message(uow: UnitOfWork, message: Outgoing) -> Notification | None:
     """``message`` as queued — now, or before by this or a concurrent transaction — locked
     for this transaction while it still waits to be sent; None once it has left (or opted
     out). A batch (a digest, a day's reports-in) grows by a conditional UPDATE of its
-    params on a waiting status; the caller commits."""
-    _queue_one(uow, message)
+    params on a waiting status; the caller commits. A batch is due later: the sweep hands
+    it over then."""
+    _queue_one(uow, message, None)
     row = uow.session.scalar(
         select(Notification).where(Notification.idempotency_key == message.key).with_for_update()
     )
     return row if row is not None and row.status in WAITING else None
 
 
-def _queue_one(uow: UnitOfWork, message: Outgoing) -> uuid.UUID | None:
+def _queue_one(uow: UnitOfWork, message: Outgoing, dispatch: Dispatch | None) -> uuid.UUID | None:
     """Queue ``message`` in a savepoint; its id, or None when it was queued before."""
     try:
         with uow.session.begin_nested():
-            queued = _queue(uow, [message])
+            queued = _queue(uow, [message], dispatch)
     except IntegrityError:
         return None  # a concurrent call queued it first
     return queued.get(message.key)
 
 
-def _queue(uow: UnitOfWork, messages: Sequence[Outgoing]) -> dict[str, uuid.UUID]:
+def _queue(
+    uow: UnitOfWork, messages: Sequence[Outgoing], dispatch: Dispatch | None
+) -> dict[str, uuid.UUID]:
     """Insert the messages whose keys are new; their ids by key."""
     keyed = {m.key: m for m in messages}  # a message listed twice is queued once
     for chunk in _chunks(list(keyed)):
@@ -191,7 +201,9 @@ def _queue(uow: UnitOfWork, messages: Sequence[Outgoing]) -> dict[str, uuid.UUID
         channel = choose_channel(m.kind, r, m.channel)
         notification_id = uuid.uuid4()
         status = "queued" if channel else "opted_out"
-        dispatch_now = channel is not None and (m.due_at is None or m.due_at <= now)
+        dispatch_now = (
+            dispatch is not None and channel is not None and (m.due_at is None or m.due_at <= now)
+        )
         rows.append(
             {
                 "id": notification_id,
@@ -234,9 +246,12 @@ def _queue(uow: UnitOfWork, messages: Sequence[Outgoing]) -> dict[str, uuid.UUID
     for chunk in _chunks(history):
         uow.session.execute(insert(NotificationEvent), list(chunk))
 
-    def hand_over() -> None:
-        for notification_id in due:
-            dispatch(notification_id)
+    if due and dispatch is not None:
+        send = dispatch
 
-    uow.after_commit(hand_over)
+        def hand_over() -> None:
+            for notification_id in due:
+                send(notification_id)
+
+        uow.after_commit(hand_over)
     return {row["idempotency_key"]: row["id"] for row in rows}

@@ -1,4 +1,4 @@
-"""``servicemonth notify …``: notify's own commands (the reminder forecast)."""
+"""``servicemonth notify …``: notify's own command line (the reminder forecast, a read)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def forecast_command(as_json: bool) -> None:
     """How many SMS and e-mails the rest of the reminder calendar queues, and its SMS
     segments (cost), from now (the clock) to the campaign's end. Triggered messages are
     not in it; a daily cap may merge some reminders into a digest (sent, not lost)."""
-    from services.notify import runtime
+    from services.notify.bootstrap import runtime
     from services.notify.forecast import ASSUMPTION, RULE, forecast
 
     result = forecast(runtime())

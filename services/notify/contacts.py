@@ -82,6 +82,23 @@ def set_preferences(
     contact.updated_at = uow.now()
 
 
+#: Inbound SMS that mean "stop sending me messages" (退订).
+STOP_WORDS = frozenset({"TD", "T", "退订", "N", "STOP", "取消"})
+
+
+def opt_out_replies(uow: UnitOfWork, sealer: Sealer, replies: list[dict[str, Any]]) -> int:
+    """Inbound SMS (Aliyun ``phone_number``/``content``, Tencent ``mobile``/``text``): a
+    stop word (:data:`STOP_WORDS`, "TD", "T", "退订" …) turns SMS off for that number.
+    How many contacts stopped getting SMS; the caller commits."""
+    opted_out = 0
+    for reply in replies:
+        phone = str(reply.get("phone_number") or reply.get("mobile") or "")
+        text = str(reply.get("content") or reply.get("text") or "").strip().upper()
+        if phone and text in STOP_WORDS:
+            opted_out += opt_out_number(uow, sealer, phone)
+    return opted_out
+
+
 def opt_out_number(uow: UnitOfWork, sealer: Sealer, phone: str) -> int:
     """An inbound "TD" from ``phone``: every contact with that number stops getting SMS."""
     digest = sealer.digest(national_mobile(phone))
@@ -134,20 +151,6 @@ def disable_staff(event: StaffAccountDisabled, envelope: Envelope, uow: UnitOfWo
         return  # never saved here (or saved again since): nothing to disable
     contact.state = "disabled"
     contact.updated_at = envelope.occurred_at
-
-
-def staff_view(contact: StaffContact) -> dict[str, Any]:
-    return {
-        "id": str(contact.id),
-        "state": contact.state,
-        "role": contact.role,
-        "scope": contact.scope,
-        "name": contact.name_masked,
-        "phone": contact.phone_masked,
-        "email": contact.email_masked,
-        "sms": contact.sms_enabled,
-        "email_enabled": contact.email_enabled,
-    }
 
 
 def staff_for(uow: UnitOfWork, role: str, scope: str) -> list[StaffContact]:

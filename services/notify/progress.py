@@ -23,7 +23,6 @@ from services.notify.models import FiveOnesReplica
 from shared.consumer import Handler
 from shared.db import UnitOfWork
 from shared.events import (
-    WISH_EVENTS,
     ActivityChanged,
     ActivityVerified,
     Envelope,
@@ -34,6 +33,7 @@ from shared.events import (
     TeamJoined,
     TeamMembershipChanged,
     WishChanged,
+    WishConfirmed,
 )
 from shared.vocabulary import FIVE_ONES
 
@@ -102,7 +102,7 @@ HANDLERS: dict[type[Event], list[Handler]] = {
     MemberRegistered: [record_member],
     MemberUpdated: [record_member],
     MemberWithdrawn: [forget_member],
-    WISH_EVENTS["confirmed"]: [record_wish],
+    WishConfirmed: [record_wish],
     TeamJoined: [record_team],
     ActivityVerified: [record_activity],
 }

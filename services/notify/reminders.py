@@ -22,7 +22,7 @@ from sqlalchemy import Row, and_, select
 from services.notify.bulk import Outgoing, queue_messages
 from services.notify.calendar import Calendar, Occurrence, calendar, due_slots
 from services.notify.contacts import masked_names
-from services.notify.messages import Recipient
+from services.notify.messages import Dispatch, Recipient
 from services.notify.models import (
     Contact,
     FiveOnesReplica,
@@ -163,8 +163,15 @@ def done_slots(uow: UnitOfWork) -> set[tuple[str, str]]:
     return set(uow.session.execute(select(ReminderRun.job, ReminderRun.slot)).tuples())
 
 
-def sweep(rt: Runtime, now: datetime | None = None, holder: str | None = None) -> SweepResult:
-    """Queue every due reminder slot once; one transaction per slot. Safe to run anywhere."""
+def sweep(
+    rt: Runtime,
+    now: datetime | None = None,
+    holder: str | None = None,
+    dispatch: Dispatch | None = None,
+) -> SweepResult:
+    """Queue every due reminder slot once; one transaction per slot. Safe to run anywhere.
+    ``dispatch`` hands the queued messages to the send task after each slot's commit
+    (None: the consume process's sweep hands them over)."""
     now = now or rt.clock.now()
     holder = holder or default_holder()
     cal = calendar(rt.settings)
@@ -185,7 +192,7 @@ def sweep(rt: Runtime, now: datetime | None = None, holder: str | None = None) -
             if not insert_once(uow, run):  # the claim: another sweep ran this slot
                 continue
             if outcome == "sent":
-                run.messages = queue_messages(uow, audience(uow, occ, cal, rt.sealer))
+                run.messages = queue_messages(uow, audience(uow, occ, cal, rt.sealer), dispatch)
                 result.queued[occ.job.name] += run.messages
             else:
                 result.skipped.append(occ.key)

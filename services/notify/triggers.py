@@ -1,8 +1,9 @@
 """Triggered messages: what notify queues when something happens elsewhere.
 
 Each handler takes an event, its envelope and a unit of work (plus what
-``consumers.handlers_for`` binds: the sealer, the rules) and only queues messages through
-:func:`services.notify.bulk.queue_message`; sending happens in the send task.
+:func:`services.notify.handlers.events` binds: the dispatch to the send task, the sealer,
+the rules) and only queues messages through :func:`services.notify.bulk.queue_message`;
+sending happens in the send task.
 
 | event | message | to |
 |---|---|---|
@@ -23,20 +24,8 @@ from datetime import datetime, time, timedelta
 from sqlalchemy import select, update
 
 from services.notify.bulk import Outgoing, queue_message, waiting_message
-from services.notify.contacts import (
-    community_names,
-    disable_staff,
-    forget_member,
-    keep_contact,
-    keep_staff,
-    masked_names,
-    opened_name,
-    record_community,
-    record_unit,
-    staff_for,
-)
-from services.notify.history import stats
-from services.notify.messages import WAITING, Recipient, idempotency_key, record
+from services.notify.contacts import community_names, masked_names, opened_name, staff_for
+from services.notify.messages import WAITING, Dispatch, Recipient, idempotency_key, record
 from services.notify.models import Contact, Notification
 from services.notify.rules import Rules, local_day
 from shared.config import CAMPAIGN_TZ
@@ -51,29 +40,18 @@ from shared.events import (
 )
 from shared.pii import Sealer, mask_name
 
-__all__ = [
-    "activity_returned",
-    "claim_closed",
-    "disable_staff",
-    "forget_member",
-    "keep_contact",
-    "keep_staff",
-    "pairing_made",
-    "record_community",
-    "record_unit",
-    "registration_confirmed",
-    "report_generated",
-    "stats",
-    "wish_claimed",
-    "wish_confirmed",
-]
-
 #: How a member whose name notify does not know is named to others.
 UNNAMED = "党员"
 
 
 def registration_confirmed(
-    event: RegistrationChanged, envelope: Envelope, uow: UnitOfWork, rules: Rules, sealer: Sealer
+    event: RegistrationChanged,
+    envelope: Envelope,
+    uow: UnitOfWork,
+    *,
+    dispatch: Dispatch,
+    rules: Rules,
+    sealer: Sealer,
 ) -> None:
     """报到确认: one welcome to the member (whatever the number of confirmations), and the
     community staff's daily count of members who reported in."""
@@ -82,6 +60,7 @@ def registration_confirmed(
     names = community_names(uow, [*codes, event.community_code])
     queue_message(
         uow,
+        dispatch=dispatch,
         recipient=Recipient.member(event.member_id),
         kind="welcome",
         subject="-",
@@ -120,7 +99,9 @@ def _count_reported_in(uow: UnitOfWork, code: str, community: str, who: str, rul
         )
 
 
-def pairing_made(event: PairingChanged, envelope: Envelope, uow: UnitOfWork) -> None:
+def pairing_made(
+    event: PairingChanged, envelope: Envelope, uow: UnitOfWork, *, dispatch: Dispatch
+) -> None:
     """双对接: the member hears what they were paired with, where, and whom to call."""
     staff = staff_for(uow, "community", f"community:{event.community_code}")
     params: dict[str, object] = {
@@ -132,6 +113,7 @@ def pairing_made(event: PairingChanged, envelope: Envelope, uow: UnitOfWork) -> 
         params["staff_contact_id"] = str(staff[0].id)  # opened only when the SMS is rendered
     queue_message(
         uow,
+        dispatch=dispatch,
         recipient=Recipient.member(event.member_id),
         kind="pairing_made",
         subject=str(event.pairing_id),
@@ -141,7 +123,13 @@ def pairing_made(event: PairingChanged, envelope: Envelope, uow: UnitOfWork) -> 
 
 
 def wish_claimed(
-    event: WishChanged, envelope: Envelope, uow: UnitOfWork, rules: Rules, sealer: Sealer
+    event: WishChanged,
+    envelope: Envelope,
+    uow: UnitOfWork,
+    *,
+    dispatch: Dispatch,
+    rules: Rules,
+    sealer: Sealer,
 ) -> None:
     """A wish was claimed: its community's staff hear of it; the member is reminded before
     the claim lapses. ``claim_expiring`` is urgent (kinds.toml): a warning after the claim
@@ -154,6 +142,7 @@ def wish_claimed(
     for staff in staff_for(uow, "community", f"community:{event.community_code}"):
         queue_message(
             uow,
+            dispatch=dispatch,
             recipient=Recipient.staff(staff.id),
             kind="wish_claimed",
             subject=subject,
@@ -171,6 +160,7 @@ def wish_claimed(
         warn_at = quiet_end
     queue_message(
         uow,
+        dispatch=dispatch,
         recipient=Recipient.member(event.member_id),
         kind="claim_expiring",
         subject=subject,
@@ -210,13 +200,16 @@ def claim_closed(event: WishChanged, envelope: Envelope, uow: UnitOfWork) -> Non
         record(uow, pending, "suppressed", detail=f"no longer needed: wish {event.state}")
 
 
-def wish_confirmed(event: WishChanged, envelope: Envelope, uow: UnitOfWork) -> None:
+def wish_confirmed(
+    event: WishChanged, envelope: Envelope, uow: UnitOfWork, *, dispatch: Dispatch
+) -> None:
     """The community confirmed the fulfilled wish: thanks to the member."""
     claim_closed(event, envelope, uow)
     if event.member_id is None:
         return
     queue_message(
         uow,
+        dispatch=dispatch,
         recipient=Recipient.member(event.member_id),
         kind="wish_confirmed",
         subject=str(event.wish_id),
@@ -225,10 +218,13 @@ def wish_confirmed(event: WishChanged, envelope: Envelope, uow: UnitOfWork) -> N
     )
 
 
-def activity_returned(event: ActivityChanged, envelope: Envelope, uow: UnitOfWork) -> None:
+def activity_returned(
+    event: ActivityChanged, envelope: Envelope, uow: UnitOfWork, *, dispatch: Dispatch
+) -> None:
     """A record of the five ones was returned: the member hears why (each return once)."""
     queue_message(
         uow,
+        dispatch=dispatch,
         recipient=Recipient.member(event.member_id),
         kind="activity_returned",
         subject=str(event.record_id),
@@ -244,7 +240,9 @@ def _scope_label(uow: UnitOfWork, scope: str) -> str:
     return {"city": "全市", "district": f"{code}区县", "unit": f"单位{code}"}.get(kind, scope)
 
 
-def report_generated(event: ReportGenerated, envelope: Envelope, uow: UnitOfWork) -> None:
+def report_generated(
+    event: ReportGenerated, envelope: Envelope, uow: UnitOfWork, *, dispatch: Dispatch
+) -> None:
     """A subscriber's report: by e-mail with the files, by SMS in one line; or that it
     failed."""
     if event.recipient is None:
@@ -265,6 +263,7 @@ def report_generated(event: ReportGenerated, envelope: Envelope, uow: UnitOfWork
     for channel in event.channels or ["email"]:
         queue_message(
             uow,
+            dispatch=dispatch,
             recipient=recipient,
             kind=kind,
             subject=str(event.report_id),

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from services.notify import messages, sending
+from services.notify import bootstrap, sending
 from services.notify.channels.base import (
     Limit,
     OutgoingEmail,
@@ -129,11 +129,8 @@ def file_sender(backend: Any, **rules: Any) -> sending.Sender:
 def dispatched() -> Iterator[list[uuid.UUID]]:
     """Collect what would go to the send task, instead of Celery."""
     queue: list[uuid.UUID] = []
-    messages.set_dispatch(queue.append)
-    try:
+    with bootstrap.replaced(dispatch=queue.append):
         yield queue
-    finally:
-        messages.set_dispatch(None)
 
 
 def drain(

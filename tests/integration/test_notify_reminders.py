@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select
 
 from services import registry
-from services.notify import contacts, messages, progress
+from services.notify import bootstrap, contacts, progress
 from services.notify.channels.fakes import RecordingEmailChannel, RecordingSmsProvider
 from services.notify.consumers import periodic
 from services.notify.forecast import forecast
@@ -65,11 +65,8 @@ def rt(backend: Any) -> Iterator[Runtime]:
     notify = backend.rt("notify")
     notify.clock = SimulatedClock(local(date(2016, 6, 20), 10))
     dispatched: list[uuid.UUID] = []
-    messages.set_dispatch(dispatched.append)
-    try:
+    with bootstrap.replaced(dispatch=dispatched.append):
         yield notify
-    finally:
-        messages.set_dispatch(None)
 
 
 def deliver(rt: Runtime, event: Event) -> None:
@@ -348,20 +345,20 @@ def test_the_forecast_equals_the_reminders_the_month_then_queues_and_none_is_los
 
     # the month, hour by hour, through the real send path (recording providers)
     dispatched: list[uuid.UUID] = []
-    messages.set_dispatch(dispatched.append)
     sms, mail = RecordingSmsProvider(), RecordingEmailChannel()
     rules = Rules(quiet_start=time(20, 0), quiet_end=time(9, 30), sms_daily_cap=2)
     sender = Sender(rt.sealer, providers=[sms], email=mail, rules=rules)
     now = clock.now()
-    while now < local(date(2016, 8, 1), 0):
-        now = clock.advance(timedelta(hours=1))
-        for event in triggered.pop(now, []):
-            apply(backend, event)  # through notify's consumer, as from the broker
-        sweep(rt)
-        periodic(rt)  # what waited for the end of the quiet hours, digests
-        while dispatched:
-            with rt.uow() as uow:
-                send_notification(dispatched.pop(0), uow, sender)
+    with bootstrap.replaced(dispatch=dispatched.append):
+        while now < local(date(2016, 8, 1), 0):
+            now = clock.advance(timedelta(hours=1))
+            for event in triggered.pop(now, []):
+                apply(backend, event)  # through notify's consumer, as from the broker
+            sweep(rt)
+            periodic(rt)  # what waited for the end of the quiet hours, digests
+            while dispatched:
+                with rt.uow() as uow:
+                    send_notification(dispatched.pop(0), uow, sender)
     assert not triggered
 
     everything = {n.id: n for n in queued(rt)}

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from services.notify.bootstrap import bootstrap
 from services.notify.bulk import queue_message
 from services.notify.channels.base import Limit
 from services.notify.history import STALE_DISPATCH
@@ -87,6 +88,7 @@ def queue(backend: Any, member_id: uuid.UUID, slot: str, **kw: Any) -> uuid.UUID
     with rt.uow() as uow:
         queued = queue_message(
             uow,
+            dispatch=bootstrap(runtime=rt).deps.dispatch,
             recipient=Recipient.member(member_id),
             kind=kw.pop("kind", "wish_confirmed"),
             subject=kw.pop("subject", "-"),

@@ -1,0 +1,88 @@
+"""What callers ask notify to do: one small type per use case, each saying what handling it
+returns, handled by the table in :mod:`services.notify.handlers`. The routes, the Celery
+tasks (the send task, the scheduler's reminder sweep) and the consume process only build
+these. No logic here. (Messages triggered by other services' events are not commands:
+the events table in :mod:`services.notify.handlers` queues them.)"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from services.notify.reminders import SweepResult
+from services.notify.schemas import PreferencesOut
+from services.notify.sending import Outcome
+from shared.auth import Principal
+from shared.messagebus import Command
+
+# --- sending -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class SendNotification(Command[Outcome]):
+    """Move one message as far as it can go now (the send task; exactly once)."""
+
+    notification_id: uuid.UUID
+
+
+@dataclass(frozen=True, kw_only=True)
+class SweepDueMessages(Command[int]):
+    """Hand the send task every message that is due now and that no task is expected for;
+    how many were handed over."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunReminderSlots(Command[SweepResult]):
+    """Queue every reminder slot that is due at ``now`` (the clock), each slot once;
+    ``holder`` names the sweep in ``reminder_runs``."""
+
+    now: datetime | None = None
+    holder: str | None = None
+
+
+# --- members -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetPreferences(Command[PreferencesOut]):
+    """The channels a member accepts (None: as it is); queued messages are checked again
+    at send."""
+
+    principal: Principal
+    member_id: uuid.UUID
+    sms: bool | None = None
+    email: bool | None = None
+
+
+# --- provider callbacks ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordReceipts(Command[dict[str, int]]):
+    """A provider's delivery reports; how many were ``delivered``, ``failed``,
+    ``unchanged`` or ``unknown``."""
+
+    provider: str
+    items: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class HandleReplies(Command[int]):
+    """Inbound SMS a provider passes on: a stop word opts the number out; how many contacts
+    stopped getting SMS."""
+
+    provider: str
+    items: list[dict[str, Any]] = field(default_factory=list)
+
+
+def __getattr__(name: str) -> Any:
+    """``notify_commands``, the ``servicemonth notify`` click group, by the name the
+    composition root still imports it from (``services.cli``); it lives in
+    :mod:`services.notify.cli`. Loaded by name so that this module imports no entrypoint."""
+    if name == "notify_commands":
+        import importlib
+
+        return importlib.import_module("services.notify.cli").notify_commands
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
