@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Literal
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from services import registry
 from shared.config import SERVICES, settings
 from shared.http import install_error_handlers
+
+
+class Health(BaseModel):
+    """``ok`` when every service's database answers; per service, ``ok`` or the error."""
+
+    status: Literal["ok", "degraded"]
+    services: dict[str, str]
 
 
 def create_app(
@@ -31,10 +39,10 @@ def create_app(
     for name in names:
         app.include_router(registry.router(name))
 
-    @app.get("/healthz", tags=["ops"])
+    @app.get("/healthz", tags=["ops"], response_model=Health, responses={503: {"model": Health}})
     def healthz() -> JSONResponse:
         """Each service's database answers."""
-        checks: dict[str, Any] = {}
+        checks: dict[str, str] = {}
         for name in names:
             try:
                 registry.runtime(name).db.ping()

@@ -9,8 +9,9 @@ from services.app import create_app
 
 
 def _described(schema: dict[str, Any] | None) -> bool:
-    """A named model, a list of them, a file, or an object whose fields are listed; a bare
-    ``dict[str, Any]`` (an object with no properties) says nothing."""
+    """A named model, a list of them, a file, an object whose fields are listed, or a map
+    whose values are described (``dict[str, int]``); a bare ``dict[str, Any]`` says
+    nothing."""
     if not schema:
         return False
     if "$ref" in schema or schema.get("format") == "binary":
@@ -20,7 +21,8 @@ def _described(schema: dict[str, Any] | None) -> bool:
     if schema.get("type") == "array":
         return _described(schema.get("items"))
     if schema.get("type") == "object":
-        return bool(schema.get("properties"))
+        values = schema.get("additionalProperties")
+        return bool(schema.get("properties")) or (isinstance(values, dict) and _described(values))
     return schema.get("type") in ("string", "integer", "number", "boolean")
 
 
