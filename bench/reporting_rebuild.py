@@ -33,8 +33,9 @@ from sqlalchemy import create_engine, insert, make_url, text
 
 from services import registry
 from services.reporting import figures as fig
+from services.reporting.bootstrap import bootstrap
+from services.reporting.commands import RebuildReadModels
 from services.reporting.models import EventLogEntry
-from services.reporting.rebuild import rebuild
 from shared.config import load
 from shared.events import (
     ActivitySubmitted,
@@ -199,7 +200,7 @@ def main(argv: list[str] | None = None) -> None:
             started = time.perf_counter()
             if profile is not None:
                 profile.enable()
-            replayed = rebuild(rt)
+            replayed = bootstrap(runtime=rt).handle(RebuildReadModels())
             if profile is not None:
                 profile.disable()
             took = time.perf_counter() - started

@@ -2,8 +2,9 @@
 
 In one run, on a fresh database: import ``--rows`` roster rows through
 :func:`services.registration.rosters.import_roster` (chunks of bulk inserts), then register
-``--baseline`` other members one at a time through :func:`handlers.register_member`, one
-transaction each (what a loop over the API would do). Prints rows/s for both and the ratio.
+``--baseline`` other members one at a time through the bus (``RegisterMember``, as an
+admin), one transaction each (what a loop over the API would do). Prints rows/s for both
+and the ratio.
 
     .venv/bin/python bench/roster_import.py                 # embedded: SQLite
     .venv/bin/python bench/roster_import.py --postgres      # PostgreSQL on 127.0.0.1
@@ -29,9 +30,12 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from services.demo_data import SAMPLE_DIRECTORY
-from services.registration import directory, handlers, rosters
+from services.registration import directory, rosters
+from services.registration.bootstrap import bootstrap
+from services.registration.commands import RegisterMember
 from services.registration.models import Base
 from services.registration.rules import check_character
+from shared.auth import Principal
 from shared.config import load
 from shared.migrations import upgrade
 from shared.runtime import Runtime, build
@@ -82,14 +86,13 @@ def set_based(rt: Runtime, data: bytes, chunk: int) -> tuple[float, rosters.Summ
 
 
 def one_by_one(rt: Runtime, first: int, count: int) -> float:
+    bus, admin = bootstrap(runtime=rt), Principal(role="admin", scope="city")
     started = time.perf_counter()
     for i in range(first, first + count):
         raw = member(i) | {"unit_code": UNIT, "consent": True}
         raw["skills"] = [s for s in str(raw["skills"]).split("、") if s]
         raw["is_leader_cadre"] = raw["is_leader_cadre"] == "是"
-        with rt.uow() as uow:
-            handlers.register_member(raw, uow, rt.sealer)
-            uow.commit()
+        bus.handle(RegisterMember(principal=admin, values=raw))
     return time.perf_counter() - started
 
 

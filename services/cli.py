@@ -10,8 +10,8 @@ from pathlib import Path
 
 import click
 
-from services.notify.commands import notify_commands
-from services.reporting.commands import report as report_commands
+from services.notify.cli import notify_commands
+from services.reporting.cli import report as report_commands
 from shared.auth import ROLES
 from shared.config import SERVICES, ConfigError, export, private_files, settings
 
@@ -166,16 +166,12 @@ def directory() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def directory_load(file: Path) -> None:
     """Load FILE (CSV or xlsx: kind, code, name, parent_code, …); again changes nothing."""
-    from services.registration import directory as loader
-    from services.registration import runtime
+    from services.registration.bootstrap import bus
+    from services.registration.commands import LoadDirectory
 
-    rt = runtime()
-    with rt.uow() as uow:
-        counts = loader.load(file.read_bytes(), uow)
-        uow.commit()
+    counts = bus().handle(LoadDirectory(principal=None, data=file.read_bytes()))
     click.echo(
-        f"{file.name}: {counts['added']} added, {counts['changed']} changed, "
-        f"{counts['unchanged']} unchanged"
+        f"{file.name}: {counts.added} added, {counts.changed} changed, {counts.unchanged} unchanged"
     )
 
 
@@ -196,32 +192,31 @@ def roster_import(file: Path, unit_code: str, show: int) -> None:
     Rejected rows are listed with their row number; the exit code is 0 even then, and 1
     when the file cannot be read.
     """
-    from services.registration import rosters, runtime
+    from services.registration import rosters
+    from services.registration.bootstrap import bus
+    from services.registration.commands import ImportRosterFile
 
-    rt = runtime()
     data = file.read_bytes()
-    with rt.uow() as uow:
-        unit = rosters.unit_for(uow, unit_code)
-        roster_id = rosters.create_roster(uow, unit, file.name, data, rt.sealer).id
-        uow.commit()
     with click.progressbar(length=rosters.estimate_rows(data), label="importing") as bar:
-        done = rosters.import_roster(roster_id, rt.uow, rt.sealer, progress=bar.update)
+        imported = bus().handle(
+            ImportRosterFile(
+                unit_code=unit_code, filename=file.name, data=data, show=show, progress=bar.update
+            )
+        )
+    done, roster_id = imported.summary, imported.roster_id
     if done.status == "failed":
         raise click.ClickException(f"{file.name}: {done.detail}")
     click.echo(
         f"{file.name}: {done.accepted} accepted, {done.rejected} rejected, "
         f"{done.duplicates} duplicates of {done.total} rows (roster {roster_id})"
     )
-    with rt.uow() as uow:
-        errors = rosters.errors_of(uow.session, roster_id, show)
-        notes = rosters.notes_of(uow.session, roster_id, show)
-    for error in errors:
+    for error in imported.errors:
         click.echo(f"  row {error['row']}: {error['field']}: {error['message']}")
     if done.rejected:
         click.echo(f"rejected rows and reasons: GET /api/v1/rosters/{roster_id}/errors.xlsx")
-    if notes:
+    if imported.notes:
         click.echo("landed with a note (kept as the member's own words):")
-    for note in notes:
+    for note in imported.notes:
         click.echo(f"  row {note['row']}: {note['field']}: {note['message']}")
 
 
@@ -236,7 +231,7 @@ def roster_import(file: Path, unit_code: str, show: int) -> None:
 )
 def roster_template(output: Path) -> None:
     """Write a blank roster (xlsx) with the Chinese headers and a sheet of skills."""
-    from services.registration.rosters_api import template_workbook
+    from services.registration.workbooks import template_workbook
 
     output.write_bytes(template_workbook())
     click.echo(f"wrote {output}")

@@ -27,7 +27,7 @@ def _module(service: str, part: str) -> ModuleType:
 
 
 def runtime(service: str) -> Runtime:
-    fn: Callable[[], Runtime] = _module(service, "").runtime
+    fn: Callable[[], Runtime] = _module(service, "bootstrap").runtime
     return fn()
 
 

@@ -11,19 +11,4 @@ pure) and ``sending`` (which carries it out), ``bulk`` and ``messages`` (queuein
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from shared.runtime import Runtime
-
 NAME = "notify"
-
-
-def runtime() -> Runtime:
-    """The process-wide runtime, by the name the composition root asks each service for;
-    the same as :func:`services.notify.bootstrap.runtime` (which this package may not
-    import: bootstrap imports it)."""
-    from services.notify.models import Base
-    from shared import runtime as shared_runtime
-
-    return shared_runtime.get(NAME, Base.metadata)

@@ -75,14 +75,3 @@ class HandleReplies(Command[int]):
 
     provider: str
     items: list[dict[str, Any]] = field(default_factory=list)
-
-
-def __getattr__(name: str) -> Any:
-    """``notify_commands``, the ``servicemonth notify`` click group, by the name the
-    composition root still imports it from (``services.cli``); it lives in
-    :mod:`services.notify.cli`. Loaded by name so that this module imports no entrypoint."""
-    if name == "notify_commands":
-        import importlib
-
-        return importlib.import_module("services.notify.cli").notify_commands
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,10 +6,11 @@ No logic here."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from services.registration.rosters import Summary
 from services.registration.schemas import (
     CodeSent,
     ConfirmedOut,
@@ -93,9 +94,10 @@ class RejectRegistration(Command[RegistrationOut]):
 
 @dataclass(frozen=True, kw_only=True)
 class LoadDirectory(Command[DirectoryLoaded]):
-    """Load a directory file (CSV or xlsx bytes); an operator only its district's rows."""
+    """Load a directory file (CSV or xlsx bytes); an operator only its district's rows, the
+    operator at the server (``servicemonth directory load``, no principal) every row."""
 
-    principal: Principal
+    principal: Principal | None
     data: bytes
 
 
@@ -145,6 +147,29 @@ class ImportRoster(Command[str]):
     """Import a stored roster (the Celery task); returns its status, or ``missing``."""
 
     roster_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class RosterImported:
+    """What ``servicemonth roster import`` prints: the roster, its summary, and the first
+    rejected rows and notes (``{row, field, message}``)."""
+
+    roster_id: uuid.UUID
+    summary: Summary
+    errors: list[dict[str, Any]]
+    notes: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImportRosterFile(Command[RosterImported]):
+    """The operator at the server imports a file for a unit now, in this process, told of
+    each chunk through ``progress``; ``show`` rejected rows and notes come back."""
+
+    unit_code: str
+    filename: str
+    data: bytes
+    show: int = 20
+    progress: Callable[[int], Any] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -19,7 +19,9 @@ from services.registration import NAME, rosters, workbooks
 from services.registration.commands import (
     ExportRosterErrors,
     ImportRoster,
+    ImportRosterFile,
     ResendStuckRosters,
+    RosterImported,
     UploadRoster,
 )
 from services.registration.models import AuditEntry, Roster
@@ -74,6 +76,19 @@ def run_import(cmd: ImportRoster, rt: Runtime) -> str:
     except NotFound:
         log.warning("roster %s is gone; nothing to import", cmd.roster_id)
         return "missing"
+
+
+def import_file(cmd: ImportRosterFile, rt: Runtime) -> RosterImported:
+    """``servicemonth roster import``: keep the file and import it here and now."""
+    with rt.uow() as uow:
+        unit = rosters.unit_for(uow, cmd.unit_code)
+        roster_id = rosters.create_roster(uow, unit, cmd.filename, cmd.data, rt.sealer).id
+        uow.commit()
+    summary = rosters.import_roster(roster_id, rt.uow, rt.sealer, progress=cmd.progress)
+    with rt.read() as uow:
+        errors = rosters.errors_of(uow.session, roster_id, cmd.show)
+        notes = rosters.notes_of(uow.session, roster_id, cmd.show)
+    return RosterImported(roster_id, summary, errors, notes)
 
 
 def resend_stuck(cmd: ResendStuckRosters, rt: Runtime) -> int:

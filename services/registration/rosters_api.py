@@ -17,8 +17,7 @@ from services.registration import views
 from services.registration.bootstrap import bus, runtime
 from services.registration.commands import ExportRosterErrors, UploadRoster
 from services.registration.schemas import RosterAccepted, RosterOut
-from services.registration.workbooks import XLSX
-from services.registration.workbooks import template_workbook as template_workbook  # the CLI
+from services.registration.workbooks import XLSX, template_workbook
 from shared.auth import Principal, requires
 from shared.http import Invalid
 from shared.messagebus import MessageBus

@@ -13,19 +13,4 @@ and ``spreadsheet`` (what a report says and its files).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from shared.runtime import Runtime
-
 NAME = "reporting"
-
-
-def runtime() -> Runtime:
-    """The process-wide runtime, by the name the composition root asks each service for;
-    the same as :func:`services.reporting.bootstrap.runtime` (not imported from there:
-    bootstrap imports this package, so that would be an import cycle)."""
-    from services.reporting.models import Base
-    from shared import runtime as shared_runtime
-
-    return shared_runtime.get(NAME, Base.metadata)

@@ -82,14 +82,3 @@ class RebuildReadModels(Command[int]):
     ``progress`` is told how many more were replayed after each batch."""
 
     progress: Callable[[int], Any] | None = None
-
-
-def __getattr__(name: str) -> Any:
-    """``report``, the ``servicemonth report`` click group, by the name the composition root
-    still imports it from (``services.cli``); it lives in :mod:`services.reporting.cli`.
-    Loaded by name so that this module imports no entrypoint."""
-    if name == "report":
-        import importlib
-
-        return importlib.import_module("services.reporting.cli").report
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

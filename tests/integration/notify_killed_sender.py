@@ -9,7 +9,8 @@ import sys
 import uuid
 from datetime import datetime, timedelta
 
-from services.notify import runtime, sending
+from services.notify import sending
+from services.notify.bootstrap import runtime
 from services.notify.channels.base import OutgoingSms
 from services.notify.channels.files import FileEmailChannel, FileSmsChannel
 from services.notify.rules import Rules

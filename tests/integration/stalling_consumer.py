@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from services.pairing import handlers, runtime
+from services.pairing import handlers
+from services.pairing.bootstrap import runtime
 from shared.consumer import EventConsumer
 from shared.events import MemberRegistered
 
