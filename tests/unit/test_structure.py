@@ -53,6 +53,19 @@ def test_no_package_imports_itself_in_a_circle() -> None:
     assert sorted(cycles) == []
 
 
+def test_no_service_imports_another() -> None:
+    """Services meet through events and HTTP; only the composition root imports several."""
+    graph = grimp.build_graph("services", exclude_type_checking_imports=False)
+    crossings = [
+        f"{importer} -> {imported}"
+        for importer in (*SERVICES, "web")
+        for imported in (*SERVICES, "web")
+        if importer != imported
+        and graph.chain_exists(f"services.{importer}", f"services.{imported}", as_packages=True)
+    ]
+    assert crossings == []
+
+
 def _route_modules() -> list[Path]:
     return [
         path
