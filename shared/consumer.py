@@ -12,6 +12,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from kombu.connection import Connection
@@ -122,8 +123,11 @@ class EventConsumer:
         headers.update(
             {
                 "x-dead-reason": reason[:2000],
-                "x-original-routing-key": message.delivery_info.get("routing_key", ""),
+                # a replayed message arrives by its queue's name and keeps the original key
+                "x-original-routing-key": headers.get("x-original-routing-key")
+                or message.delivery_info.get("routing_key", ""),
                 "x-dead-service": self.service,
+                "x-dead-at": datetime.now(UTC).isoformat(timespec="seconds"),
             }
         )
         self._dead_producer.publish(
