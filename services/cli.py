@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import click
 
+from services import operations
 from services.notify.cli import notify_commands
 from services.reporting.cli import report as report_commands
 from shared.auth import ROLES
@@ -65,7 +66,12 @@ def serve(service: str, port: int | None) -> None:
         _serve([service], port)
 
 
-def _serve(names: list[str], port: int | None, web: bool = False) -> None:
+def _serve(
+    names: list[str],
+    port: int | None,
+    web: bool = False,
+    children: Callable[[], Mapping[str, str]] | None = None,
+) -> None:
     import uvicorn
 
     from services.app import create_app
@@ -73,7 +79,7 @@ def _serve(names: list[str], port: int | None, web: bool = False) -> None:
     config = settings()
     port = port or config.http_port
     uvicorn.run(
-        create_app(names, web=web, port=port),
+        create_app(names, web=web, port=port, children=children),
         host=config.http_host,
         port=port,
         log_level="warning",
@@ -98,7 +104,10 @@ def worker(service: str, celery_args: tuple[str, ...]) -> None:
     """Run SERVICE's Celery worker (extra arguments go to Celery)."""
     import importlib
 
+    from services.supervisor import beat_while_working, heartbeat_path
+
     app = importlib.import_module(f"services.{service}.tasks").app
+    beat_while_working(app, heartbeat_path(settings().home, "worker", service))
     embedded = settings().embedded_broker
     # The node name carries the deployment: several deployments may share a host and a
     # vhost, and Celery's per-node control queue must not collide between them.
@@ -116,8 +125,35 @@ def scheduler() -> None:
     """Fire the calendars' sweeps (reminders, report subscriptions); one per deployment."""
     from services.runner import stop_on_signals
     from services.scheduler import Scheduler
+    from services.supervisor import Heartbeat, heartbeat_path
 
-    Scheduler().run(stop_on_signals())
+    with Heartbeat(heartbeat_path(settings().home, "scheduler")).running():
+        Scheduler().run(stop_on_signals())
+
+
+@cli.command()
+@click.argument("kind", type=click.Choice(("consume", "worker", "scheduler")))
+@click.argument("service", type=SERVICE, required=False)
+@click.option(
+    "--max-age",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=1),
+    help="Seconds a heartbeat may be old and still count.",
+)
+def alive(kind: str, service: str | None, max_age: float) -> None:
+    """Exit 0 when this host's KIND process (`consume SERVICE`, `worker SERVICE`,
+    `scheduler`) is alive and working, 1 when not: a health check for systemd or Compose."""
+    from services import supervisor
+
+    if (kind == "scheduler") != (service is None):
+        raise click.UsageError("consume and worker take a SERVICE; scheduler takes none")
+    what = f"{kind} {service}" if service else kind
+    path = supervisor.heartbeat_path(settings().home, kind, service)
+    if not supervisor.alive(path, max_age):
+        click.echo(f"{what}: not alive (no heartbeat newer than {max_age:.0f} s at {path})")
+        sys.exit(1)
+    click.echo(f"{what}: alive (pid {supervisor.beating_pid(path)})")
 
 
 @cli.command()
@@ -133,17 +169,18 @@ def up(port: int | None, no_scheduler: bool) -> None:
     """Run everything: every service's consumer and worker in its own process, the
     scheduler, all routes on one port and the web app at /."""
     from services import registry
+    from services.supervisor import Supervisor, background_commands
     from shared.migrations import upgrade
 
     for name in SERVICES:
         upgrade(name, registry.runtime(name).db)
-    from services.processes import start_background, stop_children
-
-    children = start_background(SERVICES, scheduler=not no_scheduler)
+    # A child that dies is started again (with backoff); /readyz says so meanwhile.
+    children = Supervisor(settings().home, background_commands(SERVICES, not no_scheduler))
+    children.start()
     try:
-        _serve(list(SERVICES), port, web=True)
+        _serve(list(SERVICES), port, web=True, children=children.status)
     finally:
-        stop_children(children)
+        children.stop()
 
 
 @cli.command()
@@ -296,22 +333,12 @@ def token_revoke(token_id: str) -> None:
     click.echo(f"revoked {token_id}")
 
 
-@cli.command("dead-letters")
-@click.argument("service", type=SERVICE)
-def dead_letters(service: str) -> None:
-    """Take the messages off SERVICE's dead-letter queue and print them with the reason."""
-    from shared.bus import connect, declare
-    from shared.consumer import read_dead_letters
-
-    with connect(settings(), service) as conn:
-        declare(conn, settings())
-        for item in read_dead_letters(conn, service, settings()):
-            click.echo(f"{item['headers'].get('x-dead-reason')}\t{item['body']!r}")
-
-
 # Each service's own command group (notify forecast, report run …) is added here.
 cli.add_command(notify_commands)
 cli.add_command(report_commands)
+# The operator's: status, dead-letters list|replay|drop.
+cli.add_command(operations.status)
+cli.add_command(operations.dead_letters)
 
 
 def main(args: Sequence[str] | None = None) -> None:

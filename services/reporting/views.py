@@ -193,6 +193,23 @@ def stats(uow: UnitOfWork) -> dict[str, int]:
     }
 
 
+def last_run(uow: UnitOfWork) -> dict[str, str | None] | None:
+    """The newest report run (``servicemonth status``): when it was claimed and finished,
+    its state and scope; None before the first."""
+    run = uow.session.scalars(
+        select(ReportRun).order_by(ReportRun.claimed_at.desc(), ReportRun.id).limit(1)
+    ).first()
+    if run is None:
+        return None
+    return {
+        "id": str(run.id),
+        "state": run.status,
+        "scope": run.scope,
+        "claimed_at": run.claimed_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+    }
+
+
 def events_logged(rt: Runtime) -> int:
     """How many events the log holds (the length of a rebuild's progress bar)."""
     with rt.db.session() as session:

@@ -182,7 +182,7 @@ def test_what_a_command_creates_under_the_home_is_readable_by_its_user_only(
         ["migrate"],
         ["directory", "load", str(SAMPLE_DIRECTORY)],
         ["roster", "import", str(roster), "--unit", "U410303001"],  # seals: makes the key
-        ["dead-letters", "registration"],  # the embedded broker's folders
+        ["dead-letters", "list", "registration"],  # the embedded broker's folders
     ):
         subprocess.run(
             [sys.executable, "-m", "services.cli", *command],
