@@ -10,6 +10,7 @@ from sqlalchemy import MetaData
 from shared.clock import Clock, clock_for
 from shared.config import Settings, settings
 from shared.db import Database, UnitOfWork
+from shared.messagebus import CommandTable, MessageBus
 from shared.pii import Sealer
 
 
@@ -41,7 +42,8 @@ class Runtime:
     @property
     def sealer(self) -> Sealer:
         if self._sealer is None:
-            self._sealer = Sealer(self.settings.pii_key())
+            keys = self.settings.pii_keys()
+            self._sealer = Sealer.from_keys(keys.keys, keys.lookup)
         return self._sealer
 
 
@@ -58,6 +60,16 @@ def build(service: str, metadata: MetaData, config: Settings | None = None) -> R
 _RUNTIMES: dict[str, Runtime] = {}
 
 
+def given(
+    service: str, metadata: MetaData, config: Settings | None, runtime: Runtime | None
+) -> Runtime:
+    """What a service's ``bootstrap`` runs over: ``runtime`` when given, else one built from
+    ``config``, else the process-wide one."""
+    if runtime is not None:
+        return runtime
+    return build(service, metadata, config) if config is not None else get(service, metadata)
+
+
 def get(service: str, metadata: MetaData) -> Runtime:
     """The process-wide runtime of ``service`` (made on first use, after any fork)."""
     if service not in _RUNTIMES:
@@ -71,3 +83,30 @@ def override(service: str, runtime: Runtime | None) -> None:
         _RUNTIMES.pop(service, None)
     else:
         _RUNTIMES[service] = runtime
+
+
+@dataclass(frozen=True)
+class Bootstrap:
+    """How a service whose handlers need only its runtime is built (registration, pairing,
+    reporting; notify adds its providers and dispatch): its ``bootstrap.py`` names these
+    three methods as its own functions."""
+
+    service: str
+    metadata: MetaData
+    commands: CommandTable[Runtime]
+
+    def bootstrap(
+        self, settings: Settings | None = None, *, runtime: Runtime | None = None
+    ) -> MessageBus[Runtime]:
+        """The bus over ``runtime`` (or one built from ``settings``, or the process-wide
+        one when neither is given)."""
+        return MessageBus(self.commands, given(self.service, self.metadata, settings, runtime))
+
+    def runtime(self) -> Runtime:
+        """The process-wide runtime, made on first use (after any fork)."""
+        return get(self.service, self.metadata)
+
+    def bus(self) -> MessageBus[Runtime]:
+        """The process-wide bus (a bus is only the table and its dependencies, so one is
+        made per call and an override is seen at once)."""
+        return self.bootstrap(runtime=self.runtime())

@@ -79,12 +79,7 @@ def bootstrap(
     """Notify's bus over ``runtime`` (or one built from ``settings``, or the process-wide
     one when neither is given), handing messages over with ``dispatch`` (default: the send
     task) and sending with ``sender`` (default: built from the settings on first use)."""
-    if runtime is None:
-        runtime = (
-            shared_runtime.build(NAME, Base.metadata, settings)
-            if settings is not None
-            else shared_runtime.get(NAME, Base.metadata)
-        )
+    runtime = shared_runtime.given(NAME, Base.metadata, settings, runtime)
     deps = Notify(
         runtime=runtime,
         dispatch=dispatch or _default_dispatch(runtime.settings),

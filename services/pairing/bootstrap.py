@@ -11,32 +11,9 @@ from __future__ import annotations
 
 from services.pairing import NAME, handlers
 from services.pairing.models import Base
-from shared import runtime as shared_runtime
-from shared.config import Settings
-from shared.messagebus import MessageBus
-from shared.runtime import Runtime
+from shared.runtime import Bootstrap
 
-
-def bootstrap(
-    settings: Settings | None = None, *, runtime: Runtime | None = None
-) -> MessageBus[Runtime]:
-    """Pairing's bus over ``runtime`` (or one built from ``settings``, or the process-wide
-    one when neither is given)."""
-    if runtime is None:
-        runtime = (
-            shared_runtime.build(NAME, Base.metadata, settings)
-            if settings is not None
-            else shared_runtime.get(NAME, Base.metadata)
-        )
-    return MessageBus(handlers.COMMANDS, runtime)
-
-
-def runtime() -> Runtime:
-    """The process-wide runtime of pairing, made on first use (after any fork)."""
-    return shared_runtime.get(NAME, Base.metadata)
-
-
-def bus() -> MessageBus[Runtime]:
-    """The process-wide bus: pairing's commands over :func:`runtime` (a bus is only the
-    table and its dependencies, so one is made per call and an override is seen at once)."""
-    return bootstrap(runtime=runtime())
+_SERVICE = Bootstrap(NAME, Base.metadata, handlers.COMMANDS)
+bootstrap = _SERVICE.bootstrap
+runtime = _SERVICE.runtime
+bus = _SERVICE.bus

@@ -37,21 +37,7 @@ from shared.events.notifications import (
     NotificationFailed,
     NotificationSent,
 )
-from shared.events.pairing import (
-    PairingEnded,
-    PairingMade,
-    WishClaimed,
-    WishCollected,
-    WishConfirmed,
-    WishEvaluated,
-    WishExpired,
-    WishFulfilled,
-    WishPublished,
-    WishRejected,
-    WishReleased,
-    WishSubmitted,
-    WishWithdrawn,
-)
+from shared.events.pairing import WISH_EVENTS, PairingEnded, PairingMade
 from shared.events.reports import ReportGenerated
 from shared.events.staff import StaffAccountDisabled, StaffAccountSaved
 
@@ -71,17 +57,7 @@ _ALL: tuple[type[Event], ...] = (
     UnitChanged,
     PairingMade,
     PairingEnded,
-    WishCollected,
-    WishSubmitted,
-    WishPublished,
-    WishRejected,
-    WishWithdrawn,
-    WishExpired,
-    WishClaimed,
-    WishReleased,
-    WishFulfilled,
-    WishConfirmed,
-    WishEvaluated,
+    *WISH_EVENTS.values(),
     ActivitySubmitted,
     ActivityVerified,
     ActivityReturned,

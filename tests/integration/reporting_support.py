@@ -22,16 +22,7 @@ from shared.clock import SimulatedClock
 from shared.config import CAMPAIGN_TZ
 from shared.db import outbox_table
 from shared.vocabulary import SKILLS
-from tests.support import (
-    client,
-    consumer,
-    issue_token,
-    load_sample_directory,
-    member_body,
-    on_simulated_clock,
-    relay_all,
-    run_consumers,
-)
+from tests import support
 
 START = datetime(2016, 6, 26, 9, 0, tzinfo=CAMPAIGN_TZ)
 UNITS = ["U410300001", "U410300002", "U410303001", "U410305001"]
@@ -43,13 +34,13 @@ SCOPES = ["city", "district:410303", "district:410305", "unit:U410300001", "comm
 @pytest.fixture
 def clock(backend: Any) -> SimulatedClock:
     """Every service on one simulated clock, from the campaign's first morning."""
-    return on_simulated_clock(backend, START)
+    return support.on_simulated_clock(backend, START)
 
 
 @pytest.fixture
 def admin(backend: Any, clock: SimulatedClock) -> Iterator[Any]:
-    load_sample_directory(backend)
-    with client(issue_token(backend, "admin", "city")) as http:
+    support.load_sample_directory(backend)
+    with support.client(support.issue_token(backend, "admin", "city")) as http:
         yield http
 
 
@@ -73,8 +64,10 @@ class Month:
 
     def me(self, member_id: str) -> Any:
         if member_id not in self.tokens:
-            self.tokens[member_id] = issue_token(self.backend, "member", f"member:{member_id}")
-        return client(self.tokens[member_id])
+            self.tokens[member_id] = support.issue_token(
+                self.backend, "member", f"member:{member_id}"
+            )
+        return support.client(self.tokens[member_id])
 
     def ok(self, response: Any, status: int = 200) -> Any:
         assert response.status_code == status, response.text
@@ -86,7 +79,7 @@ def register(month: Month, count: int, seed: int) -> None:
     leading cadres; one city-unit member living in another district."""
     rng = month.rng
     for n in range(count):
-        body = member_body(
+        body = support.member_body(
             seed + n, unit_code=UNITS[n % 4], residence_community_code=rng.choice(COMMUNITIES)
         )
         body["is_leader_cadre"] = n % 6 == 0
@@ -133,7 +126,7 @@ def release(month: Month) -> None:
 
 def deliver_to_pairing(month: Month) -> None:
     backend = month.backend
-    relay_all(backend)
+    support.relay_all(backend)
     # per (member, community): a member confirmed elsewhere before is not enough
     want = {(m, code) for code, ms in month.confirmed.items() for m in ms}
 
@@ -150,7 +143,9 @@ def deliver_to_pairing(month: Month) -> None:
         }
         return want <= done
 
-    assert run_consumers([consumer(backend, "pairing")], until=learned, timeout=60, settle=0.3)
+    assert support.run_consumers(
+        [support.consumer(backend, "pairing")], until=learned, timeout=60, settle=0.3
+    )
 
 
 def publish(month: Month) -> None:
@@ -214,7 +209,7 @@ def deliver_to_reporting(backend: Any) -> None:
     """Relay every outbox and run reporting's consumer until it logged every event it
     projects (the others — team requests, notifications — it ignores)."""
     for service in ("registration", "pairing"):
-        relay_all(backend, service)
+        support.relay_all(backend, service)
     wanted = {cls.TYPE for cls in PROJECTIONS}
     total = 0
     for service in ("registration", "pairing"):
@@ -227,7 +222,7 @@ def deliver_to_reporting(backend: Any) -> None:
         with backend.rt("reporting").db.session() as s:
             return (s.scalar(select(func.count()).select_from(EventLogEntry)) or 0) >= total
 
-    assert run_consumers([consumer(backend, "reporting")], until=logged, timeout=90)
+    assert support.run_consumers([support.consumer(backend, "reporting")], until=logged, timeout=90)
 
 
 def first_half(backend: Any, http: Any, clock: SimulatedClock, seed: int = 7) -> Month:

@@ -19,17 +19,8 @@ from schemathesis.checks import not_a_server_error, response_schema_conformance
 
 from services.app import create_app
 from shared.config import SERVICES
+from tests import support
 from tests.conftest import Backend, open_backend
-from tests.support import (
-    CONSUMERS,
-    client,
-    consumer,
-    issue_token,
-    load_sample_directory,
-    member_body,
-    relay_all,
-    run_consumers,
-)
 
 #: (role, scope) of the tokens each generated request is sent with.
 ROLES = [
@@ -43,17 +34,19 @@ ROLES = [
 
 def _seed(backend: Backend) -> dict[str, str]:
     """A few members, one report-in confirmed and consumed downstream; their ids."""
-    load_sample_directory(backend)
-    admin = client(issue_token(backend, "admin", "city"))
+    support.load_sample_directory(backend)
+    admin = support.client(support.issue_token(backend, "admin", "city"))
     ids = []
     for seed in range(3):
-        answer = admin.post("/api/v1/members", json=member_body(seed, consent=True))
+        answer = admin.post("/api/v1/members", json=support.member_body(seed, consent=True))
         assert answer.status_code == 201, answer.text
         ids.append(answer.json())
     first = ids[0]["registrations"][0]["id"]
     assert admin.post(f"/api/v1/registrations/{first}/confirm").status_code == 200
-    relay_all(backend)
-    run_consumers([consumer(backend, s) for s in CONSUMERS], until=lambda: False, timeout=3)
+    support.relay_all(backend)
+    support.run_consumers(
+        [support.consumer(backend, s) for s in support.CONSUMERS], until=lambda: False, timeout=3
+    )
     return {"member": str(ids[0]["id"])}
 
 
@@ -86,8 +79,8 @@ def test_every_route_answers_as_documented(
     method: str, path: str, api_schema: Any, month: tuple[Backend, dict[str, str]]
 ) -> None:
     backend, seeded = month
-    tokens = [issue_token(backend, role, scope) for role, scope in ROLES]
-    tokens.append(issue_token(backend, "member", f"member:{seeded['member']}"))
+    tokens = [support.issue_token(backend, role, scope) for role, scope in ROLES]
+    tokens.append(support.issue_token(backend, "member", f"member:{seeded['member']}"))
     operation = api_schema[path][method]
 
     @given(case=operation.as_strategy())

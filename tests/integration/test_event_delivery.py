@@ -21,34 +21,23 @@ from shared.consumer import read_dead_letters
 from shared.db import inbox_table, outbox_table
 from shared.events import CommunityRef, MemberRegistered, NotificationSent, envelope_for
 from shared.relay import OutboxRelay
-from tests.support import (
-    CONSUMERS,
-    TcpProxy,
-    client,
-    consumer,
-    issue_token,
-    load_sample_directory,
-    member_body,
-    relay_all,
-    run_consumers,
-    stats,
-)
+from tests import support
 
 HERE = Path(__file__).parent
 
 
 @pytest.fixture
 def http(backend):  # type: ignore[no-untyped-def]
-    load_sample_directory(backend)
-    with client(issue_token(backend, "admin", "city")) as c:
+    support.load_sample_directory(backend)
+    with support.client(support.issue_token(backend, "admin", "city")) as c:
         yield c
 
 
 def all_consumers_have(http, members: int):  # type: ignore[no-untyped-def]
     return lambda: (
-        stats(http, "pairing")["members"] >= members
-        and stats(http, "notify")["contacts"] >= members
-        and stats(http, "reporting")["members"] >= members
+        support.stats(http, "pairing")["members"] >= members
+        and support.stats(http, "notify")["contacts"] >= members
+        and support.stats(http, "reporting")["members"] >= members
     )
 
 
@@ -61,9 +50,9 @@ def applied_types(backend, service: str) -> list[str]:  # type: ignore[no-untype
 
 def effects(http) -> dict[str, int]:  # type: ignore[no-untyped-def]
     return {
-        "pairing": stats(http, "pairing")["members"],
-        "notify": stats(http, "notify")["contacts"],
-        "reporting": stats(http, "reporting")["members"],
+        "pairing": support.stats(http, "pairing")["members"],
+        "notify": support.stats(http, "notify")["contacts"],
+        "reporting": support.stats(http, "reporting")["members"],
     }
 
 
@@ -82,59 +71,59 @@ def test_a_rolled_back_registration_publishes_nothing(backend, http) -> None:  #
             )
         ],
     )
-    before = stats(http, "registration")["events_pending"]  # the directory's own events
+    before = support.stats(http, "registration")["events_pending"]  # the directory's own events
     with rt.uow() as uow:
         uow.emit(event, district="410303")
         # leaving without commit: the event goes with the transaction
 
-    assert stats(http, "registration")["events_pending"] == before
-    assert relay_all(backend) == before
-    consumers = [consumer(backend, s) for s in CONSUMERS]
-    run_consumers(consumers, until=lambda: False, timeout=1.5)
+    assert support.stats(http, "registration")["events_pending"] == before
+    assert support.relay_all(backend) == before
+    consumers = [support.consumer(backend, s) for s in support.CONSUMERS]
+    support.run_consumers(consumers, until=lambda: False, timeout=1.5)
     assert effects(http) == {"pairing": 0, "notify": 0, "reporting": 0}
-    for service in CONSUMERS:  # the directory's events were applied; no member event was
+    for service in support.CONSUMERS:  # the directory's events were applied; no member event was
         applied = applied_types(backend, service)
         assert not [t for t in applied if t.startswith("member.")], (service, applied)
 
 
 def test_a_committed_registration_has_one_effect_in_each_consumer(backend, http) -> None:  # type: ignore[no-untyped-def]
     for seed in range(3):
-        assert http.post("/api/v1/members", json=member_body(seed)).status_code == 201
+        assert http.post("/api/v1/members", json=support.member_body(seed)).status_code == 201
     # The relay died between commit and publish: nothing went out yet.
-    assert stats(http, "registration")["events_pending"] >= 3
-    relay_all(backend)
-    consumers = [consumer(backend, s) for s in CONSUMERS]
-    assert run_consumers(consumers, until=all_consumers_have(http, 3), settle=0.5)
+    assert support.stats(http, "registration")["events_pending"] >= 3
+    support.relay_all(backend)
+    consumers = [support.consumer(backend, s) for s in support.CONSUMERS]
+    assert support.run_consumers(consumers, until=all_consumers_have(http, 3), settle=0.5)
     assert effects(http) == {"pairing": 3, "notify": 3, "reporting": 3}
-    assert stats(http, "registration")["events_pending"] == 0
+    assert support.stats(http, "registration")["events_pending"] == 0
 
 
 def test_a_relay_killed_after_publishing_and_before_marking_has_no_double_effect(
     backend, http
 ) -> None:  # type: ignore[no-untyped-def]
-    assert http.post("/api/v1/members", json=member_body(7)).status_code == 201
+    assert http.post("/api/v1/members", json=support.member_body(7)).status_code == 201
     dying = OutboxRelay(backend.rt("registration").db, backend.settings, "registration")
     rows = dying.pending()
     assert rows
     assert dying.publish(rows)  # ... and the process dies before mark_sent
     dying.close()
 
-    assert relay_all(backend) == len(rows)  # the next relay publishes them again
-    consumers = [consumer(backend, s) for s in CONSUMERS]
-    assert run_consumers(consumers, until=all_consumers_have(http, 1), settle=1.0)
+    assert support.relay_all(backend) == len(rows)  # the next relay publishes them again
+    consumers = [support.consumer(backend, s) for s in support.CONSUMERS]
+    assert support.run_consumers(consumers, until=all_consumers_have(http, 1), settle=1.0)
     assert effects(http) == {"pairing": 1, "notify": 1, "reporting": 1}
-    assert sum(c.stats.duplicates for c in consumers) >= len(CONSUMERS)
+    assert sum(c.stats.duplicates for c in consumers) >= len(support.CONSUMERS)
 
 
 def test_the_same_event_delivered_three_times_has_one_effect(backend, http) -> None:  # type: ignore[no-untyped-def]
-    assert http.post("/api/v1/members", json=member_body(11)).status_code == 201
+    assert http.post("/api/v1/members", json=support.member_body(11)).status_code == 201
     relay = OutboxRelay(backend.rt("registration").db, backend.settings, "registration")
     rows = [row for row in relay.pending() if row[2].endswith(".member.registered")]
     for _ in range(3):
         relay.publish(rows)
     relay.close()
-    consumers = [consumer(backend, s) for s in CONSUMERS]
-    assert run_consumers(consumers, until=all_consumers_have(http, 1), settle=1.0)
+    consumers = [support.consumer(backend, s) for s in support.CONSUMERS]
+    assert support.run_consumers(consumers, until=all_consumers_have(http, 1), settle=1.0)
     assert effects(http) == {"pairing": 1, "notify": 1, "reporting": 1}
     assert all(c.stats.applied == len(rows) for c in consumers)
     assert all(c.stats.duplicates == 2 * len(rows) for c in consumers)
@@ -168,12 +157,12 @@ def test_a_payload_failing_its_schema_is_dead_lettered_and_the_queue_moves_on(
         Producer(conn.channel()).publish(
             json.dumps(bad), exchange=EVENTS, routing_key="410303.member.registered"
         )
-    assert http.post("/api/v1/members", json=member_body(21)).status_code == 201
-    relay_all(backend)
+    assert http.post("/api/v1/members", json=support.member_body(21)).status_code == 201
+    support.relay_all(backend)
 
-    pairing = consumer(backend, "pairing")
-    assert run_consumers(
-        [pairing], until=lambda: stats(http, "pairing")["members"] == 1, settle=0.3
+    pairing = support.consumer(backend, "pairing")
+    assert support.run_consumers(
+        [pairing], until=lambda: support.stats(http, "pairing")["members"] == 1, settle=0.3
     )
     assert pairing.stats.dead == 1
     with connect(backend.settings) as conn:
@@ -187,8 +176,8 @@ def test_a_payload_failing_its_schema_is_dead_lettered_and_the_queue_moves_on(
 def test_a_consumer_killed_before_commit_processes_the_event_exactly_once_after_restart(
     backend, http, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
-    assert http.post("/api/v1/members", json=member_body(31)).status_code == 201
-    relay_all(backend)
+    assert http.post("/api/v1/members", json=support.member_body(31)).status_code == 201
+    support.relay_all(backend)
     marker = tmp_path / "received"
     child = subprocess.Popen(
         [sys.executable, str(HERE / "stalling_consumer.py"), str(marker)],
@@ -203,30 +192,30 @@ def test_a_consumer_killed_before_commit_processes_the_event_exactly_once_after_
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait()
-    assert stats(http, "pairing")["members"] == 0
+    assert support.stats(http, "pairing")["members"] == 0
 
-    pairing = consumer(backend, "pairing")
-    assert run_consumers(
-        [pairing], until=lambda: stats(http, "pairing")["members"] == 1, settle=1.0
+    pairing = support.consumer(backend, "pairing")
+    assert support.run_consumers(
+        [pairing], until=lambda: support.stats(http, "pairing")["members"] == 1, settle=1.0
     )
     assert pairing.stats.duplicates == 0
-    assert stats(http, "pairing")["events_applied"] == pairing.stats.applied > 0
+    assert support.stats(http, "pairing")["events_applied"] == pairing.stats.applied > 0
 
 
 def test_events_wait_in_the_outbox_while_the_broker_is_down(backend, http) -> None:  # type: ignore[no-untyped-def]
     if not backend.production:
         pytest.skip("the embedded broker is a folder: it cannot be down")
-    proxy = TcpProxy(("127.0.0.1", 5672))
+    proxy = support.TcpProxy(("127.0.0.1", 5672))
     url = backend.settings.broker_url().replace("127.0.0.1:5672", f"127.0.0.1:{proxy.port}")
     via_proxy = load({**backend.env, "SERVICEMONTH_BROKER_URL": url})
     relay = OutboxRelay(backend.rt("registration").db, via_proxy, "registration")
 
     # broker down: the API still accepts registrations, the relay cannot publish
     for seed in range(2):
-        assert http.post("/api/v1/members", json=member_body(40 + seed)).status_code == 201
+        assert http.post("/api/v1/members", json=support.member_body(40 + seed)).status_code == 201
     with pytest.raises(Exception):  # noqa: B017 - any connection error
         relay.run_once()
-    assert stats(http, "registration")["events_pending"] >= 2
+    assert support.stats(http, "registration")["events_pending"] >= 2
 
     proxy.start()  # the broker is back
     try:
@@ -235,9 +224,9 @@ def test_events_wait_in_the_outbox_while_the_broker_is_down(backend, http) -> No
     finally:
         relay.close()
         proxy.stop()
-    assert stats(http, "registration")["events_pending"] == 0
-    consumers = [consumer(backend, s) for s in CONSUMERS]
-    assert run_consumers(consumers, until=all_consumers_have(http, 2), settle=0.5)
+    assert support.stats(http, "registration")["events_pending"] == 0
+    consumers = [support.consumer(backend, s) for s in support.CONSUMERS]
+    assert support.run_consumers(consumers, until=all_consumers_have(http, 2), settle=0.5)
     assert effects(http) == {"pairing": 2, "notify": 2, "reporting": 2}
 
 
@@ -288,7 +277,7 @@ def test_an_event_no_service_listens_to_is_published_once_and_marked_sent(backen
         )
         uow.emit(sent, district="410303")
         uow.commit()
-    assert relay_all(backend, "notify") == 1
+    assert support.relay_all(backend, "notify") == 1
     outbox = outbox_table(rt.db.metadata)
     with rt.db.session() as s:
         assert s.execute(select(outbox.c.attempts, outbox.c.last_error)).one() == (1, None)

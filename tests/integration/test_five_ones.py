@@ -17,15 +17,7 @@ from shared import runtime as runtime_mod
 from shared.clock import SimulatedClock
 from shared.config import CAMPAIGN_TZ
 from shared.runtime import Runtime
-from tests.support import (
-    client,
-    consumer,
-    issue_token,
-    load_sample_directory,
-    member_body,
-    relay_all,
-    run_consumers,
-)
+from tests import support
 
 HOME = "410303001001"  # 王城社区
 KINDS = ("home_visit", "community_activity", "policy_talk", "wish", "team")
@@ -38,8 +30,8 @@ def admin(backend: Any) -> Iterator[Any]:
     sim = SimulatedClock(datetime(2016, 7, 20, 18, 0, tzinfo=CAMPAIGN_TZ))
     backend.runtimes["pairing"] = Runtime(rt.service, rt.settings, rt.db, sim)
     runtime_mod.override("pairing", backend.runtimes["pairing"])
-    load_sample_directory(backend)
-    with client(issue_token(backend, "admin", "city")) as http:
+    support.load_sample_directory(backend)
+    with support.client(support.issue_token(backend, "admin", "city")) as http:
         yield http
 
 
@@ -47,13 +39,13 @@ def enrol(backend: Any, http: Any, seeds: list[int], cadre: bool = False) -> lis
     """Members living in HOME register, staff confirm them there, pairing learns them."""
     ids = []
     for seed in seeds:
-        body = member_body(seed, residence_community_code=HOME, unit_code="U410305001")
+        body = support.member_body(seed, residence_community_code=HOME, unit_code="U410305001")
         created = http.post("/api/v1/members", json={**body, "is_leader_cadre": cadre})
         assert created.status_code == 201, created.text
         reg = next(r for r in created.json()["registrations"] if r["community_code"] == HOME)
         assert http.post(f"/api/v1/registrations/{reg['id']}/confirm").status_code == 200
         ids.append(created.json()["id"])
-    relay_all(backend)
+    support.relay_all(backend)
     db = backend.rt("pairing").db
 
     def learned() -> bool:
@@ -62,7 +54,7 @@ def enrol(backend: Any, http: Any, seeds: list[int], cadre: bool = False) -> lis
         confirmed = {str(m.id) for m in rows for c in m.communities if c["state"] == "confirmed"}
         return set(ids) <= confirmed
 
-    assert run_consumers([consumer(backend, "pairing")], until=learned, timeout=60)
+    assert support.run_consumers([support.consumer(backend, "pairing")], until=learned, timeout=60)
     return ids
 
 
@@ -112,7 +104,7 @@ def test_progress_equals_the_verified_records_with_the_automatic_wish_and_team_i
     member, other = enrol(backend, admin, [500, 501])
     (cadre,) = enrol(backend, admin, [502], cadre=True)
     progress = f"/api/v1/members/{member}/progress"
-    with client(issue_token(backend, "member", f"member:{member}")) as me:
+    with support.client(support.issue_token(backend, "member", f"member:{member}")) as me:
         visit = record(me, member, "home_visit", hours=2)
         patrol = record(me, member, "community_activity", start_time="09:00", end_time="11:30")
         talk = record(
@@ -179,11 +171,11 @@ def test_progress_equals_the_verified_records_with_the_automatic_wish_and_team_i
 
     # leading cadres: their progress is visible on its own
     record(admin, cadre, "home_visit", hours=3)
-    with client(issue_token(backend, "community", f"community:{HOME}")) as staff:
+    with support.client(support.issue_token(backend, "community", f"community:{HOME}")) as staff:
         view = staff.get(f"/api/v1/communities/{HOME}/leading-cadres/progress").json()
     assert (view["leading_cadres"], view["active"], view["complete"]) == (1, 0, 0)
     assert view["members"][0]["member_id"] == cadre
-    with client(issue_token(backend, "leader", "city")) as leader:
+    with support.client(support.issue_token(backend, "leader", "city")) as leader:
         unit = leader.get("/api/v1/units/U410305001/leading-cadres/progress").json()
         assert [m["member_id"] for m in unit["members"]] == [cadre]
         assert leader.get(progress).status_code == 403
@@ -215,7 +207,9 @@ def test_hours_are_validated_and_every_illegal_move_of_a_record_is_refused(
         == 201
     )
 
-    with client(issue_token(backend, "member", f"member:{uuid.uuid4()}")) as stranger:
+    with support.client(
+        support.issue_token(backend, "member", f"member:{uuid.uuid4()}")
+    ) as stranger:
         assert record(stranger, member, "home_visit", hours=1).status_code == 403
         assert stranger.get(f"/api/v1/members/{member}/progress").status_code == 404
 

@@ -20,14 +20,7 @@ from services.pairing.models import CommunityReplica, Need
 from services.registration import directory
 from services.registration.models import Unit
 from shared.db import CHUNK, outbox_table
-from tests.support import (
-    client,
-    consumer,
-    issue_token,
-    load_sample_directory,
-    relay_all,
-    run_consumers,
-)
+from tests import support
 
 HERE = "410303001001"  # 王城社区, district 410303
 ROWS = 20_000  # twenty chunks
@@ -76,10 +69,10 @@ def _first_rows(thread: threading.Thread, count: Callable[[], int]) -> int:
 
 
 def _pairing_knows_the_directory(backend: Any) -> None:
-    load_sample_directory(backend)
-    relay_all(backend)
-    assert run_consumers(
-        [consumer(backend, "pairing")],
+    support.load_sample_directory(backend)
+    support.relay_all(backend)
+    assert support.run_consumers(
+        [support.consumer(backend, "pairing")],
         until=lambda: _count(backend, "pairing", CommunityReplica) == 6,
     )
 
@@ -87,16 +80,16 @@ def _pairing_knows_the_directory(backend: Any) -> None:
 def test_a_write_is_answered_while_a_large_needs_upload_lands(embedded: Any) -> None:
     backend = embedded
     _pairing_knows_the_directory(backend)
-    staff = issue_token(backend, "community", f"community:{HERE}")
+    staff = support.issue_token(backend, "community", f"community:{HERE}")
     path = f"/api/v1/communities/{HERE}/needs/upload"
 
     def upload() -> Any:
-        with client(staff) as http:
+        with support.client(staff) as http:
             return http.post(path, files={"file": ("needs.csv", _needs_file(ROWS))})
 
     thread, result = _in_background(upload)
     seen = _first_rows(thread, lambda: _needs(backend))  # before: all 20,000 at once
-    with client(staff) as http:
+    with support.client(staff) as http:
         need = {"title": "陪护就医", "required_skill": "医疗护理"}
         answered = http.post(f"/api/v1/communities/{HERE}/needs", json=need)
     still_uploading, landed = thread.is_alive(), _needs(backend) - 1
@@ -155,7 +148,7 @@ def _events(backend: Any) -> int:
 def test_a_directory_load_cut_short_keeps_its_events_and_finishes_when_loaded_again(
     backend: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    load_sample_directory(backend)
+    support.load_sample_directory(backend)
     rt, data, before = backend.rt("registration"), _directory_file(CHUNK + 500), _events(backend)
     new_units = Unit.code.like("UL%")
     with monkeypatch.context() as patch, rt.uow() as uow:

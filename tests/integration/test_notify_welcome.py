@@ -17,17 +17,8 @@ from services.notify.history import STALE_DISPATCH
 from services.notify.models import Notification
 from services.notify.policy import STRANDED_SENDING
 from shared.clock import SimulatedClock
+from tests import support
 from tests.integration.notify_support import dispatched, drain, file_sender, sms_lines, sweep
-from tests.support import (
-    client,
-    consumer,
-    issue_token,
-    load_sample_directory,
-    member_body,
-    relay_all,
-    run_consumers,
-    stats,
-)
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
@@ -35,22 +26,24 @@ ROOT = HERE.parents[1]
 
 @pytest.fixture
 def http(backend: Any) -> Any:
-    load_sample_directory(backend)
-    with client(issue_token(backend, "admin", "city")) as c:
+    support.load_sample_directory(backend)
+    with support.client(support.issue_token(backend, "admin", "city")) as c:
         yield c
 
 
 def register_and_confirm(backend: Any, http: Any, seed: int, confirm: int = 2) -> str:
     """Register a member, confirm ``confirm`` of their registrations, and let notify hear it."""
-    created = http.post("/api/v1/members", json=member_body(seed)).json()
+    created = http.post("/api/v1/members", json=support.member_body(seed)).json()
     ids = [r["id"] for r in created["registrations"]][:confirm]
     if ids:
         assert http.post("/api/v1/registrations/confirm", json={"ids": ids}).status_code == 200
-    before = stats(http, "notify")["events_applied"]
-    expected = before + relay_all(backend)  # notify hears every event registration sends
-    notify = consumer(backend, "notify")
-    assert run_consumers(
-        [notify], until=lambda: stats(http, "notify")["events_applied"] >= expected, settle=0.3
+    before = support.stats(http, "notify")["events_applied"]
+    expected = before + support.relay_all(backend)  # notify hears every event registration sends
+    notify = support.consumer(backend, "notify")
+    assert support.run_consumers(
+        [notify],
+        until=lambda: support.stats(http, "notify")["events_applied"] >= expected,
+        settle=0.3,
     )
     member_id: str = created["id"]
     return member_id

@@ -14,15 +14,7 @@ from sqlalchemy import func, select
 
 from services.pairing.models import CommunityReplica, MemberReplica, Pairing
 from shared.events import parse
-from tests.support import (
-    client,
-    consumer,
-    issue_token,
-    load_sample_directory,
-    member_body,
-    relay_all,
-    run_consumers,
-)
+from tests import support
 
 HERE = "410303001001"  # 王城社区, district 410303
 ELSEWHERE = "410311001001"  # 开元社区, district 410311
@@ -31,24 +23,24 @@ ELSEWHERE = "410311001001"  # 开元社区, district 410311
 @pytest.fixture
 def admin(backend: Any) -> str:
     """The sample directory, known to pairing through its events."""
-    load_sample_directory(backend)
-    token = issue_token(backend, "admin", "city")
-    relay_all(backend)
-    assert run_consumers(
-        [consumer(backend, "pairing")], until=lambda: _count(backend, CommunityReplica) == 6
+    support.load_sample_directory(backend)
+    token = support.issue_token(backend, "admin", "city")
+    support.relay_all(backend)
+    assert support.run_consumers(
+        [support.consumer(backend, "pairing")], until=lambda: _count(backend, CommunityReplica) == 6
     )
     return token
 
 
 @pytest.fixture
 def http(admin: str) -> Iterator[Any]:
-    with client(admin) as c:
+    with support.client(admin) as c:
         yield c
 
 
 @pytest.fixture
 def staff(backend: Any, admin: str) -> Iterator[Any]:
-    with client(issue_token(backend, "community", f"community:{HERE}")) as c:
+    with support.client(support.issue_token(backend, "community", f"community:{HERE}")) as c:
         yield c
 
 
@@ -79,7 +71,7 @@ def arrive(
     whose consumer pairs each newcomer as their confirmation arrives."""
     ids, registrations = [], []
     for seed in seeds:
-        body = member_body(seed, unit_code="U410303001", residence_community_code=HERE)
+        body = support.member_body(seed, unit_code="U410303001", residence_community_code=HERE)
         body |= {"is_leader_cadre": seed in leaders, "availability": ["weekend"], **over}
         member = http.post("/api/v1/members", json=body)
         assert member.status_code == 201, member.text
@@ -91,7 +83,7 @@ def arrive(
     if as_list:
         done = http.post("/api/v1/registrations/confirm", json={"ids": registrations})
         assert done.json()["confirmed"] == len(ids), done.text
-    relay_all(backend)
+    support.relay_all(backend)
 
     def confirmed() -> bool:
         with backend.rt("pairing").uow() as uow:
@@ -99,7 +91,9 @@ def arrive(
             states = {str(r.id): {c["code"]: c["state"] for c in r.communities} for r in replicas}
         return all(states.get(i, {}).get(HERE) == "confirmed" for i in ids)
 
-    assert run_consumers([consumer(backend, "pairing")], until=confirmed, settle=0.3)
+    assert support.run_consumers(
+        [support.consumer(backend, "pairing")], until=confirmed, settle=0.3
+    )
     return ids
 
 
@@ -243,8 +237,8 @@ def test_declines_are_never_offered_again_staff_override_and_scopes_hold(
     publish(staff, "projects", kind="文明创建", title="文明楼院", capacity=5)
     (member,) = arrive(backend, http, range(400, 401))
     declined = set()
-    me = issue_token(backend, "member", f"member:{member}")
-    with client(me) as own:
+    me = support.issue_token(backend, "member", f"member:{member}")
+    with support.client(me) as own:
         for _ in needs:
             pairing = next(
                 p for p in own.get(f"/api/v1/members/{member}/pairings").json()["pairings"]
@@ -289,7 +283,7 @@ def test_declines_are_never_offered_again_staff_override_and_scopes_hold(
         ("member", "member:00000000-0000-0000-0000-000000000000", 404),
         ("leader", "city", 403),
     ]:
-        with client(issue_token(backend, role, scope)) as c:
+        with support.client(support.issue_token(backend, role, scope)) as c:
             assert c.get(path).status_code == status, (role, scope)
             if role in ("community", "operator") and status == 404:
                 assert c.get(f"/api/v1/communities/{HERE}/pairing-report").status_code == 404
@@ -308,9 +302,11 @@ def test_declines_are_never_offered_again_staff_override_and_scopes_hold(
 
     # withdrawal erases the member's pairings and the pairing events that name them
     assert http.delete(f"/api/v1/members/{member}").status_code == 200
-    relay_all(backend)
-    assert run_consumers(
-        [consumer(backend, "pairing")], until=lambda: _count(backend, Pairing) == 0, settle=0.3
+    support.relay_all(backend)
+    assert support.run_consumers(
+        [support.consumer(backend, "pairing")],
+        until=lambda: _count(backend, Pairing) == 0,
+        settle=0.3,
     )
     with backend.rt("pairing").uow() as uow:
         bodies = uow.session.execute(select(uow.db.metadata.tables["outbox"].c.body)).scalars()

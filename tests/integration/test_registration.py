@@ -14,17 +14,7 @@ from sqlalchemy import MetaData, select
 from services.registration.rules import check_character
 from shared.config import load
 from shared.events import parse
-from tests.support import (
-    CONSUMERS,
-    client,
-    consumer,
-    issue_token,
-    load_sample_directory,
-    member_body,
-    relay_all,
-    run_consumers,
-    stats,
-)
+from tests import support
 
 GOOD = {
     "name": "王建国",
@@ -47,13 +37,13 @@ def id_with_region(region: str, born: str = "19800101", seq: str = "123") -> str
 
 @pytest.fixture
 def admin(backend: Any) -> str:
-    load_sample_directory(backend)
-    return issue_token(backend, "admin", "city")
+    support.load_sample_directory(backend)
+    return support.issue_token(backend, "admin", "city")
 
 
 @pytest.fixture
 def http(admin: str) -> Any:
-    with client(admin) as c:
+    with support.client(admin) as c:
         yield c
 
 
@@ -177,8 +167,8 @@ def test_phones_ids_and_codes_typed_with_full_width_digits_prefixes_and_dashes_r
 
 def test_community_staff_confirm_and_reject_with_a_reason(backend: Any, http: Any) -> None:
     regs = {r["role"]: r for r in register(http).json()["registrations"]}
-    staff = issue_token(backend, "community", "community:410305001001")
-    with client(staff) as c:
+    staff = support.issue_token(backend, "community", "community:410305001001")
+    with support.client(staff) as c:
         ok = c.post(f"/api/v1/registrations/{regs['residence']['id']}/confirm")
         assert ok.status_code == 200 and ok.json()["state"] == "confirmed"
         again = c.post(f"/api/v1/registrations/{regs['residence']['id']}/confirm")
@@ -188,8 +178,8 @@ def test_community_staff_confirm_and_reject_with_a_reason(backend: Any, http: An
         # the unit community's registration is not this community's business
         other = c.post(f"/api/v1/registrations/{regs['unit']['id']}/reject", json={"reason": "x"})
         assert other.status_code == 404
-    unit_staff = issue_token(backend, "community", "community:410303001002")
-    with client(unit_staff) as c:
+    unit_staff = support.issue_token(backend, "community", "community:410303001002")
+    with support.client(unit_staff) as c:
         no_reason = c.post(f"/api/v1/registrations/{regs['unit']['id']}/reject", json={})
         assert no_reason.status_code == 422
         rejected = c.post(
@@ -204,8 +194,8 @@ def test_a_community_confirms_its_whole_list_at_once_and_only_its_own(
     first = register(http).json()
     second = register(http, id_number=id_with_region("410306"), phone="13912345678").json()
     ids = [r["id"] for m in (first, second) for r in m["registrations"]]
-    staff = issue_token(backend, "community", "community:410305001001")
-    with client(staff) as c:
+    staff = support.issue_token(backend, "community", "community:410305001001")
+    with support.client(staff) as c:
         listed = c.get(
             "/api/v1/registrations",
             params={"community_code": "410305001001", "state": "submitted"},
@@ -215,7 +205,7 @@ def test_a_community_confirms_its_whole_list_at_once_and_only_its_own(
     assert result["confirmed"] == 2  # the two residence registrations in 410305001001
     assert {r["reason"] for r in result["refused"]} == {"not found"}
     assert len(result["refused"]) == 2  # the unit community's registrations are not theirs
-    with client(staff) as c:
+    with support.client(staff) as c:
         again = c.post("/api/v1/registrations/confirm", json={"ids": ids[:1]}).json()
     assert again["confirmed"] == 0
 
@@ -256,12 +246,12 @@ MATRIX = [
 def test_the_access_matrix_holds_for_every_role_and_scope(backend: Any, http: Any) -> None:
     member = register(http).json()
     path = f"/api/v1/members/{member['id']}"
-    with client() as anonymous:
+    with support.client() as anonymous:
         assert anonymous.get(path).status_code == 401
         assert anonymous.get("/api/v1/ops/registration").status_code == 401
     for role, scope, get_status, patch_status in MATRIX:
         scope = f"member:{member['id']}" if scope == "self" else scope
-        with client(issue_token(backend, role, scope)) as c:
+        with support.client(support.issue_token(backend, role, scope)) as c:
             got = c.get(path)
             assert got.status_code == get_status, (role, scope, got.text)
             if get_status == 200:
@@ -284,8 +274,8 @@ def test_the_access_matrix_holds_for_every_role_and_scope(backend: Any, http: An
 def test_a_community_member_confirmation_needs_a_staff_token(backend: Any, http: Any) -> None:
     member = register(http).json()
     reg = member["registrations"][0]["id"]
-    as_member = issue_token(backend, "member", f"member:{member['id']}")
-    with client(as_member) as c:
+    as_member = support.issue_token(backend, "member", f"member:{member['id']}")
+    with support.client(as_member) as c:
         assert c.post(f"/api/v1/registrations/{reg}/confirm").status_code == 403
 
 
@@ -302,7 +292,7 @@ def test_a_city_unit_member_living_in_another_district_reaches_both(
     for district in ("410303", "410305", "410311"):
         assert keys.count(f"{district}.member.registered") == 1
 
-    relay_all(backend)
+    support.relay_all(backend)
     lives_in = load({**backend.env, "SERVICEMONTH_DISTRICT": "410311"})
     from services.pairing.consumers import handlers_for
 
@@ -312,8 +302,8 @@ def test_a_city_unit_member_living_in_another_district_reaches_both(
     district_pairing = EventConsumer(
         "pairing", lives_in, handlers_for(rt), lambda env: rt.uow(env.id), retry_delays=()
     )
-    assert run_consumers(
-        [district_pairing], until=lambda: stats(http, "pairing")["members"] == 1, settle=0.5
+    assert support.run_consumers(
+        [district_pairing], until=lambda: support.stats(http, "pairing")["members"] == 1, settle=0.5
     )
     assert district_pairing.stats.applied >= 1
 
@@ -325,12 +315,14 @@ def test_no_id_number_or_mobile_in_clear_in_databases_logs_events_or_outbox(
     backend: Any, http: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    people = [member_body(s) for s in range(5)]
+    people = [support.member_body(s) for s in range(5)]
     for body in people:
         assert http.post("/api/v1/members", json=body).status_code == 201
-    relay_all(backend)
-    consumers = [consumer(backend, s) for s in CONSUMERS]
-    run_consumers(consumers, until=lambda: stats(http, "notify")["contacts"] >= 5, settle=0.5)
+    support.relay_all(backend)
+    consumers = [support.consumer(backend, s) for s in support.CONSUMERS]
+    support.run_consumers(
+        consumers, until=lambda: support.stats(http, "notify")["contacts"] >= 5, settle=0.5
+    )
     secrets = [p["id_number"] for p in people] + [p["phone"] for p in people]
     dump = "\n".join(_dump(backend, s) for s in ("registration", "pairing", "notify", "reporting"))
     dump += caplog.text
@@ -344,25 +336,25 @@ def test_no_id_number_or_mobile_in_clear_in_databases_logs_events_or_outbox(
 
 
 def test_withdrawal_erases_the_member_from_all_four_services(backend: Any, http: Any) -> None:
-    keep = http.post("/api/v1/members", json=member_body(1)).json()
+    keep = http.post("/api/v1/members", json=support.member_body(1)).json()
     gone = register(http).json()
-    relay_all(backend)
-    consumers = [consumer(backend, s) for s in CONSUMERS]
-    run_consumers(consumers, until=lambda: stats(http, "reporting")["members"] == 2)
-    as_member = issue_token(backend, "member", f"member:{gone['id']}")
-    with client(as_member) as c:
+    support.relay_all(backend)
+    consumers = [support.consumer(backend, s) for s in support.CONSUMERS]
+    support.run_consumers(consumers, until=lambda: support.stats(http, "reporting")["members"] == 2)
+    as_member = support.issue_token(backend, "member", f"member:{gone['id']}")
+    with support.client(as_member) as c:
         assert c.delete(f"/api/v1/members/{gone['id']}").json()["state"] == "withdrawn"
         assert c.get(f"/api/v1/members/{gone['id']}").status_code == 401  # token revoked
     after = http.get(f"/api/v1/members/{gone['id']}").json()
     assert (after["state"], after["name"], after["phone"]) == ("withdrawn", None, None)
-    relay_all(backend)
-    consumers = [consumer(backend, s) for s in CONSUMERS]
-    assert run_consumers(
+    support.relay_all(backend)
+    consumers = [support.consumer(backend, s) for s in support.CONSUMERS]
+    assert support.run_consumers(
         consumers,
         until=lambda: (
-            stats(http, "reporting")["members"] == 1
-            and stats(http, "pairing")["members"] == 1
-            and stats(http, "notify")["contacts"] == 1
+            support.stats(http, "reporting")["members"] == 1
+            and support.stats(http, "pairing")["members"] == 1
+            and support.stats(http, "notify")["contacts"] == 1
         ),
         settle=0.5,
     )
@@ -376,7 +368,7 @@ def test_withdrawal_erases_the_member_from_all_four_services(backend: Any, http:
         row[c] is None
         for c in ("name", "id_number_sealed", "id_number_hmac", "phone_sealed", "phone_masked")
     )
-    for service in CONSUMERS:
+    for service in support.CONSUMERS:
         assert member_id.replace("-", "") not in _dump(backend, service).replace("-", ""), service
     assert keep["id"].replace("-", "") in _dump(backend, "pairing").replace("-", "")
     # the same person may register again later
@@ -415,7 +407,7 @@ def _dump(backend: Any, service: str) -> str:
 
 @pytest.mark.parametrize("backend", ["embedded"], indirect=True)
 def test_the_vocabulary_is_public_cacheable_configuration(backend: Any) -> None:
-    with client() as anonymous:
+    with support.client() as anonymous:
         response = anonymous.get("/api/v1/vocabulary")
     body = response.json()
 

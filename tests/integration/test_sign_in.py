@@ -26,17 +26,8 @@ from services.registration.models import SignInCode
 from shared import tokens
 from shared.events import parse
 from shared.pii import mask_phone
+from tests import support
 from tests.integration.notify_support import dispatched, drain, file_sender, sms_lines
-from tests.support import (
-    client,
-    consumer,
-    issue_token,
-    load_sample_directory,
-    member_body,
-    on_simulated_clock,
-    relay_all,
-    run_consumers,
-)
 
 MEMBER_PHONE = "13812348000"
 WORKER_PHONE = "13912345678"
@@ -46,13 +37,13 @@ HOME_COMMUNITY = "410305001001"  # where the member lives (district 410305)
 
 @pytest.fixture
 def admin(backend: Any) -> str:
-    load_sample_directory(backend)
-    return issue_token(backend, "admin", "city")
+    support.load_sample_directory(backend)
+    return support.issue_token(backend, "admin", "city")
 
 
 def register_member(admin: str, seed: int, phone: str) -> dict[str, Any]:
-    body = member_body(seed, phone=phone, residence_community_code=HOME_COMMUNITY)
-    with client(admin) as http:
+    body = support.member_body(seed, phone=phone, residence_community_code=HOME_COMMUNITY)
+    with support.client(admin) as http:
         created = http.post("/api/v1/members", json=body)
     assert created.status_code == 201, created.text
     member: dict[str, Any] = created.json()
@@ -63,8 +54,10 @@ def sms_code(backend: Any, phone: str) -> str:
     """What the person at the machine does: read the code in var/outbox/sms.jsonl. Here the
     pipeline runs by hand: registration's outbox → notify's consumer → the send task."""
     with dispatched() as queue:
-        relay_all(backend)
-        assert run_consumers([consumer(backend, "notify")], until=lambda: bool(queue))
+        support.relay_all(backend)
+        assert support.run_consumers(
+            [support.consumer(backend, "notify")], until=lambda: bool(queue)
+        )
         drain(backend, file_sender(backend), queue)
     lines = [json.loads(line) for line in sms_lines(backend)]
     mine = [s for s in lines if s["kind"] == "sign_in_code" and s["to"] == mask_phone(phone)]
@@ -76,7 +69,7 @@ def sms_code(backend: Any, phone: str) -> str:
 
 
 def sign_in(backend: Any, phone: str, **extra: Any) -> httpx.Response:
-    with client() as http:
+    with support.client() as http:
         assert http.post("/api/v1/auth/codes", json={"phone": phone}).status_code == 202
         code = sms_code(backend, phone)
         response: httpx.Response = http.post(
@@ -100,7 +93,7 @@ def test_a_member_signs_in_with_the_sms_code_and_reads_only_their_own_record(
     body = session.json()
     assert body["role"] == "member" and body["scope"] == f"member:{me['id']}"
     assert datetime.fromisoformat(body["expires_at"]) > datetime.now(UTC) + timedelta(hours=11)
-    with client(body["token"]) as http:
+    with support.client(body["token"]) as http:
         own = http.get(f"/api/v1/members/{me['id']}")
         assert own.status_code == 200 and own.json()["phone"] == mask_phone(MEMBER_PHONE)
         assert http.get(f"/api/v1/members/{other['id']}").status_code == 404
@@ -108,7 +101,7 @@ def test_a_member_signs_in_with_the_sms_code_and_reads_only_their_own_record(
 
 def test_five_wrong_codes_spend_the_code(backend: Any, admin: str) -> None:
     register_member(admin, 1, MEMBER_PHONE)
-    with client() as http:
+    with support.client() as http:
         http.post("/api/v1/auth/codes", json={"phone": MEMBER_PHONE})
         code = sms_code(backend, MEMBER_PHONE)
         wrong = f"{(int(code) + 1) % 10**6:06d}"
@@ -120,9 +113,9 @@ def test_five_wrong_codes_spend_the_code(backend: Any, admin: str) -> None:
 
 
 def test_an_expired_code_is_refused_and_a_code_is_used_once(backend: Any, admin: str) -> None:
-    clock = on_simulated_clock(backend, datetime(2016, 6, 25, 9, tzinfo=UTC))
+    clock = support.on_simulated_clock(backend, datetime(2016, 6, 25, 9, tzinfo=UTC))
     register_member(admin, 1, MEMBER_PHONE)
-    with client() as http:
+    with support.client() as http:
         http.post("/api/v1/auth/codes", json={"phone": MEMBER_PHONE})
         code = sms_code(backend, MEMBER_PHONE)
         clock.advance(timedelta(minutes=5, seconds=1))
@@ -141,7 +134,7 @@ def test_a_community_worker_confirms_a_report_in_in_their_community_and_nowhere_
     backend: Any, admin: str
 ) -> None:
     member = register_member(admin, 1, MEMBER_PHONE)
-    with client(admin) as http:
+    with support.client(admin) as http:
         for community in (HOME_COMMUNITY, "410303001001"):
             created = http.post(
                 "/api/v1/staff",
@@ -156,7 +149,7 @@ def test_a_community_worker_confirms_a_report_in_in_their_community_and_nowhere_
     ours = next(r for r in member["registrations"] if r["community_code"] == HOME_COMMUNITY)
     theirs = next(r for r in member["registrations"] if r["community_code"] != HOME_COMMUNITY)
 
-    with client() as http:
+    with support.client() as http:
         http.post("/api/v1/auth/codes", json={"phone": WORKER_PHONE})
         code = sms_code(backend, WORKER_PHONE)
         unsure = http.post("/api/v1/auth/sessions", json={"phone": WORKER_PHONE, "code": code})
@@ -173,7 +166,7 @@ def test_a_community_worker_confirms_a_report_in_in_their_community_and_nowhere_
         )
 
     assert session.status_code == 201, session.text
-    with client(session.json()["token"]) as http:
+    with support.client(session.json()["token"]) as http:
         confirmed = http.post(f"/api/v1/registrations/{ours['id']}/confirm")
         assert confirmed.status_code == 200, confirmed.text
         assert http.post(f"/api/v1/registrations/{theirs['id']}/confirm").status_code == 404
@@ -186,7 +179,7 @@ def test_code_requests_for_known_and_unknown_numbers_cannot_be_told_apart(
     backend: Any, admin: str
 ) -> None:
     register_member(admin, 1, MEMBER_PHONE)
-    with client() as http:
+    with support.client() as http:
         known = http.post("/api/v1/auth/codes", json={"phone": MEMBER_PHONE})
         unknown = http.post("/api/v1/auth/codes", json={"phone": STRANGER_PHONE})
     assert known.status_code == unknown.status_code == 202
@@ -199,8 +192,8 @@ def test_code_requests_for_known_and_unknown_numbers_cannot_be_told_apart(
 
 
 def test_anonymous_registration_is_refused(backend: Any, admin: str) -> None:
-    with client() as http:
-        answer = http.post("/api/v1/members", json=member_body(1))
+    with support.client() as http:
+        answer = http.post("/api/v1/members", json=support.member_body(1))
     assert answer.status_code == 401
     assert answer.headers["www-authenticate"] == "Bearer"
 
@@ -209,42 +202,44 @@ def test_a_new_number_registers_itself_and_only_itself(backend: Any, admin: str)
     session = sign_in(backend, STRANGER_PHONE)
     assert session.status_code == 201 and session.json()["role"] == "registrant"
     token = session.json()["token"]
-    with client(token) as http:
-        someone_else = http.post("/api/v1/members", json=member_body(3, phone="13812348009"))
+    with support.client(token) as http:
+        someone_else = http.post(
+            "/api/v1/members", json=support.member_body(3, phone="13812348009")
+        )
         assert someone_else.status_code == 422
         assert someone_else.json()["errors"][0]["field"] == "phone"
         assert http.get("/api/v1/wishes").status_code == 403  # a registrant may do nothing else
 
-        mine = http.post("/api/v1/members", json=member_body(3, phone=STRANGER_PHONE))
+        mine = http.post("/api/v1/members", json=support.member_body(3, phone=STRANGER_PHONE))
     assert mine.status_code == 201, mine.text
     member_session = mine.json()["session"]
     assert member_session["role"] == "member"
-    with client(member_session["token"]) as http:
+    with support.client(member_session["token"]) as http:
         assert http.get(f"/api/v1/members/{mine.json()['id']}").status_code == 200
 
 
 def test_a_known_id_number_gets_the_neutral_refusal_and_its_holder_is_told(
     backend: Any, admin: str
 ) -> None:
-    holder_body = member_body(1, phone=MEMBER_PHONE)
-    with client(admin) as http:
+    holder_body = support.member_body(1, phone=MEMBER_PHONE)
+    with support.client(admin) as http:
         holder = http.post("/api/v1/members", json=holder_body).json()
-    relay_all(backend)  # the holder's registration: notify knows their contact
+    support.relay_all(backend)  # the holder's registration: notify knows their contact
     session = sign_in(backend, STRANGER_PHONE)
-    with client(session.json()["token"]) as http:
+    with support.client(session.json()["token"]) as http:
         tried = http.post(
             "/api/v1/members",
-            json=member_body(3, phone=STRANGER_PHONE, id_number=holder_body["id_number"]),
+            json=support.member_body(3, phone=STRANGER_PHONE, id_number=holder_body["id_number"]),
         )
     assert tried.status_code == 409
     detail = tried.json()["detail"]
     assert "registration cannot go on" in detail
     assert holder["id"] not in tried.text and holder_body["name"] not in tried.text
 
-    notify = consumer(backend, "notify")
+    notify = support.consumer(backend, "notify")
     with dispatched() as queue:
-        relay_all(backend)
-        assert run_consumers([notify], until=lambda: bool(queue))
+        support.relay_all(backend)
+        assert support.run_consumers([notify], until=lambda: bool(queue))
         drain(backend, file_sender(backend), queue)
     told = [json.loads(s) for s in sms_lines(backend)]
     assert [s["to"] for s in told if s["kind"] == "id_number_tried"] == [mask_phone(MEMBER_PHONE)]
@@ -306,18 +301,18 @@ def test_a_sign_out_ends_the_session_in_all_four_services(backend: Any, admin: s
         "notify": f"/api/v1/members/{me['id']}/preferences",
         "reporting": "/api/v1/summary",
     }
-    with client(token) as http:
+    with support.client(token) as http:
         assert all(http.get(path).status_code != 401 for path in reads.values())
         assert http.delete("/api/v1/auth/sessions").status_code == 204
         assert http.get(reads["registration"]).status_code == 401  # at once: its own table
 
-        relay_all(backend)
-        consumers = [consumer(backend, s) for s in ("pairing", "notify", "reporting")]
+        support.relay_all(backend)
+        consumers = [support.consumer(backend, s) for s in ("pairing", "notify", "reporting")]
 
         def revoked_everywhere() -> bool:
             return all(http.get(path).status_code == 401 for path in reads.values())
 
-        assert run_consumers(consumers, until=revoked_everywhere)
+        assert support.run_consumers(consumers, until=revoked_everywhere)
 
 
 # --- 4. tokens that are not ours ---------------------------------------------------------------
@@ -340,7 +335,7 @@ def test_a_foreign_expired_or_altered_token_is_refused_by_every_service(
     ours = serialization.load_pem_private_key(
         (backend.settings.home / "keys" / "token-ed25519.pem").read_bytes(), None
     )
-    member = issue_token(backend, "member", "member:00000000-0000-0000-0000-000000000002")
+    member = support.issue_token(backend, "member", "member:00000000-0000-0000-0000-000000000002")
     head, payload, signature = member.split(".")
     forged_payload = jwt.utils.base64url_encode(  # a member's token made an admin's
         json.dumps(
@@ -359,10 +354,10 @@ def test_a_foreign_expired_or_altered_token_is_refused_by_every_service(
     }
     paths = ["/api/v1/ops/registration", "/api/v1/ops/pairing", "/api/v1/ops/notify"]
     paths.append("/api/v1/ops/reporting")
-    with client(admin) as http:
+    with support.client(admin) as http:
         assert all(http.get(p).status_code == 200 for p in paths)
     for name, token in bad.items():
-        with client(token) as http:
+        with support.client(token) as http:
             for path in paths:
                 assert http.get(path).status_code == 401, (name, path)
 
@@ -404,7 +399,7 @@ def test_token_checks_and_reads_are_answered_while_a_writer_holds_the_database(
     writer = backend.rt("registration").db.engine.raw_connection()
     try:
         writer.execute("BEGIN IMMEDIATE")  # a long import's transaction, held open
-        with client(admin) as http:
+        with support.client(admin) as http:
             answers = [http.get(path).status_code for path in paths]
         still_locked = writer.in_transaction
     finally:

@@ -21,14 +21,7 @@ from services.registration.models import StaffAccount
 from services.registration.staff import MAX_ROWS
 from shared import tokens
 from shared.events import Envelope, parse
-from tests.support import (
-    client,
-    consumer,
-    issue_token,
-    load_sample_directory,
-    relay_all,
-    run_consumers,
-)
+from tests import support
 
 HERE = "410303001001"  # a community of district 410303
 NEIGHBOUR = "410305001001"  # a community of district 410305
@@ -43,14 +36,14 @@ WORKER = {
 
 @pytest.fixture
 def admin(backend: Any) -> Any:
-    load_sample_directory(backend)
-    with client(issue_token(backend, "admin", "city")) as http:
+    support.load_sample_directory(backend)
+    with support.client(support.issue_token(backend, "admin", "city")) as http:
         yield http
 
 
 @pytest.fixture
 def operator(backend: Any, admin: Any) -> Any:
-    with client(issue_token(backend, "operator", "district:410303")) as http:
+    with support.client(support.issue_token(backend, "operator", "district:410303")) as http:
         yield http
 
 
@@ -112,7 +105,7 @@ def test_an_operator_creates_staff_in_their_district_and_nowhere_else(
         assert made.status_code == 201, made.text
         assert made.json()["district_code"] == (None if scope == "city" else "410305")
 
-    with client(issue_token(backend, "community", f"community:{HERE}")) as staff:
+    with support.client(support.issue_token(backend, "community", f"community:{HERE}")) as staff:
         assert staff.post("/api/v1/staff", json=WORKER).status_code == 403
         assert staff.get("/api/v1/staff").status_code == 403
 
@@ -280,9 +273,9 @@ def test_the_contact_reaches_notify_and_a_disabled_account_hears_nothing(
     kept = [str(row) for row in dump(backend, "registration", "staff_accounts")]
     kept += [e.model_dump_json() for e in outbox_events(backend)]
     assert not [text for text in kept if "13900001111" in text or "lihong@" in text]
-    relay_all(backend)
-    notify = consumer(backend, "notify")
-    assert run_consumers([notify], until=lambda: account["id"] in notify_contacts(operator))
+    support.relay_all(backend)
+    notify = support.consumer(backend, "notify")
+    assert support.run_consumers([notify], until=lambda: account["id"] in notify_contacts(operator))
     contact = notify_contacts(operator)[account["id"]]
     held = [str(row) for row in dump(backend, "notify", "staff_contacts")]
     assert held and not [text for text in held if "13900001111" in text or "lihong@" in text]
@@ -301,7 +294,7 @@ def test_the_contact_reaches_notify_and_a_disabled_account_hears_nothing(
         (staff,) = staff_for(uow, "community", f"community:{HERE}")
         assert str(staff.id) == account["id"]
     assert notify_contacts(admin).keys() == notify_contacts(operator).keys()
-    with client(issue_token(backend, "operator", "district:410305")) as neighbour:
+    with support.client(support.issue_token(backend, "operator", "district:410305")) as neighbour:
         assert notify_contacts(neighbour) == {}
 
     disabled = operator.post(f"/api/v1/staff/{account['id']}/disable")
@@ -309,9 +302,9 @@ def test_the_contact_reaches_notify_and_a_disabled_account_hears_nothing(
     events = outbox_size(backend)
     assert operator.post(f"/api/v1/staff/{account['id']}/disable").json()["state"] == "disabled"
     assert outbox_size(backend) == events  # disabling twice publishes once
-    relay_all(backend)
-    assert run_consumers(
-        [consumer(backend, "notify")],
+    support.relay_all(backend)
+    assert support.run_consumers(
+        [support.consumer(backend, "notify")],
         until=lambda: notify_contacts(operator)[account["id"]]["state"] == "disabled",
     )
     with rt.uow() as uow:
@@ -323,9 +316,9 @@ def test_the_contact_reaches_notify_and_a_disabled_account_hears_nothing(
 
     enabled = operator.post(f"/api/v1/staff/{account['id']}/enable")
     assert enabled.json()["state"] == "active"
-    relay_all(backend)
-    assert run_consumers(
-        [consumer(backend, "notify")],
+    support.relay_all(backend)
+    assert support.run_consumers(
+        [support.consumer(backend, "notify")],
         until=lambda: notify_contacts(operator)[account["id"]]["state"] == "active",
     )
 
@@ -349,7 +342,7 @@ def test_a_disabled_account_s_sessions_stop_working(backend: Any, operator: Any)
         ttl=timedelta(hours=1),
     )
     waiting = f"/api/v1/registrations?community_code={HERE}"
-    with client(token) as staff:
+    with support.client(token) as staff:
         assert staff.get(waiting).status_code == 200
         assert operator.post(f"/api/v1/staff/{account['id']}/disable").status_code == 200
         assert staff.get(waiting).status_code == 401
@@ -363,7 +356,9 @@ def test_the_demo_s_staff_get_accounts_that_reach_notify(
     outreach.set_up()
     accounts = admin.get("/api/v1/staff").json()
     assert len(accounts) == len(COMMUNITIES) + len(UNITS)
-    relay_all(backend)
-    notify = consumer(backend, "notify")
-    assert run_consumers([notify], until=lambda: len(notify_contacts(admin)) == len(accounts))
+    support.relay_all(backend)
+    notify = support.consumer(backend, "notify")
+    assert support.run_consumers(
+        [notify], until=lambda: len(notify_contacts(admin)) == len(accounts)
+    )
     assert notify_contacts(admin).keys() == {a["id"] for a in accounts}

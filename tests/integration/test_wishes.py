@@ -25,15 +25,7 @@ from shared.clock import SimulatedClock
 from shared.config import CAMPAIGN_TZ, SERVICES
 from shared.db import outbox_table
 from shared.runtime import Runtime
-from tests.support import (
-    client,
-    consumer,
-    issue_token,
-    load_sample_directory,
-    member_body,
-    relay_all,
-    run_consumers,
-)
+from tests import support
 
 HOME = "410303001001"  # 王城社区: where the wishes are and the members live
 ELSEWHERE = "410305001002"  # 青岛路社区: nobody registered there
@@ -53,8 +45,8 @@ def clock(backend: Any) -> SimulatedClock:
 
 @pytest.fixture
 def admin(backend: Any, clock: SimulatedClock) -> Iterator[Any]:
-    load_sample_directory(backend)
-    with client(issue_token(backend, "admin", "city")) as http:
+    support.load_sample_directory(backend)
+    with support.client(support.issue_token(backend, "admin", "city")) as http:
         yield http
 
 
@@ -63,7 +55,7 @@ def enrol(backend: Any, http: Any, count: int, seed: int = 100, unconfirmed: int
     registration of all but the last ``unconfirmed``, and pairing learns them from events."""
     wanted = {}
     for i in range(count):
-        body = member_body(seed + i, residence_community_code=HOME, unit_code="U410305001")
+        body = support.member_body(seed + i, residence_community_code=HOME, unit_code="U410305001")
         body["skills"] = ["助老服务", "法律咨询"]
         created = http.post("/api/v1/members", json=body)
         assert created.status_code == 201, created.text
@@ -71,7 +63,7 @@ def enrol(backend: Any, http: Any, count: int, seed: int = 100, unconfirmed: int
         if wanted[created.json()["id"]] == "confirmed":
             reg = next(r for r in created.json()["registrations"] if r["community_code"] == HOME)
             assert http.post(f"/api/v1/registrations/{reg['id']}/confirm").status_code == 200
-    relay_all(backend)
+    support.relay_all(backend)
     db = backend.rt("pairing").db
 
     def learned() -> bool:
@@ -80,12 +72,12 @@ def enrol(backend: Any, http: Any, count: int, seed: int = 100, unconfirmed: int
         known = {str(m.id): c["state"] for m in rows for c in m.communities if c["code"] == HOME}
         return all(known.get(m) == state for m, state in wanted.items())
 
-    assert run_consumers([consumer(backend, "pairing")], until=learned, timeout=60)
+    assert support.run_consumers([support.consumer(backend, "pairing")], until=learned, timeout=60)
     return list(wanted)
 
 
 def as_member(backend: Any, member_id: str) -> Any:
-    return client(issue_token(backend, "member", f"member:{member_id}"))
+    return support.client(support.issue_token(backend, "member", f"member:{member_id}"))
 
 
 def new_wish(http: Any, **overrides: Any) -> dict[str, Any]:
@@ -196,16 +188,18 @@ def test_staff_see_their_community_s_wishes_and_members_published_ones_best_matc
     assert why.json()["reason"] == "不属于微心愿范围"
     public = {plain, soon, skilled}
 
-    with client(issue_token(backend, "community", f"community:{ELSEWHERE}")) as stranger:
+    with support.client(
+        support.issue_token(backend, "community", f"community:{ELSEWHERE}")
+    ) as stranger:
         assert stranger.get(f"/api/v1/wishes/{plain}").status_code == 404
         assert stranger.post(f"/api/v1/wishes/{plain}/withdraw").status_code == 404
         assert stranger.get("/api/v1/wishes", params={"community_code": HOME}).status_code == 404
-    with client(issue_token(backend, "community", f"community:{HOME}")) as staff:
+    with support.client(support.issue_token(backend, "community", f"community:{HOME}")) as staff:
         listed = staff.get("/api/v1/wishes", params={"community_code": HOME}).json()
         assert {w["id"] for w in listed} == public | {hidden, rejected}
         elsewhere = {"community_code": ELSEWHERE, "title": "x"}
         assert staff.post("/api/v1/wishes", json=elsewhere).status_code == 404
-    with client(issue_token(backend, "leader", "city")) as leader:
+    with support.client(support.issue_token(backend, "leader", "city")) as leader:
         assert leader.get(f"/api/v1/wishes/{plain}").status_code == 403
     with as_member(backend, member) as me:
         assert {w["id"] for w in me.get("/api/v1/wishes").json()} == public
@@ -259,7 +253,7 @@ def test_of_fifty_concurrent_claims_on_one_wish_exactly_one_wins(
     members = enrol(backend, admin, 25, seed=300)
     claimers = members * 2  # 25 members, each racing the others and themself
     wish_id = published(admin)
-    staff = issue_token(backend, "community", f"community:{HOME}")
+    staff = support.issue_token(backend, "community", f"community:{HOME}")
     gate = threading.Barrier(len(claimers))
     answers: list[tuple[str, int]] = []
 
@@ -445,14 +439,16 @@ def test_a_member_who_withdraws_gives_back_the_wish_they_held_and_leaves_no_trac
         held = member.post(f"/api/v1/wishes/{wish_id}/claim", json={"member_id": keen})
         assert held.status_code == 200, held.text
         assert member.delete(f"/api/v1/members/{keen}").json()["state"] == "withdrawn"
-    relay_all(backend)
+    support.relay_all(backend)
     db = backend.rt("pairing").db
 
     def forgotten() -> bool:
         with db.session() as s:
             return s.get(MemberReplica, uuid.UUID(keen)) is None
 
-    assert run_consumers([consumer(backend, "pairing")], until=forgotten, timeout=60)
+    assert support.run_consumers(
+        [support.consumer(backend, "pairing")], until=forgotten, timeout=60
+    )
     assert admin.get(f"/api/v1/wishes/{wish_id}").json()["state"] == "published"
     with db.session() as s:
         assert s.scalars(select(WishClaim)).all() == []
