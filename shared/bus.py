@@ -21,7 +21,15 @@ from kombu.entity import Exchange, Queue, binding
 from shared.config import CITY, Settings
 
 EVENTS = Exchange("servicemonth.events", type="topic", durable=True)
-DEAD = Exchange("servicemonth.dead", type="direct", durable=True)
+
+
+def direct_exchange(deployment: str) -> Exchange:
+    """The deployment's own direct exchange: each of its event and dead-letter queues is
+    bound by its own name. Dead letters go through it, and replays back to an event queue;
+    not through a shared exchange or the default one, which would let any deployment's
+    RabbitMQ user put messages on any queue of the vhost."""
+    return Exchange(f"servicemonth.{deployment}.direct", type="direct", durable=True)
+
 
 #: Which event types each service listens to (topic patterns after the district word).
 SUBSCRIPTIONS: Mapping[str, tuple[str, ...]] = {
@@ -86,19 +94,63 @@ def binding_keys(service: str, district: str) -> list[str]:
     return [f"{district}.{p}" for p in SUBSCRIPTIONS[service]]
 
 
+#: Redeliveries of one event (its consume process died holding it each time) before the
+#: broker moves it to the dead-letter queue instead of trying it forever.
+DELIVERY_LIMIT = 20
+
+
+def event_queue_name(service: str, deployment: str) -> str:
+    return f"servicemonth.{deployment}.{service}.events"
+
+
+def dead_letter_queue_name(service: str, deployment: str) -> str:
+    return f"servicemonth.{deployment}.{service}.dead"
+
+
+def event_queue_arguments(service: str, deployment: str) -> dict[str, object]:
+    """A quorum queue (replicated, survives a node) read by a single active consumer (the
+    events apply in order; a second consume process waits as a standby), dead-lettering to
+    the service's dead-letter queue. RabbitMQ refuses a declaration whose arguments differ
+    from the queue's (PRECONDITION_FAILED): the definitions file
+    (``servicemonth deploy rabbitmq-definitions``) declares these same arguments."""
+    return {
+        "x-queue-type": "quorum",
+        "x-single-active-consumer": True,
+        "x-dead-letter-exchange": direct_exchange(deployment).name,
+        "x-dead-letter-routing-key": dead_letter_queue_name(service, deployment),
+        "x-delivery-limit": DELIVERY_LIMIT,
+    }
+
+
+#: The dead-letter queues: replicated too, and read only by operators.
+DEAD_QUEUE_ARGUMENTS: Mapping[str, object] = {"x-queue-type": "quorum"}
+
+
 def event_queue(service: str, settings: Settings) -> Queue:
     keys = binding_keys(service, settings.district)
+    name = event_queue_name(service, settings.deployment)
     return Queue(
-        f"servicemonth.{settings.deployment}.{service}.events",
-        bindings=[binding(EVENTS, routing_key=k) for k in keys],
+        name,
+        bindings=[
+            *(binding(EVENTS, routing_key=k) for k in keys),
+            binding(direct_exchange(settings.deployment), routing_key=name),
+        ],
         durable=True,
         auto_delete=False,
+        queue_arguments=event_queue_arguments(service, settings.deployment),
     )
 
 
 def dead_letter_queue(service: str, settings: Settings) -> Queue:
-    name = f"servicemonth.{settings.deployment}.{service}.dead"
-    return Queue(name, DEAD, routing_key=name, durable=True, auto_delete=False)
+    name = dead_letter_queue_name(service, settings.deployment)
+    return Queue(
+        name,
+        direct_exchange(settings.deployment),
+        routing_key=name,
+        durable=True,
+        auto_delete=False,
+        queue_arguments=dict(DEAD_QUEUE_ARGUMENTS),
+    )
 
 
 def deployment_queues(settings: Settings) -> list[Queue]:
@@ -127,6 +179,6 @@ def declare(conn: Connection, settings: Settings) -> None:
     """Declare the exchanges, queues and bindings of the deployment (idempotent)."""
     channel = conn.default_channel
     EVENTS(channel).declare()
-    DEAD(channel).declare()
+    direct_exchange(settings.deployment)(channel).declare()
     for queue in deployment_queues(settings):
         queue(channel).declare()

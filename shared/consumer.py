@@ -19,7 +19,7 @@ from kombu.connection import Connection
 from kombu.message import Message
 from kombu.messaging import Producer
 
-from shared.bus import DEAD, connect, dead_letter_queue, declare, event_queue
+from shared.bus import connect, dead_letter_queue, declare, event_queue
 from shared.config import Settings
 from shared.db import UnitOfWork
 from shared.events import Envelope, Event, InvalidEvent, parse
@@ -132,7 +132,7 @@ class EventConsumer:
         )
         self._dead_producer.publish(
             message.body,
-            exchange=DEAD,
+            exchange=queue.exchange,
             routing_key=queue.routing_key,
             content_type=message.content_type or "application/octet-stream",
             content_encoding=message.content_encoding or "binary",

@@ -7,13 +7,29 @@ idempotent; publishes wait for the broker's confirm. Nothing runs eagerly.
 
 from __future__ import annotations
 
-from celery import Celery
+from typing import Any
+
+from celery import Celery, signals
+from structlog.contextvars import bind_contextvars, unbind_contextvars
 
 from shared.config import Settings, settings
 
 
 def task_queue(service: str, config: Settings) -> str:
     return f"servicemonth.{config.deployment}.{service}.tasks"
+
+
+def control_exchange(deployment: str) -> str:
+    """Celery's remote-control namespace: ``<it>.pidbox`` and ``reply.<it>.pidbox``
+    exchanges, ``<node>.<it>.pidbox`` queues. Per deployment, so a broadcast (``celery
+    control shutdown``) reaches only this deployment's workers, and its RabbitMQ user, whose
+    permissions name only the deployment's own resources, may declare them."""
+    return f"servicemonth.{deployment}.control"
+
+
+def event_exchange(deployment: str) -> str:
+    """Celery's worker and task events (Flower): the exchange, and its queues' prefix."""
+    return f"servicemonth.{deployment}.celeryev"
 
 
 def make_celery(service: str, config: Settings | None = None) -> Celery:
@@ -29,6 +45,9 @@ def make_celery(service: str, config: Settings | None = None) -> Celery:
         task_default_queue=task_queue(service, config),
         task_default_exchange=task_queue(service, config),
         task_default_routing_key=task_queue(service, config),
+        control_exchange=control_exchange(config.deployment),
+        event_exchange=event_exchange(config.deployment),
+        event_queue_prefix=event_exchange(config.deployment),
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         task_acks_on_failure_or_timeout=True,
@@ -41,11 +60,24 @@ def make_celery(service: str, config: Settings | None = None) -> Celery:
         worker_hijack_root_logger=False,
         # The filesystem broker has no fanout for remote control or events.
         worker_enable_remote_control=not embedded,
-        worker_send_task_events=False,
+        # Task events (sent, started, succeeded …) let Flower show the workers and tasks.
+        worker_send_task_events=not embedded,
+        task_send_sent_event=not embedded,
         timezone="Asia/Shanghai",
         enable_utc=True,
     )
     return app
+
+
+@signals.task_prerun.connect
+def _log_with_task_id(task_id: str | None = None, task: Any = None, **_: Any) -> None:
+    """Every line a task logs carries its id and name (its correlation id in the logs)."""
+    bind_contextvars(task_id=task_id, task=getattr(task, "name", None))
+
+
+@signals.task_postrun.connect
+def _log_without_task_id(**_: Any) -> None:
+    unbind_contextvars("task_id", "task")
 
 
 _APPS: dict[tuple[str, int], Celery] = {}

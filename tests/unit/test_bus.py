@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from shared.bus import (
-    DEAD,
     EVENTS,
     binding_keys,
     deployment_queues,
+    direct_exchange,
     listened_to,
     routing_key,
 )
@@ -114,12 +114,28 @@ def test_event_queues_are_bound_to_the_events_exchange_with_the_service_keys(
         (EVENTS.name, "*.registration.*"),
         (EVENTS.name, "*.directory.*"),
         (EVENTS.name, "*.auth.revoked"),
+        ("servicemonth.410300.direct", "servicemonth.410300.pairing.events"),  # replays
     }
     assert pairing.durable
     assert not pairing.auto_delete
 
 
-def test_dead_letter_queues_are_routed_by_their_own_name_on_the_dead_exchange(
+def test_event_queues_are_quorum_queues_with_one_active_consumer_dead_lettering_to_their_own(
+    tmp_path: Path,
+) -> None:
+    queues = {q.name: q for q in deployment_queues(deployment(tmp_path, "410303", "d410303"))}
+
+    assert queues["servicemonth.d410303.notify.events"].queue_arguments == {
+        "x-queue-type": "quorum",
+        "x-single-active-consumer": True,
+        "x-dead-letter-exchange": "servicemonth.d410303.direct",
+        "x-dead-letter-routing-key": "servicemonth.d410303.notify.dead",
+        "x-delivery-limit": 20,
+    }
+    assert queues["servicemonth.d410303.notify.dead"].queue_arguments == {"x-queue-type": "quorum"}
+
+
+def test_dead_letter_queues_are_routed_by_their_own_name_on_the_deployments_exchange(
     tmp_path: Path,
 ) -> None:
     dead = [q for q in deployment_queues(deployment(tmp_path, "410300")) if q.name.endswith("dead")]
@@ -127,7 +143,7 @@ def test_dead_letter_queues_are_routed_by_their_own_name_on_the_dead_exchange(
     assert len(dead) == 4
     for queue in dead:
         assert queue.exchange is not None
-        assert queue.exchange.name == DEAD.name
+        assert queue.exchange.name == direct_exchange("410300").name == "servicemonth.410300.direct"
         assert queue.routing_key == queue.name
         assert queue.durable
 
