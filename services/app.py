@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Literal
 
 from fastapi import FastAPI
@@ -21,12 +21,25 @@ class Health(BaseModel):
     services: dict[str, str]
 
 
+class Readiness(BaseModel):
+    """``ready`` when every check passes: per check (``database.<service>``: it answers
+    and is migrated to head; ``broker``; ``process.<command>`` under ``servicemonth up``),
+    ``ok`` or what is wrong."""
+
+    status: Literal["ready", "unready"]
+    checks: dict[str, str]
+
+
 def create_app(
-    services: Iterable[str] = SERVICES, web: bool = False, port: int | None = None
+    services: Iterable[str] = SERVICES,
+    web: bool = False,
+    port: int | None = None,
+    children: Callable[[], Mapping[str, str]] | None = None,
 ) -> FastAPI:
     """The routes of ``services``; with ``web``, the pages at ``/`` too. Pages reach the
     API over HTTP: at ``SERVICEMONTH_API_URL``, or this process (``port``) when it serves
-    the services as well."""
+    the services as well. ``children`` tells ``/readyz`` how the processes ``servicemonth
+    up`` supervises are (each ``ok`` or why not)."""
     names = list(services)
     if web and not names:
         return _web(None, port)
@@ -53,6 +66,23 @@ def create_app(
         return JSONResponse(
             {"status": "ok" if healthy else "degraded", "services": checks},
             status_code=200 if healthy else 503,
+        )
+
+    @app.get(
+        "/readyz", tags=["ops"], response_model=Readiness, responses={503: {"model": Readiness}}
+    )
+    def readyz() -> JSONResponse:
+        """Ready to work: each service's database answers and is at its migrations' head,
+        the broker answers, and every process ``servicemonth up`` supervises runs."""
+        from services import readiness
+
+        results = readiness.run(readiness.checks(names))
+        for child, state in (children() if children else {}).items():
+            results[f"process.{child.replace(' ', '.')}"] = state
+        ready = all(v == "ok" for v in results.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "unready", "checks": results},
+            status_code=200 if ready else 503,
         )
 
     if web:

@@ -9,11 +9,15 @@ import sys
 import time
 
 _PR_SET_PDEATHSIG = 1
+# Looked up once, in the parent: between fork and exec a child of a process with threads
+# (``up`` starts children from its supervisor thread) must not load or look up symbols.
+_PRCTL = ctypes.CDLL("libc.so.6", use_errno=True).prctl
 
 
 def die_with_parent() -> None:
-    """Ask Linux to stop this child (SIGTERM) when its parent dies, however it dies."""
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    """Ask Linux to stop this child (SIGTERM) when its parent dies, however it dies (the
+    parent being, to Linux, the thread that started it)."""
+    _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def start_background(

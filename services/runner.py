@@ -8,6 +8,7 @@ import threading
 from types import FrameType
 
 from services import registry
+from services.supervisor import Heartbeat, heartbeat_path
 from shared.bus import SUBSCRIPTIONS
 from shared.consumer import EventConsumer
 from shared.relay import OutboxRelay
@@ -45,11 +46,20 @@ def consume(service: str, stop: threading.Event, periodic_every: float = 10.0) -
     periodic = registry.periodic(service)
     for thread in threads:
         thread.start()
+    # The heartbeat (`servicemonth alive consume SERVICE`) stops while a loop has died.
+    heartbeat = Heartbeat(heartbeat_path(rt.settings.home, "consume", service))
+    beats = threading.Thread(
+        target=heartbeat.keep,
+        args=(stop, lambda: all(t.is_alive() for t in threads)),
+        name=f"{service}-heartbeat",
+        daemon=True,
+    )
+    beats.start()
     while not stop.wait(periodic_every):
         if periodic is not None:
             try:
                 periodic(rt)
             except Exception:
                 log.exception("%s: periodic sweep failed", service)
-    for thread in threads:
+    for thread in [*threads, beats]:
         thread.join(timeout=10)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from alembic import command, context
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -47,6 +49,19 @@ def ensure_database(url: str) -> bool:
 def upgrade(service: str, db: Database) -> None:
     ensure_database(db.url)
     command.upgrade(alembic_config(service, db), "head")
+
+
+def script_heads(service: str) -> set[str]:
+    """The revisions ``service``'s code expects its database at (its migrations' heads)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(SERVICES_DIR / service / "migrations"))
+    return set(ScriptDirectory.from_config(cfg).get_heads())
+
+
+def current_heads(db: Database) -> set[str]:
+    """The revisions the database is at (empty when it was never migrated)."""
+    with db.engine.connect() as conn:
+        return set(MigrationContext.configure(conn).get_current_heads())
 
 
 def run_env(metadata: MetaData) -> None:
