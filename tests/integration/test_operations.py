@@ -255,3 +255,39 @@ def test_drop_asks_first_and_then_empties_the_dead_letter_queue(
     assert json.loads(ok("dead-letters", "list", "pairing", "--json")) == []
     assert pairing_status()["event_queue"]["depth"] == 0  # dropped, not replayed
     assert "没有死信" in ok("dead-letters", "drop", "pairing", "--all", "--yes")
+
+
+def test_a_message_that_is_no_event_is_listed_masked_replayed_and_dropped_by_its_id(
+    backend: Any, poisoned: Poisoned
+) -> None:
+    queue = event_queue("pairing", backend.settings)
+    with connect(backend.settings, "pairing") as conn:
+        Producer(conn.channel()).publish(
+            b"call 13812348000 about this",
+            exchange="",
+            routing_key=queue.name,
+            content_type="application/octet-stream",
+            content_encoding="binary",
+        )
+    consumer = poisoned.pairing.consumer()
+    assert run_consumers([consumer], until=lambda: consumer.stats.dead == 1, settle=0.3)
+
+    listed = json.loads(ok("dead-letters", "list", "pairing", "--json"))
+    assert len(listed) == 2
+    stray = listed[1]
+    assert stray["id"].startswith("body-") and stray["event_type"] == "?"
+    assert stray["body"] == "call 138****8000 about this"
+    assert "13812348000" not in ok("dead-letters", "list", "pairing")
+
+    # still not an event: replayed, it comes straight back with the same id
+    ok("dead-letters", "replay", "pairing", "--id", stray["id"])
+    again = poisoned.pairing.consumer()
+    assert run_consumers([again], until=lambda: again.stats.dead == 1, settle=0.3)
+    assert [x["id"] for x in json.loads(ok("dead-letters", "list", "pairing", "--json"))] == [
+        poisoned.event_id,
+        stray["id"],
+    ]
+
+    assert "删除 1 条死信" in ok("dead-letters", "drop", "pairing", "--id", stray["id"], "--yes")
+    left = json.loads(ok("dead-letters", "list", "pairing", "--json"))
+    assert [x["id"] for x in left] == [poisoned.event_id]
