@@ -13,31 +13,96 @@ import json
 import os
 import re
 import unicodedata
+from collections.abc import Mapping
 from typing import Any
 
 import phonenumbers
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 _NONCE = 12
+#: A sealed value under key version N ≥ 2 starts ``v<N>.``; one with no such header was
+#: sealed under version 1 (every value sealed before keys had versions). A ``.`` never
+#: occurs in urlsafe base64, so the two forms cannot be confused.
+_VERSIONED = re.compile(r"v([0-9]{1,6})\.")
+FIRST_VERSION = 1
+
+
+def key_version(token: str) -> int:
+    """The version of the key ``token`` was sealed under (1 when it carries none)."""
+    found = _VERSIONED.match(token)
+    return int(found[1]) if found else FIRST_VERSION
+
+
+def lookup_key(key: bytes) -> bytes:
+    """The HMAC key of look-ups derived from a sealing key (how version 1 has always made
+    it): it finds values again but opens nothing."""
+    return hashlib.sha256(b"hmac" + key).digest()
 
 
 class Sealer:
-    """Seals and opens values with one 32-byte key; ``digest`` is the look-up hash."""
+    """Seals and opens values; ``digest`` is the look-up hash.
 
-    def __init__(self, key: bytes) -> None:
-        if len(key) != 32:
+    ``key`` seals (as ``version``); ``older`` keys, by version, only open what was sealed
+    under them, so the key can be rotated while sealed values are re-sealed. The look-up
+    key stays the same across versions: ``lookup`` when given, else derived from the
+    version-1 key, so a hash computed before a rotation still finds the value after it.
+    """
+
+    def __init__(
+        self,
+        key: bytes,
+        *,
+        version: int = FIRST_VERSION,
+        older: Mapping[int, bytes] | None = None,
+        lookup: bytes | None = None,
+    ) -> None:
+        keys = {**(older or {}), version: key}
+        if any(len(k) != 32 for k in keys.values()):
             raise ValueError("the personal-data key must be 32 bytes")
-        self._aead = AESGCM(hashlib.sha256(b"seal" + key).digest())
-        self._mac_key = hashlib.sha256(b"hmac" + key).digest()
+        if any(v < FIRST_VERSION for v in keys) or version < max(keys):
+            raise ValueError("key versions start at 1 and the sealing key is the newest")
+        if lookup is None:
+            if FIRST_VERSION not in keys:
+                raise ValueError("without the version-1 key, the look-up key must be given")
+            lookup = lookup_key(keys[FIRST_VERSION])
+        if len(lookup) != 32:
+            raise ValueError("the look-up key must be 32 bytes")
+        self.version = version
+        self._aeads = {v: AESGCM(hashlib.sha256(b"seal" + k).digest()) for v, k in keys.items()}
+        self._mac_key = lookup
+
+    @classmethod
+    def from_keys(cls, keys: Mapping[int, bytes], lookup: bytes | None = None) -> Sealer:
+        """A sealer over ``keys`` by version: the newest seals, every one opens."""
+        current = max(keys)
+        older = {v: k for v, k in keys.items() if v != current}
+        return cls(keys[current], version=current, older=older, lookup=lookup)
+
+    @property
+    def versions(self) -> tuple[int, ...]:
+        """The key versions this sealer opens, oldest first."""
+        return tuple(sorted(self._aeads))
 
     def seal(self, value: str, context: str) -> str:
         nonce = os.urandom(_NONCE)
-        sealed = self._aead.encrypt(nonce, value.encode(), context.encode())
-        return base64.urlsafe_b64encode(nonce + sealed).decode()
+        sealed = self._aeads[self.version].encrypt(nonce, value.encode(), context.encode())
+        body = base64.urlsafe_b64encode(nonce + sealed).decode()
+        return body if self.version == FIRST_VERSION else f"v{self.version}.{body}"
 
     def open(self, token: str, context: str) -> str:
-        raw = base64.urlsafe_b64decode(token.encode())
-        return self._aead.decrypt(raw[:_NONCE], raw[_NONCE:], context.encode()).decode()
+        found = _VERSIONED.match(token)
+        version = int(found[1]) if found else FIRST_VERSION
+        aead = self._aeads.get(version)
+        if aead is None:
+            raise UnknownKeyVersion(version)
+        raw = base64.urlsafe_b64decode(token[found.end() if found else 0 :].encode())
+        return aead.decrypt(raw[:_NONCE], raw[_NONCE:], context.encode()).decode()
+
+    def reseal(self, token: str, context: str) -> str | None:
+        """``token`` sealed again under the current key, or None when it already is."""
+        if key_version(token) == self.version:
+            return None
+        return self.seal(self.open(token, context), context)
 
     def seal_json(self, value: dict[str, Any], context: str) -> str:
         return self.seal(json.dumps(value, ensure_ascii=False), context)
@@ -50,6 +115,16 @@ class Sealer:
 
     def digest(self, value: str) -> str:
         return hmac.new(self._mac_key, value.encode(), hashlib.sha256).hexdigest()
+
+
+class UnknownKeyVersion(ValueError):
+    """A value was sealed under a key version this process does not have."""
+
+    def __init__(self, version: int) -> None:
+        super().__init__(
+            f"sealed under personal-data key version {version}, which is not configured"
+        )
+        self.version = version
 
 
 def mask_phone(phone: str) -> str:
