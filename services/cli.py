@@ -12,6 +12,7 @@ import click
 
 from services import operations
 from services.notify.cli import notify_commands
+from services.provisioning import deploy as deploy_commands
 from services.reporting.cli import report as report_commands
 from shared.auth import ROLES
 from shared.config import SERVICES, ConfigError, export, private_files, settings
@@ -336,6 +337,7 @@ def token_revoke(token_id: str) -> None:
 # Each service's own command group (notify forecast, report run …) is added here.
 cli.add_command(notify_commands)
 cli.add_command(report_commands)
+cli.add_command(deploy_commands)
 # The operator's: status, dead-letters list|replay|drop.
 cli.add_command(operations.status)
 cli.add_command(operations.dead_letters)
