@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from services.notify.reminders import SweepResult
 from services.notify.schemas import PreferencesOut
@@ -59,19 +59,22 @@ class SetPreferences(Command[PreferencesOut]):
 # --- provider callbacks ----------------------------------------------------------------------
 
 
+R = TypeVar("R")
+
+
 @dataclass(frozen=True, kw_only=True)
-class RecordReceipts(Command[dict[str, int]]):
+class _FromProvider(Command[R]):
+    """Their common arguments (a base, not a command itself)."""
+
+    provider: str
+    items: list[dict[str, Any]] = field(default_factory=list)
+
+
+class RecordReceipts(_FromProvider[dict[str, int]]):
     """A provider's delivery reports; how many were ``delivered``, ``failed``,
     ``unchanged`` or ``unknown``."""
 
-    provider: str
-    items: list[dict[str, Any]] = field(default_factory=list)
 
-
-@dataclass(frozen=True, kw_only=True)
-class HandleReplies(Command[int]):
+class HandleReplies(_FromProvider[int]):
     """Inbound SMS a provider passes on: a stop word opts the number out; how many contacts
     stopped getting SMS."""
-
-    provider: str
-    items: list[dict[str, Any]] = field(default_factory=list)

@@ -8,7 +8,7 @@ import datetime as dt
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from services.pairing.schemas import (
     MembershipOut,
@@ -25,61 +25,62 @@ from services.pairing.schemas import (
 from shared.auth import Principal
 from shared.messagebus import Command
 
+R = TypeVar("R")
+
+# Commands that take the same arguments share a base (a base is not a command itself).
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Publish(Command[R]):
+    principal: Principal
+    community_code: str
+    values: Mapping[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Upload(Command[UploadOut]):
+    principal: Principal
+    community_code: str
+    data: bytes
+
+
+@dataclass(frozen=True, kw_only=True)
+class _ForPairing(Command[PairingOut]):
+    principal: Principal
+    pairing_id: uuid.UUID
+
+
+@dataclass(frozen=True, kw_only=True)
+class _ForWish(Command[WishOut]):
+    principal: Principal
+    wish_id: uuid.UUID
+
+
 # --- 双对接: what a community publishes -------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
-class PublishTarget(Command[TargetOut]):
+class PublishTarget(_Publish[TargetOut]):
     """服务对象 — a resident in need, stored masked; sensitive categories need consent."""
 
-    principal: Principal
-    community_code: str
-    values: Mapping[str, Any]
 
-
-@dataclass(frozen=True, kw_only=True)
-class PublishNeed(Command[NeedOut]):
+class PublishNeed(_Publish[NeedOut]):
     """需求清单 — one item of the needs list; the community is paired again at once."""
 
-    principal: Principal
-    community_code: str
-    values: Mapping[str, Any]
 
-
-@dataclass(frozen=True, kw_only=True)
-class PublishProject(Command[ProjectOut]):
+class PublishProject(_Publish[ProjectOut]):
     """服务项目; the community is paired again at once."""
 
-    principal: Principal
-    community_code: str
-    values: Mapping[str, Any]
 
-
-@dataclass(frozen=True, kw_only=True)
-class CreateTeam(Command[TeamOut]):
+class CreateTeam(_Publish[TeamOut]):
     """服务团队 — a community's service team by speciality."""
 
-    principal: Principal
-    community_code: str
-    values: Mapping[str, Any]
 
-
-@dataclass(frozen=True, kw_only=True)
-class UploadNeeds(Command[UploadOut]):
+class UploadNeeds(_Upload):
     """A needs list from a spreadsheet (xlsx or CSV bytes)."""
 
-    principal: Principal
-    community_code: str
-    data: bytes
 
-
-@dataclass(frozen=True, kw_only=True)
-class UploadProjects(Command[UploadOut]):
+class UploadProjects(_Upload):
     """Service projects from a spreadsheet (xlsx or CSV bytes)."""
-
-    principal: Principal
-    community_code: str
-    data: bytes
 
 
 # --- 双对接: runs and pairings -----------------------------------------------------------------
@@ -103,20 +104,12 @@ class PairByStaff(Command[PairingOut]):
     project_id: uuid.UUID | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
-class RemovePairing(Command[PairingOut]):
+class RemovePairing(_ForPairing):
     """Staff end a pairing; it is never offered to that member again."""
 
-    principal: Principal
-    pairing_id: uuid.UUID
 
-
-@dataclass(frozen=True, kw_only=True)
-class DeclinePairing(Command[PairingOut]):
+class DeclinePairing(_ForPairing):
     """The member declines a pairing; the next run pairs them elsewhere."""
-
-    principal: Principal
-    pairing_id: uuid.UUID
 
 
 # --- 微心愿 ------------------------------------------------------------------------------------
@@ -135,88 +128,58 @@ class CollectWish(Command[WishOut]):
     deadline: dt.date | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
-class SubmitWish(Command[WishOut]):
+class SubmitWish(_ForWish):
     """Send a collected wish for review (待审核)."""
 
-    principal: Principal
-    wish_id: uuid.UUID
 
-
-@dataclass(frozen=True, kw_only=True)
-class PublishWish(Command[WishOut]):
+class PublishWish(_ForWish):
     """发布 — a reviewed wish, or a collected one straight away."""
 
-    principal: Principal
-    wish_id: uuid.UUID
-
 
 @dataclass(frozen=True, kw_only=True)
-class RejectWish(Command[WishOut]):
+class RejectWish(_ForWish):
     """The review refuses the wish, with the reason."""
 
-    principal: Principal
-    wish_id: uuid.UUID
     reason: str
 
 
 @dataclass(frozen=True, kw_only=True)
-class WithdrawWish(Command[WishOut]):
+class WithdrawWish(_ForWish):
     """Take back a published wish nobody has claimed."""
 
-    principal: Principal
-    wish_id: uuid.UUID
     reason: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
-class ClaimWish(Command[WishOut]):
+class ClaimWish(_ForWish):
     """认领 — for ``member_id`` (a member only for themself)."""
 
-    principal: Principal
-    wish_id: uuid.UUID
     member_id: uuid.UUID
 
 
-@dataclass(frozen=True, kw_only=True)
-class CancelClaim(Command[WishOut]):
+class CancelClaim(_ForWish):
     """The claiming member (the principal) gives the wish back."""
 
-    principal: Principal
-    wish_id: uuid.UUID
-
 
 @dataclass(frozen=True, kw_only=True)
-class RevokeClaim(Command[WishOut]):
+class RevokeClaim(_ForWish):
     """Staff take a claimed wish back from its member."""
 
-    principal: Principal
-    wish_id: uuid.UUID
     reason: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
-class FulfilWish(Command[WishOut]):
+class FulfilWish(_ForWish):
     """The claiming member (the principal) reports the wish fulfilled."""
 
-    principal: Principal
-    wish_id: uuid.UUID
 
-
-@dataclass(frozen=True, kw_only=True)
-class ConfirmWish(Command[WishOut]):
+class ConfirmWish(_ForWish):
     """Staff confirm the fulfilment; the member's wish item of the five ones is filled."""
 
-    principal: Principal
-    wish_id: uuid.UUID
-
 
 @dataclass(frozen=True, kw_only=True)
-class EvaluateWish(Command[WishOut]):
+class EvaluateWish(_ForWish):
     """评价 — the community rates the fulfilled wish (1–5)."""
 
-    principal: Principal
-    wish_id: uuid.UUID
     rating: int
 
 

@@ -39,39 +39,41 @@ class RegisterMember(Command[RegisteredOut]):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ReadMemberUnmasked(Command[MemberOut]):
-    """An admin or operator reads a member's ID number and phone in clear (audited)."""
+class _ForMember(Command[MemberOut]):
+    """Their common arguments (a base, not a command itself)."""
 
     principal: Principal
     member_id: uuid.UUID
+
+
+class ReadMemberUnmasked(_ForMember):
+    """An admin or operator reads a member's ID number and phone in clear (audited)."""
 
 
 @dataclass(frozen=True, kw_only=True)
-class UpdateMember(Command[MemberOut]):
+class UpdateMember(_ForMember):
     """Change phone, e-mail, skills, availability or residence (only the fields given)."""
 
-    principal: Principal
-    member_id: uuid.UUID
     changes: Mapping[str, Any]
 
 
-@dataclass(frozen=True, kw_only=True)
-class WithdrawMember(Command[MemberOut]):
+class WithdrawMember(_ForMember):
     """退出: the member's personal data erased here and, through the event, everywhere."""
-
-    principal: Principal
-    member_id: uuid.UUID
 
 
 # --- community registrations (社区报到) ---------------------------------------------------------
 
 
 @dataclass(frozen=True, kw_only=True)
-class ConfirmRegistration(Command[RegistrationOut]):
-    """报到确认: community staff confirm that the member reported in."""
+class _ForRegistration(Command[RegistrationOut]):
+    """Their common arguments (a base, not a command itself)."""
 
     principal: Principal
     registration_id: uuid.UUID
+
+
+class ConfirmRegistration(_ForRegistration):
+    """报到确认: community staff confirm that the member reported in."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,9 +85,9 @@ class ConfirmRegistrations(Command[ConfirmedOut]):
 
 
 @dataclass(frozen=True, kw_only=True)
-class RejectRegistration(Command[RegistrationOut]):
-    principal: Principal
-    registration_id: uuid.UUID
+class RejectRegistration(_ForRegistration):
+    """The community turns the report-in down, with the reason."""
+
     reason: str
 
 
@@ -205,12 +207,16 @@ class ImportStaff(Command[StaffImported]):
 
 
 @dataclass(frozen=True, kw_only=True)
-class DisableStaff(Command[StaffOut]):
+class _ForStaffAccount(Command[StaffOut]):
+    """Their common arguments (a base, not a command itself)."""
+
     principal: Principal
     account_id: uuid.UUID
 
 
-@dataclass(frozen=True, kw_only=True)
-class EnableStaff(Command[StaffOut]):
-    principal: Principal
-    account_id: uuid.UUID
+class DisableStaff(_ForStaffAccount):
+    """The account can no longer sign in; its sessions end."""
+
+
+class EnableStaff(_ForStaffAccount):
+    """The account may sign in again."""

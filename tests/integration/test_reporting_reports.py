@@ -23,21 +23,10 @@ from services import registry
 from services.reporting import charts, render, runs, spreadsheet
 from services.reporting.contents import ReportData, gather
 from services.reporting.models import ReportDownload
+from shared import events as ev
 from shared.clock import SimulatedClock
 from shared.config import CAMPAIGN_TZ
 from shared.db import outbox_table
-from shared.events import (
-    WISH_EVENTS,
-    ActivityVerified,
-    CommunityChanged,
-    CommunityRef,
-    Event,
-    MemberRegistered,
-    PairingMade,
-    RegistrationConfirmed,
-    UnitChanged,
-    envelope_for,
-)
 from shared.runtime import Runtime
 from tests.support import client, issue_token, on_simulated_clock
 
@@ -67,8 +56,8 @@ class Feed:
         self.rt = rt
         self.handlers = registry.handlers("reporting", rt)
 
-    def __call__(self, event: Event, at: datetime, district: str = "410303") -> None:
-        envelope = envelope_for(
+    def __call__(self, event: ev.Event, at: datetime, district: str = "410303") -> None:
+        envelope = ev.envelope_for(
             event, district=district, campaign="t", producer="test", occurred_at=at
         )
         with self.rt.uow(envelope.id) as uow:
@@ -79,10 +68,10 @@ class Feed:
 
     def directory(self) -> None:
         for code, name in COMMUNITIES.items():
-            self(CommunityChanged(code=code, name=name, district=code[:6]), OPEN)
+            self(ev.CommunityChanged(code=code, name=name, district=code[:6]), OPEN)
         for code, (name, district, level, community) in UNITS.items():
             self(
-                UnitChanged(
+                ev.UnitChanged(
                     code=code, name=name, level=level, district=district, community_code=community
                 ),
                 OPEN,
@@ -94,7 +83,7 @@ class Feed:
         home = list(COMMUNITIES)[(n + 1) % 3]
         member = uuid.UUID(int=n + 1)
         refs = [
-            CommunityRef(
+            ev.CommunityRef(
                 registration_id=uuid.UUID(int=1000 + 2 * n + i),
                 community_code=code,
                 role=role,
@@ -103,7 +92,7 @@ class Feed:
             for i, (role, code) in enumerate((("unit", UNITS[unit][3]), ("residence", home)))
         ]
         self(
-            MemberRegistered(
+            ev.MemberRegistered(
                 member_id=member,
                 unit_code=unit,
                 unit_district=UNITS[unit][1],
@@ -116,7 +105,7 @@ class Feed:
             return
         for ref in refs:
             self(
-                RegistrationConfirmed(
+                ev.RegistrationConfirmed(
                     registration_id=ref.registration_id,
                     member_id=member,
                     community_code=ref.community_code,
@@ -129,7 +118,7 @@ class Feed:
             return
         for i, kind in enumerate(("need", "project")):
             self(
-                PairingMade(
+                ev.PairingMade(
                     pairing_id=uuid.UUID(int=5000 + 2 * n + i),
                     member_id=member,
                     kind=kind,
@@ -143,7 +132,7 @@ class Feed:
         wish = uuid.UUID(int=7000 + n)
         for state in ("published", "claimed", "fulfilled", "confirmed"):
             self(
-                WISH_EVENTS[state](
+                ev.WISH_EVENTS[state](
                     wish_id=wish,
                     community_code=home,
                     title=f"心愿{EVIL}身份证410302195001010015",
@@ -154,7 +143,7 @@ class Feed:
             )
         for i, kind in enumerate(("home_visit", "community_activity", "policy_talk")):
             self(
-                ActivityVerified(
+                ev.ActivityVerified(
                     record_id=uuid.UUID(int=20000 + 5 * n + i),
                     member_id=member,
                     kind=kind,

@@ -14,19 +14,9 @@ from services.reporting import figures as fig
 from services.reporting import snapshots
 from services.reporting.consumers import handlers_for
 from services.reporting.models import Base
+from shared import events as ev
 from shared.clock import SimulatedClock
 from shared.config import CAMPAIGN_TZ, load
-from shared.events import (
-    WISH_EVENTS,
-    ActivityVerified,
-    CommunityRef,
-    Event,
-    MemberRegistered,
-    PairingMade,
-    RegistrationConfirmed,
-    UnitChanged,
-    envelope_for,
-)
 from shared.migrations import upgrade
 from shared.runtime import Runtime, build
 
@@ -43,8 +33,10 @@ def rt(tmp_path: Path) -> Runtime:
     return Runtime(runtime.service, config, runtime.db, SimulatedClock(T0))
 
 
-def apply(rt: Runtime, event: Event, at: datetime, district: str = "410303") -> None:
-    envelope = envelope_for(event, district=district, campaign="t", producer="test", occurred_at=at)
+def apply(rt: Runtime, event: ev.Event, at: datetime, district: str = "410303") -> None:
+    envelope = ev.envelope_for(
+        event, district=district, campaign="t", producer="test", occurred_at=at
+    )
     table = handlers_for(rt)
     with rt.uow() as uow:
         assert uow.first_time(envelope)
@@ -55,14 +47,14 @@ def apply(rt: Runtime, event: Event, at: datetime, district: str = "410303") -> 
 
 def member(
     unit: str = "U410300001", unit_district: str = "410300", cadre: bool = False
-) -> tuple[MemberRegistered, list[CommunityRef]]:
+) -> tuple[ev.MemberRegistered, list[ev.CommunityRef]]:
     refs = [
-        CommunityRef(
+        ev.CommunityRef(
             registration_id=uuid.uuid4(), community_code=code, role=role, district=code[:6]
         )
         for role, code in (("unit", UNIT_COMMUNITY), ("residence", HOME_X))
     ]
-    event = MemberRegistered(
+    event = ev.MemberRegistered(
         member_id=uuid.uuid4(),
         unit_code=unit,
         unit_district=unit_district,
@@ -73,10 +65,10 @@ def member(
     return event, refs
 
 
-def confirm(rt: Runtime, event: MemberRegistered, ref: CommunityRef, at: datetime) -> None:
+def confirm(rt: Runtime, event: ev.MemberRegistered, ref: ev.CommunityRef, at: datetime) -> None:
     apply(
         rt,
-        RegistrationConfirmed(
+        ev.RegistrationConfirmed(
             registration_id=ref.registration_id,
             member_id=event.member_id,
             community_code=ref.community_code,
@@ -92,7 +84,7 @@ def pair_with_need_and_project(
 ) -> None:
     """The member is paired with a need and a project of ``community`` (双对接) at ``at``."""
     for kind in ("need", "project"):
-        pairing = PairingMade(
+        pairing = ev.PairingMade(
             pairing_id=uuid.uuid4(),
             member_id=member_id,
             kind=kind,
@@ -108,7 +100,7 @@ def verified_visit(
     rt: Runtime, member_id: uuid.UUID, community: str, day: date, hours: float, at: datetime
 ) -> None:
     """A home visit in ``community`` on ``day``, verified at ``at``."""
-    record = ActivityVerified(
+    record = ev.ActivityVerified(
         record_id=uuid.uuid4(),
         member_id=member_id,
         kind="home_visit",
@@ -172,7 +164,7 @@ def test_a_late_or_repeated_state_keeps_the_history_right(rt: Runtime) -> None:
     def wish(state: str, at: datetime, member_id: uuid.UUID | None = None) -> None:
         name = {"pending_review": "submitted"}.get(state, state)
         payload: dict[str, Any] = {"wish_id": wish_id, "community_code": HOME_X, "title": "买米"}
-        apply(rt, WISH_EVENTS[name](**payload, state=state, member_id=member_id), at)
+        apply(rt, ev.WISH_EVENTS[name](**payload, state=state, member_id=member_id), at)
 
     hour = timedelta(hours=1)
     wish("published", T0 + 2 * hour)
@@ -189,7 +181,7 @@ def test_a_late_or_repeated_state_keeps_the_history_right(rt: Runtime) -> None:
 
 def test_ranks_are_best_first_with_ties_broken_by_code(rt: Runtime) -> None:
     for code, name in (("U3", "三"), ("U1", "一"), ("U2", "二")):
-        unit = UnitChanged(
+        unit = ev.UnitChanged(
             code=code, name=name, level="city", district="410300", community_code=UNIT_COMMUNITY
         )
         apply(rt, unit, T0)
