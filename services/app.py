@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from services import registry
+from shared import observability
 from shared.config import SERVICES, settings
 from shared.http import install_error_handlers
 
@@ -42,7 +43,7 @@ def create_app(
     up`` supervises are (each ``ok`` or why not)."""
     names = list(services)
     if web and not names:
-        return _web(None, port)
+        return observability.install(_web(None, port), [], registry.runtime)
     app = FastAPI(
         title="servicemonth",
         summary="在职党员进社区服务月 — registration, pairing, notify and reporting",
@@ -85,6 +86,7 @@ def create_app(
             status_code=200 if ready else 503,
         )
 
+    observability.install(app, names, registry.runtime)  # /metrics, request ids, access log
     if web:
         app.mount("/", _web(f"http://127.0.0.1:{port or settings().http_port}", port))
     return app

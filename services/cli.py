@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -23,12 +22,17 @@ SERVABLE = click.Choice((*SERVICES, "web"))
 
 
 def _setup_logging() -> None:
-    logging.basicConfig(
-        level=settings().log_level,
-        format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",
-    )
-    for noisy in ("httpx", "alembic", "kombu", "amqp", "celery", "fontTools"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from shared import logs
+
+    logs.configure(settings())  # JSON lines (or text), personal data masked
+
+
+def _count_with_neighbours(clean: bool = False) -> None:
+    """Count into the deployment's metrics folder, which every HTTP process's /metrics
+    reads (``clean``: empty it first, as ``up`` does before starting its children)."""
+    from shared import metrics
+
+    metrics.use_shared_counters(settings(), clean=clean)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -79,12 +83,14 @@ def _serve(
 
     config = settings()
     port = port or config.http_port
+    _count_with_neighbours()
     uvicorn.run(
         create_app(names, web=web, port=port, children=children),
         host=config.http_host,
         port=port,
         log_level="warning",
-        access_log=False,
+        access_log=False,  # ours (shared.observability) names the route, not the path
+        log_config=None,  # uvicorn's lines go through the root logger: JSON like the rest
     )
 
 
@@ -95,6 +101,7 @@ def consume(service: str) -> None:
     from services.runner import consume as run
     from services.runner import stop_on_signals
 
+    _count_with_neighbours()
     run(service, stop_on_signals())
 
 
@@ -175,6 +182,7 @@ def up(port: int | None, no_scheduler: bool) -> None:
 
     for name in SERVICES:
         upgrade(name, registry.runtime(name).db)
+    _count_with_neighbours(clean=True)  # before the children start counting
     # A child that dies is started again (with backoff); /readyz says so meanwhile.
     children = Supervisor(settings().home, background_commands(SERVICES, not no_scheduler))
     children.start()

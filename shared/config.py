@@ -187,6 +187,19 @@ def _log_level(raw: str) -> str:
     return level
 
 
+def _log_format(raw: str) -> str:
+    kind = raw.strip().lower()
+    if kind not in ("json", "text"):
+        raise ValueError(f"{raw!r} is not one of json, text")
+    return kind
+
+
+def _metrics_token(raw: str) -> SecretStr:
+    if len(raw.strip()) < 24:
+        raise ValueError("too short to be a secret: at least 24 characters")
+    return SecretStr(raw.strip())
+
+
 def _http_url(raw: str) -> str:
     parts = urlsplit(raw.strip())
     if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -276,6 +289,10 @@ Endpoint = Annotated[str, _before(_endpoint), Kind("host name (or http(s)://host
 Region = Annotated[str, _before(_region), Kind("region name")]
 Digits = Annotated[str, _before(_digits), Kind("digits")]
 LogLevel = Annotated[str, _before(_log_level), Kind("DEBUG, INFO, WARNING or ERROR")]
+LogFormat = Annotated[str, _before(_log_format), Kind("json or text")]
+MetricsToken = Annotated[
+    SecretStr, _before(_metrics_token), Kind("secret text (≥ 24 characters)")
+]
 HttpUrl = Annotated[str, _before(_http_url), Kind("http(s) URL")]
 Address = Annotated[str, _before(_address), Kind("e-mail address")]
 PiiKey = Annotated[SecretStr, _before(lambda raw: SecretStr(_pii_key(raw))), Kind("64 hex digits")]
@@ -447,6 +464,15 @@ class CommonSettings(Section):
         None, f"{PREFIX}CLOCK_FILE", "a simulated clock every process shares (demo, tests)"
     )
     log_level: LogLevel = setting("INFO", f"{PREFIX}LOG_LEVEL", "how much the processes log")
+    log_format: LogFormat = setting(
+        "json", f"{PREFIX}LOG_FORMAT", "log lines as JSON objects, or text for a terminal"
+    )
+    metrics_token: MetricsToken | None = setting(
+        None,
+        f"{PREFIX}METRICS_TOKEN",
+        "the bearer token GET /metrics asks of callers not on loopback",
+        shown="— (loopback only)",
+    )
     broker_url: BrokerUrl = setting(
         EMBEDDED_BROKER,
         f"{PREFIX}BROKER_URL",

@@ -8,6 +8,7 @@ dead-letter queue.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable, Mapping
@@ -19,10 +20,12 @@ from kombu.connection import Connection
 from kombu.message import Message
 from kombu.messaging import Producer
 
+from shared import logs
 from shared.bus import connect, dead_letter_queue, declare, event_queue
 from shared.config import Settings
 from shared.db import UnitOfWork
 from shared.events import Envelope, Event, InvalidEvent, parse
+from shared.metrics import EVENT_RETRIES, EVENTS_CONSUMED
 from shared.pii import error_line
 
 log = logging.getLogger(__name__)
@@ -82,8 +85,15 @@ class EventConsumer:
         return "applied"
 
     def on_message(self, body: Any, message: Message) -> None:
+        kind = _event_type(message)
+        with logs.bound(**_trace(message)):
+            outcome = self._on_message(message)
+        EVENTS_CONSUMED.labels(self.service, kind, outcome).inc()
+
+    def _on_message(self, message: Message) -> str:
         raw = message.body
         reason = None
+        outcome = "dead_lettered"
         for attempt in range(len(self.retry_delays) + 1):
             try:
                 outcome = self.apply(raw)
@@ -94,6 +104,7 @@ class EventConsumer:
                 reason = error_line(exc)
                 if attempt < len(self.retry_delays):
                     self.stats.retries += 1
+                    EVENT_RETRIES.labels(self.service).inc()
                     log.warning(
                         "%s: retrying %s after %s", self.service, message.delivery_tag, reason
                     )
@@ -106,6 +117,7 @@ class EventConsumer:
         if reason is not None:
             self.dead_letter(message, reason)
         message.ack()
+        return outcome if reason is None else "dead_lettered"
 
     def _count(self, outcome: str) -> None:
         if outcome == "applied":
@@ -165,6 +177,28 @@ class EventConsumer:
                 stop.wait(2.0)
             finally:
                 connection.release()
+
+
+def _event_type(message: Message) -> str:
+    """The event type from the routing key (``<district>.<type>``): a label bounded by
+    the queue's bindings, whatever the body holds."""
+    key = str(message.delivery_info.get("routing_key") or "")
+    return key.split(".", 1)[-1] if "." in key else "unknown"
+
+
+def _trace(message: Message) -> dict[str, Any]:
+    """The ids every log line about ``message`` carries: the event's id and its
+    correlation id (the event's own id when it starts a chain)."""
+    properties = getattr(message, "properties", None) or {}
+    ids: dict[str, Any] = {"event_id": properties.get("message_id")}
+    try:
+        data = json.loads(message.body)
+    except (TypeError, ValueError):
+        return ids
+    if isinstance(data, dict):
+        ids["event_id"] = data.get("id") or ids["event_id"]
+        ids["correlation_id"] = data.get("correlation_id") or data.get("id")
+    return ids
 
 
 def read_dead_letters(conn: Connection, service: str, settings: Settings) -> list[dict[str, Any]]:

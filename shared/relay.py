@@ -22,6 +22,7 @@ from sqlalchemy import select, update
 from shared.bus import EVENTS, connect, declare, listened_to
 from shared.config import Settings
 from shared.db import Database, outbox_table
+from shared.metrics import EVENTS_PUBLISHED
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,9 @@ class OutboxRelay:
             raise
         self.mark_sent(sent)
         self.stats.published += len(sent)
+        keys = {position: key for position, _, key, _ in rows}
+        for position in sent:
+            EVENTS_PUBLISHED.labels(self.service, keys[position].split(".", 1)[-1]).inc()
         return len(sent)
 
     def run(self, stop: threading.Event, interval: float = 0.1, max_backoff: float = 10.0) -> None:

@@ -69,15 +69,17 @@ def make_celery(service: str, config: Settings | None = None) -> Celery:
     return app
 
 
-@signals.task_prerun.connect
 def _log_with_task_id(task_id: str | None = None, task: Any = None, **_: Any) -> None:
     """Every line a task logs carries its id and name (its correlation id in the logs)."""
     bind_contextvars(task_id=task_id, task=getattr(task, "name", None))
 
 
-@signals.task_postrun.connect
 def _log_without_task_id(**_: Any) -> None:
     unbind_contextvars("task_id", "task")
+
+
+signals.task_prerun.connect(_log_with_task_id, weak=False)
+signals.task_postrun.connect(_log_without_task_id, weak=False)
 
 
 _APPS: dict[tuple[str, int], Celery] = {}

@@ -45,6 +45,8 @@ BAD = {
     "HTTP_HOST": "my host",
     "HTTP_PORT": "http",
     "LOG_LEVEL": "LOUD",
+    "LOG_FORMAT": "xml",
+    "METRICS_TOKEN": "short",
     "BROKER_URL": "redis://localhost:6379/0",
     "DATABASE_URL": "mysql://sm@db.example/servicemonth",
     "PII_KEY": "zz" * 32,
