@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from services import operations
+from services.keys import keys_commands
 from services.notify.cli import notify_commands
 from services.provisioning import deploy as deploy_commands
 from services.reporting.cli import report as report_commands
@@ -344,6 +345,7 @@ def token_revoke(token_id: str) -> None:
 
 # Each service's own command group (notify forecast, report run …) is added here.
 cli.add_command(notify_commands)
+cli.add_command(keys_commands)
 cli.add_command(report_commands)
 cli.add_command(deploy_commands)
 # The operator's: status, dead-letters list|replay|drop.

@@ -492,6 +492,20 @@ class CommonSettings(Section):
         "in every service and deployment (required with a production broker)",
         shown="made once under HOME/keys/",
     )
+    pii_keys_file: FilePath | None = setting(
+        None,
+        f"{PREFIX}PII_KEYS_FILE",
+        "more personal-data keys, one line each: version (2, 3 …) and 64 hex digits; the "
+        "newest seals, every one opens (the plain PII_KEY is version 1)",
+        shown="none: PII_KEY alone",
+    )
+    pii_lookup_key: PiiKey | None = setting(
+        None,
+        f"{PREFIX}PII_LOOKUP_KEY",
+        "keys the look-up hashes once key version 1 is retired (`servicemonth keys "
+        "lookup-key` prints it)",
+        shown="derived from version 1",
+    )
     token_private_key_file: FilePath | None = setting(
         None,
         f"{PREFIX}TOKEN_PRIVATE_KEY_FILE",
@@ -519,7 +533,11 @@ class CommonSettings(Section):
                 f"{PREFIX}CAMPAIGN_END: {self.campaign_end} is before the start "
                 f"{self.campaign_start}"
             )
-        if not self.broker_url.startswith(EMBEDDED_BROKER) and self.pii_key is None:
+        if (
+            not self.broker_url.startswith(EMBEDDED_BROKER)
+            and self.pii_key is None
+            and self.pii_keys_file is None
+        ):
             # Every process of a real deployment must seal and open with the same key.
             raise ConfigError(f"{PREFIX}PII_KEY: required with a production broker (64 hex digits)")
         _required(
@@ -999,6 +1017,79 @@ class Settings:
         if not path.exists():
             write_key_once(path, secrets.token_hex(32).encode())
         return bytes.fromhex(path.read_text().strip())
+
+    def pii_keys(self) -> PiiKeys:
+        """Every personal-data key, by version, and the look-up key (see :class:`PiiKeys`).
+
+        Version 1 is ``SERVICEMONTH_PII_KEY`` (or the key made under ``HOME/keys/``);
+        ``SERVICEMONTH_PII_KEYS_FILE`` adds later versions. With a keys file, version 1
+        may be left out (retired) once nothing is sealed under it; the look-up key is then
+        ``SERVICEMONTH_PII_LOOKUP_KEY``.
+        """
+        common = self.common
+        lookup = common.pii_lookup_key
+        if common.pii_keys_file is None:
+            keys = {1: self.pii_key()}
+        else:
+            keys = _read_keys_file(common.pii_keys_file)
+            first = None
+            if common.pii_key is not None:
+                first = bytes.fromhex(common.pii_key.get_secret_value())
+            elif (self.home / "keys" / "pii.key").exists():
+                first = self.pii_key()
+            if first is not None and keys.setdefault(1, first) != first:
+                raise ConfigError(
+                    f"{PREFIX}PII_KEYS_FILE: version 1 differs from {PREFIX}PII_KEY"
+                )
+        if 1 not in keys and lookup is None:
+            raise ConfigError(
+                f"{PREFIX}PII_LOOKUP_KEY: required once key version 1 is retired "
+                "(`servicemonth keys lookup-key` prints it while version 1 is there)"
+            )
+        return PiiKeys(
+            keys=MappingProxyType(keys),
+            lookup=bytes.fromhex(lookup.get_secret_value()) if lookup else None,
+        )
+
+
+@dataclass(frozen=True)
+class PiiKeys:
+    """The personal-data keys: ``keys`` by version (the newest seals, every one opens)
+    and ``lookup``, the HMAC key of look-ups when it is set apart (None: derived from
+    version 1, as it always was)."""
+
+    keys: Mapping[int, bytes]
+    lookup: bytes | None
+
+    @property
+    def current(self) -> int:
+        return max(self.keys)
+
+
+def _read_keys_file(path: Path) -> dict[int, bytes]:
+    """``version hex`` lines (``#`` starts a comment) → keys by version."""
+    where = f"{PREFIX}PII_KEYS_FILE"
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read {path} ({exc.strerror})") from None
+    keys: dict[int, bytes] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        words = line.split("#", 1)[0].split()
+        if not words:
+            continue
+        if len(words) != 2 or not re.fullmatch(r"[1-9][0-9]{0,5}", words[0]):
+            raise ConfigError(f"{where}: line {number} is not `version 64-hex-digit-key`")
+        try:
+            key = bytes.fromhex(_pii_key(words[1]))
+        except ValueError:
+            raise ConfigError(f"{where}: line {number}: the key is not 64 hex digits") from None
+        if int(words[0]) in keys:
+            raise ConfigError(f"{where}: version {words[0]} is listed twice")
+        keys[int(words[0])] = key
+    if not keys:
+        raise ConfigError(f"{where}: {path} lists no key")
+    return keys
 
 
 def write_key_once(path: Path, data: bytes) -> None:
