@@ -235,7 +235,10 @@ class Supervisor:
 
     def _describe(self, child: Child, now: float) -> str:
         process = child.process
-        if process is not None and process.poll() is None:
+        if process is not None:
+            code = process.poll()
+            if code is not None:  # ended; the watcher has not seen it yet
+                return f"down ({exit_reason(code)})"
             if beating_pid(child.heartbeat) != process.pid:
                 return "starting"
             return "ok" if alive(child.heartbeat, self.max_age) else "running, but not beating"
