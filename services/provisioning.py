@@ -113,7 +113,11 @@ def rabbitmq_definitions(
     bindings: list[dict[str, Any]] = []
     for queue in [*deployment_queues(config), *_task_queues(deployment, district)]:
         queues.append(_queue(queue, vhost))
-        links = [(b.exchange, b.routing_key) for b in queue.bindings or ()]
+        # sorted: Kombu keeps a queue's bindings in a set, the file should not churn
+        links = sorted(
+            ((b.exchange, b.routing_key) for b in queue.bindings or ()),
+            key=lambda link: (link[0].name, link[1] or ""),
+        )
         if queue.exchange is not None and queue.exchange.name:
             links.append((queue.exchange, queue.routing_key))
         for exchange, key in links:

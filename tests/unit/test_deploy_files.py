@@ -7,6 +7,7 @@ anything), and the settings are read from ``shared/config.py``'s own source.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from collections.abc import Iterator
@@ -18,7 +19,8 @@ import pytest
 import yaml
 
 from services.cli import cli
-from shared.config import PREFIX, SERVICES, ConfigError, load
+from services.provisioning import permission_pattern, postgres_roles_sql, rabbitmq_definitions
+from shared.config import PREFIX, SECTIONS, SERVICES, ConfigError, all_keys, load
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -144,6 +146,143 @@ def test_compose_env_file_is_the_example(compose: dict[str, Any]) -> None:
         env_file = svc.get("env_file")
         assert env_file == "servicemonth.env", f"{name}: env_file {env_file!r}"
     assert (DEPLOY / "servicemonth.env.example").is_file()
+
+
+# --- isolation: each container's secrets, the users' files ---------------------------------
+
+SECRETS_EXAMPLE = DEPLOY / "compose.secrets.example"
+DEFINITION_EXAMPLES = sorted((DEPLOY / "rabbitmq").glob("definitions-*.example.json"))
+
+
+def secret_keys() -> set[str]:
+    """Every key that carries a secret: typed as one, a URL holding a password, a key id."""
+    found = set()
+    for key in all_keys():
+        field = next(f for s in SECTIONS.values() for k, f in s.key_fields() if k == key)
+        if "SecretStr" in str(field.annotation) or key.endswith(
+            ("DATABASE_URL", "BROKER_URL", "ACCESS_KEY_ID", "SECRET_ID")
+        ):
+            found.add(key)
+    return found
+
+
+def secrets_given(svc: dict[str, Any]) -> set[str]:
+    """The secret keys a container receives a value for (the others it gets blank)."""
+    env = svc.get("environment") or {}
+    assert isinstance(env, dict), "environment as a mapping"
+    return {key for key, value in env.items() if key in secret_keys() and str(value)}
+
+
+def test_compose_hands_each_container_only_the_secrets_it_uses(compose: dict[str, Any]) -> None:
+    def db(*services: str) -> set[str]:
+        return {f"{PREFIX}{s.upper()}_DATABASE_URL" for s in services}
+
+    bus = {f"{PREFIX}{k}" for k in ("BROKER_URL", "PII_KEY", "METRICS_TOKEN", "PII_LOOKUP_KEY")}
+    bus &= set(all_keys())
+    channels = {
+        f"{PREFIX}{k}"
+        for k in (
+            "NOTIFY_WEBHOOK_TOKEN",
+            "ALIYUN_ACCESS_KEY_ID",
+            "ALIYUN_ACCESS_KEY_SECRET",
+            "TENCENT_SECRET_ID",
+            "TENCENT_SECRET_KEY",
+            "SMTP_PASSWORD",
+        )
+    }
+    expected = {"web": set(), "migrate": db(*SERVICES), "scheduler": bus | db(*SERVICES)}
+    for service in SERVICES:
+        for suffix in ("consume", "worker", "api"):
+            own = bus | db(service) | (channels if service == "notify" else set())
+            expected[f"{service}-{suffix}"] = own
+    apps = app_services(compose)
+    assert set(apps) == set(expected)
+    for name, svc in apps.items():
+        env = svc["environment"]
+        assert not secret_keys() - set(env), f"{name}: servicemonth.env could pass these"
+        assert secrets_given(svc) == expected[name], name
+    for backend in ("postgres", "rabbitmq"):
+        svc = compose["services"][backend]
+        assert "env_file" not in svc, f"{backend} reads no env file of ours"
+        env = svc.get("environment") or {}
+        assert not [k for k in env if k.startswith(PREFIX) or k.startswith("RABBITMQ_DEFAULT")]
+
+
+def test_compose_secrets_come_from_the_secrets_example(compose: dict[str, Any]) -> None:
+    text = COMPOSE.read_text(encoding="utf-8")
+    interpolated = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)(?::?[-?][^}]*)?\}", text))
+    layout = {"SERVICEMONTH_IMAGE", "WORKER_CONCURRENCY", "POSTGRES_USER"}
+    layout |= {k for k in interpolated if k.endswith("_PORT")}
+    example = {
+        m.group(1)
+        for line in SECRETS_EXAMPLE.read_text(encoding="utf-8").splitlines()
+        if (m := re.match(r"^([A-Z][A-Z0-9_]*)=", line))
+    }
+    assert example == interpolated - layout
+    assert not example - {*secret_keys(), "POSTGRES_PASSWORD"}, "only secrets in .env"
+
+
+def test_compose_loads_the_definitions_and_the_roles(compose: dict[str, Any]) -> None:
+    rabbitmq, postgres = compose["services"]["rabbitmq"], compose["services"]["postgres"]
+    (conf,) = rabbitmq["configs"]
+    assert conf["target"].startswith("/etc/rabbitmq/conf.d/")
+    content = compose["configs"][conf["source"]]["content"]
+    (path,) = re.findall(r"^load_definitions = (\S+)$", content, flags=re.M)
+    assert f"./rabbitmq-definitions:{path}:ro" in rabbitmq["volumes"]
+    assert any(
+        v.startswith("./postgres-roles.sql:/docker-entrypoint-initdb.d/")
+        for v in postgres["volumes"]
+    )
+
+
+@pytest.mark.parametrize("path", DEFINITION_EXAMPLES, ids=lambda p: p.name)
+def test_the_example_definitions_are_what_the_generator_prints(path: Path) -> None:
+    district = re.findall(r"definitions-(\d{6})\.example", path.name)[0]
+    found = json.loads(path.read_text(encoding="utf-8"))
+    assert found == rabbitmq_definitions(district, district)  # in step with shared/bus.py
+    assert found["users"][0]["password_hash"] == ""  # signs in once an operator sets one
+
+
+def test_examples_exist_for_a_district_and_the_city() -> None:
+    assert {p.name for p in DEFINITION_EXAMPLES} >= {
+        "definitions-410300.example.json",
+        "definitions-410303.example.json",
+    }
+
+
+def test_a_deployments_user_reaches_only_its_own_names() -> None:
+    pattern = re.compile(permission_pattern("410303"))
+    for mine in (
+        "servicemonth.410303.pairing.events",
+        "servicemonth.410303.notify.tasks",
+        "servicemonth.410303.direct",
+        "servicemonth.events",
+        "pairing.410303@host.example.servicemonth.410303.control.pidbox",
+        "reply.servicemonth.410303.control.pidbox",
+        "2f1e.reply.servicemonth.410303.control.pidbox",
+        "servicemonth.410303.celeryev.2f1e",
+    ):
+        assert pattern.match(mine), mine
+    for theirs in (
+        "servicemonth.4103031.pairing.events",
+        "servicemonth.410304.pairing.events",
+        "servicemonth.410304.direct",
+        "servicemonth.dead",
+        "amq.default",
+        "",
+        "celery.pidbox",
+        "celeryev",
+    ):
+        assert not pattern.match(theirs), theirs
+
+
+def test_the_roles_script_gives_each_service_its_own_database() -> None:
+    sql = postgres_roles_sql("servicemonth_410303", {"pairing": "s3cret"})
+    for service in SERVICES:
+        name = f'"servicemonth_410303_{service}"'
+        assert f"CREATE DATABASE {name} OWNER {name}" in sql
+        assert f"REVOKE ALL ON DATABASE {name} FROM PUBLIC;" in sql
+    assert "s3cret" not in sql and sql.count("PASSWORD 'SCRAM-SHA-256$4096:") == 1
 
 
 # --- settings -----------------------------------------------------------------------------
