@@ -13,6 +13,7 @@ status and the duration.
 from __future__ import annotations
 
 import hmac
+import inspect
 import ipaddress
 import logging
 import re
@@ -24,6 +25,7 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import logs, metrics
@@ -61,7 +63,8 @@ def _may_scrape(request: Request) -> bool:
     given = request.headers.get("authorization", "")
     if token is not None and given.lower().startswith("bearer "):
         expected = token.get_secret_value().encode()
-        return hmac.compare_digest(given[7:].strip().encode(), expected)
+        if hmac.compare_digest(given[7:].strip().encode(), expected):
+            return True
     if "x-forwarded-for" in request.headers or "forwarded" in request.headers:
         return False
     host = request.client.host if request.client else ""
@@ -78,12 +81,20 @@ def request_id(headers: Headers) -> str:
 
 def route_template(scope: Scope) -> str:
     """The matched route's path template (``/api/v1/members/{member_id}``), or
-    ``unmatched``: the label never holds a value from the path."""
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    if not isinstance(path, str):
+    ``unmatched``: the label never holds a value from the path. Built from the path and the
+    parameters the router matched, so routers included with a prefix give their full
+    template; a mount (static files, or a mounted app where no route matched) gives
+    ``<its path>/{path}``."""
+    route, endpoint = scope.get("route"), scope.get("endpoint")
+    if route is None and endpoint is None:
         return "unmatched"
-    return path or "/"
+    if isinstance(route, Mount):  # static files, or a mounted app where nothing matched
+        return f"{route.path}/{{path}}"
+    if route is None and not inspect.isfunction(endpoint):  # the same, as FastAPI marks it
+        return f"{scope.get('root_path') or ''}/{{path}}"
+    names = {str(v): f"{{{k}}}" for k, v in (scope.get("path_params") or {}).items()}
+    path = str(scope.get("path", ""))
+    return "/".join(names.get(segment, segment) for segment in path.split("/")) or "/"
 
 
 class RequestLog:

@@ -202,6 +202,27 @@ def test_metrics_answer_loopback_and_the_token_and_nobody_else(watched: Any) -> 
         assert len(answer.headers["X-Request-ID"]) == 32  # made up when none was given
 
 
+def test_latency_and_access_lines_name_the_route_template_never_a_value_from_the_path(
+    watched: Any,
+) -> None:
+    member_id, id_number = str(uuid.uuid4()), support.member_body(5)["id_number"]
+    token = support.issue_token(watched, "admin", "city")
+    with TestClient(
+        create_app(SERVICES),
+        client=("127.0.0.1", 40000),
+        headers={"Authorization": f"Bearer {token}"},
+    ) as local:
+        local.get(f"/api/v1/members/{member_id}/pairings")
+        assert local.get(f"/api/v1/nothing/{id_number}").status_code == 404
+        exposition = local.get("/metrics").text
+    assert member_id not in exposition and id_number not in exposition
+    assert 'route="/api/v1/members/{member_id}/pairings"' in exposition
+    assert 'route="unmatched",service="all",status="404"' in exposition
+    routes = [line.get("route") for line in log_lines(watched)]
+    assert "/api/v1/members/{member_id}/pairings" in routes and "unmatched" in routes
+    assert member_id not in watched.log.getvalue() and id_number not in watched.log.getvalue()
+
+
 def test_a_log_line_never_holds_an_id_number_or_mobile_in_clear(watched: Any) -> None:
     member = support.member_body(11)
     logging.getLogger("servicemonth.test").warning(
