@@ -9,11 +9,15 @@ Nothing shown holds personal data. Part of the composition root: it reads every 
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import click
+from kombu.connection import Connection
+from kombu.exceptions import OperationalError as KombuOperationalError
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -25,6 +29,8 @@ from shared.db import outbox_table
 from shared.pii import error_line
 
 SERVICE = click.Choice(SERVICES)
+#: What a broker that does not answer raises (amqp: refused or reset connections).
+BROKER_DOWN = (KombuOperationalError, ConnectionError, OSError)
 
 
 # --- status ---------------------------------------------------------------------------------
@@ -54,9 +60,28 @@ def last_report_run() -> dict[str, str | None] | None:
 
 
 def service_status(service: str, config: Settings) -> dict[str, Any]:
-    """What ``service`` has waiting: queue depths, outbox backlog, dead letters."""
+    """What ``service`` has waiting: queue depths, outbox backlog, dead letters. A broker
+    or database that does not answer is said so, and the rest is still read."""
     found: dict[str, Any] = {"service": service}
+    try:
+        found |= broker_status(service, config)
+    except BROKER_DOWN as exc:
+        found["broker_error"] = error_line(exc)
+    try:
+        found["outbox"] = outbox_backlog(service)
+        if service == "reporting":
+            found["last_report_run"] = last_report_run()
+    except SQLAlchemyError as exc:
+        found["database_error"] = error_line(exc)
+    return found
+
+
+def broker_status(service: str, config: Settings) -> dict[str, Any]:
+    """The depths of ``service``'s event and dead-letter queues and the dead letters'
+    reasons, read without taking anything off."""
+    found: dict[str, Any] = {}
     with connect(config, service) as conn:
+        conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0)
         if SUBSCRIPTIONS[service]:
             queue = event_queue(service, config)
             found["event_queue"] = {"name": queue.name, "depth": deadletters.depth(conn, queue)}
@@ -71,12 +96,6 @@ def service_status(service: str, config: Settings) -> dict[str, Any]:
             "count": count,
             "reasons": [{"reason": r, "count": n} for r, n in reasons.most_common()],
         }
-    try:
-        found["outbox"] = outbox_backlog(service)
-        if service == "reporting":
-            found["last_report_run"] = last_report_run()
-    except SQLAlchemyError as exc:
-        found["database_error"] = error_line(exc)
     return found
 
 
@@ -95,10 +114,12 @@ def _age(seconds: float) -> str:
 def status_lines(found: dict[str, Any]) -> list[str]:
     """``service_status`` for people, in Chinese."""
     lines = [found["service"]]
-    queue = found["event_queue"]
-    if queue is None:
+    if "broker_error" in found:
+        lines.append(f"  消息代理不可用：{found['broker_error']}")
+    elif found["event_queue"] is None:
         lines.append("  事件队列：无（不订阅事件）")
     else:
+        queue = found["event_queue"]
         lines.append(f"  事件队列 {queue['name']}：{_count(queue['depth'], '待处理')}")
     if "database_error" in found:
         lines.append(f"  数据库不可用：{found['database_error']}")
@@ -107,9 +128,10 @@ def status_lines(found: dict[str, Any]) -> list[str]:
         oldest = outbox["oldest_unsent_age_seconds"]
         since = f"，最早一条已等待 {_age(oldest)}" if oldest is not None else ""
         lines.append(f"  发件箱：{outbox['unsent']} 条未发出{since}")
-    dead = found["dead_letters"]
-    lines.append(f"  死信 {dead['queue']}：{_count(dead['count'])}")
-    lines += [f"    {r['count']} × {r['reason']}" for r in dead["reasons"]]
+    if "dead_letters" in found:
+        dead = found["dead_letters"]
+        lines.append(f"  死信 {dead['queue']}：{_count(dead['count'])}")
+        lines += [f"    {r['count']} × {r['reason']}" for r in dead["reasons"]]
     if "last_report_run" in found:
         run = found["last_report_run"]
         if run is None:
@@ -144,6 +166,18 @@ def status(services: tuple[str, ...], as_json: bool) -> None:
 # --- dead letters ---------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def broker(config: Settings, service: str) -> Iterator[Connection]:
+    """A connection to ``service``'s broker; one that does not answer ends the command
+    with one line."""
+    try:
+        with connect(config, service) as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0)
+            yield conn
+    except BROKER_DOWN as exc:
+        raise click.ClickException(f"消息代理不可用：{error_line(exc)}") from None
+
+
 @click.group("dead-letters")
 def dead_letters() -> None:
     """What a service's consumer could not apply: list, replay or drop it."""
@@ -171,7 +205,7 @@ def list_(service: str, as_json: bool) -> None:
     """Show every dead letter of SERVICE, oldest first, with its id, event type, reason
     and time, personal data masked; they all stay on the queue."""
     config = settings()
-    with connect(config, service) as conn:
+    with broker(config, service) as conn:
         letters = deadletters.peek(conn, service, config)
     if as_json:
         click.echo(json.dumps([x.view() for x in letters], ensure_ascii=False, indent=2))
@@ -191,7 +225,7 @@ def replay(service: str, ids: tuple[str, ...], everything: bool) -> None:
     broker confirmed the republish. Fix the cause first, or they come straight back."""
     chosen = _ids(ids, everything)
     config = settings()
-    with connect(config, service) as conn:
+    with broker(config, service) as conn:
         try:
             done = deadletters.replay(
                 conn,
@@ -215,7 +249,7 @@ def drop(service: str, ids: tuple[str, ...], everything: bool, yes: bool) -> Non
     those there when asked, not any that arrive meanwhile."""
     chosen = _ids(ids, everything)
     config = settings()
-    with connect(config, service) as conn:
+    with broker(config, service) as conn:
         letters = deadletters.peek(conn, service, config)
         wanted = {x.id for x in letters} if chosen is None else chosen
         missing = sorted(wanted - {x.id for x in letters})

@@ -97,11 +97,20 @@ def describe(body: bytes | str, headers: dict[str, Any]) -> DeadLetter:
     return DeadLetter(
         id=str(event_id) if isinstance(event_id, str) and event_id else body_id(raw),
         event_type=redact(event_type),
-        reason=redact(str(headers.get("x-dead-reason") or "")),
+        reason=redact(str(headers.get("x-dead-reason") or _broker_reason(headers))),
         dead_at=str(dead_at) if dead_at else None,
         occurred_at=str(occurred) if isinstance(occurred, str) else None,
         body=shown,
     )
+
+
+def _broker_reason(headers: dict[str, Any]) -> str:
+    """The reason RabbitMQ gives when it dead-lettered the message itself (``x-death``:
+    rejected, expired, delivery_limit), for a queue set up to dead-letter."""
+    deaths = headers.get("x-death")
+    if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
+        return f"broker: {deaths[0].get('reason', '?')} in {deaths[0].get('queue', '?')}"
+    return ""
 
 
 def body_id(raw: bytes) -> str:

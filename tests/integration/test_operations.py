@@ -21,11 +21,13 @@ from services import registry
 from services.cli import cli
 from services.reporting.models import ReportRun
 from shared.bus import connect, event_queue
+from shared.config import settings
 from shared.consumer import EventConsumer
 from shared.db import outbox_table
 from shared.events import Envelope, MemberRegistered
 from shared.pii import mask_phone
 from tests.support import (
+    TcpProxy,
     client,
     issue_token,
     load_sample_directory,
@@ -291,3 +293,24 @@ def test_a_message_that_is_no_event_is_listed_masked_replayed_and_dropped_by_its
     assert "删除 1 条死信" in ok("dead-letters", "drop", "pairing", "--id", stray["id"], "--yes")
     left = json.loads(ok("dead-letters", "list", "pairing", "--json"))
     assert [x["id"] for x in left] == [poisoned.event_id]
+
+
+def test_status_says_the_broker_is_away_and_still_counts_the_outbox(
+    backend: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not backend.production:
+        pytest.skip("the embedded broker is a folder: it cannot be away")
+    load_sample_directory(backend)  # the directory's events wait in registration's outbox
+    away = TcpProxy(("127.0.0.1", 5672))  # a port nothing listens on
+    monkeypatch.setenv("SERVICEMONTH_BROKER_URL", f"amqp://guest:guest@127.0.0.1:{away.port}/x")
+    settings.cache_clear()
+
+    document = json.loads(ok("status", "--json", "registration", "pairing"))
+    for found in document["services"]:
+        assert "Connection refused" in found["broker_error"]
+    assert document["services"][0]["outbox"]["unsent"] > 0
+    assert "消息代理不可用" in ok("status")
+
+    refused = servicemonth("dead-letters", "list", "pairing")
+    assert refused.exit_code == 1
+    assert refused.output.startswith("Error: 消息代理不可用")
