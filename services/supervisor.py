@@ -289,7 +289,7 @@ class Supervisor:
         child.last_exit = exit_reason(code)
         child.restart_at = now + child.delay
         log.warning(
-            "supervisor: %s (pid %s) stopped after %.0f s: %s; restarting in %.0f s",
+            "supervisor: %s (pid %s) stopped after %.0f s: %s; restarting in %.1f s",
             child.name,
             pid,
             up_for,

@@ -11,13 +11,14 @@ up).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,7 +30,7 @@ from services import registry
 from services.app import create_app
 from services.demo_data import SAMPLE_DIRECTORY
 from services.processes import die_with_parent
-from services.supervisor import Heartbeat, alive, heartbeat_path
+from services.supervisor import Heartbeat, Supervisor, alive, heartbeat_path
 from shared import runtime as runtime_mod
 from shared.config import SERVICES, load
 from tests import support
@@ -309,3 +310,38 @@ def test_readyz_is_unready_while_a_database_is_not_migrated(
         assert status == 503
         assert body["checks"]["database.notify"].startswith("migrations not at head")
         assert body["checks"]["broker"] == "ok"
+
+
+# --- the supervisor's backoff ------------------------------------------------------------
+
+
+def test_a_child_that_keeps_dying_is_started_ever_more_slowly_and_not_after_stop(
+    tmp_path: Path,
+) -> None:
+    started: list[float] = []
+
+    def spawn(argv: Sequence[str]) -> subprocess.Popen[bytes]:
+        started.append(time.monotonic())
+        return subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+
+    supervisor = Supervisor(
+        tmp_path,
+        [("consume", "pairing")],
+        first_delay=0.2,
+        max_delay=0.8,
+        check_every=0.02,
+        spawn=spawn,
+    )
+    supervisor.start()
+    try:
+        _wait(lambda: len(started) >= 6, 30, every=0.05)
+        # /readyz names the way it ended
+        _wait(lambda: supervisor.status()["consume pairing"].startswith("down (exit code 3)"), 5)
+    finally:
+        supervisor.stop()
+    spawned = len(started)
+    gaps = [b - a for a, b in itertools.pairwise(started)]
+    # each wait at least the last one doubled (1, 2, 4 … × first_delay), up to the cap
+    assert all(gap >= min(0.2 * 2**i, 0.8) for i, gap in enumerate(gaps[:5])), gaps
+    time.sleep(1.0)
+    assert len(started) == spawned  # stopped: nothing is started again
