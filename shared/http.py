@@ -6,13 +6,25 @@ as ``errors: [{field, message}]``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 PROBLEM = "application/problem+json"
+
+#: An id (a UUID) as text in an answer.
+Text = Annotated[str, BeforeValidator(str)]
+
+
+class FromRow(BaseModel):
+    """An answer read off a table row: ``Model.model_validate(row)`` takes each field from
+    the row's attribute of that name, or of its ``validation_alias`` (``phone`` from
+    ``phone_masked``); an answer built field by field works as before."""
+
+    model_config = ConfigDict(from_attributes=True, validate_by_name=True, validate_by_alias=True)
 
 
 class DomainError(Exception):

@@ -6,22 +6,24 @@ strings (``138****8000``, ``z***@example.cn``), never in clear.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.http import FromRow, Text
 
 # --- staff contacts ----------------------------------------------------------------------------
 
 
-class StaffContactOut(BaseModel):
+class StaffContactOut(FromRow):
     """A staff contact as notify keeps it (registration's staff account, masked)."""
 
-    id: str
+    id: Text
     state: str
     role: str
     scope: str
-    name: str
-    phone: str | None
-    email: str | None
-    sms: bool
+    name: str = Field(validation_alias="name_masked")
+    phone: str | None = Field(validation_alias="phone_masked")
+    email: str | None = Field(validation_alias="email_masked")
+    sms: bool = Field(validation_alias="sms_enabled")
     email_enabled: bool
 
 

@@ -31,17 +31,7 @@ from shared.runtime import Runtime
 
 
 def staff_view(contact: StaffContact) -> StaffContactOut:
-    return StaffContactOut(
-        id=str(contact.id),
-        state=contact.state,
-        role=contact.role,
-        scope=contact.scope,
-        name=contact.name_masked,
-        phone=contact.phone_masked,
-        email=contact.email_masked,
-        sms=contact.sms_enabled,
-        email_enabled=contact.email_enabled,
-    )
+    return StaffContactOut.model_validate(contact)
 
 
 def staff_contacts(rt: Runtime, principal: Principal, scope: str | None) -> list[StaffContactOut]:

@@ -296,20 +296,7 @@ def editable_member(uow: UnitOfWork, member_id: uuid.UUID, principal: Principal)
 
 def member_out(member: Member) -> MemberOut:
     """A member as shown over HTTP: personal data masked."""
-    return MemberOut(
-        id=str(member.id),
-        state=member.state,
-        name=member.name,
-        id_number=member.id_number_masked,
-        phone=member.phone_masked,
-        unit_code=member.unit_code,
-        residence_community_code=member.residence_community_code,
-        skills=member.skills,
-        skills_other=member.skills_other,
-        availability=member.availability,
-        is_leader_cadre=member.is_leader_cadre,
-        registrations=[registrations.registration_out(r) for r in member.registrations],
-    )
+    return MemberOut.model_validate(member)
 
 
 # --- the use cases, as the handler table calls them -------------------------------------------

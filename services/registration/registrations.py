@@ -81,14 +81,7 @@ def move(
 
 
 def registration_out(r: CommunityRegistration) -> RegistrationOut:
-    return RegistrationOut(
-        id=str(r.id),
-        community_code=r.community_code,
-        district_code=r.district_code,
-        role=r.role,
-        state=r.state,
-        reason=r.reason,
-    )
+    return RegistrationOut.model_validate(r)
 
 
 def _covers(principal: Principal, registration: CommunityRegistration) -> bool:

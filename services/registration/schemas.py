@@ -12,6 +12,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.http import FromRow, Text
+
 _IN = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 # --- members and their community registrations ------------------------------------------------
@@ -52,10 +54,10 @@ class RegistrationIds(BaseModel):
     ids: list[uuid.UUID] = Field(min_length=1, max_length=5000)
 
 
-class RegistrationOut(BaseModel):
+class RegistrationOut(FromRow):
     """One community registration (社区报到) and where it stands."""
 
-    id: str
+    id: Text
     community_code: str
     district_code: str
     role: str = Field(description="unit, residence or contact")
@@ -91,15 +93,15 @@ class SessionOut(BaseModel):
     accounts: list[AccountOut]
 
 
-class MemberOut(BaseModel):
+class MemberOut(FromRow):
     """A member as shown over HTTP: ID number and phone masked (unmasked only on an audited
     admin or operator read); null once the member has withdrawn."""
 
-    id: str
+    id: Text
     state: str = Field(description="active or withdrawn")
     name: str | None
-    id_number: str | None
-    phone: str | None
+    id_number: str | None = Field(validation_alias="id_number_masked")
+    phone: str | None = Field(validation_alias="phone_masked")
     unit_code: str
     residence_community_code: str
     skills: list[str]
@@ -129,12 +131,12 @@ class ConfirmedOut(BaseModel):
     refused: list[RefusedId]
 
 
-class UnitMemberOut(BaseModel):
+class UnitMemberOut(FromRow):
     """A unit's member as its organiser sees them: full name, masked phone."""
 
-    id: str
+    id: Text
     name: str | None
-    phone: str | None = Field(description="masked")
+    phone: str | None = Field(description="masked", validation_alias="phone_masked")
     is_leader_cadre: bool
     registrations: list[RegistrationOut]
 

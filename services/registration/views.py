@@ -146,16 +146,7 @@ def unit_members(
             .limit(limit)
             .offset(offset)
         )
-        return total, [
-            UnitMemberOut(
-                id=str(m.id),
-                name=m.name,
-                phone=m.phone_masked,
-                is_leader_cadre=m.is_leader_cadre,
-                registrations=[registrations.registration_out(r) for r in m.registrations],
-            )
-            for m in found
-        ]
+        return total, [UnitMemberOut.model_validate(m) for m in found]
 
 
 # --- the directory ----------------------------------------------------------------------------
