@@ -73,8 +73,10 @@ def keys_commands() -> None:
 @keys_commands.command("status")
 def status_command() -> None:
     """How many sealed values each table holds under each key version."""
-    current = settings().pii_keys().current
-    click.echo(f"current key version: {current}")
+    keys = settings().pii_keys()
+    current = keys.current
+    known = ", ".join(str(v) for v in sorted(keys.keys))
+    click.echo(f"current key version: {current} (configured: {known})")
     for service, table, counts in _tables(sealed_columns()):
         shown = "  ".join(f"v{v}: {n}" for v, n in sorted(counts.items())) or "none"
         old = sum(n for v, n in counts.items() if v != current)

@@ -495,8 +495,9 @@ class CommonSettings(Section):
     pii_keys_file: FilePath | None = setting(
         None,
         f"{PREFIX}PII_KEYS_FILE",
-        "more personal-data keys, one line each: version (2, 3 …) and 64 hex digits; the "
-        "newest seals, every one opens (the plain PII_KEY is version 1)",
+        "more personal-data keys, one line each: version (2, 3 …) and 64 hex digits (and "
+        "`next`: opens, does not seal yet); the newest seals, every one opens (the plain "
+        "PII_KEY is version 1)",
         shown="none: PII_KEY alone",
     )
     pii_lookup_key: PiiKey | None = setting(
@@ -1022,64 +1023,74 @@ class Settings:
         """Every personal-data key, by version, and the look-up key (see :class:`PiiKeys`).
 
         Version 1 is ``SERVICEMONTH_PII_KEY`` (or the key made under ``HOME/keys/``);
-        ``SERVICEMONTH_PII_KEYS_FILE`` adds later versions. With a keys file, version 1
+        ``SERVICEMONTH_PII_KEYS_FILE`` adds later versions (a line ending ``next``: a key
+        every process opens with before any seals with it). With a keys file, version 1
         may be left out (retired) once nothing is sealed under it; the look-up key is then
         ``SERVICEMONTH_PII_LOOKUP_KEY``.
         """
         common = self.common
         lookup = common.pii_lookup_key
+        upcoming: frozenset[int] = frozenset()
         if common.pii_keys_file is None:
             keys = {1: self.pii_key()}
         else:
-            keys = _read_keys_file(common.pii_keys_file)
+            keys, upcoming = _read_keys_file(common.pii_keys_file)
             first = None
             if common.pii_key is not None:
                 first = bytes.fromhex(common.pii_key.get_secret_value())
             elif (self.home / "keys" / "pii.key").exists():
                 first = self.pii_key()
             if first is not None and keys.setdefault(1, first) != first:
-                raise ConfigError(
-                    f"{PREFIX}PII_KEYS_FILE: version 1 differs from {PREFIX}PII_KEY"
-                )
+                raise ConfigError(f"{PREFIX}PII_KEYS_FILE: version 1 differs from {PREFIX}PII_KEY")
         if 1 not in keys and lookup is None:
             raise ConfigError(
                 f"{PREFIX}PII_LOOKUP_KEY: required once key version 1 is retired "
                 "(`servicemonth keys lookup-key` prints it while version 1 is there)"
             )
+        if not set(keys) - upcoming:
+            raise ConfigError(f"{PREFIX}PII_KEYS_FILE: every key is `next`: none seals")
         return PiiKeys(
             keys=MappingProxyType(keys),
+            current=max(set(keys) - upcoming),
             lookup=bytes.fromhex(lookup.get_secret_value()) if lookup else None,
         )
 
 
 @dataclass(frozen=True)
 class PiiKeys:
-    """The personal-data keys: ``keys`` by version (the newest seals, every one opens)
-    and ``lookup``, the HMAC key of look-ups when it is set apart (None: derived from
-    version 1, as it always was)."""
+    """The personal-data keys: ``keys`` by version (every one opens), ``current`` the
+    version that seals (the newest not marked ``next``) and ``lookup``, the HMAC key of
+    look-ups when it is set apart (None: derived from version 1, as it always was)."""
 
     keys: Mapping[int, bytes]
+    current: int
     lookup: bytes | None
 
-    @property
-    def current(self) -> int:
-        return max(self.keys)
 
-
-def _read_keys_file(path: Path) -> dict[int, bytes]:
-    """``version hex`` lines (``#`` starts a comment) → keys by version."""
+def _read_keys_file(path: Path) -> tuple[dict[int, bytes], frozenset[int]]:
+    """``version hex [next]`` lines (``#`` starts a comment) → keys by version, and the
+    versions marked ``next`` (they open, they do not seal yet)."""
     where = f"{PREFIX}PII_KEYS_FILE"
     try:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError(f"{where}: cannot read {path} ({exc.strerror})") from None
     keys: dict[int, bytes] = {}
+    upcoming: set[int] = set()
     for number, line in enumerate(text.splitlines(), 1):
         words = line.split("#", 1)[0].split()
         if not words:
             continue
-        if len(words) != 2 or not re.fullmatch(r"[1-9][0-9]{0,5}", words[0]):
-            raise ConfigError(f"{where}: line {number} is not `version 64-hex-digit-key`")
+        if (
+            len(words) not in (2, 3)
+            or not re.fullmatch(r"[1-9][0-9]{0,5}", words[0])
+            or words[2:] not in ([], ["next"])
+        ):
+            raise ConfigError(
+                f"{where}: line {number} is not `version 64-hex-digit-key` (then maybe `next`)"
+            )
+        if words[2:]:
+            upcoming.add(int(words[0]))
         try:
             key = bytes.fromhex(_pii_key(words[1]))
         except ValueError:
@@ -1089,7 +1100,7 @@ def _read_keys_file(path: Path) -> dict[int, bytes]:
         keys[int(words[0])] = key
     if not keys:
         raise ConfigError(f"{where}: {path} lists no key")
-    return keys
+    return keys, frozenset(upcoming)
 
 
 def write_key_once(path: Path, data: bytes) -> None:

@@ -42,8 +42,9 @@ def lookup_key(key: bytes) -> bytes:
 class Sealer:
     """Seals and opens values; ``digest`` is the look-up hash.
 
-    ``key`` seals (as ``version``); ``older`` keys, by version, only open what was sealed
-    under them, so the key can be rotated while sealed values are re-sealed. The look-up
+    ``key`` seals (as ``version``); the ``others``, by version, only open what was sealed
+    under them: older keys while values are re-sealed, and a newer one every process must
+    open with before any seals with it. The look-up
     key stays the same across versions: ``lookup`` when given, else derived from the
     version-1 key, so a hash computed before a rotation still finds the value after it.
     """
@@ -53,14 +54,14 @@ class Sealer:
         key: bytes,
         *,
         version: int = FIRST_VERSION,
-        older: Mapping[int, bytes] | None = None,
+        others: Mapping[int, bytes] | None = None,
         lookup: bytes | None = None,
     ) -> None:
-        keys = {**(older or {}), version: key}
+        keys = {**(others or {}), version: key}
         if any(len(k) != 32 for k in keys.values()):
             raise ValueError("the personal-data key must be 32 bytes")
-        if any(v < FIRST_VERSION for v in keys) or version < max(keys):
-            raise ValueError("key versions start at 1 and the sealing key is the newest")
+        if any(v < FIRST_VERSION for v in keys):
+            raise ValueError("key versions start at 1")
         if lookup is None:
             if FIRST_VERSION not in keys:
                 raise ValueError("without the version-1 key, the look-up key must be given")
@@ -72,11 +73,14 @@ class Sealer:
         self._mac_key = lookup
 
     @classmethod
-    def from_keys(cls, keys: Mapping[int, bytes], lookup: bytes | None = None) -> Sealer:
-        """A sealer over ``keys`` by version: the newest seals, every one opens."""
-        current = max(keys)
-        older = {v: k for v, k in keys.items() if v != current}
-        return cls(keys[current], version=current, older=older, lookup=lookup)
+    def from_keys(
+        cls, keys: Mapping[int, bytes], lookup: bytes | None = None, current: int | None = None
+    ) -> Sealer:
+        """A sealer over ``keys`` by version: ``current`` (default the newest) seals, every
+        one opens."""
+        current = max(keys) if current is None else current
+        others = {v: k for v, k in keys.items() if v != current}
+        return cls(keys[current], version=current, others=others, lookup=lookup)
 
     @property
     def versions(self) -> tuple[int, ...]:

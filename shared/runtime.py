@@ -43,7 +43,7 @@ class Runtime:
     def sealer(self) -> Sealer:
         if self._sealer is None:
             keys = self.settings.pii_keys()
-            self._sealer = Sealer.from_keys(keys.keys, keys.lookup)
+            self._sealer = Sealer.from_keys(keys.keys, keys.lookup, keys.current)
         return self._sealer
 
 

@@ -17,10 +17,11 @@ from services.cli import cli
 from services.keys import sealed_columns
 from shared import runtime as runtime_mod
 from shared.config import SERVICES, load, settings
-from shared.pii import mask_phone
-from shared.rekey import unopened
+from shared.pii import Sealer, mask_phone
+from shared.rekey import SealedColumn, reseal, unopened
 from shared.runtime import Runtime
 from tests import support
+from tests.conftest import open_backend
 from tests.integration.notify_support import dispatched, drain, file_sender, sms_lines
 
 FIRST_KEY = "11" * 32  # what the backends seal under (tests/conftest.py)
@@ -130,9 +131,14 @@ def test_the_key_is_rotated_while_members_register_and_the_old_key_then_retired(
         line = next(x for x in before.splitlines() if x.startswith(table + ":"))
         assert "v1: " in line and "under older keys: 0" in line, line
 
+    # first every process learns the second key (it opens with it, seals with the first),
+    # then every process seals with it
     keys_file = tmp_path / "pii.keys"
-    keys_file.write_text(f"# the second key\n2 {SECOND_KEY}\n")
+    keys_file.write_text(f"2 {SECOND_KEY} next\n")
     restart_with(backend, monkeypatch, SERVICEMONTH_PII_KEYS_FILE=str(keys_file))
+    assert "current key version: 1 (configured: 1, 2)" in keys("status")
+    keys_file.write_text(f"# the second key\n2 {SECOND_KEY}\n")
+    restart_with(backend, monkeypatch)
 
     # Meanwhile the services run: new members register, old ones change their phone and
     # are read in clear (each a transaction racing the rotation's compare-and-set).
@@ -214,3 +220,37 @@ def test_the_key_is_rotated_while_members_register_and_the_old_key_then_retired(
     assert 1 not in backend.settings.pii_keys().keys
     assert nothing_unopened(backend) == {}
     still_works(quiet[1])
+
+
+@pytest.mark.production
+def test_a_phone_changed_while_its_batch_is_resealed_keeps_the_new_phone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    """PostgreSQL lets a member change their phone between the rotation's read of a batch
+    and its write (SQLite's write lock makes them wait their turn)."""
+    with open_backend("production", tmp_path / "var", monkeypatch, request) as backend:
+        support.load_sample_directory(backend)
+        admin = support.issue_token(backend, "admin", "city")
+        member = register(admin, 7)
+        keys_file = tmp_path / "pii.keys"
+        keys_file.write_text(f"2 {SECOND_KEY}\n")
+        restart_with(backend, monkeypatch, SERVICEMONTH_PII_KEYS_FILE=str(keys_file))
+        rt = backend.rt("registration")
+        configured = backend.settings.pii_keys()
+
+        class MeanwhileTheMemberMoves(Sealer):
+            def reseal(self, token: str, context: str) -> str | None:
+                with support.client(admin) as http:
+                    moved = http.patch(
+                        f"/api/v1/members/{member['id']}", json={"phone": "13912340077"}
+                    )
+                assert moved.status_code == 200, moved.text
+                return super().reseal(token, context)
+
+        racing = MeanwhileTheMemberMoves.from_keys(configured.keys, configured.lookup)
+        phones = SealedColumn("members", "phone_sealed", context="phone")
+
+        outcome = reseal(rt.db, phones, racing)
+
+        assert (outcome.resealed, outcome.changed_meanwhile) == (0, 1)
+        assert unmasked(admin, member["id"])["phone"] == "13912340077"

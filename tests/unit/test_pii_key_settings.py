@@ -50,6 +50,14 @@ def test_a_production_broker_accepts_a_keys_file_instead_of_the_key(tmp_path: Pa
     assert sorted(keys.keys) == [2] and keys.lookup == bytes.fromhex(FIRST)
 
 
+def test_a_key_marked_next_opens_but_does_not_seal_yet(tmp_path: Path) -> None:
+    listed = keys_file(tmp_path, f"2 {SECOND}\n3 {THIRD} next\n")
+
+    keys = settings_in(tmp_path, PII_KEY=FIRST, PII_KEYS_FILE=listed).pii_keys()
+
+    assert sorted(keys.keys) == [1, 2, 3] and keys.current == 2
+
+
 @pytest.mark.parametrize(
     ("text", "said"),
     [
@@ -59,6 +67,7 @@ def test_a_production_broker_accepts_a_keys_file_instead_of_the_key(tmp_path: Pa
         (f"2 {SECOND}\n2 {THIRD}\n", "version 2 is listed twice"),
         (f"1 {SECOND}\n", "version 1 differs from SERVICEMONTH_PII_KEY"),
         ("# nothing yet\n", "lists no key"),
+        (f"2 {SECOND} later\n", "line 1 is not"),
     ],
 )
 def test_a_keys_file_that_cannot_be_used_is_refused_naming_the_key(
@@ -69,6 +78,14 @@ def test_a_keys_file_that_cannot_be_used_is_refused_naming_the_key(
     with pytest.raises(ConfigError, match=f"SERVICEMONTH_PII_KEYS_FILE: .*{said}") as refused:
         config.pii_keys()
     assert SECOND[:16] not in str(refused.value)  # a key is never repeated in the message
+
+
+def test_a_file_whose_every_key_is_next_leaves_nothing_to_seal_with(tmp_path: Path) -> None:
+    listed = keys_file(tmp_path, f"2 {SECOND} next\n")
+    config = settings_in(tmp_path, PII_KEYS_FILE=listed, PII_LOOKUP_KEY=FIRST)
+
+    with pytest.raises(ConfigError, match="SERVICEMONTH_PII_KEYS_FILE: every key is `next`"):
+        config.pii_keys()
 
 
 def test_retiring_version_one_needs_the_look_up_key(tmp_path: Path) -> None:

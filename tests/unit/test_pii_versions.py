@@ -59,3 +59,13 @@ def test_the_look_up_hash_stays_the_same_across_versions_and_after_retiring_the_
 def test_without_the_first_key_the_look_up_key_must_be_given() -> None:
     with pytest.raises(ValueError, match="look-up key"):
         Sealer.from_keys({2: SECOND})
+
+
+def test_a_key_announced_as_next_opens_before_anything_is_sealed_with_it() -> None:
+    waiting = Sealer.from_keys({1: FIRST, 2: SECOND}, current=1)  # not restarted yet
+    sealing = Sealer.from_keys({1: FIRST, 2: SECOND})  # restarted with the key in use
+
+    token = sealing.seal(ID_NUMBER, "phone")
+
+    assert waiting.open(token, "phone") == ID_NUMBER
+    assert key_version(waiting.seal(ID_NUMBER, "phone")) == 1
