@@ -26,7 +26,7 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 from shared.config import Settings
 
 #: Libraries whose INFO lines are noise for an operator.
-NOISY = ("httpx", "alembic", "kombu", "amqp", "celery", "fontTools", "uvicorn.error")
+NOISY = ("httpx", "alembic", "kombu", "amqp", "celery", "fontTools", "uvicorn.error", "apscheduler")
 
 #: An 18-character resident ID number (17 digits and a digit or X), not part of a longer
 #: run of letters or digits (a UUID, a hash).

@@ -78,6 +78,12 @@ def _log_without_task_id(**_: Any) -> None:
     unbind_contextvars("task_id", "task")
 
 
+def _keep_our_logging(**_: Any) -> None:
+    """Answering ``setup_logging`` keeps Celery's hands off logging: the CLI has already
+    sent every line, the task loggers' too, through :mod:`shared.logs` (JSON, masked)."""
+
+
+signals.setup_logging.connect(_keep_our_logging, weak=False)
 signals.task_prerun.connect(_log_with_task_id, weak=False)
 signals.task_postrun.connect(_log_without_task_id, weak=False)
 
