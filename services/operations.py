@@ -236,6 +236,11 @@ def replay(service: str, ids: tuple[str, ...], everything: bool) -> None:
             )
         except deadletters.UnknownDeadLetter as exc:
             raise click.ClickException(f"没有这些死信（未做任何操作）：{exc}") from None
+        except deadletters.NoEventQueue as exc:
+            raise click.ClickException(
+                f"事件队列 {exc} 不存在（{service} 的消费进程从未启动，或它不订阅事件），"
+                "未做任何操作"
+            ) from None
     click.echo(f"{service}：重放 {len(done)} 条死信")
 
 

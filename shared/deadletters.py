@@ -6,7 +6,8 @@ the service's dead-letter queue, the reason in ``x-dead-reason``. Here an operat
 * :func:`peek` at them without taking them off: each is fetched unacknowledged and handed
   back, so the queue keeps them, in their order;
 * :func:`replay` them once the cause is fixed: each goes back on the service's own event
-  queue (by the queue's name, so no other service receives it again) and leaves the
+  queue (through the deployment's direct exchange, by the queue's name, so no other
+  service receives it again) and leaves the
   dead-letter queue only after the broker confirmed the republish. A crash in between
   leaves it in both places, which is harmless: the consumer's inbox applies an event id
   once, however often it arrives;
@@ -30,7 +31,7 @@ from kombu.entity import Queue
 from kombu.message import Message
 from kombu.messaging import Producer
 
-from shared.bus import dead_letter_queue, event_queue
+from shared.bus import dead_letter_queue, direct_exchange, event_queue
 from shared.config import Settings
 from shared.pii import redact
 
@@ -66,6 +67,11 @@ class DeadLetter:
             "occurred_at": self.occurred_at,
             "body": self.body,
         }
+
+
+class NoEventQueue(LookupError):
+    """The service's event queue does not exist (its consumer never started): nothing
+    was replayed."""
 
 
 class UnknownDeadLetter(LookupError):
@@ -192,7 +198,8 @@ def replay(
     """Put the dead letters with ``ids`` (None: all) back on ``service``'s event queue,
     oldest first; each leaves the dead-letter queue once its republish is confirmed.
 
-    Raises :class:`UnknownDeadLetter`, doing nothing, when an id is not there.
+    Raises :class:`UnknownDeadLetter` or :class:`NoEventQueue`, doing nothing, when an id
+    is not there or the event queue does not exist.
     """
     target = event_queue(service, settings)
     done: list[DeadLetter] = []
@@ -200,14 +207,14 @@ def replay(
         chosen = _chosen(held, ids)
         if not chosen:
             return done
+        if depth(conn, target) is None:  # the consumer declares it; none: do nothing
+            raise NoEventQueue(target.name)
         channel = conn.channel()
         try:
-            # Passive: the consumer declares its queue; a missing one is an error here.
-            target(channel).queue_declare(passive=True)
             returned: list[str] = []
             producer = Producer(channel, on_return=lambda *args: returned.append(target.name))
             for item in chosen:
-                _republish(producer, target, item.message)
+                _republish(producer, target, item.message, settings)
                 if returned:  # both brokers report a return before publish returns
                     raise RuntimeError(f"the broker could not deliver to {target.name}")
                 item.message.ack()  # only now: the broker has it on the event queue
@@ -220,15 +227,16 @@ def replay(
     return done
 
 
-def _republish(producer: Producer, target: Queue, message: Message) -> None:
+def _republish(producer: Producer, target: Queue, message: Message, settings: Settings) -> None:
     headers = {k: v for k, v in dict(message.headers or {}).items() if not k.startswith("x-dead-")}
     properties = message.properties or {}
     extra = {"message_id": properties["message_id"]} if properties.get("message_id") else {}
-    # The default exchange delivers to the queue named by the key: this service alone.
-    # With the production broker's publisher confirms, publish returns once confirmed.
+    # The deployment's direct exchange delivers to the queue named by the key: this
+    # service alone. With the production broker's publisher confirms, publish returns once
+    # confirmed.
     producer.publish(
         message.body,
-        exchange="",
+        exchange=direct_exchange(settings.deployment),
         routing_key=target.name,
         content_type=message.content_type or "application/json",
         content_encoding=message.content_encoding or "utf-8",

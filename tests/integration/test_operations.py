@@ -20,7 +20,7 @@ from sqlalchemy import select
 from services import registry
 from services.cli import cli
 from services.reporting.models import ReportRun
-from shared.bus import connect, event_queue
+from shared.bus import connect, dead_letter_queue, declare, direct_exchange, event_queue
 from shared.config import settings
 from shared.consumer import EventConsumer
 from shared.db import outbox_table
@@ -224,7 +224,9 @@ def test_after_the_fix_replay_has_the_consumer_apply_the_poison_message_exactly_
     _, body = registered_event(backend, poisoned.member_id)
     with connect(backend.settings, "pairing") as conn:
         queue = event_queue("pairing", backend.settings)
-        Producer(conn.channel()).publish(body, exchange="", routing_key=queue.name)
+        Producer(conn.channel()).publish(
+            body, exchange=direct_exchange(backend.settings.deployment), routing_key=queue.name
+        )
     again = poisoned.pairing.consumer()
     assert run_consumers([again], until=lambda: again.stats.duplicates == 1, settle=0.5)
     assert poisoned.pairing.applied == [poisoned.member_id]
@@ -266,7 +268,7 @@ def test_a_message_that_is_no_event_is_listed_masked_replayed_and_dropped_by_its
     with connect(backend.settings, "pairing") as conn:
         Producer(conn.channel()).publish(
             b"call 13812348000 about this",
-            exchange="",
+            exchange=direct_exchange(backend.settings.deployment),
             routing_key=queue.name,
             content_type="application/octet-stream",
             content_encoding="binary",
@@ -314,3 +316,20 @@ def test_status_says_the_broker_is_away_and_still_counts_the_outbox(
     refused = servicemonth("dead-letters", "list", "pairing")
     assert refused.exit_code == 1
     assert refused.output.startswith("Error: 消息代理不可用")
+
+
+def test_a_replay_with_no_event_queue_to_go_to_keeps_the_dead_letter(backend: Any) -> None:
+    # registration listens to nothing: it has a dead-letter queue and no event queue
+    dead = dead_letter_queue("registration", backend.settings)
+    with connect(backend.settings, "registration") as conn:
+        declare(conn, backend.settings)
+        Producer(conn.channel()).publish(
+            b"{}",
+            exchange=direct_exchange(backend.settings.deployment),
+            routing_key=dead.routing_key,
+            headers={"x-dead-reason": "x"},
+        )
+    refused = servicemonth("dead-letters", "replay", "registration", "--all")
+    assert refused.exit_code == 1
+    assert "不存在" in refused.output and "未做任何操作" in refused.output
+    assert len(json.loads(ok("dead-letters", "list", "registration", "--json"))) == 1
