@@ -79,8 +79,12 @@ def _log_without_task_id(**_: Any) -> None:
 
 
 def _keep_our_logging(**_: Any) -> None:
-    """Answering ``setup_logging`` keeps Celery's hands off logging: the CLI has already
-    sent every line, the task loggers' too, through :mod:`shared.logs` (JSON, masked)."""
+    """Answering ``setup_logging`` keeps Celery's hands off logging: every line, the task
+    loggers' too, goes through :mod:`shared.logs` (JSON, masked), also in a worker started
+    by ``celery`` itself rather than ``servicemonth worker``."""
+    from shared import logs
+
+    logs.configure(settings())
 
 
 signals.setup_logging.connect(_keep_our_logging, weak=False)
