@@ -170,9 +170,15 @@ Spawn = Callable[[Sequence[str]], "subprocess.Popen[bytes]"]
 
 
 def spawn_cli(argv: Sequence[str]) -> subprocess.Popen[bytes]:
-    """``servicemonth ARGV`` as a child that dies with this process's supervising thread."""
+    """``servicemonth ARGV`` as a child that dies with this process's supervising thread.
+
+    It gets a process group of its own: Ctrl-C in a terminal reaches ``up`` alone, which
+    then stops its children, instead of every child at once (to be restarted meanwhile).
+    """
     return subprocess.Popen(
-        [sys.executable, "-m", "services.cli", *argv], preexec_fn=die_with_parent
+        [sys.executable, "-m", "services.cli", *argv],
+        preexec_fn=die_with_parent,
+        process_group=0,
     )
 
 
