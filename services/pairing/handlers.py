@@ -9,7 +9,8 @@ and the service's :class:`Runtime` and answers what its command type says.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, update
 
@@ -57,13 +58,9 @@ from services.pairing.models import (
 )
 from services.pairing.schemas import (
     MembershipOut,
-    NeedOut,
     PairingOut,
-    ProjectOut,
     RecordOut,
     RunOut,
-    TargetOut,
-    TeamOut,
     UploadOut,
     WishOut,
 )
@@ -86,41 +83,31 @@ from shared.http import Invalid, NotFound
 from shared.messagebus import CommandTable, EventTable
 from shared.runtime import Runtime
 
+Row = TypeVar("Row")
+Out = TypeVar("Out")
+
 # --- 双对接: publishing ------------------------------------------------------------------------
 
 
-def publish_target(cmd: PublishTarget, rt: Runtime) -> TargetOut:
-    with rt.uow() as uow:
-        open_community(uow, cmd.community_code, cmd.principal)
-        target = needs.publish_target(uow, cmd.community_code, cmd.values)
-        uow.commit()
-        return views.target_out(target)
+def _publisher(
+    publish: Callable[[UnitOfWork, str, Mapping[str, Any]], Row],
+    out: Callable[[Row], Out],
+    pair_again: bool,
+) -> Callable[[PublishTarget | PublishNeed | PublishProject | CreateTeam, Runtime], Out]:
+    """The handler of one of the community's publications: ``publish`` it from the values,
+    answer it as ``out`` shows it, and, for needs and projects, pair the community again."""
 
+    def handle(cmd: PublishTarget | PublishNeed | PublishProject | CreateTeam, rt: Runtime) -> Out:
+        with rt.uow() as uow:
+            open_community(uow, cmd.community_code, cmd.principal)
+            row = publish(uow, cmd.community_code, cmd.values)
+            uow.commit()
+            answer = out(row)
+        if pair_again:
+            pairings.run_after_publishing(rt, cmd.community_code)
+        return answer
 
-def publish_need(cmd: PublishNeed, rt: Runtime) -> NeedOut:
-    with rt.uow() as uow:
-        open_community(uow, cmd.community_code, cmd.principal)
-        need = needs.publish_need(uow, cmd.community_code, cmd.values)
-        uow.commit()
-    pairings.run_after_publishing(rt, cmd.community_code)
-    return views.need_out(need)
-
-
-def publish_project(cmd: PublishProject, rt: Runtime) -> ProjectOut:
-    with rt.uow() as uow:
-        open_community(uow, cmd.community_code, cmd.principal)
-        project = needs.publish_project(uow, cmd.community_code, cmd.values)
-        uow.commit()
-    pairings.run_after_publishing(rt, cmd.community_code)
-    return views.project_out(project)
-
-
-def create_team(cmd: CreateTeam, rt: Runtime) -> TeamOut:
-    with rt.uow() as uow:
-        open_community(uow, cmd.community_code, cmd.principal)
-        team = needs.publish_team(uow, cmd.community_code, cmd.values)
-        uow.commit()
-        return views.team_out(team)
+    return handle
 
 
 def _upload(what: str, cmd: UploadNeeds | UploadProjects, rt: Runtime) -> UploadOut:
@@ -341,10 +328,10 @@ def leave_team(cmd: LeaveTeam, rt: Runtime) -> MembershipOut:
 
 COMMANDS: CommandTable[Runtime] = CommandTable(
     {
-        PublishTarget: publish_target,
-        PublishNeed: publish_need,
-        PublishProject: publish_project,
-        CreateTeam: create_team,
+        PublishTarget: _publisher(needs.publish_target, views.target_out, pair_again=False),
+        PublishNeed: _publisher(needs.publish_need, views.need_out, pair_again=True),
+        PublishProject: _publisher(needs.publish_project, views.project_out, pair_again=True),
+        CreateTeam: _publisher(needs.publish_team, views.team_out, pair_again=False),
         UploadNeeds: upload_needs,
         UploadProjects: upload_projects,
         RunPairing: run_pairing,

@@ -10,13 +10,18 @@ import datetime as dt
 import uuid
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
 
 from services.pairing.activities import MAX_HOURS
+from shared.http import FromRow
 
 _IN = ConfigDict(extra="forbid", str_strip_whitespace=True)
 CommunityCode = Annotated[str, Field(pattern=r"^\d{12}$")]
-Instant = Annotated[str, Field(description="an ISO 8601 instant")]
+Instant = Annotated[
+    str,
+    BeforeValidator(lambda v: v.isoformat() if isinstance(v, dt.datetime) else v),
+    Field(description="an ISO 8601 instant"),
+]
 
 # --- requests --------------------------------------------------------------------------------
 
@@ -240,7 +245,7 @@ class UnitMemberProgressOut(ProgressOut):
 # --- 双对接: what a community publishes -------------------------------------------------------
 
 
-class PublishedOut(BaseModel):
+class PublishedOut(FromRow):
     id: uuid.UUID
     community_code: str
     created_at: Instant

@@ -357,15 +357,7 @@ def unit_progress(
 
 
 def target_out(t: ServiceTarget) -> TargetOut:
-    return TargetOut(
-        id=t.id,
-        community_code=t.community_code,
-        created_at=t.created_at.isoformat(),
-        category=t.category,
-        label=t.label,
-        sensitive=t.sensitive,
-        consent=t.consent,
-    )
+    return TargetOut.model_validate(t)
 
 
 def need_out(n: Need, paired: int = 0) -> NeedOut:
@@ -405,14 +397,7 @@ def project_out(p: Project, paired: int = 0) -> ProjectOut:
 
 
 def team_out(t: Team) -> TeamOut:
-    return TeamOut(
-        id=t.id,
-        community_code=t.community_code,
-        created_at=t.created_at.isoformat(),
-        name=t.name,
-        speciality=t.speciality,
-        leader_member_id=t.leader_member_id,
-    )
+    return TeamOut.model_validate(t)
 
 
 def list_targets(rt: Runtime, code: str, who: Principal) -> list[TargetOut]:
