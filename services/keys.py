@@ -70,14 +70,21 @@ def keys_commands() -> None:
     """The personal-data key: versions, rotation."""
 
 
+def _chosen(services: tuple[str, ...]) -> dict[str, tuple[SealedColumn, ...]]:
+    """The sealed columns of ``services`` (all four when none is named)."""
+    return {s: cols for s, cols in sealed_columns().items() if s in (services or SERVICES)}
+
+
 @keys_commands.command("status")
-def status_command() -> None:
-    """How many sealed values each table holds under each key version."""
+@click.argument("services", nargs=-1, type=click.Choice(SERVICES))
+def status_command(services: tuple[str, ...]) -> None:
+    """How many sealed values each table of SERVICES (default: all four) holds under each
+    key version."""
     keys = settings().pii_keys()
     current = keys.current
     known = ", ".join(str(v) for v in sorted(keys.keys))
     click.echo(f"current key version: {current} (configured: {known})")
-    for service, table, counts in _tables(sealed_columns()):
+    for service, table, counts in _tables(_chosen(services)):
         shown = "  ".join(f"v{v}: {n}" for v, n in sorted(counts.items())) or "none"
         old = sum(n for v, n in counts.items() if v != current)
         click.echo(f"{service} {table}: {shown}  (under older keys: {old})")
@@ -91,23 +98,25 @@ def status_command() -> None:
     show_default=True,
     help="Rows re-sealed per transaction.",
 )
-def rotate_command(batch: int) -> None:
-    """Seal every value again under the newest key, a short transaction per BATCH rows,
-    while the services run. Every process must already have the new key (restart them
-    after adding it), or what they write meanwhile is sealed under the old one."""
+@click.argument("services", nargs=-1, type=click.Choice(SERVICES))
+def rotate_command(batch: int, services: tuple[str, ...]) -> None:
+    """Seal every value of SERVICES (default: all four) again under the current key, a
+    short transaction per BATCH rows, while the services run. Every process must already
+    seal with that key (restart them after adding it), or what they write meanwhile is
+    sealed under the old one."""
     from services import registry
 
     current = settings().pii_keys().current
     click.echo(f"re-sealing under key version {current}, {batch} rows a transaction")
-    sealed = sealed_columns()
+    sealed = _chosen(services)
     done: Counter[tuple[str, str]] = Counter()
     unopened: Counter[tuple[str, str]] = Counter()
     for attempt in range(1, PASSES + 1):
         unopened.clear()
         before = sum(done.values())
-        for service in SERVICES:
+        for service, specs in sealed.items():
             rt = registry.runtime(service)
-            for spec in sealed[service]:
+            for spec in specs:
                 where = (service, spec.table)
                 outcome = reseal(
                     rt.db, spec, rt.sealer, batch=batch, progress=_progress(service, spec)
@@ -119,8 +128,8 @@ def rotate_command(batch: int) -> None:
             break
         click.echo(f"pass {attempt}: {still} values changed meanwhile, once more")
     left = _left(sealed, current)
-    for service in SERVICES:
-        for table in dict.fromkeys(spec.table for spec in sealed[service]):
+    for service, specs in sealed.items():
+        for table in dict.fromkeys(spec.table for spec in specs):
             where = (service, table)
             line = f"{service} {table}: {done[where]} re-sealed, {left[where]} under older keys"
             if unopened[where]:
@@ -168,8 +177,8 @@ def _tables(
     from services import registry
 
     found: dict[tuple[str, str], Counter[int]] = {}
-    for service in SERVICES:
+    for service, specs in sealed.items():
         db = registry.runtime(service).db
-        for spec in sealed[service]:
+        for spec in specs:
             found.setdefault((service, spec.table), Counter()).update(versions(db, spec))
     return [(service, table, counts) for (service, table), counts in found.items()]

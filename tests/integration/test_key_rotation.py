@@ -188,6 +188,8 @@ def test_the_key_is_rotated_while_members_register_and_the_old_key_then_retired(
     after = keys("status")
     assert "current key version: 2" in after
     assert "v1:" not in after and after.count("under older keys: 0") == after.count("keys:")
+    notify_only = keys("status", "notify").splitlines()[1:]
+    assert notify_only and all(line.startswith("notify ") for line in notify_only)
     assert nothing_unopened(backend) == {}
 
     quiet = [m for m in members if m["id"] not in new_phones]
