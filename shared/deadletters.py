@@ -7,14 +7,14 @@ the service's dead-letter queue, the reason in ``x-dead-reason``. Here an operat
   back, so the queue keeps them, in their order;
 * :func:`replay` them once the cause is fixed: each goes back on the service's own event
   queue (through the deployment's direct exchange, by the queue's name, so no other
-  service receives it again) and leaves the
-  dead-letter queue only after the broker confirmed the republish. A crash in between
-  leaves it in both places, which is harmless: the consumer's inbox applies an event id
-  once, however often it arrives;
+  service receives it again) and leaves the dead-letter queue only after the broker
+  confirmed the republish. A crash in between leaves it in both places, which is
+  harmless: the consumer's inbox applies an event id once, however often it arrives;
 * :func:`drop` them.
 
-What is shown never holds personal data: sealed values are replaced, and every other
-string has ID numbers, mobiles and e-mail addresses masked (:func:`shared.pii.redact`).
+What is shown never holds personal data: sealed values are replaced (the fields known to
+hold one, and any string shaped like one), and every other string has ID numbers, mobiles
+and e-mail addresses masked (:func:`shared.pii.redact`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,10 @@ from shared.pii import redact
 SEALED = "[sealed]"
 #: Payload fields that hold a sealed value, besides any field named ``sealed``.
 SEALED_FIELDS: dict[str, frozenset[str]] = {"auth.code_requested": frozenset({"code"})}
+#: A sealed value's shape (:class:`shared.pii.Sealer`): an optional key version, then
+#: urlsafe base64 of nonce, ciphertext and tag, at least 29 bytes (40 characters). Event
+#: ids (36 characters, UUIDs) are shorter.
+SEALED_SHAPE = re.compile(r"(v[0-9]{1,6}\.)?[A-Za-z0-9_-]{38,}={0,2}")
 #: How much of a body that is not JSON is shown.
 RAW_SHOWN = 500
 
@@ -135,7 +140,7 @@ def mask(value: Any, sealed: frozenset[str] = frozenset()) -> Any:
     if isinstance(value, list):
         return [mask(v, sealed) for v in value]
     if isinstance(value, str):
-        return redact(value)
+        return SEALED if len(value) >= 40 and SEALED_SHAPE.fullmatch(value) else redact(value)
     return value
 
 
