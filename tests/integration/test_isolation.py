@@ -29,8 +29,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from services.provisioning import database_name, rabbitmq_user
-from shared.bus import EVENTS, declare, event_queue, event_queue_name
+from shared.bus import EVENTS, dead_letter_queue, declare, event_queue, event_queue_name
 from shared.config import Settings, load
+from shared.consumer import read_dead_letters
 from shared.workers import make_celery, task_queue
 
 pytestmark = pytest.mark.production
@@ -158,6 +159,16 @@ def test_a_district_works_its_own_queue(
             consumer.recover(requeue=True)
         assert got == [{"hello": "pairing"}]
         event_queue("pairing", settings)(conn.default_channel).purge()
+        # its dead letters go through its own exchange, and it reads them back
+        dead = dead_letter_queue("pairing", settings)
+        conn.Producer().publish(
+            {"dead": "letter"}, exchange=dead.exchange, routing_key=dead.routing_key
+        )
+        deadline = time.monotonic() + 5
+        letters: list[dict[str, object]] = []
+        while not letters and time.monotonic() < deadline:
+            letters = read_dead_letters(conn, "pairing", settings)
+        assert [letter["body"] for letter in letters] == ['{"dead": "letter"}']
 
 
 def test_a_district_cannot_consume_or_purge_another_districts_queue(
