@@ -7,10 +7,10 @@ BIN    := $(VENV)/bin
 
 .PHONY: demo test test-fast lint typecheck lock clean bench-pages
 
-$(BIN)/servicemonth: requirements.lock pyproject.toml
+$(BIN)/servicemonth: requirements-dev.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-dev.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
@@ -41,9 +41,15 @@ lint: $(BIN)/servicemonth
 typecheck: $(BIN)/servicemonth
 	$(BIN)/mypy
 
+# Production and development pins, with hashes, from pyproject.toml's ranges; the versions
+# already pinned stay unless a range no longer admits them (delete a line to upgrade it).
 lock: $(BIN)/servicemonth
-	(echo "# Exact versions installed by 'make' (regenerate with 'make lock')."; \
-	 $(BIN)/python -m pip freeze --exclude-editable) > requirements.lock
+	grep -hoE '^[A-Za-z0-9_.-]+==[^ ]+' requirements-dev.lock > $(VENV)/pins.txt
+	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --generate-hashes --quiet \
+	  --constraint $(VENV)/pins.txt --custom-compile-command 'make lock' -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes \
+	  --quiet --constraint $(VENV)/pins.txt --custom-compile-command 'make lock' \
+	  -o requirements-dev.lock
 
 clean:
 	rm -rf $(VENV) var

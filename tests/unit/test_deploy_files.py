@@ -417,7 +417,9 @@ def test_dockerfile_essentials() -> None:
     assert users and users[-1] not in ("root", "0")
     assert [arg for op, arg in instructions if op == "ENTRYPOINT"] == ['["servicemonth"]']
     assert "fonts-noto-cjk" in text
-    assert text.index("requirements.lock") < text.index("pip install --no-deps")
+    assert text.index("pip install --require-hashes -r /tmp/build/requirements.lock") < text.index(
+        "pip install --no-deps"
+    )
     ignored = (DEPLOY / "Dockerfile.dockerignore").read_text(encoding="utf-8").split()
     assert {".venv", "var"} <= set(ignored)
 
@@ -430,3 +432,24 @@ def test_readme_mentions_only_real_commands() -> None:
     mentioned = set(re.findall(r"(?:^|[\s/])servicemonth ([a-z][a-z-]*)", code, flags=re.M))
     assert {"consume", "worker", "serve", "migrate", "dead-letters"} <= mentioned
     assert not mentioned - set(cli.commands), f"not commands: {mentioned - set(cli.commands)}"
+
+
+def _pins(name: str) -> dict[str, str]:
+    """``package: version`` of a lock file, each pin followed by its hashes."""
+    text = (DEPLOY.parent / name).read_text(encoding="utf-8")
+    entries = re.findall(
+        r"^([A-Za-z0-9_.-]+)==(\S+) \\\n((?:\s+--hash=sha256:[0-9a-f]{64}(?: \\)?\n)+)", text, re.M
+    )
+    pins = [line for line in text.splitlines() if re.match(r"^[A-Za-z0-9_.-]+==", line)]
+    assert len(entries) == len(pins), "every pin carries its hashes"
+    return {re.sub(r"[-_.]+", "-", name).lower(): version for name, version, _ in entries}
+
+
+def test_production_is_locked_apart_from_development_with_hashes() -> None:
+    production, development = _pins("requirements.lock"), _pins("requirements-dev.lock")
+    tools = {"pytest", "mypy", "ruff", "scipy", "hypothesis", "schemathesis", "playwright"}
+    assert tools <= development.keys()
+    assert not tools & production.keys()
+    assert {"celery", "fastapi", "sqlalchemy", "kombu"} <= production.keys()
+    assert {k: development[k] for k in production} == production  # the same versions
+    assert production["kombu"].startswith("5.7.")  # fstransport relies on its internals
