@@ -138,6 +138,19 @@ def create_web_app(config: WebSettings) -> FastAPI:
             ok = False
         return JSONResponse({"status": "ok" if ok else "api unreachable"}, 200 if ok else 503)
 
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        """Ready when the API answers a page's first call (the vocabulary, under /api/, so
+        a proxy that sends everything else to the pages routes it to the API)."""
+        try:
+            answer = await http.get("/api/v1/vocabulary", timeout=3.0)
+            api = "ok" if answer.status_code == 200 else f"error: HTTP {answer.status_code}"
+        except httpx.HTTPError as exc:
+            api = f"error: {type(exc).__name__}"
+        ready = api == "ok"
+        body = {"status": "ready" if ready else "unready", "checks": {"api": api}}
+        return JSONResponse(body, 200 if ready else 503)
+
     @app.get("/favicon.ico", include_in_schema=False)
     async def favicon() -> Response:
         return RedirectResponse("/static/favicon.svg", status_code=301)

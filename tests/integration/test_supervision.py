@@ -138,9 +138,9 @@ class Up:
         return int(heartbeat_path(self.home, kind, service).read_text())
 
 
-@pytest.fixture
-def up(tmp_path: Path) -> Iterator[Up]:
-    running = Up(tmp_path / "var")
+@pytest.fixture(scope="module")
+def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
+    running = Up(tmp_path_factory.mktemp("up") / "var")
     running.start()
     try:
         yield running
@@ -197,6 +197,42 @@ def _kill_a_consumer(up: Up, api: httpx.Client) -> None:
     assert f"restarted consume pairing (pid {restarted}" in log
     for person in (before, during):  # no personal data in what up logs
         assert person["name"] not in log and person["phone"] not in log
+
+
+def test_the_pages_alone_are_ready_while_the_api_answers(up: Up) -> None:
+    up.wait_ready(90)
+    with _serve_web(up, up.url) as readyz:
+        ready = _wait(readyz, 30)
+        assert (ready.status_code, ready.json()["status"]) == (200, "ready")
+    with _serve_web(up, f"http://127.0.0.1:{_free_port()}") as readyz:  # no API there
+        unready = _wait(readyz, 30)
+        assert unready.status_code == 503
+        assert unready.json()["checks"]["api"].startswith("error")
+
+
+@contextlib.contextmanager
+def _serve_web(up: Up, api_url: str) -> Iterator[Callable[[], httpx.Response | None]]:
+    """``servicemonth serve web`` calling the API at ``api_url``; yields its /readyz."""
+    port = _free_port()
+    web = subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "serve", "web", "--port", str(port)],
+        env=up.env | {"SERVICEMONTH_API_URL": api_url},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=die_with_parent,
+    )
+
+    def readyz() -> httpx.Response | None:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10)
+        except httpx.TransportError:
+            return None
+
+    try:
+        yield readyz
+    finally:
+        web.terminate()
+        web.wait(10)
 
 
 def test_alive_tells_a_beating_process_from_a_dead_or_silent_one(tmp_path: Path) -> None:
