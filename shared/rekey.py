@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from cryptography.exceptions import InvalidTag
-from sqlalchemy import Table, Text, cast, select, update
+from sqlalchemy import Table, Text, cast, func, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from shared.db import Database
@@ -144,18 +144,34 @@ def _column(table: Table, spec: SealedColumn) -> ColumnElement[Any]:
     return cast(column, Text) if spec.kind == "json" else column
 
 
+#: Enough of a text value to read its key version (``v123456.``).
+_HEAD = 12
+
+
 def _batches(
-    db: Database, spec: SealedColumn, size: int, *, write: bool
+    db: Database,
+    spec: SealedColumn,
+    size: int,
+    *,
+    write: bool,
+    head: bool = False,
+    not_under: int | None = None,
 ) -> Iterator[tuple[Any, list[tuple[Any, Any]]]]:
     """``(connection, [(primary key, stored), …])`` in primary-key order, each batch in a
-    transaction of its own (committed when the caller moves on)."""
+    transaction of its own (committed when the caller moves on). ``head``: a text or bytes
+    column's first characters only (its version); ``not_under``: leave out the text values
+    already sealed under that version."""
     table = db.metadata.tables[spec.table]
     (pk,) = table.primary_key.columns
-    stored = _column(table, spec)
+    column = table.c[spec.column]
+    plain = spec.kind in ("text", "bytes")
+    stored = func.substr(column, 1, _HEAD) if head and plain else _column(table, spec)
     last = None
     engine = db.engine if write else db.engine.execution_options(servicemonth_reader=True)
     while True:
-        query = select(pk, stored).where(table.c[spec.column].is_not(None))
+        query = select(pk, stored).where(column.is_not(None))
+        if not_under is not None and not_under > 1 and spec.kind == "text":
+            query = query.where(column.not_like(f"v{not_under}.%"))
         if last is not None:
             query = query.where(pk > last)
         with engine.begin() as conn:
@@ -179,7 +195,8 @@ def reseal(
     table = db.metadata.tables[spec.table]
     (pk,) = table.primary_key.columns
     outcome = Outcome()
-    for conn, rows in _batches(db, spec, min(batch, spec.batch or batch), write=True):
+    size = min(batch, spec.batch or batch)
+    for conn, rows in _batches(db, spec, size, write=True, not_under=sealer.version):
         for key, raw in rows:
             try:
                 new = _Stored(spec, raw).resealed(sealer)
@@ -205,7 +222,7 @@ def reseal(
 def versions(db: Database, spec: SealedColumn, *, batch: int = 2000) -> Counter[int]:
     """How many sealed values of ``spec`` rest under each key version."""
     counts: Counter[int] = Counter()
-    for _conn, rows in _batches(db, spec, min(batch, spec.batch or batch), write=False):
+    for _conn, rows in _batches(db, spec, batch, write=False, head=True):
         for _key, raw in rows:
             try:
                 counts.update(key_version(s.token) for s in _Stored(spec, raw).sealed)
