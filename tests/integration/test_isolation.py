@@ -218,6 +218,37 @@ def test_a_districts_celery_control_stays_within_its_permissions(
         node.listen()  # the worker's own control queue
 
 
+def test_a_districts_celery_worker_runs_under_its_user(
+    districts: tuple[District, District], tmp_path: Path
+) -> None:
+    """Mingle, gossip, heartbeats and remote control: every name it declares is its own."""
+    a, _ = districts
+    settings = a.settings(tmp_path)
+    env = dict(settings.env)
+    base = {k: v for k, v in os.environ.items() if not k.startswith("SERVICEMONTH_")}
+    log = tmp_path / "worker.log"
+    with log.open("w") as out:
+        worker = subprocess.Popen(
+            [*SERVICEMONTH, "worker", "pairing", "--concurrency=1"],
+            cwd=ROOT,
+            env={**base, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        celery = make_celery("pairing", settings)
+        answered: list[dict[str, object]] = []
+        deadline = time.monotonic() + 60
+        while not answered and worker.poll() is None and time.monotonic() < deadline:
+            answered = celery.control.ping(timeout=1.0)
+        assert answered, log.read_text()
+        assert all(f"pairing.{a.deployment}@" in name for reply in answered for name in reply)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+    assert "ACCESS_REFUSED" not in log.read_text()
+
+
 # --- PostgreSQL ---------------------------------------------------------------------------------
 
 
