@@ -5,7 +5,6 @@ from __future__ import annotations
 import ctypes
 import signal
 import subprocess
-import sys
 import time
 
 _PR_SET_PDEATHSIG = 1
@@ -20,19 +19,8 @@ def die_with_parent() -> None:
     _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def start_background(
-    names: tuple[str, ...], scheduler: bool = True
-) -> list[subprocess.Popen[bytes]]:
-    """Start ``consume`` and ``worker`` processes for each service, and the scheduler
-    unless told not to (the demo fires the sweeps itself, at its simulated hours)."""
-    exe = [sys.executable, "-m", "services.cli"]
-    commands = [[command, name] for name in names for command in ("consume", "worker")]
-    if scheduler:
-        commands.append(["scheduler"])
-    return [subprocess.Popen([*exe, *argv], preexec_fn=die_with_parent) for argv in commands]
-
-
 def stop_children(children: list[subprocess.Popen[bytes]], timeout: float = 15.0) -> None:
+    """SIGTERM to each child still running; SIGKILL to any not gone within ``timeout``."""
     for child in children:
         if child.poll() is None:
             child.terminate()
