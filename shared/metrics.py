@@ -221,21 +221,28 @@ class StateCollector(Collector):
 
 def _queue_depths(runtimes: dict[str, Any]) -> dict[str, tuple[int | None, int] | None]:
     """Per service: (events waiting, dead letters), or None when the broker did not
-    answer in time. A service that listens to nothing has no event queue (None)."""
+    answer in time. A service that listens to nothing has no event queue (None). One
+    connection per broker, however many services use it."""
     from shared.bus import SUBSCRIPTIONS, connect, dead_letter_queue, event_queue
 
-    found: dict[str, tuple[int | None, int] | None] = {}
+    by_broker: dict[str, list[str]] = {}
     for name, rt in runtimes.items():
-        conn = connect(rt.settings, name)
+        by_broker.setdefault(rt.settings.broker_url(name), []).append(name)
+    found: dict[str, tuple[int | None, int] | None] = {}
+    for names in by_broker.values():
+        first = runtimes[names[0]]
+        conn = connect(first.settings, names[0])
         try:
             conn.ensure_connection(max_retries=1, timeout=TIMEOUT_SECONDS)
-            events = (
-                _depth(conn, event_queue(name, rt.settings).name) if SUBSCRIPTIONS[name] else None
-            )
-            found[name] = (events, _depth(conn, dead_letter_queue(name, rt.settings).name))
+            for name in names:
+                config = runtimes[name].settings
+                waiting = (
+                    _depth(conn, event_queue(name, config).name) if SUBSCRIPTIONS[name] else None
+                )
+                found[name] = (waiting, _depth(conn, dead_letter_queue(name, config).name))
         except Exception as exc:
-            log.warning("metrics: %s broker unreadable: %s", name, type(exc).__name__)
-            found[name] = None
+            log.warning("metrics: broker unreadable for %s: %s", names, type(exc).__name__)
+            found.update({name: None for name in names if name not in found})
         finally:
             conn.release()
     return found

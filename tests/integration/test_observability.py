@@ -223,6 +223,32 @@ def test_latency_and_access_lines_name_the_route_template_never_a_value_from_the
     assert member_id not in watched.log.getvalue() and id_number not in watched.log.getvalue()
 
 
+def test_metrics_answer_within_seconds_and_say_so_when_the_broker_is_away(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    closed = _free_port()  # nothing listens there
+    with (
+        open_backend(
+            "embedded",
+            tmp_path / "var",
+            monkeypatch,
+            request,
+            SERVICEMONTH_BROKER_URL=f"amqp://guest:guest@127.0.0.1:{closed}//",
+        ),
+        TestClient(create_app(SERVICES), client=("127.0.0.1", 40000)) as local,
+    ):
+        started = time.monotonic()
+        response = local.get("/metrics")
+        took = time.monotonic() - started
+    assert response.status_code == 200 and took < 10
+    found = parse(response.text)
+    for service in SERVICES:
+        assert value(found, "servicemonth_state_readable", service=service, source="broker") == 0
+        readable = value(found, "servicemonth_state_readable", service=service, source="database")
+        assert readable == 1
+    assert value(found, "servicemonth_outbox_backlog", service="registration") == 0
+
+
 def test_a_log_line_never_holds_an_id_number_or_mobile_in_clear(watched: Any) -> None:
     member = support.member_body(11)
     logging.getLogger("servicemonth.test").warning(
