@@ -99,6 +99,8 @@ def run(members: int = 200, port: int | None = None, busy: int = 30, timeout: fl
     export("SERVICEMONTH_CLOCK_FILE", str(clock_file))  # for the processes started below
     # the QR poster the demo prints points where the person at the machine will look
     export("SERVICEMONTH_PUBLIC_URL", "http://127.0.0.1:8000", replace=False)
+    # the services' INFO lines (an access line per request) would bury the demo's report
+    export("SERVICEMONTH_LOG_LEVEL", "WARNING", replace=False)
     port = port or _free_port()
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
