@@ -125,9 +125,13 @@ def beat_while_working(app: object, path: Path) -> None:
     heartbeat = Heartbeat(path)
 
     def ready(sender: object = None, **_: object) -> None:
+        if getattr(sender, "app", app) is not app:
+            return  # another app's worker in this process
         threading.Thread(target=heartbeat.keep, args=(stop,), name="heartbeat", daemon=True).start()
 
     def shutdown(sender: object = None, **_: object) -> None:
+        if getattr(sender, "app", app) is not app:
+            return
         stop.set()
         heartbeat.forget()
 
@@ -158,6 +162,7 @@ class Child:
 
 
 def exit_reason(code: int) -> str:
+    """How a child ended, from its return code (negative: the signal that killed it)."""
     if code < 0:
         try:
             return f"killed by {signal.Signals(-code).name}"
