@@ -270,8 +270,9 @@ def _free_port() -> int:
         return port
 
 
-def test_serve_shows_what_the_consume_process_counted_and_both_log_json(
-    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("way", ["serve and consume", "up"])
+def test_http_shows_what_the_consume_process_counted_and_every_process_logs_json(
+    way: str, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     port = _free_port()
     with open_backend("embedded", tmp_path / "var", monkeypatch, request) as backend:
@@ -286,6 +287,8 @@ def test_serve_shows_what_the_consume_process_counted_and_both_log_json(
             "serve": ["serve", "registration", "--port", str(port)],
             "consume": ["consume", "registration"],
         }
+        if way == "up":  # its children write to its stderr
+            commands = {"serve": ["up", "--port", str(port), "--no-scheduler"]}
         procs = {}
         for name, argv in commands.items():
             with (logs_dir / f"{name}.log").open("wb") as err:  # the child keeps its copy
@@ -328,13 +331,13 @@ def test_serve_shows_what_the_consume_process_counted_and_both_log_json(
                     proc.wait()
     assert published >= 1  # counted in the consume process, shown by serve
     serve_lines = _json_lines(logs_dir / "serve.log")
-    consume_lines = _json_lines(logs_dir / "consume.log")
+    consume_lines = _json_lines(logs_dir / ("serve.log" if way == "up" else "consume.log"))
     assert any(
         line.get("request_id") == "req-e2e-1" and line.get("route") == "/api/v1/members"
         for line in serve_lines
     )
     assert any("stopping" in line["event"] for line in consume_lines)  # it logged, as JSON
-    text = (logs_dir / "serve.log").read_text() + (logs_dir / "consume.log").read_text()
+    text = "".join(path.read_text() for path in logs_dir.iterdir())
     assert member["id_number"] not in text and member["phone"] not in text
 
 
