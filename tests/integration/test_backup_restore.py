@@ -75,6 +75,7 @@ def point_at(backend: Any, base: str, clock: SimulatedClock) -> list[Runtime]:
     return runtimes
 
 
+@pytest.mark.production
 def test_a_month_restored_from_its_backup_gives_the_same_summary(
     backend: Any, admin: Any, clock: SimulatedClock, tmp_path: Path
 ) -> None:
