@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ from services.app import create_app
 from shared import logs
 from shared.bus import EVENTS, connect, declare
 from shared.config import SERVICES
+from shared.workers import make_celery, task_queue
 from tests import support
 from tests.conftest import open_backend
 from tests.integration.notify_support import dispatched
@@ -361,3 +363,52 @@ def _wait_for(condition: Any, seconds: float) -> None:
             return
         time.sleep(0.2)
     raise AssertionError(f"not within {seconds} s")
+
+
+# --- Celery's task events: what Flower reads -------------------------------------------------
+
+
+def test_a_worker_and_its_client_send_the_task_events_flower_shows(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with open_backend("production", tmp_path / "var", monkeypatch, request) as backend:
+        app = make_celery("notify", backend.settings)
+        seen: list[str] = []
+        finished = threading.Event()
+
+        def on_event(event: dict[str, Any]) -> None:
+            seen.append(str(event["type"]))
+            if event["type"] in ("task-succeeded", "task-failed"):
+                finished.set()
+
+        env = {**os.environ, **backend.env}
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        with app.connection_for_read() as conn:
+            receiver = app.events.Receiver(conn, handlers={"*": on_event})
+            listening = threading.Thread(
+                target=lambda: receiver.capture(limit=None, timeout=None), daemon=True
+            )
+            listening.start()
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "services.cli", "worker", "notify", "--concurrency", "1"],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            try:
+                _wait_for(lambda: "worker-online" in seen or "worker-heartbeat" in seen, 60)
+                app.send_task(
+                    "notify.sweep_reminders", queue=task_queue("notify", backend.settings)
+                )
+                assert finished.wait(60), seen
+            finally:
+                worker.send_signal(signal.SIGTERM)
+                try:
+                    worker.wait(30)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
+                    worker.wait()
+                receiver.should_stop = True
+                listening.join(10)
+    assert {"task-sent", "task-received", "task-started", "task-succeeded"} <= set(seen), seen
