@@ -1,7 +1,9 @@
 """Personal data: sealed at rest and in transit, keyed hashes for look-ups, masks for display.
 
 ID numbers and mobiles are never stored or sent in clear (PIPL): they are sealed with
-AES-GCM, found again through an HMAC of the normalised value, and shown masked.
+AES-GCM, found again through an HMAC of the normalised value, and shown masked. The key has
+versions (a sealed value names its own), so it can be rotated; the HMAC's key does not
+change with them.
 """
 
 from __future__ import annotations
@@ -44,9 +46,9 @@ class Sealer:
 
     ``key`` seals (as ``version``); the ``others``, by version, only open what was sealed
     under them: older keys while values are re-sealed, and a newer one every process must
-    open with before any seals with it. The look-up
-    key stays the same across versions: ``lookup`` when given, else derived from the
-    version-1 key, so a hash computed before a rotation still finds the value after it.
+    open with before any seals with it. The look-up key stays the same across versions:
+    ``lookup`` when given, else derived from the version-1 key, so a hash computed before
+    a rotation still finds the value after it.
     """
 
     def __init__(
@@ -81,11 +83,6 @@ class Sealer:
         current = max(keys) if current is None else current
         others = {v: k for v, k in keys.items() if v != current}
         return cls(keys[current], version=current, others=others, lookup=lookup)
-
-    @property
-    def versions(self) -> tuple[int, ...]:
-        """The key versions this sealer opens, oldest first."""
-        return tuple(sorted(self._aeads))
 
     def seal(self, value: str, context: str) -> str:
         nonce = os.urandom(_NONCE)
