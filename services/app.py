@@ -77,9 +77,12 @@ def create_app(
         the broker answers, and every process ``servicemonth up`` supervises runs."""
         from services import readiness
 
-        results = readiness.run(readiness.checks(names))
-        for child, state in (children() if children else {}).items():
-            results[f"process.{child.replace(' ', '.')}"] = state
+        # the children first: as they are when asked, not after the slower checks
+        processes = {
+            f"process.{child.replace(' ', '.')}": state
+            for child, state in (children() if children else {}).items()
+        }
+        results = readiness.run(readiness.checks(names)) | processes
         ready = all(v == "ok" for v in results.values())
         return JSONResponse(
             {"status": "ready" if ready else "unready", "checks": results},

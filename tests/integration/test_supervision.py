@@ -177,7 +177,9 @@ def _kill_a_consumer(up: Up, api: httpx.Client) -> None:
 
     assert down is not None and down.status_code == 503, down and down.text
     assert down.json()["status"] == "unready"
-    assert down.json()["checks"]["process.consume.pairing"].startswith("down (killed by SIGKILL)")
+    # down, or started again but not yet at work (its first heartbeat)
+    pairing = down.json()["checks"]["process.consume.pairing"]
+    assert pairing.startswith("down (killed by SIGKILL)") or pairing == "starting", pairing
     assert down.json()["checks"]["database.pairing"] == "ok"
     _wait(lambda: _parent_of(killed) is None, 5)  # reaped, not left a zombie
 
