@@ -181,9 +181,9 @@ def _kill_a_consumer(up: Up, api: httpx.Client) -> None:
     pairing = down.json()["checks"]["process.consume.pairing"]
     assert pairing.startswith("down (killed by SIGKILL)") or pairing == "starting", pairing
     assert down.json()["checks"]["database.pairing"] == "ok"
-    _wait(lambda: _parent_of(killed) is None, 5)  # reaped, not left a zombie
+    _wait(lambda: _parent_of(killed) is None, 10)  # reaped, not left a zombie
 
-    again = up.wait_ready(20)
+    again = up.wait_ready(40)
     assert again["status"] == "ready"
     restarted = up.pid_of("consume", "pairing")
     assert restarted != killed and _parent_of(restarted) == up.process.pid
