@@ -15,8 +15,7 @@ from fastapi import APIRouter
 from sqlalchemy import MetaData
 
 from shared.config import SERVICES
-from shared.consumer import Handler
-from shared.events import Event
+from shared.messagebus import EventTable
 from shared.runtime import Runtime
 
 
@@ -41,8 +40,8 @@ def router(service: str) -> APIRouter:
     return r
 
 
-def handlers(service: str, rt: Runtime) -> dict[type[Event], list[Handler]]:
-    table: dict[type[Event], list[Handler]] = _module(service, "consumers").handlers_for(rt)
+def handlers(service: str, rt: Runtime) -> EventTable:
+    table: EventTable = _module(service, "consumers").handlers_for(rt)
     return table
 
 

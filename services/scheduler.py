@@ -30,9 +30,9 @@ from apscheduler.schedulers.base import BaseScheduler
 from sqlalchemy.exc import SQLAlchemyError
 
 from services import registry
+from shared import workers
 from shared.config import CAMPAIGN_TZ, SERVICES
 from shared.schedule import hold_lease, release_lease
-from shared.workers import app_for, task_queue
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,7 @@ def holder_name() -> str:
 
 def send_task(service: str, task: str) -> None:
     """Enqueue ``task`` on ``service``'s Celery queue (the default :data:`Enqueue`)."""
-    rt = registry.runtime(service)
-    app_for(service, rt.settings).send_task(task, queue=task_queue(service, rt.settings))
+    workers.send_task(service, registry.runtime(service).settings, task)
 
 
 @dataclass(frozen=True)

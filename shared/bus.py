@@ -47,7 +47,7 @@ SUBSCRIPTIONS: Mapping[str, tuple[str, ...]] = {
         "report.generated",
         "staff.*",  # the staff contacts notify sends to (registration's staff accounts)
     ),
-    # what its projections read (services.reporting.consumers.PROJECTIONS); notifications,
+    # what its projections read (services.reporting.handlers.PROJECTIONS); notifications,
     # team requests and reports go past
     "reporting": (
         "auth.revoked",

@@ -1,6 +1,6 @@
 """The event consumer: applies events from a service's queue through its inbox, each once.
 
-:class:`EventConsumer` runs the service's handler table (a :data:`Handler` per event type)
+:class:`EventConsumer` runs the service's handler table (:class:`~shared.messagebus.EventTable`)
 in a unit of work, retries a failing handler with backoff, and dead-letters what cannot be
 applied, with the reason; :func:`read_dead_letters` takes those messages back off the
 dead-letter queue.
@@ -25,12 +25,11 @@ from shared.bus import connect, dead_letter_queue, declare, event_queue
 from shared.config import Settings
 from shared.db import UnitOfWork
 from shared.events import Envelope, Event, InvalidEvent, parse
+from shared.messagebus import EventHandler
 from shared.metrics import EVENT_RETRIES, EVENTS_CONSUMED
 from shared.pii import error_line
 
 log = logging.getLogger(__name__)
-
-Handler = Callable[[Any, Envelope, UnitOfWork], None]
 
 
 @dataclass
@@ -55,7 +54,7 @@ class EventConsumer:
         self,
         service: str,
         settings: Settings,
-        handlers: Mapping[type[Event], list[Handler]],
+        handlers: Mapping[type[Event], list[EventHandler[Any]]],
         unit_of_work: Callable[[Envelope], UnitOfWork],
         retry_delays: tuple[float, ...] = (0.2, 1.0, 5.0),
         prefetch: int = 16,

@@ -58,19 +58,6 @@ class CommandTable(Generic[D]):
     def __init__(self, table: Mapping[type[Command[Any]], Callable[[Any, D], Any]] | None = None):
         self._table: dict[type[Command[Any]], Callable[[Any, D], Any]] = dict(table or {})
 
-    def register(
-        self, command: type[Command[R]]
-    ) -> Callable[[Callable[[Any, D], R]], Callable[[Any, D], R]]:
-        """Decorator: ``@COMMANDS.register(ConfirmRegistration)`` on its handler."""
-
-        def add(handler: Callable[[Any, D], R]) -> Callable[[Any, D], R]:
-            if command in self._table:
-                raise ValueError(f"{command.__name__} already has a handler")
-            self._table[command] = handler
-            return handler
-
-        return add
-
     def __contains__(self, command: object) -> bool:
         return command in self._table
 
@@ -79,9 +66,6 @@ class CommandTable(Generic[D]):
             return self._table[command]
         except KeyError:
             raise LookupError(f"no handler for {command.__name__}") from None
-
-    def commands(self) -> list[type[Command[Any]]]:
-        return list(self._table)
 
 
 class MessageBus(Generic[D]):

@@ -101,3 +101,9 @@ def app_for(service: str, config: Settings) -> Celery:
     if key not in _APPS:
         _APPS[key] = make_celery(service, config)
     return _APPS[key]
+
+
+def send_task(service: str, config: Settings, task: str, *args: Any) -> None:
+    """Enqueue ``task`` (by name, with ``args``: ids, not objects) on ``service``'s own
+    queue; the broker confirms before this returns."""
+    app_for(service, config).send_task(task, args=list(args), queue=task_queue(service, config))

@@ -74,11 +74,9 @@ def celery_dispatch(settings: Settings) -> Dispatch:
     :mod:`services.notify.bootstrap` wires; tests give their own)."""
 
     def dispatch(notification_id: uuid.UUID) -> None:
-        from shared.workers import app_for, task_queue
+        from shared.workers import send_task
 
-        app_for("notify", settings).send_task(
-            SEND_TASK, args=[str(notification_id)], queue=task_queue("notify", settings)
-        )
+        send_task("notify", settings, SEND_TASK, str(notification_id))
 
     return dispatch
 

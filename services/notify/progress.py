@@ -20,13 +20,11 @@ from typing import Any
 from sqlalchemy import delete
 
 from services.notify.models import FiveOnesReplica
-from shared.consumer import Handler
 from shared.db import UnitOfWork
 from shared.events import (
     ActivityChanged,
     ActivityVerified,
     Envelope,
-    Event,
     MemberRegistered,
     MemberUpdated,
     MemberWithdrawn,
@@ -35,6 +33,7 @@ from shared.events import (
     WishChanged,
     WishConfirmed,
 )
+from shared.messagebus import EventTable
 from shared.vocabulary import FIVE_ONES
 
 #: The five items, in the campaign's order (not message kinds: those are rendering.KINDS).
@@ -97,12 +96,13 @@ def missing(row: Any) -> list[str]:
     return [kind for kind in ITEMS if not getattr(row, kind)]
 
 
-#: What the replica listens to (merged into notify's handler table in consumers.py).
-HANDLERS: dict[type[Event], list[Handler]] = {
-    MemberRegistered: [record_member],
-    MemberUpdated: [record_member],
-    MemberWithdrawn: [forget_member],
-    WishConfirmed: [record_wish],
-    TeamJoined: [record_team],
-    ActivityVerified: [record_activity],
-}
+#: What the replica listens to (merged into notify's one handler table, handlers.events).
+HANDLERS = (
+    EventTable()
+    .on(MemberRegistered, record_member)
+    .on(MemberUpdated, record_member)
+    .on(MemberWithdrawn, forget_member)
+    .on(WishConfirmed, record_wish)
+    .on(TeamJoined, record_team)
+    .on(ActivityVerified, record_activity)
+)

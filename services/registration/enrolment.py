@@ -8,7 +8,7 @@ of bulk statements, not 200,000 round trips.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -165,18 +165,6 @@ def seal_contact(sealer: Sealer, name: str, phone: str, email: str | None) -> Se
     )
 
 
-def existing_id_numbers(session: Session, hmacs: Iterable[str]) -> set[str]:
-    """Which of ``hmacs`` are already registered (chunked IN queries)."""
-    wanted = list(hmacs)
-    found: set[str] = set()
-    for start in range(0, len(wanted), 1000):
-        query = select(Member.id_number_hmac).where(
-            Member.id_number_hmac.in_(wanted[start : start + 1000])
-        )
-        found |= {h for h in session.scalars(query) if h}
-    return found
-
-
 def add_members(
     values: list[MemberValues],
     uow: UnitOfWork,
@@ -186,9 +174,9 @@ def add_members(
 ) -> list[uuid.UUID]:
     """Insert members, their registrations and their events in a few bulk statements.
 
-    The caller has already removed ID numbers that are registered (see
-    :func:`existing_id_numbers`). ``member.registered`` is routed once per district among
-    each member's communities, and carries their registrations.
+    The caller has already removed ID numbers that are registered. ``member.registered`` is
+    routed once per district among each member's communities, and carries their
+    registrations.
     """
     now = uow.now()
     members: list[dict[str, Any]] = []

@@ -28,7 +28,7 @@ from services.registration.models import AuditEntry, Roster
 from services.registration.schemas import RosterAccepted
 from shared.http import DomainError, Invalid, NotFound
 from shared.runtime import Runtime
-from shared.workers import app_for, task_queue
+from shared.workers import send_task
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +43,7 @@ class Unavailable(DomainError):
 
 def enqueue(rt: Runtime, roster_id: uuid.UUID) -> None:
     """Send the import task to registration's own queue (after the roster is committed)."""
-    app = app_for(NAME, rt.settings)
-    app.send_task(rosters.IMPORT_TASK, args=[str(roster_id)], queue=task_queue(NAME, rt.settings))
+    send_task(NAME, rt.settings, rosters.IMPORT_TASK, str(roster_id))
 
 
 def upload(cmd: UploadRoster, rt: Runtime) -> RosterAccepted:

@@ -6,11 +6,8 @@ no periodic sweep here: its tick and snapshots are Celery tasks the scheduler fi
 from __future__ import annotations
 
 from services.reporting import handlers
-from services.reporting.handlers import PROJECTIONS
 from shared.messagebus import EventTable
 from shared.runtime import Runtime
-
-__all__ = ["PROJECTIONS", "handlers_for"]  # PROJECTIONS: what the consumer projects (tests)
 
 
 def handlers_for(rt: Runtime) -> EventTable:

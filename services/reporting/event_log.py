@@ -1,6 +1,6 @@
 """Reporting's event log: every envelope it applies, append-only, the source of a rebuild
 (:mod:`services.reporting.rebuild`). Only the events a projection reads are logged
-(:data:`services.reporting.consumers.PROJECTIONS`)."""
+(:data:`services.reporting.handlers.PROJECTIONS`)."""
 
 from __future__ import annotations
 

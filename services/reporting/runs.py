@@ -35,7 +35,7 @@ from services.reporting.subscriptions import Slot, slots
 from shared.db import UnitOfWork
 from shared.runtime import Runtime
 from shared.schedule import insert_once
-from shared.workers import app_for, task_queue
+from shared.workers import send_task
 
 __all__ = [
     "BUILD_TASK",
@@ -62,9 +62,7 @@ def celery_enqueue(rt: Runtime) -> Enqueue:
     """Send the build to the reporting worker's queue (pass ids, not objects)."""
 
     def enqueue(run_id: uuid.UUID, attempt: int) -> None:
-        app_for(rt.service, rt.settings).send_task(
-            BUILD_TASK, args=[str(run_id), attempt], queue=task_queue(rt.service, rt.settings)
-        )
+        send_task(rt.service, rt.settings, BUILD_TASK, str(run_id), attempt)
 
     return enqueue
 

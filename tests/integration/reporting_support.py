@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import func, select
 
 from services.reporting import figures as fig
-from services.reporting.consumers import PROJECTIONS
+from services.reporting.handlers import PROJECTIONS
 from services.reporting.models import EventLogEntry
 from shared.clock import SimulatedClock
 from shared.config import CAMPAIGN_TZ

@@ -59,7 +59,7 @@ def matches(key: str, pattern: str) -> bool:
 def test_reporting_binds_every_event_its_projections_read_and_revocations_and_nothing_else(
     district: str,
 ) -> None:
-    from services.reporting.consumers import PROJECTIONS
+    from services.reporting.handlers import PROJECTIONS
 
     keys = binding_keys("reporting", district)
 

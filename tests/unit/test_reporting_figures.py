@@ -278,7 +278,7 @@ def test_the_funnel_and_the_claim_rate_share_one_meaning_of_published() -> None:
 def test_reporting_handles_only_the_events_its_projections_read_and_revocations(
     rt: Runtime,
 ) -> None:
-    from services.reporting.consumers import PROJECTIONS
+    from services.reporting.handlers import PROJECTIONS
     from shared.events import CATALOGUE, TokensRevoked
 
     table = handlers_for(rt)
