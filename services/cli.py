@@ -296,34 +296,25 @@ def token() -> None:
 @click.option("--days", default=45, show_default=True, type=click.IntRange(1, 400))
 def token_create(role: str, scope: str, label: str | None, days: int) -> None:
     """Print a new signed bearer token (shown once; 'token list' shows its id)."""
-    from services import registry
-    from services.registration import sessions
-    from shared.auth import check_role_scope
+    from services.registration.bootstrap import bus
+    from services.registration.commands import IssueOperatorToken
 
-    try:
-        check_role_scope(role, scope)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--scope") from None
-    rt = registry.runtime("registration")
-    with rt.uow() as uow:
-        secret = sessions.issue_operator_token(uow, rt.settings, role, scope, label, days)
-        uow.commit()
-    click.echo(secret)
+    command = IssueOperatorToken(role=role, scope=scope, label=label, days=days)
+    click.echo(bus().handle(command))
 
 
 @token.command("list")
 def token_list() -> None:
     """The tokens made here that have not expired: id, role, scope, label, expiry, revoked."""
-    from services import registry
-    from services.registration import sessions
+    from services.registration import views
+    from services.registration.bootstrap import runtime
 
-    with registry.runtime("registration").read() as uow:
-        for t in sessions.operator_tokens(uow):
-            revoked = f"revoked {t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "active"
-            click.echo(
-                f"{t.jti}  {t.role:<9} {t.scope:<24} {t.label or '-':<20} "
-                f"expires {t.expires_at:%Y-%m-%d %H:%M}  {revoked}"
-            )
+    for t in views.operator_tokens(runtime()):
+        revoked = f"revoked {t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "active"
+        click.echo(
+            f"{t.jti}  {t.role:<9} {t.scope:<24} {t.label or '-':<20} "
+            f"expires {t.expires_at:%Y-%m-%d %H:%M}  {revoked}"
+        )
 
 
 @token.command("revoke")
@@ -331,15 +322,10 @@ def token_list() -> None:
 def token_revoke(token_id: str) -> None:
     """Revoke a token by the id 'token list' shows: refused by every service once the
     revocation has reached it (registration at once)."""
-    from services import registry
-    from services.registration import sessions
+    from services.registration.bootstrap import bus
+    from services.registration.commands import RevokeOperatorToken
 
-    rt = registry.runtime("registration")
-    with rt.uow() as uow:
-        issued = sessions.revoke_operator_token(uow, token_id.strip())
-        if issued is None:
-            raise click.ClickException(f"no token {token_id!r} (see 'servicemonth token list')")
-        uow.commit()
+    bus().handle(RevokeOperatorToken(token_id=token_id))
     click.echo(f"revoked {token_id}")
 
 

@@ -131,6 +131,24 @@ class SignOut(Command[None]):
     principal: Principal
 
 
+@dataclass(frozen=True, kw_only=True)
+class IssueOperatorToken(Command[str]):
+    """The operator at the server makes a bearer token (``servicemonth token create``); the
+    signed token, shown once."""
+
+    role: str
+    scope: str
+    label: str | None
+    days: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class RevokeOperatorToken(Command[None]):
+    """Revoke a token made with the CLI, by the id ``token list`` shows."""
+
+    token_id: str
+
+
 # --- rosters (花名册) ---------------------------------------------------------------------------
 
 

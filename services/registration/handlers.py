@@ -27,12 +27,14 @@ from services.registration.commands import (
     ImportRoster,
     ImportRosterFile,
     ImportStaff,
+    IssueOperatorToken,
     LoadDirectory,
     ReadMemberUnmasked,
     RegisterMember,
     RejectRegistration,
     RequestSignInCode,
     ResendStuckRosters,
+    RevokeOperatorToken,
     SignIn,
     SignOut,
     UpdateMember,
@@ -46,6 +48,8 @@ from services.registration.schemas import (
     StaffImported,
     StaffOut,
 )
+from shared.auth import check_role_scope
+from shared.http import Invalid, NotFound
 from shared.messagebus import CommandTable, EventTable
 from shared.runtime import Runtime
 
@@ -71,6 +75,26 @@ def sign_in(cmd: SignIn, rt: Runtime) -> SessionOut:
         )
         uow.commit()
     return sessions.session_out(session)
+
+
+def issue_operator_token(cmd: IssueOperatorToken, rt: Runtime) -> str:
+    try:
+        check_role_scope(cmd.role, cmd.scope)
+    except ValueError as exc:
+        raise Invalid("cannot make this token", [{"field": "scope", "message": str(exc)}]) from None
+    with rt.uow() as uow:
+        secret = sessions.issue_operator_token(
+            uow, rt.settings, cmd.role, cmd.scope, cmd.label, cmd.days
+        )
+        uow.commit()
+    return secret
+
+
+def revoke_operator_token(cmd: RevokeOperatorToken, rt: Runtime) -> None:
+    with rt.uow() as uow:
+        if sessions.revoke_operator_token(uow, cmd.token_id.strip()) is None:
+            raise NotFound(f"no token {cmd.token_id!r} (see 'servicemonth token list')")
+        uow.commit()
 
 
 def sign_out(cmd: SignOut, rt: Runtime) -> None:
@@ -115,6 +139,8 @@ COMMANDS: CommandTable[Runtime] = CommandTable(
         RequestSignInCode: request_sign_in_code,
         SignIn: sign_in,
         SignOut: sign_out,
+        IssueOperatorToken: issue_operator_token,
+        RevokeOperatorToken: revoke_operator_token,
         UploadRoster: roster_uploads.upload,
         ImportRoster: roster_uploads.run_import,
         ImportRosterFile: roster_uploads.import_file,

@@ -7,6 +7,7 @@ member's personal fields are null. Times are ISO 8601 strings.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Annotated
 
@@ -302,3 +303,14 @@ class StaffImported(BaseModel):
     rejected: int
     errors_total: int
     errors: list[Line]
+
+
+class OperatorTokenOut(FromRow):
+    """A token made with ``servicemonth token create``, as ``token list`` shows it."""
+
+    jti: str
+    role: str
+    scope: str
+    label: str | None
+    expires_at: dt.datetime
+    revoked_at: dt.datetime | None

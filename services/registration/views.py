@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from services.registration import members, registrations, rosters, staff
+from services.registration import members, registrations, rosters, sessions, staff
 from services.registration.models import (
     Community,
     CommunityRegistration,
@@ -32,6 +32,7 @@ from services.registration.schemas import (
     FiveOne,
     Line,
     MemberOut,
+    OperatorTokenOut,
     RosterOut,
     StaffOut,
     UnitMemberOut,
@@ -322,3 +323,9 @@ def staff_accounts(
 def staff_account(rt: Runtime, principal: Principal, account_id: uuid.UUID) -> StaffOut:
     with rt.read() as uow:
         return staff.view(staff.visible_account(uow, account_id, principal), rt.sealer)
+
+
+def operator_tokens(rt: Runtime) -> list[OperatorTokenOut]:
+    """``servicemonth token list``: the tokens made with the CLI that have not expired."""
+    with rt.read() as uow:
+        return [OperatorTokenOut.model_validate(t) for t in sessions.operator_tokens(uow)]
