@@ -7,12 +7,15 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from services import registry
+from services.cli import cli
 from shared import runtime as runtime_mod
 from shared.clock import SimulatedClock
 from shared.config import SERVICES, load
@@ -63,6 +66,16 @@ def figures(http: Any) -> dict[str, Any]:
     return found
 
 
+def report_figures(period: str) -> list[str]:
+    """The headline figures ``servicemonth report run --scope city`` prints (without the
+    file's path and the time it took), as the drill in deploy/README.md compares them."""
+    done = CliRunner().invoke(cli, ["report", "run", "--scope", "city", "--period", period])
+    assert done.exit_code == 0, done.output
+    lines = done.output.splitlines()
+    assert lines[-1].startswith("built in")
+    return lines[1:-1]
+
+
 def point_at(backend: Any, base: str, clock: SimulatedClock) -> list[Runtime]:
     """Every service's runtime on the databases ``<base>_<service>``, on ``clock``."""
     url = backend.env["SERVICEMONTH_DATABASE_URL"].rsplit("/", 1)[0] + f"/{base}"
@@ -83,6 +96,7 @@ def test_a_month_restored_from_its_backup_gives_the_same_summary(
     deliver_to_reporting(backend)
     before = figures(admin)
     assert before["city"]["members"] > 0 and before["ops.reporting"]["events_logged"] > 0
+    period = f"2016-06-26..{clock.now().isoformat()}"  # until the backup
 
     base = backend.env["SERVICEMONTH_DATABASE_URL"].rsplit("/", 1)[1]
     backup = tmp_path / "backup" / "2016-07-01"
@@ -98,8 +112,11 @@ def test_a_month_restored_from_its_backup_gives_the_same_summary(
     ]
     assert script("backup.sh", base, str(backup)).returncode == 1  # never over a backup
     # the month goes on after the backup: the restored databases do not know this member
+    clock.advance(timedelta(hours=1))
     assert admin.post("/api/v1/members", json=support.member_body(9000)).status_code == 201
     assert figures(admin)["ops.registration"] != before["ops.registration"]
+    live_report = report_figures(period)
+    assert live_report
 
     drill = f"{base}_drill"
     try:
@@ -111,6 +128,7 @@ def test_a_month_restored_from_its_backup_gives_the_same_summary(
         try:
             with support.client(support.issue_token(backend, "admin", "city")) as http:
                 after = figures(http)
+            drill_report = report_figures(period)
         finally:
             for rt in restored:
                 rt.db.dispose()
@@ -120,6 +138,7 @@ def test_a_month_restored_from_its_backup_gives_the_same_summary(
     finally:
         drop_databases(drill)
     assert after == before
+    assert drill_report == live_report
 
 
 def test_a_backup_that_fails_its_checksums_is_not_restored(tmp_path: Path) -> None:
