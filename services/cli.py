@@ -184,6 +184,9 @@ def up(port: int | None, no_scheduler: bool) -> None:
     for name in SERVICES:
         upgrade(name, registry.runtime(name).db)
     _count_with_neighbours(clean=True)  # before the children start counting
+    # notify's workers fetch report files from the routes this process serves
+    local = f"http://127.0.0.1:{port or settings().http_port}"
+    export("SERVICEMONTH_REPORTING_URL", local, replace=False)
     # A child that dies is started again (with backoff); /readyz says so meanwhile.
     children = Supervisor(settings().home, background_commands(SERVICES, not no_scheduler))
     children.start()

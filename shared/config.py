@@ -473,6 +473,13 @@ class CommonSettings(Section):
         "the bearer token GET /metrics asks of callers not on loopback",
         shown="— (loopback only)",
     )
+    report_files_token: MetricsToken | None = setting(
+        None,
+        f"{PREFIX}REPORT_FILES_TOKEN",
+        "the bearer token with which notify reads report files from reporting (it reads "
+        "nothing else); the same in both",
+        shown="made once under HOME/keys/",
+    )
     broker_url: BrokerUrl = setting(
         EMBEDDED_BROKER,
         f"{PREFIX}BROKER_URL",
@@ -657,6 +664,13 @@ class NotifySettings(Section):
         f"{PREFIX}NOTIFY_BATCH_AT",
         "when the day's batched messages go",
         shown="17:00",
+    )
+    reporting_url: HttpUrl | None = setting(
+        None,
+        f"{PREFIX}REPORTING_URL",
+        "where notify fetches report files from reporting's API (the leader's report e-mail)",
+        service="notify",
+        shown="this machine's HTTP port",
     )
     webhook_token: Secret | None = setting(
         None,
@@ -1018,6 +1032,19 @@ class Settings:
         if not path.exists():
             write_key_once(path, secrets.token_hex(32).encode())
         return bytes.fromhex(path.read_text().strip())
+
+    def report_files_token(self) -> str:
+        """What notify shows reporting to read report files (and nothing else).
+
+        From ``SERVICEMONTH_REPORT_FILES_TOKEN``; in the embedded default, a token made once
+        under ``$SERVICEMONTH_HOME/keys/`` (one machine: both services find the same one).
+        """
+        if self.common.report_files_token is not None:
+            return self.common.report_files_token.get_secret_value()
+        path = self.home / "keys" / "report-files.token"
+        if not path.exists():
+            write_key_once(path, secrets.token_urlsafe(32).encode())
+        return path.read_text().strip()
 
     def pii_keys(self) -> PiiKeys:
         """Every personal-data key, by version, and the look-up key (see :class:`PiiKeys`).

@@ -24,6 +24,7 @@ from services.notify.channels.factory import email_channel, sms_providers
 from services.notify.deps import Notify
 from services.notify.messages import Dispatch, celery_dispatch
 from services.notify.models import Base
+from services.notify.report_files import HttpReportFiles
 from services.notify.rules import Rules
 from services.notify.sending import Sender
 from shared import runtime as shared_runtime
@@ -31,18 +32,26 @@ from shared.config import Settings
 from shared.messagebus import MessageBus
 from shared.runtime import Runtime
 
-__all__ = ["Notify", "bootstrap", "build_sender", "bus", "replaced", "runtime"]
+__all__ = ["Notify", "bootstrap", "build_sender", "bus", "replaced", "report_files", "runtime"]
+
+
+def report_files(settings: Settings) -> HttpReportFiles:
+    """Report files from reporting's API at ``SERVICEMONTH_REPORTING_URL`` (default: this
+    machine's HTTP port, what ``servicemonth up`` serves), with the report-files token."""
+    base = settings.notify.reporting_url or f"http://127.0.0.1:{settings.http_port}"
+    return HttpReportFiles(base, settings.report_files_token())
 
 
 def build_sender(rt: Runtime) -> Sender:
-    """The providers, channels and rules of ``rt``'s settings."""
+    """The providers, channels and rules of ``rt``'s settings, and where report files
+    come from."""
     return Sender(
         sealer=rt.sealer,
         providers=list(sms_providers(rt.settings, rt.clock)),
         email=email_channel(rt.settings, rt.clock),
         rules=Rules.from_settings(rt.settings),
         district=rt.settings.district,
-        reports_dir=rt.settings.reports_dir,
+        reports=report_files(rt.settings),
     )
 
 

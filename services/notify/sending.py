@@ -18,7 +18,8 @@ was read (:func:`services.notify.messages.move`). In order:
    recipient's of tomorrow morning, made on first need), or send it through a provider.
 3. Render — before the claim, so a message that cannot be rendered fails (an SMS too long
    for the segment cap goes by e-mail when the recipient has an address) instead of being
-   left ``sending``; a report whose files are not there yet waits (:mod:`.mail`).
+   left ``sending``; a report whose files cannot be fetched from reporting yet waits
+   (:mod:`.mail`, :mod:`.report_files`), holding no transaction across the fetch.
 4. The claim (:func:`claim`): one conditional UPDATE ``queued|deferred → sending``
    committed before the provider is called, so two tasks never both call it.
 5. The call: accepted → ``sent``; a transient error → ``queued`` again, due after a
@@ -32,7 +33,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
@@ -46,11 +46,12 @@ from services.notify.channels.base import (
     ProviderError,
     SmsProvider,
 )
-from services.notify.mail import ReportMissing, outgoing_email
+from services.notify.mail import REPORT_KINDS, ReportMissing, outgoing_email
 from services.notify.messages import WAITING, emit_status, move, recent_sms, record
 from services.notify.models import Contact, Notification
 from services.notify.recipients import Person, masked, person_of, recipient_of, render_params
 from services.notify.rendering import RenderError, SmsTooLong, render_email, render_sms
+from services.notify.report_files import ReportFiles
 from services.notify.rules import Rules, local_day
 from shared.db import UnitOfWork
 from shared.events import NotificationFailed, NotificationSent
@@ -75,8 +76,8 @@ class Sender:
     """What sending needs besides the unit of work (built by :mod:`.bootstrap`; tests
     replace the providers).
 
-    ``reports_dir`` is ``settings.reports_dir``: ``$SERVICEMONTH_HOME/reports``, the folder
-    reporting writes to (one shared volume in the deployment, see :mod:`.mail`).
+    ``reports`` gives the report e-mail's files: reporting's API over HTTP
+    (:class:`~.report_files.HttpReportFiles`); None: a report cannot be sent (it waits).
     """
 
     sealer: Sealer
@@ -84,7 +85,12 @@ class Sender:
     email: EmailChannel
     rules: Rules = field(default_factory=Rules)
     district: str = "410300"
-    reports_dir: Path = Path("var/reports")
+    reports: ReportFiles | None = None
+
+
+class _NoReportFiles:
+    def fetch(self, path: str) -> bytes:
+        raise ReportMissing(f"report file {path}: no way to fetch report files here")
 
 
 @dataclass(frozen=True)
@@ -253,8 +259,13 @@ def _send_email(
     n: Notification, person: Person, uow: UnitOfWork, sender: Sender, note: str | None
 ) -> Outcome:
     channel, to = sender.email, masked(person, "email")
+    if n.kind in REPORT_KINDS:
+        # Fetching the report is a network call: the transaction that read (and on
+        # PostgreSQL locked) ``n`` ends first; what follows is conditional on what was read.
+        uow.session.commit()
+    reports = sender.reports or _NoReportFiles()
     try:
-        mail = outgoing_email(n, person, uow, sender.sealer, sender.reports_dir, to)
+        mail = outgoing_email(n, person, uow, sender.sealer, reports, to)
     except ReportMissing as exc:  # reporting's files not there (yet): wait, then fail
         then = policy.after_failure(
             n.attempts + 1, permanent=False, now=uow.now(), rules=sender.rules

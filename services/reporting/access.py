@@ -1,12 +1,15 @@
 """Who may read which scope's figures: the scopes reporting keeps figures for, where a scope
 lies, and whether a caller's token covers it. Used by the views, subscriptions and report
-downloads alike (anything outside the caller's scope answers 404, as if it did not exist)."""
+downloads alike (anything outside the caller's scope answers 404, as if it did not exist).
+Notify reads report files with the report-files token (:func:`report_files_reader`)."""
 
 from __future__ import annotations
 
+import hmac
+
 from services.reporting.models import Place
 from shared.auth import Principal, check_role_scope
-from shared.config import CITY
+from shared.config import CITY, Settings
 from shared.db import UnitOfWork
 from shared.http import Invalid
 
@@ -46,3 +49,17 @@ def visible(uow: UnitOfWork, principal: Principal, scope: str) -> bool:
         units=[code] if kind == "unit" else [],
         communities=[code] if kind == "community" else [],
     )
+
+
+#: Notify reading a report's files to e-mail them: every report of this deployment, and
+#: nothing else (only the file download takes it); downloads record it under this name.
+NOTIFY_READER = Principal(role="notify", scope="city", token_id="report-files-token")
+
+
+def report_files_reader(settings: Settings, bearer: str | None) -> Principal | None:
+    """:data:`NOTIFY_READER` when ``bearer`` is the report-files token (compared in
+    constant time), else None: the caller is checked as a person's token."""
+    if not bearer:
+        return None
+    expected = settings.report_files_token().encode()
+    return NOTIFY_READER if hmac.compare_digest(expected, bearer.encode()) else None

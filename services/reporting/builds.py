@@ -1,6 +1,12 @@
-"""Building one report run: read the figures, write the files, then — only if the run is
-still this attempt's — mark it done and tell the subscriber; a failure is retried with
-backoff, and when the attempts are spent the run fails and the subscriber is told.
+"""Building one report run: read the figures, draw the files, then — only if the run is
+still this attempt's — mark it done, keep its files and tell the subscriber, in one
+transaction; a failure is retried with backoff, and when the attempts are spent the run
+fails and the subscriber is told.
+
+The files live in reporting's database (:class:`~.models.StoredReportFile`): the download
+route serves them to people and to notify, so no folder is shared between machines. A copy
+is also written under ``$SERVICEMONTH_HOME/reports/<id>/`` for the person at this machine
+(``servicemonth report run`` and the demo print where); nothing reads it back.
 
 A build only completes if the run is still its own (same attempt, still ``working``), so a
 slow worker that was given up on cannot publish a second report.
@@ -13,14 +19,16 @@ import logging
 import os
 import shutil
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import delete
+
 from services.reporting import charts, render, spreadsheet
 from services.reporting.contents import ReportData, gather, laggard_threshold
-from services.reporting.models import ReportRun, Subscription
+from services.reporting.models import ReportRun, StoredReportFile, Subscription
 from services.reporting.run_state import Policy, announce, move, tell_failure
 from services.reporting.subscriptions import campaign_window
 from shared.config import Settings
@@ -34,7 +42,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Built:
-    """A finished report: where it is and what it says in one line."""
+    """A finished report: its files (``contents`` by name, as stored), where this machine's
+    copy is, and what it says in one line."""
 
     report_id: uuid.UUID
     folder: Path
@@ -42,35 +51,44 @@ class Built:
     title: str
     headline: str
     figures: list[tuple[str, str]]
+    contents: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     @property
     def html(self) -> Path:
         return self.folder / "report.html"
 
 
-def write_files(folder: Path, data: ReportData, formats: set[str]) -> list[str]:
-    """Write the report's files into ``folder`` (made afresh, replaced whole)."""
+def draw_files(data: ReportData, formats: set[str]) -> dict[str, bytes]:
+    """The report's files by name, in the order they are listed."""
+    contents: dict[str, bytes] = {}
+    if "html" in formats:
+        contents["report.html"] = render.html(data).encode("utf-8")
+        contents["ranking.png"] = charts.ranking_chart(data).png
+        contents["progress.png"] = charts.progress_chart(data).png
+    if "xlsx" in formats:
+        contents["report.xlsx"] = spreadsheet.workbook(data)
+    return contents
+
+
+def copy_files(folder: Path, contents: dict[str, bytes]) -> list[str]:
+    """Write ``contents`` into ``folder`` (made afresh, replaced whole): the copy for the
+    person at this machine."""
     partial = folder.with_name(f".{folder.name}.{os.getpid()}.{uuid.uuid4().hex[:6]}")
     partial.mkdir(parents=True)
-    names = []
     try:
-        if "html" in formats:
-            for name, chart in (
-                ("ranking.png", charts.ranking_chart(data)),
-                ("progress.png", charts.progress_chart(data)),
-            ):
-                (partial / name).write_bytes(chart.png)
-            (partial / "report.html").write_text(render.html(data), encoding="utf-8")
-            names += ["report.html", "ranking.png", "progress.png"]
-        if "xlsx" in formats:
-            (partial / "report.xlsx").write_bytes(spreadsheet.workbook(data))
-            names.append("report.xlsx")
+        for name, content in contents.items():
+            (partial / name).write_bytes(content)
         if folder.exists():
             shutil.rmtree(folder)
         partial.rename(folder)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
-    return names
+    return list(contents)
+
+
+def write_files(folder: Path, data: ReportData, formats: set[str]) -> list[str]:
+    """Draw the report's files and write them into ``folder``; their names."""
+    return copy_files(folder, draw_files(data, formats))
 
 
 MEDIA = {
@@ -95,7 +113,8 @@ def produce(
     formats: set[str],
     source: Any = None,
 ) -> Built:
-    """Read the figures and write the files of one report (no state change)."""
+    """Read the figures and draw the files of one report, copied under this machine's
+    reports folder (no state change: :func:`finish` stores them)."""
     window = campaign_window(settings)
     data = gather(
         uow,
@@ -109,9 +128,10 @@ def produce(
     )
     uow.session.rollback()  # drawing takes a while: hold no transaction (SQLite's write lock)
     folder = settings.reports_dir / str(report_id)
-    names = write_files(folder, data, formats)
-    files = [ReportFile(path=f"{report_id}/{n}", media_type=MEDIA[n]) for n in names]
-    return Built(report_id, folder, files, data.title, data.sms(), _figures(data))
+    contents = draw_files(data, formats)
+    copy_files(folder, contents)
+    files = [ReportFile(path=f"{report_id}/{n}", media_type=MEDIA[n]) for n in contents]
+    return Built(report_id, folder, files, data.title, data.sms(), _figures(data), contents)
 
 
 def build(rt: Runtime, run_id: uuid.UUID, attempt: int, source: Any = None) -> str:
@@ -143,7 +163,8 @@ def build(rt: Runtime, run_id: uuid.UUID, attempt: int, source: Any = None) -> s
 
 
 def finish(rt: Runtime, run_id: uuid.UUID, attempt: int, built: Built) -> str:
-    """Mark the run done with its files and tell the subscriber — if it is still ours."""
+    """Mark the run done, keep its files and tell the subscriber — if it is still ours
+    (one transaction: a run is never done without its files)."""
     with rt.uow() as uow:
         guard = (ReportRun.id == run_id, ReportRun.status == "working")
         files = json.dumps([f.model_dump() for f in built.files], ensure_ascii=False)
@@ -157,6 +178,7 @@ def finish(rt: Runtime, run_id: uuid.UUID, attempt: int, built: Built) -> str:
             error=None,
         ):
             return "not-ours"
+        store_files(uow, run_id, built.contents)
         announce(
             uow,
             rt.settings.district,
@@ -168,6 +190,15 @@ def finish(rt: Runtime, run_id: uuid.UUID, attempt: int, built: Built) -> str:
         )
         uow.commit()
     return "done"
+
+
+def store_files(uow: UnitOfWork, report_id: uuid.UUID, contents: dict[str, bytes]) -> None:
+    """Keep the report's files with the run (whatever an earlier attempt left is replaced)."""
+    uow.session.execute(delete(StoredReportFile).where(StoredReportFile.report_id == report_id))
+    uow.session.add_all(
+        StoredReportFile(report_id=report_id, name=name, media_type=MEDIA[name], content=data)
+        for name, data in contents.items()
+    )
 
 
 def _failed(

@@ -1,34 +1,36 @@
 """Downloading a report's file: only a finished report in the caller's scope, only a file
-it still keeps, and every download recorded (who, which, when) — the audit trail of report
-reads (:class:`~services.reporting.models.ReportDownload`)."""
+it keeps, and every download recorded (who, which, when) — the audit trail of report reads
+(:class:`~services.reporting.models.ReportDownload`).
+
+The files are read from reporting's own database (:class:`~.models.StoredReportFile`), not
+from a folder: people (through the web app) and notify (over HTTP, with the report-files
+token: :func:`~services.reporting.access.report_files_reader`) get them wherever reporting
+runs.
+"""
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
 from services.reporting.access import visible
-from services.reporting.models import ReportDownload, ReportRun
+from services.reporting.models import ReportDownload, ReportRun, StoredReportFile
 from shared.auth import Principal
-from shared.config import Settings
 from shared.db import UnitOfWork
 from shared.http import NotFound
 
 
 @dataclass(frozen=True)
 class KeptFile:
-    """A report's file on disk, as a download sends it."""
+    """A report's file as a download sends it."""
 
-    path: Path
     name: str
     media_type: str
+    content: bytes
 
 
 def open_file(
     uow: UnitOfWork,
-    settings: Settings,
     principal: Principal,
     report_id: uuid.UUID,
     name: str,
@@ -38,12 +40,9 @@ def open_file(
     run = uow.session.get(ReportRun, report_id)
     if run is None or run.status != "done" or not visible(uow, principal, run.scope):
         raise NotFound("no such report")
-    files = {f["path"].rsplit("/", 1)[-1]: f["media_type"] for f in json.loads(run.files or "[]")}
-    if name not in files:
+    kept = uow.session.get(StoredReportFile, (report_id, name))
+    if kept is None:
         raise NotFound(f"report {report_id} has no file {name!r}")
-    path = settings.reports_dir / str(report_id) / name
-    if not path.is_file():
-        raise NotFound(f"report {report_id}: {name} is no longer kept")
     uow.session.add(
         ReportDownload(
             at=uow.now(),
@@ -54,4 +53,4 @@ def open_file(
             file=name,
         )
     )
-    return KeptFile(path=path, name=name, media_type=files[name])
+    return KeptFile(name=name, media_type=kept.media_type, content=kept.content)

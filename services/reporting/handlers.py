@@ -87,7 +87,7 @@ def run_report(cmd: RunReport, rt: Runtime) -> builds.Built:
 
 def download_report_file(cmd: DownloadReportFile, rt: Runtime) -> downloads.KeptFile:
     with rt.uow() as uow:
-        kept = downloads.open_file(uow, rt.settings, cmd.principal, cmd.report_id, cmd.name)
+        kept = downloads.open_file(uow, cmd.principal, cmd.report_id, cmd.name)
         uow.commit()
     return kept
 

@@ -289,3 +289,16 @@ class ReportDownload(Base):
     scope: Mapped[str] = mapped_column(String(60))
     report_id: Mapped[uuid.UUID] = mapped_column(index=True)
     file: Mapped[str] = mapped_column(String(60))
+
+
+class StoredReportFile(Base):
+    """One file of a finished report (the HTML, a chart, the workbook), kept with the run:
+    written in the transaction that marks the run done, served by the download route to
+    people and to notify (over HTTP), so no folder is shared between machines."""
+
+    __tablename__ = "report_files"
+
+    report_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(60), primary_key=True)
+    media_type: Mapped[str] = mapped_column(String(100))
+    content: Mapped[bytes] = mapped_column(sa.LargeBinary)

@@ -1,8 +1,9 @@
 """HTTP routes of scheduled summaries: subscriptions, and the reports kept on disk.
 
 ``POST/GET /subscriptions`` (leader, operator, admin), ``GET /reports`` and
-``GET /reports/{id}/files/{name}`` (downloads are audited). Each caller sees only the
-scopes their token covers; anything else answers 404 as if it did not exist.
+``GET /reports/{id}/files/{name}`` (downloads are audited; notify reads files there with the
+report-files token, which opens nothing else). Each caller sees only the scopes their token
+covers; anything else answers 404 as if it did not exist.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 from fastapi.responses import FileResponse
+from fastapi.security import HTTPAuthorizationCredentials
 
 from services.reporting import views
+from services.reporting.access import report_files_reader
 from services.reporting.bootstrap import bus, runtime
 from services.reporting.commands import DownloadReportFile, Subscribe
 from services.reporting.schemas import A_REPORT_FILE, ReportOut, SubscriptionIn, SubscriptionOut
-from shared.auth import Principal, requires
+from shared.auth import BEARER, Principal, requires
 from shared.messagebus import MessageBus
 from shared.runtime import Runtime
 
@@ -25,9 +28,19 @@ router = APIRouter(tags=["reports"])
 Bus = Annotated[MessageBus[Runtime], Depends(bus)]
 Rt = Annotated[Runtime, Depends(runtime)]
 Subscriber = Annotated[Principal, Depends(requires(runtime, "admin", "operator", "leader"))]
-Reader = Annotated[
-    Principal, Depends(requires(runtime, "admin", "operator", "leader", "unit", "community"))
-]
+_reader = requires(runtime, "admin", "operator", "leader", "unit", "community")
+Reader = Annotated[Principal, Depends(_reader)]
+
+
+def _file_reader(
+    rt: Rt, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
+) -> Principal:
+    """A person's token (:data:`Reader`), or notify's report-files token."""
+    notify = report_files_reader(rt.settings, credentials.credentials if credentials else None)
+    return notify or _reader(rt, credentials)
+
+
+FileReader = Annotated[Principal, Depends(_file_reader)]
 
 
 @router.post("/subscriptions", status_code=201)
@@ -52,12 +65,12 @@ def list_reports(rt: Rt, who: Reader, response: Response) -> list[ReportOut]:
 @router.get(
     "/reports/{report_id}/files/{name}", response_class=FileResponse, responses=A_REPORT_FILE
 )
-def download(report_id: uuid.UUID, name: str, bus: Bus, who: Reader) -> FileResponse:
+def download(report_id: uuid.UUID, name: str, bus: Bus, who: FileReader) -> Response:
     """One file of a report; every download is recorded (who, which, when)."""
     kept = bus.handle(DownloadReportFile(principal=who, report_id=report_id, name=name))
-    return FileResponse(
-        kept.path,
+    disposition = f'attachment; filename="{kept.name}"'  # one of the names builds gives
+    return Response(
+        kept.content,
         media_type=kept.media_type,
-        filename=kept.name,
-        headers={"Cache-Control": "no-store"},
+        headers={"Cache-Control": "no-store", "Content-Disposition": disposition},
     )

@@ -23,6 +23,7 @@ from services.notify.channels.base import (
     TransientProviderError,
 )
 from services.notify.channels.files import FileEmailChannel, FileSmsChannel
+from services.notify.report_files import ReportMissing
 from services.notify.rules import Rules
 from shared.clock import Clock, SimulatedClock
 from shared.consumer import EventConsumer
@@ -96,6 +97,20 @@ class FakeProvider:
 
 
 @dataclass
+class FolderReportFiles:
+    """Report files read from a folder, as the tests of the e-mail itself lay them out
+    (how they travel from reporting is tests/integration/test_report_files.py's)."""
+
+    root: Path
+
+    def fetch(self, path: str) -> bytes:
+        file = self.root / path
+        if not file.is_file():
+            raise ReportMissing(f"report file {path} is not in the reports folder")
+        return file.read_bytes()
+
+
+@dataclass
 class FakeEmail:
     name: str = "fake-email"
     sent: list[OutgoingEmail] = field(default_factory=list)
@@ -116,7 +131,7 @@ def make_sender(backend: Any, *providers: Any, email: Any = None, **rules: Any) 
         email=email or FakeEmail(),
         rules=Rules(**{"retry_delay": 0.0, **rules}),
         district="410303",
-        reports_dir=rt.settings.reports_dir,
+        reports=FolderReportFiles(rt.settings.reports_dir),
     )
 
 

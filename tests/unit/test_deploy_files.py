@@ -190,11 +190,13 @@ def test_compose_hands_each_container_only_the_secrets_it_uses(compose: dict[str
             "SMTP_PASSWORD",
         )
     }
+    files = {f"{PREFIX}REPORT_FILES_TOKEN"}  # notify fetches report files from reporting's API
     expected = {"web": set(), "migrate": db(*SERVICES), "scheduler": bus | db(*SERVICES)}
     for service in SERVICES:
         for suffix in ("consume", "worker", "api"):
-            own = bus | db(service) | (channels if service == "notify" else set())
+            own = bus | db(service) | (channels | files if service == "notify" else set())
             expected[f"{service}-{suffix}"] = own
+    expected["reporting-api"] |= files
     apps = app_services(compose)
     assert set(apps) == set(expected)
     for name, svc in apps.items():

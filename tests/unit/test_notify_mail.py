@@ -1,13 +1,27 @@
-"""The report e-mail's parts, read from the reports folder."""
+"""The report e-mail's parts, as fetched from reporting."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from services.notify.mail import ReportMissing, read_report
 from services.notify.rendering import RenderError
+
+
+@dataclass
+class Folder:
+    """Report files from a folder (what reporting's route would answer)."""
+
+    root: Path
+
+    def fetch(self, path: str) -> bytes:
+        if not (self.root / path).is_file():
+            raise ReportMissing(f"report file {path} is not there")
+        return (self.root / path).read_bytes()
+
 
 HTML = (
     '<html><head><title>t</title></head><body style="x"><h1>报告</h1>'
@@ -28,7 +42,7 @@ def test_the_body_is_the_report_with_its_charts_inline_and_the_sheet_attached(
     for name in ("ranking.png", "progress.png", "report.xlsx"):
         (tmp_path / "r" / name).write_bytes(name.encode())
     report = read_report(
-        files("report.html", "ranking.png", "progress.png", "report.xlsx"), tmp_path
+        files("report.html", "ranking.png", "progress.png", "report.xlsx"), Folder(tmp_path)
     )
     assert report.html is not None and report.html.startswith("<h1>报告</h1>")
     assert "<title>" not in report.html and 'src="other.png"' in report.html
@@ -44,6 +58,6 @@ def test_a_missing_file_or_one_outside_the_folder_is_refused(tmp_path: Path) -> 
     (tmp_path / "r").mkdir()
     (tmp_path / "r" / "report.html").write_text(HTML, encoding="utf-8")
     with pytest.raises(ReportMissing, match=r"report\.xlsx"):
-        read_report(files("report.html", "report.xlsx"), tmp_path)
+        read_report(files("report.html", "report.xlsx"), Folder(tmp_path))
     with pytest.raises(RenderError, match="outside"):
-        read_report([{"path": "../secret.txt", "media_type": "text/plain"}], tmp_path)
+        read_report([{"path": "../secret.txt", "media_type": "text/plain"}], Folder(tmp_path))

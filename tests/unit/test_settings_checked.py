@@ -47,6 +47,7 @@ BAD = {
     "LOG_LEVEL": "LOUD",
     "LOG_FORMAT": "xml",
     "METRICS_TOKEN": "short",
+    "REPORT_FILES_TOKEN": "short",
     "BROKER_URL": "redis://localhost:6379/0",
     "DATABASE_URL": "mysql://sm@db.example/servicemonth",
     "PII_KEY": "zz" * 32,
@@ -80,6 +81,7 @@ BAD = {
     "REPORTING_GRACE_HOURS": "-1",
     "REPORTING_MAX_ATTEMPTS": "0",
     "REPORTING_LAGGARD_THRESHOLD": "60%",
+    "REPORTING_URL": "reporting:8000",
     "API_URL": "ftp://x",
     "PUBLIC_URL": "servicemonth.example",
 }
