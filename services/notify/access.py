@@ -1,17 +1,20 @@
 """Who may see or change what in notify: a member's own preferences and messages, staff
-in scope, and the recipients of a correlation id a caller may see."""
+in scope, the recipients of a correlation id a caller may see, and the providers' webhooks
+(their shared token)."""
 
 from __future__ import annotations
 
+import hmac
 import uuid
 from collections.abc import Callable
 
 from sqlalchemy import select
 
 from services.notify.models import Contact, Notification, StaffContact
-from shared.auth import Forbidden, Principal
+from shared.auth import Forbidden, Principal, Unauthorized
+from shared.config import Settings
 from shared.db import UnitOfWork
-from shared.http import NotFound
+from shared.http import DomainError, NotFound
 
 Keep = Callable[[list[Notification]], list[Notification]]
 
@@ -82,3 +85,37 @@ def recipients_in_scope(uow: UnitOfWork, principal: Principal) -> Keep:
         ]
 
     return keep
+
+
+# --- provider webhooks ------------------------------------------------------------------
+
+
+WEBHOOK_KEY = "SERVICEMONTH_NOTIFY_WEBHOOK_TOKEN"
+
+
+class WebhookNotConfigured(DomainError):
+    status = 503
+    title = "Provider webhooks are not configured"
+
+
+def check_webhook(settings: Settings, token: str | None) -> None:
+    """Webhooks carry no bearer token: the provider's callback URL carries
+    SERVICEMONTH_NOTIFY_WEBHOOK_TOKEN as ``?token=``.
+
+    The key is required on every deployment, the embedded default too: a callback opts
+    numbers out and marks messages delivered, and an embedded install can be reachable
+    from outside as well. Without it every callback answers 503 naming the key, rather
+    than the service refusing to start: sending, preferences and history work without
+    webhooks, and providers redeliver receipts that were refused with a 5xx once it is set.
+    """
+    secret = settings.notify.webhook_token
+    expected = secret.get_secret_value() if secret is not None else None
+    if not expected:
+        raise WebhookNotConfigured(
+            f"set {WEBHOOK_KEY} and give the providers callback URLs with ?token=<it>; "
+            "until then every receipt and reply is refused",
+            key=WEBHOOK_KEY,
+        )
+    # Constant time: the comparison must not tell a caller how much of a guess was right.
+    if not hmac.compare_digest(expected.encode(), (token or "").encode()):
+        raise Unauthorized("bad webhook token")

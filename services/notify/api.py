@@ -5,13 +5,12 @@ with a model of :mod:`services.notify.schemas`."""
 
 from __future__ import annotations
 
-import hmac
 import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query
 
-from services.notify import NAME, views
+from services.notify import NAME, access, views
 from services.notify.bootstrap import bus, runtime
 from services.notify.commands import (
     HandleReplies,
@@ -32,8 +31,8 @@ from services.notify.schemas import (
     SummaryOut,
     SweepOut,
 )
-from shared.auth import Principal, Unauthorized, add_status_route, requires
-from shared.http import DomainError, Invalid
+from shared.auth import Principal, add_status_route, requires
+from shared.http import Invalid
 from shared.messagebus import MessageBus
 from shared.runtime import Runtime
 
@@ -93,37 +92,8 @@ def list_notifications(
 # --- provider webhooks --------------------------------------------------------------------
 
 
-WEBHOOK_KEY = "SERVICEMONTH_NOTIFY_WEBHOOK_TOKEN"
 #: Items one receipt or reply callback may carry (Aliyun pushes up to 100, Tencent fewer).
 MAX_CALLBACK_ITEMS = 1000
-
-
-class WebhookNotConfigured(DomainError):
-    status = 503
-    title = "Provider webhooks are not configured"
-
-
-def _check_webhook(rt: Runtime, token: str | None) -> None:
-    """Webhooks carry no bearer token: the provider's callback URL carries
-    SERVICEMONTH_NOTIFY_WEBHOOK_TOKEN as ``?token=``.
-
-    The key is required on every deployment, the embedded default too: a callback opts
-    numbers out and marks messages delivered, and an embedded install can be reachable
-    from outside as well. Without it every callback answers 503 naming the key, rather
-    than the service refusing to start: sending, preferences and history work without
-    webhooks, and providers redeliver receipts that were refused with a 5xx once it is set.
-    """
-    secret = rt.settings.notify.webhook_token
-    expected = secret.get_secret_value() if secret is not None else None
-    if not expected:
-        raise WebhookNotConfigured(
-            f"set {WEBHOOK_KEY} and give the providers callback URLs with ?token=<it>; "
-            "until then every receipt and reply is refused",
-            key=WEBHOOK_KEY,
-        )
-    # Constant time: the comparison must not tell a caller how much of a guess was right.
-    if not hmac.compare_digest(expected.encode(), (token or "").encode()):
-        raise Unauthorized("bad webhook token")
 
 
 def _reports(body: Any) -> list[dict[str, Any]]:
@@ -150,7 +120,7 @@ def delivery_receipts(
 ) -> ReceiptsOut:
     """Delivery reports from a provider; idempotent, never moving a status backwards.
     Answers in the shape both providers accept as "received"."""
-    _check_webhook(rt, token)
+    access.check_webhook(rt.settings, token)
     counts = bus.handle(RecordReceipts(provider=name, items=_reports(body)))
     return ReceiptsOut(counts=counts)
 
@@ -161,7 +131,7 @@ def inbound_replies(
 ) -> RepliesOut:
     """Inbound SMS (Aliyun ``phone_number``/``content``, Tencent ``mobile``/``text``):
     "TD", "T" or "退订" turns SMS off for that number."""
-    _check_webhook(rt, token)
+    access.check_webhook(rt.settings, token)
     opted_out = bus.handle(HandleReplies(provider=name, items=_reports(body)))
     return RepliesOut(opted_out=opted_out)
 
