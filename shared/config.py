@@ -290,9 +290,7 @@ Region = Annotated[str, _before(_region), Kind("region name")]
 Digits = Annotated[str, _before(_digits), Kind("digits")]
 LogLevel = Annotated[str, _before(_log_level), Kind("DEBUG, INFO, WARNING or ERROR")]
 LogFormat = Annotated[str, _before(_log_format), Kind("json or text")]
-MetricsToken = Annotated[
-    SecretStr, _before(_metrics_token), Kind("secret text (≥ 24 characters)")
-]
+MetricsToken = Annotated[SecretStr, _before(_metrics_token), Kind("secret text (≥ 24 characters)")]
 HttpUrl = Annotated[str, _before(_http_url), Kind("http(s) URL")]
 Address = Annotated[str, _before(_address), Kind("e-mail address")]
 PiiKey = Annotated[SecretStr, _before(lambda raw: SecretStr(_pii_key(raw))), Kind("64 hex digits")]

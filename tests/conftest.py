@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from services import registry
+from shared import bus
 from shared import runtime as runtime_mod
 from shared.config import SERVICES, Settings, load, settings
 from shared.migrations import upgrade
@@ -149,6 +150,18 @@ def open_backend(
         settings.cache_clear()
         if name == "production":
             drop_databases(f"sm_{tag}")
+            forget_queues(config)
+
+
+def forget_queues(config: Settings) -> None:
+    """Delete a test deployment's queues and direct exchange: every test declares its own
+    quorum queues, and thousands left in the run's vhost slow RabbitMQ down until
+    connections time out."""
+    with bus.connect(config) as conn:
+        channel = conn.default_channel
+        for queue in bus.deployment_queues(config):
+            queue(channel).delete()
+        bus.direct_exchange(config.deployment)(channel).delete()
 
 
 @pytest.fixture(params=["embedded", "production"])
