@@ -105,5 +105,13 @@ def app_for(service: str, config: Settings) -> Celery:
 
 def send_task(service: str, config: Settings, task: str, *args: Any) -> None:
     """Enqueue ``task`` (by name, with ``args``: ids, not objects) on ``service``'s own
-    queue; the broker confirms before this returns."""
-    app_for(service, config).send_task(task, args=list(args), queue=task_queue(service, config))
+    queue; the broker confirms before this returns.
+
+    It goes through the queue's own exchange (named like the queue), which a deployment's
+    RabbitMQ user may write to: without an exchange Celery publishes a direct queue's task
+    through the default exchange, which that user is refused (it reaches every queue of
+    the vhost). A retry goes the same way (Celery reuses the delivery's exchange)."""
+    name = task_queue(service, config)
+    app_for(service, config).send_task(
+        task, args=list(args), queue=name, exchange=name, routing_key=name
+    )

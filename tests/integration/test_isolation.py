@@ -32,7 +32,7 @@ from services.provisioning import database_name, rabbitmq_user
 from shared.bus import EVENTS, dead_letter_queue, declare, event_queue, event_queue_name
 from shared.config import Settings, load
 from shared.consumer import read_dead_letters
-from shared.workers import make_celery, task_queue
+from shared.workers import make_celery, send_task, task_queue
 
 pytestmark = pytest.mark.production
 
@@ -216,6 +216,24 @@ def test_a_districts_celery_control_stays_within_its_permissions(
             f"pairing.{a.deployment}@isolation-test", channel=conn.channel()
         )
         node.listen()  # the worker's own control queue
+
+
+def test_a_district_enqueues_its_services_tasks_under_its_user(
+    districts: tuple[District, District], tmp_path: Path
+) -> None:
+    """Through the task queue's own exchange: Celery would otherwise send a direct queue's
+    task through the default exchange, which the district's user may not write to."""
+    a, _ = districts
+    settings = a.settings(tmp_path)
+    send_task("notify", settings, "notify.isolation_probe", "x")  # confirmed, or it raises
+    with connection(settings) as conn:
+        queue = Queue(task_queue("notify", settings))(conn.channel())
+        deadline = time.monotonic() + 5
+        message = queue.get(no_ack=True)
+        while message is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+            message = queue.get(no_ack=True)
+    assert message is not None and message.headers["task"] == "notify.isolation_probe"
 
 
 def test_a_districts_celery_worker_runs_under_its_user(
