@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test test-fast lint typecheck lock clean bench-pages
+.PHONY: demo test test-fast e2e-deployment lint typecheck lock clean bench-pages
 
 $(BIN)/servicemonth: requirements-dev.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ demo: $(BIN)/servicemonth
 test: $(BIN)/servicemonth
 	sh scripts/system-packages.sh fonts browser
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+
+# The city and two districts as separate deployments on the machine's RabbitMQ and
+# PostgreSQL (tests/deployment; the default run skips them): a few minutes, the whole machine.
+e2e-deployment: $(BIN)/servicemonth
+	sh scripts/system-packages.sh fonts
+	SERVICEMONTH_E2E_DEPLOYMENT=1 $(BIN)/python -m pytest -q tests/deployment
 
 # Every page's API calls, size and time (median, p95) on the month the demo built.
 bench-pages: $(BIN)/servicemonth
