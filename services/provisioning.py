@@ -101,13 +101,25 @@ def _task_queues(deployment: str, district: str) -> list[Queue]:
 
 
 def rabbitmq_definitions(
-    district: str, deployment: str, *, vhost: str = DEFAULT_VHOST, password: str | None = None
+    district: str,
+    deployment: str,
+    *,
+    vhost: str = DEFAULT_VHOST,
+    password: str | None = None,
+    separate: str = "",
 ) -> dict[str, Any]:
     """The definitions (``rabbitmqctl import_definitions``, or ``load_definitions`` at boot)
     of one deployment: the vhost, the shared events exchange, the deployment's exchanges,
     queues and bindings, and its user. Without ``password`` the user has no password hash
-    and cannot sign in until one is set (``rabbitmqctl change_password``)."""
-    config = load({"SERVICEMONTH_DISTRICT": district, "SERVICEMONTH_DEPLOYMENT": deployment})
+    and cannot sign in until one is set (``rabbitmqctl change_password``). ``separate``: the
+    city's SERVICEMONTH_SEPARATE_DISTRICTS."""
+    config = load(
+        {
+            "SERVICEMONTH_DISTRICT": district,
+            "SERVICEMONTH_DEPLOYMENT": deployment,
+            "SERVICEMONTH_SEPARATE_DISTRICTS": separate,
+        }
+    )
     exchanges: dict[str, Exchange] = {EVENTS.name: EVENTS}
     queues: list[dict[str, Any]] = []
     bindings: list[dict[str, Any]] = []
@@ -261,13 +273,28 @@ def deploy() -> None:
     default=None,
     help="The deployment user's password (else: none, set it with rabbitmqctl change_password).",
 )
+@click.option(
+    "--separate-districts",
+    default="",
+    help="The city's only: its SERVICEMONTH_SEPARATE_DISTRICTS (e.g. 410303,410305).",
+)
 def rabbitmq_definitions_command(
-    district: str, deployment: str | None, vhost: str, password_file: Path | None
+    district: str,
+    deployment: str | None,
+    vhost: str,
+    password_file: Path | None,
+    separate_districts: str,
 ) -> None:
     """Print one deployment's RabbitMQ definitions (JSON): vhost, exchanges, quorum event
     queues with dead-lettering, task queues, and the deployment's user and permissions."""
     password = _secret(password_file) if password_file else None
-    found = rabbitmq_definitions(district, deployment or district, vhost=vhost, password=password)
+    found = rabbitmq_definitions(
+        district,
+        deployment or district,
+        vhost=vhost,
+        password=password,
+        separate=separate_districts,
+    )
     click.echo(json.dumps(found, indent=2, ensure_ascii=False))
 
 

@@ -12,13 +12,13 @@ the retries, or that fails its schema, to the service's dead-letter queue with t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cache
 
 from kombu.connection import Connection
 from kombu.entity import Exchange, Queue, binding
 
-from shared.config import CITY, Settings
+from shared.config import CITY, DISTRICTS, Settings
 
 EVENTS = Exchange("servicemonth.events", type="topic", durable=True)
 
@@ -87,11 +87,25 @@ def listened_to(event_type: str) -> bool:
     )
 
 
-def binding_keys(service: str, district: str) -> list[str]:
-    """The keys ``service`` binds in a deployment for ``district`` (410300: every district)."""
-    if district == CITY:
-        return [f"*.{p}" for p in SUBSCRIPTIONS[service]]
-    return [f"{district}.{p}" for p in SUBSCRIPTIONS[service]]
+def binding_keys(service: str, district: str, separate: Sequence[str] = ()) -> list[str]:
+    """The keys ``service`` binds in a deployment for ``district``. The city (410300) binds
+    every district, except that its pairing and notify leave the ``separate`` districts
+    (those running a deployment of their own) to it: a member is paired and told once, by
+    the district she lives in. The city's reporting always counts every district."""
+    patterns = SUBSCRIPTIONS[service]
+    if district != CITY:
+        return [f"{district}.{p}" for p in patterns]
+    if service == "reporting" or not separate:
+        return [f"*.{p}" for p in patterns]
+    served = [CITY, *(d for d in DISTRICTS if d not in separate)]
+    return [f"{d}.{p}" for d in served for p in patterns]
+
+
+def stale_binding_keys(service: str, settings: Settings) -> list[str]:
+    """Keys a city queue bound before some districts went separate, to unbind at start."""
+    if settings.district != CITY or not settings.common.separate_districts or service == "reporting":
+        return []
+    return [f"*.{p}" for p in SUBSCRIPTIONS[service]]
 
 
 #: Redeliveries of one event (its consume process died holding it each time) before the
@@ -127,7 +141,7 @@ DEAD_QUEUE_ARGUMENTS: Mapping[str, object] = {"x-queue-type": "quorum"}
 
 
 def event_queue(service: str, settings: Settings) -> Queue:
-    keys = binding_keys(service, settings.district)
+    keys = binding_keys(service, settings.district, settings.common.separate_districts)
     name = event_queue_name(service, settings.deployment)
     return Queue(
         name,
@@ -182,3 +196,6 @@ def declare(conn: Connection, settings: Settings) -> None:
     direct_exchange(settings.deployment)(channel).declare()
     for queue in deployment_queues(settings):
         queue(channel).declare()
+    for service in SUBSCRIPTIONS:
+        for key in stale_binding_keys(service, settings):
+            event_queue(service, settings)(channel).unbind_from(EVENTS, routing_key=key)

@@ -53,6 +53,12 @@ from sqlalchemy.exc import ArgumentError
 PREFIX = "SERVICEMONTH_"
 SERVICES = ("registration", "pairing", "notify", "reporting")
 CITY = "410300"
+#: Luoyang's county-level divisions, current and retired (偃师市 410381 became 偃师区 410307
+#: and 孟津县 410322 with 吉利区 410306 became 孟津区 410308 in 2021; old codes stay valid).
+DISTRICTS = (
+    "410302", "410303", "410304", "410305", "410306", "410307", "410308", "410311",
+    "410322", "410323", "410324", "410325", "410326", "410327", "410328", "410329", "410381",
+)  # fmt: skip
 CAMPAIGN_TZ = ZoneInfo("Asia/Shanghai")
 EMBEDDED_BROKER = "sfs://"
 SMS_CHOICES = ("file", "aliyun", "tencent")
@@ -148,6 +154,17 @@ def _district(raw: str) -> str:
     if not re.fullmatch(r"41[0-9]{4}", raw):
         raise ValueError(f"{raw!r} is not a county-level code like 410303")
     return raw
+
+
+def _separate_districts(raw: str) -> tuple[str, ...]:
+    codes = tuple(c.strip() for c in raw.split(",") if c.strip())
+    unknown = [c for c in codes if c not in DISTRICTS]
+    if unknown or len(set(codes)) != len(codes):
+        raise ValueError(
+            f"{raw!r}: name each of Luoyang's county-level codes (410302 … 410381, not the "
+            "city's 410300) at most once, e.g. 410303,410305"
+        )
+    return codes
 
 
 def _deployment(raw: str) -> str:
@@ -283,6 +300,9 @@ DelaySeconds = Annotated[
     Kind("seconds (0-3600)"),
 ]
 District = Annotated[str, _before(_district), Kind("county-level code 41xxxx")]
+SeparateDistricts = Annotated[
+    tuple[str, ...], _before(_separate_districts), Kind("list of county-level codes")
+]
 Deployment = Annotated[str, _before(_deployment), Kind("name: letters, digits, - or _ (≤ 40)")]
 Host = Annotated[str, _before(_host), Kind("host name or address")]
 Endpoint = Annotated[str, _before(_endpoint), Kind("host name (or http(s)://host:port)")]
@@ -438,6 +458,13 @@ class CommonSettings(Section):
     district: District = setting(
         CITY, f"{PREFIX}DISTRICT", "the county-level code this deployment serves (the city)"
     )
+    separate_districts: SeparateDistricts = setting(
+        (),
+        f"{PREFIX}SEPARATE_DISTRICTS",
+        "the city's only: the districts that run a deployment of their own; the city's "
+        "pairing and notify leave their members to it (its reporting still counts them)",
+        shown="none: the city serves every district",
+    )
     deployment: Deployment | None = setting(
         None,
         f"{PREFIX}DEPLOYMENT",
@@ -546,6 +573,10 @@ class CommonSettings(Section):
         ):
             # Every process of a real deployment must seal and open with the same key.
             raise ConfigError(f"{PREFIX}PII_KEY: required with a production broker (64 hex digits)")
+        if self.separate_districts and self.district != CITY:
+            raise ConfigError(
+                f"{PREFIX}SEPARATE_DISTRICTS: only the city's deployment ({CITY}) names them"
+            )
         _required(
             self.token_public_key_file or not self.token_private_key_file,
             f"{PREFIX}TOKEN_PUBLIC_KEY_FILE",

@@ -113,6 +113,8 @@ class Deployment:
     run: str
     vhost: str
     home: Path
+    #: the city's SERVICEMONTH_SEPARATE_DISTRICTS: the districts deployed apart
+    separate: tuple[str, ...] = ()
     port: int = field(default_factory=free_port)
     rabbit_password: str = field(default_factory=lambda: uuid.uuid4().hex)
     db_passwords: dict[str, str] = field(
@@ -158,6 +160,7 @@ class Deployment:
             "SERVICEMONTH_REPORT_FILES_TOKEN": f"report-files-{self.run}-{self.district}-x",
             "SERVICEMONTH_CLOCK_FILE": str(self.home / "clock"),
             "SERVICEMONTH_LOG_LEVEL": "WARNING",
+            "SERVICEMONTH_SEPARATE_DISTRICTS": ",".join(self.separate),
         }
         for service in SERVICES:
             env[f"SERVICEMONTH_{service.upper()}_DATABASE_URL"] = self.role_url(service, service)
@@ -170,7 +173,8 @@ class Deployment:
         secret.write_text(self.rabbit_password + "\n")
         definitions = run(
             [SERVICEMONTH, "deploy", "rabbitmq-definitions", "--district", self.district,
-             "--deployment", self.name, "--vhost", self.vhost, "--password-file", str(secret)],
+             "--deployment", self.name, "--vhost", self.vhost, "--password-file", str(secret),
+             "--separate-districts", ",".join(self.separate)],
             clean_env({"SERVICEMONTH_HOME": str(folder)}),
         )  # fmt: skip
         # on stdin: rabbitmqctl runs as the rabbitmq user, who cannot read our tmp folder

@@ -14,7 +14,7 @@ from shared.bus import (
     listened_to,
     routing_key,
 )
-from shared.config import Settings, load
+from shared.config import ConfigError, Settings, load
 from shared.events import CATALOGUE, TokensRevoked
 
 
@@ -45,6 +45,38 @@ def test_city_deployment_binds_every_district() -> None:
         "*.directory.*",
         "*.auth.revoked",
     ]
+
+
+@pytest.mark.parametrize("service", ["pairing", "notify"])
+def test_the_city_leaves_the_districts_deployed_apart_to_them_but_still_counts_them(
+    service: str,
+) -> None:
+    """A member living in 410305, which runs its own deployment, is paired and told there:
+    the city's pairing and notify do not hear her district's events; its reporting does."""
+    apart = ("410303", "410305")
+    keys = binding_keys(service, "410300", apart)
+
+    def heard(district: str, event_type: str) -> bool:
+        return any(matches(routing_key(district, event_type), k) for k in keys)
+
+    assert not heard("410305", "member.registered") and not heard("410303", "member.registered")
+    assert heard("410304", "member.registered"), "a district without a deployment: the city's"
+    assert heard("410300", "auth.revoked")
+    reporting = binding_keys("reporting", "410300", apart)
+    assert any(matches(routing_key("410305", "member.registered"), k) for k in reporting)
+
+
+def test_separate_districts_are_the_city_s_alone_and_luoyang_s(tmp_path: Path) -> None:
+    city = {"SERVICEMONTH_HOME": str(tmp_path), "SERVICEMONTH_DISTRICT": "410300"}
+    assert load(
+        city | {"SERVICEMONTH_SEPARATE_DISTRICTS": " 410303, 410305"}
+    ).common.separate_districts == ("410303", "410305")
+    for bad in ("410300", "110105", "410303,410303"):
+        with pytest.raises(ConfigError, match="SERVICEMONTH_SEPARATE_DISTRICTS"):
+            load(city | {"SERVICEMONTH_SEPARATE_DISTRICTS": bad})
+    district = city | {"SERVICEMONTH_DISTRICT": "410303"}
+    with pytest.raises(ConfigError, match="SERVICEMONTH_SEPARATE_DISTRICTS: only the city"):
+        load(district | {"SERVICEMONTH_SEPARATE_DISTRICTS": "410305"})
 
 
 def matches(key: str, pattern: str) -> bool:

@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 #: A value each key refuses (by its plain spelling; the service-prefixed one gets the same).
 BAD = {
     "DISTRICT": "110105",
+    "SEPARATE_DISTRICTS": "410305,410300",
     "DEPLOYMENT": "luoyang west",
     "CAMPAIGN_START": "2016-06-31",
     "CAMPAIGN_END": "end of July",
