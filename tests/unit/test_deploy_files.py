@@ -455,3 +455,17 @@ def test_production_is_locked_apart_from_development_with_hashes() -> None:
     assert {"celery", "fastapi", "sqlalchemy", "kombu"} <= production.keys()
     assert {k: development[k] for k in production} == production  # the same versions
     assert production["kombu"].startswith("5.7.")  # fstransport relies on its internals
+
+
+def test_every_consumer_worker_and_the_scheduler_is_checked_by_its_own_heartbeat(
+    compose: dict[str, Any],
+) -> None:
+    """Compose shows a consumer stuck on its broker as unhealthy: `servicemonth alive` on the
+    very process the container runs (its kind and service)."""
+    for name, svc in app_services(compose).items():
+        argv = argv_of(svc)
+        if argv[0] not in ("consume", "worker", "scheduler"):
+            continue
+        check = svc.get("healthcheck", {})
+        assert check.get("test") == ["CMD", "servicemonth", "alive", *argv[:2]], name
+        assert check.get("interval") and check.get("retries"), name
