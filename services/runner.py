@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import queue
 import signal
 import threading
 from types import FrameType
@@ -17,12 +18,23 @@ log = logging.getLogger(__name__)
 
 
 def stop_on_signals() -> threading.Event:
+    """An event set once SIGTERM or SIGINT arrives.
+
+    The handler only puts the signal on a SimpleQueue (reentrant: safe in a handler); a
+    thread sets the event. Setting it in the handler deadlocked: a signal that lands while
+    the main thread holds the event's lock (in ``wait`` or an earlier ``set``) waits for that
+    lock forever, and the process outlived ``up`` and the demo, ignoring every SIGTERM."""
     stop = threading.Event()
+    arrived: queue.SimpleQueue[int] = queue.SimpleQueue()
 
     def _stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("received signal %s, stopping", signum)
+        arrived.put(signum)
+
+    def _relay() -> None:
+        log.info("received signal %s, stopping", arrived.get())
         stop.set()
 
+    threading.Thread(target=_relay, name="signals", daemon=True).start()
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     return stop
