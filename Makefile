@@ -30,7 +30,7 @@ test: $(BIN)/servicemonth
 # PostgreSQL (tests/deployment; the default run skips them): a few minutes, the whole machine.
 e2e-deployment: $(BIN)/servicemonth
 	sh scripts/system-packages.sh fonts
-	SERVICEMONTH_E2E_DEPLOYMENT=1 $(BIN)/python -m pytest -q tests/deployment
+	SERVICEMONTH_E2E_DEPLOYMENT=1 $(BIN)/python -m pytest -q -m deployment tests
 
 # Every page's API calls, size and time (median, p95) on the month the demo built.
 bench-pages: $(BIN)/servicemonth

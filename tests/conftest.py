@@ -30,6 +30,21 @@ PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 RUN = uuid.uuid4().hex[:8]
 
 
+#: Set by ``make e2e-deployment``: whole deployments side by side (minutes, and most of the
+#: machine), and the demo on PostgreSQL + RabbitMQ. ``make test`` skips what is marked
+#: ``deployment``, so it stays within its time.
+DEPLOYMENT_SWITCH = "SERVICEMONTH_E2E_DEPLOYMENT"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if os.environ.get(DEPLOYMENT_SWITCH) == "1":
+        return
+    skip = pytest.mark.skip(reason=f"make e2e-deployment runs it ({DEPLOYMENT_SWITCH}=1)")
+    for item in items:
+        if item.get_closest_marker("deployment"):
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def rabbit_vhost() -> Iterator[str]:
     """A RabbitMQ vhost for this test run, deleted afterwards."""

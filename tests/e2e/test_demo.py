@@ -16,7 +16,11 @@ from tests.conftest import RUN, backend_env, drop_databases
 
 @pytest.mark.xdist_group("whole-system")  # see tests/web/conftest.py
 @pytest.mark.timeout(600)  # the whole month, hour by hour: minutes, not seconds
-@pytest.mark.parametrize("way", ["embedded", "production"])
+@pytest.mark.parametrize(
+    "way",
+    # on PostgreSQL + RabbitMQ: with the deployments (make e2e-deployment), not make test
+    ["embedded", pytest.param("production", marks=[pytest.mark.deployment])],
+)
 def test_the_demo_registers_members_and_every_service_agrees(way: str, tmp_path: Path) -> None:
     vhost = None
     if way == "production":
@@ -32,6 +36,11 @@ def test_the_demo_registers_members_and_every_service_agrees(way: str, tmp_path:
             text=True,
             timeout=480,
         )
+    except subprocess.TimeoutExpired as stuck:  # say where it stood
+        said = [
+            b.decode() if isinstance(b, bytes) else b or "" for b in (stuck.output, stuck.stderr)
+        ]
+        pytest.fail(f"the demo did not end within 480 s:\n{said[0][-3000:]}\n{said[1][-3000:]}")
     finally:
         if way == "production":
             drop_databases(f"sm_{tag}")

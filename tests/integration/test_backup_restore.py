@@ -89,6 +89,7 @@ def point_at(backend: Any, base: str, clock: SimulatedClock) -> list[Runtime]:
 
 
 @pytest.mark.production
+@pytest.mark.deployment  # make e2e-deployment (tests/conftest.py)
 def test_a_month_restored_from_its_backup_gives_the_same_summary(
     backend: Any, admin: Any, clock: SimulatedClock, tmp_path: Path
 ) -> None:

@@ -25,7 +25,8 @@ from shared.db import inbox_table, outbox_table
 from tests import support
 from tests.conftest import open_backend
 
-pytestmark = pytest.mark.production
+# whole processes on the real servers: make e2e-deployment (tests/conftest.py)
+pytestmark = [pytest.mark.production, pytest.mark.deployment]
 
 #: Registrations per batch; three batches: before the standby starts, while the first
 #: consumer dies, after it died.

@@ -34,7 +34,8 @@ from shared.config import Settings, load
 from shared.consumer import read_dead_letters
 from shared.workers import make_celery, send_task, task_queue
 
-pytestmark = pytest.mark.production
+# whole processes on the real servers: make e2e-deployment (tests/conftest.py)
+pytestmark = [pytest.mark.production, pytest.mark.deployment]
 
 RUN = uuid.uuid4().hex[:8]
 ROOT = Path(__file__).resolve().parents[2]

@@ -272,7 +272,11 @@ def _free_port() -> int:
         return port
 
 
-@pytest.mark.parametrize("way", ["serve and consume", "up"])
+@pytest.mark.parametrize(
+    "way",
+    # under up: make e2e-deployment (tests/conftest.py)
+    ["serve and consume", pytest.param("up", marks=[pytest.mark.deployment])],
+)
 def test_http_shows_what_the_consume_process_counted_and_every_process_logs_json(
     way: str, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -368,6 +372,7 @@ def _wait_for(condition: Any, seconds: float) -> None:
 # --- Celery's task events: what Flower reads -------------------------------------------------
 
 
+@pytest.mark.deployment  # make e2e-deployment (tests/conftest.py)
 def test_a_worker_and_its_client_send_the_task_events_flower_shows(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

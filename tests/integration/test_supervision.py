@@ -148,6 +148,7 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
         running.stop()
 
 
+@pytest.mark.deployment  # make e2e-deployment (tests/conftest.py)
 def test_a_killed_consumer_is_back_within_seconds_and_misses_nothing(up: Up) -> None:
     first = up.wait_ready(90)
     assert first["checks"]["process.consume.pairing"] == "ok"
