@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from services.demo_data import SAMPLE_DIRECTORY
 from services.provisioning import database_name, rabbitmq_user
@@ -69,6 +71,27 @@ def psql(script: str) -> None:
     command = [shutil.which("psql") or "psql", "-q", "-v", "ON_ERROR_STOP=1"]
     command += ["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-f", "-"]
     run(command, clean_env({}), stdin=script)
+
+
+def assert_kept_out(intruder_url: str, database: str, table: str) -> None:
+    """The role of ``intruder_url`` (another service's) cannot connect to ``database``, nor
+    read ``table`` there once a superuser grants CONNECT back to everyone."""
+    intruder = create_engine(intruder_url)
+    with pytest.raises(OperationalError, match="permission denied"), intruder.connect():
+        pass
+    intruder.dispose()
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'GRANT CONNECT ON DATABASE "{database}" TO PUBLIC'))
+    try:
+        intruder = create_engine(intruder_url)
+        with pytest.raises(ProgrammingError, match="permission denied"), intruder.connect() as c:
+            c.execute(text(f"SELECT count(*) FROM public.{table}"))
+        intruder.dispose()
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'REVOKE CONNECT ON DATABASE "{database}" FROM PUBLIC'))
+        admin.dispose()
 
 
 def free_port() -> int:

@@ -26,13 +26,13 @@ from amqp.exceptions import AccessRefused
 from kombu.connection import Connection
 from kombu.entity import Queue
 from sqlalchemy import create_engine, text
-from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from services.provisioning import database_name, rabbitmq_user
 from shared.bus import EVENTS, dead_letter_queue, declare, event_queue, event_queue_name
 from shared.config import Settings, load
 from shared.consumer import read_dead_letters
 from shared.workers import make_celery, send_task, task_queue
+from tests.deployment.support import PG_ADMIN, assert_kept_out, rabbitmqctl
 
 # whole processes on the real servers: make e2e-deployment (tests/conftest.py)
 pytestmark = [pytest.mark.production, pytest.mark.deployment]
@@ -40,7 +40,6 @@ pytestmark = [pytest.mark.production, pytest.mark.deployment]
 RUN = uuid.uuid4().hex[:8]
 ROOT = Path(__file__).resolve().parents[2]
 SERVICEMONTH = [str(Path(sys.executable).with_name("servicemonth"))]
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
 def servicemonth(*args: str, env: dict[str, str]) -> str:
@@ -56,13 +55,6 @@ def servicemonth(*args: str, env: dict[str, str]) -> str:
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
-
-
-def rabbitmqctl(*args: str, check: bool = True, stdin: str | None = None) -> None:
-    ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
-    subprocess.run(
-        [ctl, "-q", *args], check=check, input=stdin, capture_output=True, text=True, timeout=60
-    )
 
 
 # --- RabbitMQ ---------------------------------------------------------------------------------
@@ -340,24 +332,5 @@ def test_migrate_runs_as_the_services_own_role_and_its_role_owns_the_tables(
 def test_a_services_role_cannot_reach_another_services_tables(roles: str, tmp_path: Path) -> None:
     migrate_as_its_role(roles, "registration", tmp_path)
 
-    intruder = create_engine(role_url(roles, "pairing", "registration"))
-    with (
-        pytest.raises(OperationalError, match="permission denied for database"),
-        intruder.connect(),
-    ):
-        pass
-    intruder.dispose()
-    # nor through a superuser's open door: with CONNECT granted back, the tables stay closed
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
     registration = database_name(roles, "registration")
-    with admin.connect() as conn:
-        conn.execute(text(f'GRANT CONNECT ON DATABASE "{registration}" TO PUBLIC'))
-    try:
-        intruder = create_engine(role_url(roles, "pairing", "registration"))
-        with pytest.raises(ProgrammingError, match="permission denied"), intruder.connect() as c:
-            c.execute(text("SELECT count(*) FROM public.alembic_version"))
-        intruder.dispose()
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'REVOKE CONNECT ON DATABASE "{registration}" FROM PUBLIC'))
-        admin.dispose()
+    assert_kept_out(role_url(roles, "pairing", "registration"), registration, "alembic_version")
