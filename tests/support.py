@@ -7,10 +7,11 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
+import uvicorn
 from fastapi.testclient import TestClient
 
 from services import registry
@@ -31,6 +32,34 @@ from shared.runtime import Runtime
 CONSUMERS = ("pairing", "notify", "reporting")
 UNITS = ["U410300001", "U410303001", "U410305001"]
 COMMUNITIES = ["410303001001", "410303002001", "410305001001"]
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now, on loopback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def serving(services: Iterable[str]) -> Iterator[str]:
+    """``services``' routes on a real uvicorn server on a free loopback port: its base URL."""
+    config = uvicorn.Config(
+        create_app(list(services)), host="127.0.0.1", port=free_port(), log_level="error"
+    )
+    web = uvicorn.Server(config)
+    thread = threading.Thread(target=web.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not web.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert web.started
+    try:
+        yield f"http://127.0.0.1:{config.port}"
+    finally:
+        web.should_exit = True
+        thread.join(10)
 
 
 def on_simulated_clock(backend: Any, start: datetime) -> SimulatedClock:

@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -228,7 +227,7 @@ def test_latency_and_access_lines_name_the_route_template_never_a_value_from_the
 def test_metrics_answer_within_seconds_and_say_so_when_the_broker_is_away(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    closed = _free_port()  # nothing listens there
+    closed = support.free_port()  # nothing listens there
     with (
         open_backend(
             "embedded",
@@ -265,13 +264,6 @@ def test_a_log_line_never_holds_an_id_number_or_mobile_in_clear(watched: Any) ->
 # --- separate processes: the consumer counts, the HTTP process shows it --------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.mark.parametrize(
     "way",
     # under up: make e2e-deployment (tests/conftest.py)
@@ -280,7 +272,7 @@ def _free_port() -> int:
 def test_http_shows_what_the_consume_process_counted_and_every_process_logs_json(
     way: str, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    port = _free_port()
+    port = support.free_port()
     with open_backend("embedded", tmp_path / "var", monkeypatch, request) as backend:
         support.load_sample_directory(backend)
         token = support.issue_token(backend, "admin", "city")

@@ -7,9 +7,6 @@ e-mail wait, not fail."""
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -17,11 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from sqlalchemy import select
 
 from services import registry
-from services.app import create_app
 from services.notify import bootstrap
 from services.notify.models import Notification
 from services.notify.report_files import HttpReportFiles, ReportMissing
@@ -36,7 +31,7 @@ from shared.runtime import Runtime, build
 from tests.conftest import Backend, open_backend
 from tests.integration.notify_support import FakeEmail, apply, dispatched, drain, make_sender
 from tests.integration.test_reporting_reports import OPEN, Feed
-from tests.support import client, issue_token, on_simulated_clock
+from tests.support import client, free_port, issue_token, on_simulated_clock, serving
 
 TOKEN = "report-files-" + "k" * 24
 DAYTIME = datetime(2016, 7, 4, 10, 0, tzinfo=CAMPAIGN_TZ)  # no quiet hours
@@ -57,20 +52,8 @@ def reporting(
 @pytest.fixture
 def server(reporting: Backend) -> Iterator[str]:
     """Reporting's routes alone on a real uvicorn server, on a free loopback port."""
-    port = _free_port()
-    config = uvicorn.Config(
-        create_app(["reporting"]), host="127.0.0.1", port=port, log_level="error"
-    )
-    web = uvicorn.Server(config)
-    thread = threading.Thread(target=web.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not web.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert web.started
-    yield f"http://127.0.0.1:{port}"
-    web.should_exit = True
-    thread.join(10)
+    with serving(["reporting"]) as url:
+        yield url
 
 
 @pytest.fixture
@@ -90,13 +73,6 @@ def notify(reporting: Backend, tmp_path: Path, server: str) -> Iterator[Backend]
         reporting.name, env, settings, {"notify": Runtime("notify", settings, rt.db, sim)}
     )
     rt.db.dispose()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def built_report(reporting: Backend) -> Built:
@@ -194,7 +170,7 @@ def test_while_reporting_does_not_answer_the_report_e_mail_waits_then_goes(
     built = built_report(reporting)
     mail = FakeEmail()
     sender = make_sender(notify, email=mail, retry_delay=2.0)
-    unreachable = HttpReportFiles(f"http://127.0.0.1:{_free_port()}", TOKEN, timeout=2)
+    unreachable = HttpReportFiles(f"http://127.0.0.1:{free_port()}", TOKEN, timeout=2)
     sender.reports = unreachable
     with dispatched() as queue:
         apply(notify, report_generated(notify, built))

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -248,13 +247,6 @@ def test_a_known_id_number_gets_the_neutral_refusal_and_its_holder_is_told(
 # --- 3. limits across processes, sign-out everywhere -------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
-
-
 def _serve(backend: Any, port: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, **backend.env, "SERVICEMONTH_HTTP_PORT": str(port)}
     return subprocess.Popen(
@@ -266,7 +258,7 @@ def _serve(backend: Any, port: int) -> subprocess.Popen[bytes]:
 
 
 def test_code_limits_hold_across_two_server_processes(backend: Any, admin: str) -> None:
-    ports = [_free_port(), _free_port()]
+    ports = [support.free_port(), support.free_port()]
     servers = [_serve(backend, p) for p in ports]
     try:
         for port in ports:

@@ -65,19 +65,12 @@ def _state_of(pid: int) -> str | None:
         return None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
-
-
 class Up:
     """``servicemonth up`` in a throw-away home, on the embedded default."""
 
     def __init__(self, home: Path) -> None:
         self.home = home
-        self.port = _free_port()
+        self.port = support.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("SERVICEMONTH_")}
         self.env |= {
@@ -207,7 +200,7 @@ def test_the_pages_alone_are_ready_while_the_api_answers(up: Up) -> None:
     with _serve_web(up, up.url) as readyz:
         ready = _wait(readyz, 30)
         assert (ready.status_code, ready.json()["status"]) == (200, "ready")
-    with _serve_web(up, f"http://127.0.0.1:{_free_port()}") as readyz:  # no API there
+    with _serve_web(up, f"http://127.0.0.1:{support.free_port()}") as readyz:  # no API there
         unready = _wait(readyz, 30)
         assert unready.status_code == 503
         assert unready.json()["checks"]["api"].startswith("error")
@@ -216,7 +209,7 @@ def test_the_pages_alone_are_ready_while_the_api_answers(up: Up) -> None:
 @contextlib.contextmanager
 def _serve_web(up: Up, api_url: str) -> Iterator[Callable[[], httpx.Response | None]]:
     """``servicemonth serve web`` calling the API at ``api_url``; yields its /readyz."""
-    port = _free_port()
+    port = support.free_port()
     web = subprocess.Popen(
         [sys.executable, "-m", "services.cli", "serve", "web", "--port", str(port)],
         env=up.env | {"SERVICEMONTH_API_URL": api_url},

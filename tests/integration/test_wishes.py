@@ -3,9 +3,7 @@ every illegal transition, and the sweep that expires claims and wishes."""
 
 from __future__ import annotations
 
-import socket
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -13,10 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import select
 
-from services.app import create_app
 from services.pairing import consumers
 from services.pairing.models import MemberReplica, WishClaim
 from services.pairing.wishes import TRANSITIONS
@@ -231,20 +227,8 @@ def test_staff_see_their_community_s_wishes_and_members_published_ones_best_matc
 @pytest.fixture
 def server(admin: Any) -> Iterator[str]:
     """The whole application on a real uvicorn server, on a free loopback port."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = uvicorn.Config(create_app(SERVICES), host="127.0.0.1", port=port, log_level="error")
-    web = uvicorn.Server(config)
-    thread = threading.Thread(target=web.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not web.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert web.started
-    yield f"http://127.0.0.1:{port}"
-    web.should_exit = True
-    thread.join(10)
+    with support.serving(SERVICES) as url:
+        yield url
 
 
 def test_of_fifty_concurrent_claims_on_one_wish_exactly_one_wins(
