@@ -26,6 +26,9 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+from amqp.exceptions import AccessRefused
+from kombu.connection import Connection
+from kombu.entity import Queue
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
@@ -71,6 +74,16 @@ def psql(script: str) -> None:
     command = [shutil.which("psql") or "psql", "-q", "-v", "ON_ERROR_STOP=1"]
     command += ["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-f", "-"]
     run(command, clean_env({}), stdin=script)
+
+
+def assert_cannot_touch(conn: Connection, queue: str) -> None:
+    """The user of ``conn`` can neither read, purge nor consume ``queue`` (another's)."""
+    with pytest.raises(AccessRefused):
+        Queue(queue)(conn.channel()).get()
+    with pytest.raises(AccessRefused):
+        Queue(queue)(conn.channel()).purge()
+    with pytest.raises(AccessRefused):
+        conn.channel().basic_consume(queue, callback=lambda m: None)
 
 
 def assert_kept_out(intruder_url: str, database: str, table: str) -> None:
