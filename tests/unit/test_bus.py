@@ -29,22 +29,14 @@ def test_routing_key_is_the_district_then_the_event_type() -> None:
     assert routing_key("410303", "member.registered") == "410303.member.registered"
 
 
-def test_district_deployment_binds_its_own_district_only() -> None:
-    assert binding_keys("pairing", "410303") == [
-        "410303.member.*",
-        "410303.registration.*",
-        "410303.directory.*",
-        "410303.auth.revoked",
-    ]
-
-
-def test_city_deployment_binds_every_district() -> None:
-    assert binding_keys("pairing", "410300") == [
-        "*.member.*",
-        "*.registration.*",
-        "*.directory.*",
-        "*.auth.revoked",
-    ]
+@pytest.mark.parametrize(
+    ("district", "heard"),
+    [("410303", "410303"), ("410300", "*")],
+    ids=["a district its own district only", "the city every district"],
+)
+def test_a_deployment_binds_its_district_s_events(district: str, heard: str) -> None:
+    patterns = ["member.*", "registration.*", "directory.*", "auth.revoked"]
+    assert binding_keys("pairing", district) == [f"{heard}.{p}" for p in patterns]
 
 
 @pytest.mark.parametrize("service", ["pairing", "notify"])

@@ -172,27 +172,22 @@ def test_messaging_stats_count_pending_events_and_applied_ones(
 # --- after-commit actions -------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("commits", "expected"),
+    [(2, ["enqueued"]), (0, [])],
+    ids=["once the transaction commits, once", "never when left uncommitted"],
+)
 def test_after_commit_actions_run_only_once_the_transaction_commits(
-    db: Database, clock: SimulatedClock
+    commits: int, expected: list[str], db: Database, clock: SimulatedClock
 ) -> None:
     ran: list[str] = []
     with unit_of_work(db, clock) as uow:
         uow.after_commit(lambda: ran.append("enqueued"))
         assert ran == []
-        uow.commit()
-        uow.commit()
+        for _ in range(commits):
+            uow.commit()
 
-    assert ran == ["enqueued"]
-
-
-def test_after_commit_actions_do_not_run_when_the_unit_of_work_is_left_uncommitted(
-    db: Database, clock: SimulatedClock
-) -> None:
-    ran: list[str] = []
-    with unit_of_work(db, clock) as uow:
-        uow.after_commit(lambda: ran.append("enqueued"))
-
-    assert ran == []
+    assert ran == expected
 
 
 # --- the inbox ------------------------------------------------------------------------
