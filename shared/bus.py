@@ -101,13 +101,6 @@ def binding_keys(service: str, district: str, separate: Sequence[str] = ()) -> l
     return [f"{d}.{p}" for d in served for p in patterns]
 
 
-def stale_binding_keys(service: str, settings: Settings) -> list[str]:
-    """Keys a city queue bound before some districts went separate, to unbind at start."""
-    if settings.district != CITY or not settings.common.separate_districts or service == "reporting":
-        return []
-    return [f"*.{p}" for p in SUBSCRIPTIONS[service]]
-
-
 #: Redeliveries of one event (its consume process died holding it each time) before the
 #: broker moves it to the dead-letter queue instead of trying it forever.
 DELIVERY_LIMIT = 20
@@ -196,6 +189,10 @@ def declare(conn: Connection, settings: Settings) -> None:
     direct_exchange(settings.deployment)(channel).declare()
     for queue in deployment_queues(settings):
         queue(channel).declare()
-    for service in SUBSCRIPTIONS:
-        for key in stale_binding_keys(service, settings):
-            event_queue(service, settings)(channel).unbind_from(EVENTS, routing_key=key)
+    if settings.district == CITY:
+        # districts gone separate since: the every-district keys bound before come off
+        for service in SUBSCRIPTIONS:
+            queue = event_queue(service, settings)
+            bound = {b.routing_key for b in queue.bindings or ()}
+            for key in set(binding_keys(service, CITY)) - bound:
+                queue(channel).unbind_from(EVENTS, routing_key=key)
