@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -37,6 +36,7 @@ from services.provisioning import database_name, rabbitmq_user
 from services.registration.directory import district_of
 from shared.clock import SimulatedClock
 from shared.config import CITY, SERVICES
+from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICEMONTH = str(Path(sys.executable).with_name("servicemonth"))
@@ -105,13 +105,6 @@ def assert_kept_out(intruder_url: str, database: str, table: str) -> None:
         with admin.connect() as conn:
             conn.execute(text(f'REVOKE CONNECT ON DATABASE "{database}" FROM PUBLIC'))
         admin.dispose()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def wait_for(what: Callable[[], T | None], timeout: float, message: str) -> T:

@@ -10,7 +10,6 @@ for real. E-mail goes to a real local SMTP server (aiosmtpd).
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections import deque
@@ -37,7 +36,7 @@ from services.notify.channels import (
     TransientProviderError,
 )
 from services.notify.rendering import load_sms_codes, render_email, sample_params
-from tests.support import sample_sms
+from tests.support import free_port, sample_sms
 
 PHONE = "13812348000"
 TIMEOUT = 0.5
@@ -398,12 +397,6 @@ class Inbox:
         assert isinstance(message, EmailMessage)
         self.messages.append(message)
         return "250 Message accepted for delivery"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ from services.demo_web import csrf as csrf  # the page tests read form tokens wi
 from services.processes import die_with_parent
 from shared.clock import SimulatedClock
 from shared.config import CAMPAIGN_TZ
+from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "web"
@@ -38,13 +38,6 @@ NOW = datetime(2016, 7, 4, 9, 30, tzinfo=CAMPAIGN_TZ)
 COMMUNITY = "410303001001"
 OTHER_COMMUNITY = "410303002001"
 UNIT = "U410303001"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class Site:
