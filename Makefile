@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test test-fast e2e-deployment lint typecheck lock clean bench-pages
+.PHONY: demo test test-fast e2e-deployment lint typecheck lock clean bench bench-smoke bench-pages
 
 $(BIN)/servicemonth: requirements-dev.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,16 @@ test: $(BIN)/servicemonth
 e2e-deployment: $(BIN)/servicemonth
 	sh scripts/system-packages.sh fonts
 	SERVICEMONTH_E2E_DEPLOYMENT=1 $(BIN)/python -m pytest -q -m deployment tests
+
+# Every hot path against its baseline at SCALE of the city (1: Luoyang, 200,000 members);
+# the table goes to stdout and README.md, the results to var/bench/scale-SCALE.json.
+SCALE ?= 0.05
+bench: $(BIN)/servicemonth
+	$(BIN)/python bench/run.py --scale $(SCALE) --readme --json var/bench/scale-$(SCALE).json
+
+# CI: a tiny city, that every benchmark runs and checks its result (not how fast).
+bench-smoke: $(BIN)/servicemonth
+	$(BIN)/python bench/run.py --scale 0.001 --json var/bench/smoke.json
 
 # Every page's API calls, size and time (median, p95) on the month the demo built.
 bench-pages: $(BIN)/servicemonth

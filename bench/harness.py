@@ -58,7 +58,9 @@ class Result:
         return {True: "met", False: "MISSED", None: "—"}[self.met]
 
 
-def slower(path: str, unit: str, ours: float, baseline: float, at_most: float, note: str = "") -> Result:
+def slower(
+    path: str, unit: str, ours: float, baseline: float, at_most: float, note: str = ""
+) -> Result:
     """Rates (``unit`` per second) whose ratio is our *time* over the baseline's."""
     ratio = baseline / ours
     return Result(path, unit, ours, baseline, ratio, f"≤ {at_most:g}× time", ratio <= at_most, note)
@@ -69,13 +71,17 @@ def throughput(
 ) -> Result:
     """Rates whose ratio is ours over the baseline's."""
     ratio = ours / baseline
-    return Result(path, unit, ours, baseline, ratio, f"≥ {at_least:g}× rate", ratio >= at_least, note)
+    return Result(
+        path, unit, ours, baseline, ratio, f"≥ {at_least:g}× rate", ratio >= at_least, note
+    )
 
 
 def faster(path: str, ours_s: float, baseline_s: float, at_least: float, note: str = "") -> Result:
     """Seconds whose ratio is the baseline's time over ours (how many times faster)."""
     ratio = baseline_s / ours_s
-    return Result(path, "s", ours_s, baseline_s, ratio, f"≥ {at_least:g}× faster", ratio >= at_least, note)
+    return Result(
+        path, "s", ours_s, baseline_s, ratio, f"≥ {at_least:g}× faster", ratio >= at_least, note
+    )
 
 
 def absolute(
@@ -88,9 +94,13 @@ def absolute(
 ) -> Result:
     """A figure against a fixed bound (or none: reported only)."""
     if at_least is not None:
-        return Result(path, unit, value, None, None, f"≥ {at_least:,g} {unit}", value >= at_least, note)
+        return Result(
+            path, unit, value, None, None, f"≥ {at_least:,g} {unit}", value >= at_least, note
+        )
     if at_most is not None:
-        return Result(path, unit, value, None, None, f"≤ {at_most:,g} {unit}", value <= at_most, note)
+        return Result(
+            path, unit, value, None, None, f"≤ {at_most:,g} {unit}", value <= at_most, note
+        )
     return Result(path, unit, value, None, None, "—", None, note)
 
 
@@ -146,7 +156,9 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 
 @contextlib.contextmanager
-def peak_rss(pids: Callable[[], list[int]] | None = None, every: float = 0.05) -> Iterator[dict[str, float]]:
+def peak_rss(
+    pids: Callable[[], list[int]] | None = None, every: float = 0.05
+) -> Iterator[dict[str, float]]:
     """Peak resident memory in MB while the block runs: of this process (``pids`` None, its
     own high-water mark) or of the processes ``pids()`` names (sampled)."""
     found: dict[str, float] = {"mb": 0.0}

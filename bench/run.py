@@ -1,0 +1,177 @@
+"""Every hot path against its baseline, at one scale of the city: one table, one JSON file.
+
+    .venv/bin/python bench/run.py [--scale 0.05] [--seed 1] [--only roster_import ...]
+        [--json var/bench/latest.json] [--readme] [--embedded]
+
+Runs each benchmark module's ``measure(ctx)`` (bench/harness.py says what they share) on the
+city ``bench/citygen.py`` generates at ``--scale`` (1 is Luoyang: 200,000 members), prints
+the table (path, ours, baseline, ratio, target, verdict), writes the results with the
+machine and the date as JSON and, with ``--readme``, puts the table in README.md between
+its ``bench:start`` and ``bench:end`` markers. A benchmark that fails (an error, or a
+result that does not check out) is a row marked ERROR and makes the exit status 1; a
+missed target is a verdict, not a failure. ``--embedded`` runs without PostgreSQL and
+RabbitMQ (the benchmarks that need them say so and are skipped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import harness
+
+ROOT = Path(__file__).resolve().parent.parent
+#: In the order of the issue's list of targets.
+MODULES = (
+    "roster_import",
+    "pipeline",
+    "notify_send",
+    "pairing",
+    "reminders",
+    "reporting",
+    "reporting_rebuild",
+)
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def figure(value: float | None, unit: str = "") -> str:
+    if value is None:
+        return ""
+    if unit == "s":
+        return f"{value:.3g} s" if value < 10 else f"{value:,.0f} s"
+    text = f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+    return f"{text} {unit}".strip()
+
+
+def table(results: Sequence[harness.Result]) -> str:
+    head = ("path", "ours", "baseline", "ratio", "target", "verdict")
+    rows = [
+        (
+            r.path,
+            figure(r.ours, r.unit),
+            figure(r.baseline, r.unit),
+            "" if r.ratio is None else f"{r.ratio:.2f}×",
+            r.target,
+            r.verdict,
+        )
+        for r in results
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    notes = [f"- {r.path}: {r.note}" for r in results if r.note]
+    return "\n".join(lines + (["", *notes] if notes else []))
+
+
+def machine() -> dict[str, object]:
+    model = ""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": model,
+        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30),
+        "python": platform.python_version(),
+        "system": platform.platform(),
+    }
+
+
+def run(ctx: harness.Context, names: Sequence[str]) -> tuple[list[harness.Result], list[str]]:
+    results: list[harness.Result] = []
+    failed: list[str] = []
+    for name in names:
+        print(f"bench: {name} …", file=sys.stderr, flush=True)
+        started = time.perf_counter()
+        try:
+            module = importlib.import_module(name)
+            found = list(module.measure(ctx))
+        except Exception as error:  # one benchmark's failure is a row, the others still run
+            traceback.print_exc()
+            failed.append(name)
+            reason = f"{type(error).__name__}: {error}".splitlines()[0][:160]
+            found = [harness.Result(name, "", 0.0, None, None, "—", False, f"ERROR {reason}")]
+        print(f"bench: {name} took {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        results += found
+    return results, failed
+
+
+def readme(text: str) -> None:
+    path = ROOT / "README.md"
+    old = path.read_text()
+    if START not in old or END not in old:
+        raise SystemExit(f"README.md has no {START} … {END} markers")
+    head, rest = old.split(START, 1)
+    path.write_text(head + START + "\n" + text + "\n" + END + rest.split(END, 1)[1])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", type=float, default=0.05, help="0.001 … 1 (1: Luoyang)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--only", nargs="+", choices=MODULES, default=list(MODULES))
+    parser.add_argument("--json", type=Path, default=ROOT / "var" / "bench" / "latest.json")
+    parser.add_argument("--readme", action="store_true", help="put the table in README.md")
+    parser.add_argument("--embedded", action="store_true", help="no PostgreSQL nor RabbitMQ")
+    args = parser.parse_args(argv)
+    if not 0 < args.scale <= 1:
+        parser.error("--scale must lie in (0, 1]")
+
+    ctx = harness.Context(scale=args.scale, seed=args.seed)
+    if args.embedded:
+        ctx.postgres = ctx.rabbitmq = None
+    started = time.perf_counter()
+    try:
+        results, failed = run(ctx, args.only)
+    finally:
+        ctx.close()
+    took = time.perf_counter() - started
+    when = datetime.now(UTC)
+    box = machine()
+    counts = ctx.city.counts
+    title = (
+        f"Scale {args.scale:g} ({counts['members']:,} members, {counts['communities']:,} "
+        f"communities), seed {args.seed}, {when:%Y-%m-%d}, {box['cpus']} cores "
+        f"({box['cpu'] or 'unknown CPU'}), {box['memory_gb']} GiB, Python {box['python']}; "
+        f"{took / 60:.0f} min in all."
+    )
+    text = title + "\n\n" + table(results)
+    print(text)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(
+        json.dumps(
+            {
+                "scale": args.scale,
+                "seed": args.seed,
+                "date": when.isoformat(timespec="seconds"),
+                "seconds": round(took, 1),
+                "machine": box,
+                "counts": counts,
+                "results": [dataclasses.asdict(r) | {"verdict": r.verdict} for r in results],
+                "failed": failed,
+            },
+            ensure_ascii=False,
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"bench: results in {args.json}", file=sys.stderr)
+    if args.readme:
+        readme(text)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
