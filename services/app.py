@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Literal
 
@@ -10,9 +11,22 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from services import registry
+from services.pairing import needs
+from services.registration import directory, rosters_api, staff_api
 from shared import observability
 from shared.config import SERVICES, settings
-from shared.http import install_error_handlers
+from shared.http import BodyLimit, install_error_handlers
+
+#: The most a request to the API may send (docs/contract.md, "Size limits"): an upload its
+#: file's cap and a little for the form around it, any other body 1 MB. Refused with 413
+#: by its declared length, before it is read.
+FORM = 1024 * 1024
+API_BODY_LIMITS = (
+    (re.compile(r"^/api/v1/rosters$"), rosters_api.MAX_BYTES + FORM),
+    (re.compile(r"^/api/v1/staff/import$"), staff_api.MAX_BYTES + FORM),
+    (re.compile(r"^/api/v1/communities/[^/]+/(needs|projects)/upload$"), needs.MAX_BYTES + FORM),
+    (re.compile(r"^/api/v1/directory$"), directory.MAX_BYTES + FORM),
+)
 
 
 class Health(BaseModel):
@@ -89,6 +103,7 @@ def create_app(
             status_code=200 if ready else 503,
         )
 
+    app.add_middleware(BodyLimit, limits=API_BODY_LIMITS, default=FORM, prefix="/api/")
     observability.install(app, names, registry.runtime)  # /metrics, request ids, access log
     if web:
         app.mount("/", _web(f"http://127.0.0.1:{port or settings().http_port}", port))

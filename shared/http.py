@@ -6,12 +6,16 @@ as ``errors: [{field, message}]``.
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, BeforeValidator, ConfigDict
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 PROBLEM = "application/problem+json"
 
@@ -94,3 +98,70 @@ def install_error_handlers(app: FastAPI) -> None:
             {"field": _field(tuple(e["loc"])), "message": str(e["msg"])} for e in exc.errors()
         ]
         return problem(422, "Invalid input", "the request has invalid fields", errors=errors)
+
+
+#: What :class:`BodyLimit` answers a refused request: (status, cap in bytes) to the
+#: response's content type and body.
+Refusal = Callable[[int, int], tuple[bytes, bytes]]
+
+
+def problem_refusal(status: int, cap: int) -> tuple[bytes, bytes]:
+    """A refusal as problem+json (the API's)."""
+    if status == 411:
+        title, detail = "Length required", "a request body must declare its Content-Length"
+    else:
+        title, detail = "Content too large", f"the request body may hold at most {cap:,} bytes"
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    return PROBLEM.encode(), json.dumps(body).encode()
+
+
+class BodyLimit:
+    """Refuses a request body over its route's cap before anyone reads a byte of it: by its
+    declared ``Content-Length`` (413), and a chunked body that declares none (411: every
+    client sends the length of what it has; a request with neither has an empty body). The
+    server (h11) holds a client to the length it declared. ``limits`` maps a path pattern to
+    its cap; other paths under ``prefix`` get ``default``; paths outside ``prefix`` pass
+    untouched (a mounted app has its own)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        limits: Sequence[tuple[re.Pattern[str], int]],
+        default: int,
+        refuse: Refusal = problem_refusal,
+        prefix: str = "/",
+    ) -> None:
+        self.app, self.limits, self.default = app, limits, default
+        self.refuse, self.prefix = refuse, prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if (
+            scope["type"] != "http"
+            or scope["method"] in ("GET", "HEAD", "OPTIONS")
+            or not path.startswith(self.prefix)
+        ):
+            await self.app(scope, receive, send)
+            return
+        cap = next((n for pattern, n in self.limits if pattern.match(path)), self.default)
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length")
+        if declared is None and b"transfer-encoding" not in headers:
+            await self.app(scope, receive, send)  # no length, not chunked: an empty body
+            return
+        if declared is None or not declared.isdigit():
+            status = 411
+        elif int(declared) > cap:
+            status = 413
+        else:
+            await self.app(scope, receive, send)
+            return
+        content_type, body = self.refuse(status, cap)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", content_type), (b"connection", b"close")],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

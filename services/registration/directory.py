@@ -22,6 +22,8 @@ from shared.events import CommunityChanged, UnitChanged
 from shared.http import Invalid
 from shared.tabular import MAX_ERRORS, first_errors, read_table
 
+#: The most a directory file may weigh (Luoyang's whole directory is well under 1 MB).
+MAX_BYTES = 10 * 1024 * 1024
 REQUIRED = ("kind", "code", "name", "parent_code")
 ALIASES = {
     "类型": "kind",

@@ -13,11 +13,11 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.middleware.sessions import SessionMiddleware
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.web import community, leader, member, pages, sign_in, unit
 from services.web.client import TIMEOUT, ApiError
 from services.web.config import WebSettings
+from shared.http import BodyLimit
 
 #: 12 hours, like the API's sessions; the API's own expiry is what counts.
 SESSION_SECONDS = 12 * 3600
@@ -37,37 +37,14 @@ BODY_LIMITS = (
 FORM_LIMIT = 1024 * 1024
 
 
-class BodyLimit:
-    """Refuses a request body over its route's cap before anyone reads it: by its declared
-    length (413), and a body without one (411) — browsers always declare it, and the server
-    holds a client to what it declared."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
-            await self.app(scope, receive, send)
-            return
-        path: str = scope["path"]
-        cap = next((n for pattern, n in BODY_LIMITS if pattern.match(path)), FORM_LIMIT)
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is None or not declared.isdigit():
-            status, text = 411, "请求缺少长度，请刷新页面后重试"
-        elif int(declared) > cap:
-            status, text = 413, f"提交的内容太大（上限 {cap // (1024 * 1024)} MB）"
-        else:
-            await self.app(scope, receive, send)
-            return
-        body = f"<!doctype html><meta charset=utf-8><title>{status}</title><p>{text}</p>".encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [(b"content-type", b"text/html; charset=utf-8")],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+def html_refusal(status: int, cap: int) -> tuple[bytes, bytes]:
+    """The page a refused form post gets."""
+    if status == 411:
+        text = "请求缺少长度，请刷新页面后重试"
+    else:
+        text = f"提交的内容太大（上限 {cap // (1024 * 1024)} MB）"
+    body = f"<!doctype html><meta charset=utf-8><title>{status}</title><p>{text}</p>"
+    return b"text/html; charset=utf-8", body.encode()
 
 
 def create_web_app(config: WebSettings) -> FastAPI:
@@ -87,7 +64,7 @@ def create_web_app(config: WebSettings) -> FastAPI:
     )
     app.state.http = http
     app.state.config = config
-    app.add_middleware(BodyLimit)
+    app.add_middleware(BodyLimit, limits=BODY_LIMITS, default=FORM_LIMIT, refuse=html_refusal)
     app.add_middleware(
         SessionMiddleware,
         secret_key=config.session_key,
