@@ -66,12 +66,26 @@ class Table:
 
 
 def decode_csv(data: bytes) -> str:
-    """UTF-8 (with or without BOM) first, then GB18030 (a superset of GBK)."""
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
+    """UTF-8 (with or without BOM) first, then GB18030 (a superset of GBK). A file whose
+    first lines are UTF-8 with Chinese in them and whose later lines are not was saved in
+    two encodings (rows pasted in from another file): refused, naming the line, rather than
+    read whole as GB18030 into garbled names."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as bad:
+        lines_before = data.count(b"\n", 0, bad.start)
+        if lines_before and not data[: data.rindex(b"\n", 0, bad.start)].isascii():
+            line = lines_before + 1
+            message = f"line {line} is not UTF-8 like the lines above it"
+            raise Invalid(
+                f"the file mixes two encodings from line {line} on: save it again as "
+                "CSV UTF-8 or as xlsx",
+                [{"field": "file", "message": message}],
+            ) from None
+    try:
+        return data.decode("gb18030")
+    except UnicodeDecodeError:
+        pass
     raise Invalid("the file is neither UTF-8 nor GBK/GB18030 text, nor an xlsx or xls workbook")
 
 
@@ -160,9 +174,16 @@ def _csv_rows(data: bytes, max_rows: int) -> Iterator[list[str]]:
     text = decode_csv(data)
     # Counted first (a quick pass over text already in memory), so a file over the cap is
     # refused before its first row is used.
-    for number, _ in enumerate(csv.reader(io.StringIO(text))):
-        if number > max_rows:
-            raise too_many_rows(max_rows)
+    reader = csv.reader(io.StringIO(text))
+    try:
+        for number, _ in enumerate(reader):
+            if number > max_rows:
+                raise too_many_rows(max_rows)
+    except csv.Error as exc:  # a NUL byte, a quote left open at the end of the file
+        message = f"line {reader.line_num}: {exc}"
+        raise Invalid(
+            f"the file cannot be read as CSV ({message})", [{"field": "file", "message": message}]
+        ) from None
     return ([c.strip() for c in row] for row in csv.reader(io.StringIO(text)))
 
 
@@ -183,6 +204,13 @@ def read_table(data: bytes, aliases: dict[str, str], max_rows: int = MAX_ROWS) -
     if not header_row:
         raise Invalid("the file is empty")
     header = [aliases.get(h.strip().lstrip("\ufeff"), h.strip()) for h in first]
+    twice = sorted({h for h in header if h and header.count(h) > 1})
+    if twice:
+        message = f"row {header_row}: the column {twice[0]} appears twice; keep one"
+        raise Invalid(
+            f"the header names {', '.join(twice)} more than once",
+            [{"field": "file", "message": message}],
+        )
 
     def rows() -> Iterator[tuple[int, dict[str, str]]]:
         for number, values in numbered:
