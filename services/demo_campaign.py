@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from time import monotonic, sleep
 from typing import Any
 
 import click
@@ -87,8 +88,15 @@ class Month:
         click.echo(f"\n{len(COMMUNITIES)} communities published needs, projects, teams and wishes")
 
     def pair(self) -> None:
-        result = self._post("/api/v1/pairings/run", {"scope": "city"}).json()
-        click.echo(f"pairing run (city): {_short(result)}")
+        """The city's pairing run: queued at once, done by pairing's worker; followed here."""
+        run = self._post("/api/v1/pairings/run", {"scope": "city"}).json()
+        deadline = monotonic() + 300
+        while run["state"] not in ("done", "failed") and monotonic() < deadline:
+            sleep(0.5)
+            run = self.http.get(f"/api/v1/pairings/runs/{run['id']}").json()
+        if run["state"] != "done":
+            raise click.ClickException(f"the pairing run ended {run['state']}: {run['error']}")
+        click.echo(f"pairing run (city): {_short(run['result'])}")
 
     def live(self, members: dict[str, list[str]], busy: int, sweep: Callable[[], None]) -> None:
         """Walk the month day by day; every third day ``busy`` members claim, fulfil and

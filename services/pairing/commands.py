@@ -14,9 +14,9 @@ from services.pairing.schemas import (
     MembershipOut,
     NeedOut,
     PairingOut,
+    PairingRunOut,
     ProjectOut,
     RecordOut,
-    RunOut,
     TargetOut,
     TeamOut,
     UploadOut,
@@ -87,11 +87,20 @@ class UploadProjects(_Upload):
 
 
 @dataclass(frozen=True, kw_only=True)
-class RunPairing(Command[RunOut]):
-    """Pair the members of a scope (``community:CODE``, ``district:CODE`` or ``city``)."""
+class RunPairing(Command[PairingRunOut]):
+    """Queue a run pairing the members of a scope (``community:CODE``, ``district:CODE`` or
+    ``city``) for pairing's worker; answers the run, queued."""
 
     principal: Principal
     scope: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExecutePairingRun(Command[str]):
+    """Do a queued run (the ``pairing.run`` task); answers its state. A run already done
+    or failed does nothing; one cut short (a worker lost) is done again, as a run only adds."""
+
+    run_id: uuid.UUID
 
 
 @dataclass(frozen=True, kw_only=True)

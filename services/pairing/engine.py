@@ -40,14 +40,16 @@ optimum every dual pairing earns its bonus).
 part of any two assignments differs by less than ``W_M = P·(MAX_SCORE + max penalty) + 1``,
 so one more dual-paired member outweighs any score; the member part differs by less than
 ``W_L = (N + 1)·W_M`` (``N`` the other members who could gain the bonus), so one more leader
-outweighs both. Costs stay far below OR-Tools' bound (cost × nodes < 2⁶³) at district
-scale; beyond it the solver answers ``BAD_COST_RANGE`` and :func:`solve` says so.
+outweighs both. The weights are sized to each connected part of the allowed pairs (see
+:func:`solve`), which keeps costs far below OR-Tools' bound (cost × nodes < 2⁶³) at
+district scale and for a city whose members cross districts; beyond it the solver answers
+``BAD_COST_RANGE`` and :func:`solve` says so.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Hashable, Iterator, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -245,17 +247,79 @@ class _Network:
 SOURCE, SINK = 0, 1
 
 
+def components(
+    members: int, slots: int, allowed: Sequence[tuple[int, int, int]]
+) -> list[tuple[list[int], list[int], list[tuple[int, int, int]]]]:
+    """The connected parts of the allowed pairs: (member indices, slot indices, the pairs
+    renumbered within the part), largest first. Members and slots with no allowed pair
+    belong to none."""
+    parent = list(range(members + slots))
+
+    def root(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for i, j, _ in allowed:
+        a, b = root(i), root(members + j)
+        if a != b:
+            parent[a] = b
+    grouped: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
+    for pair in allowed:
+        grouped[root(pair[0])].append(pair)
+    parts = []
+    for pairs in grouped.values():
+        people = sorted({i for i, _, _ in pairs})
+        places = sorted({j for _, j, _ in pairs})
+        local_i = {i: n for n, i in enumerate(people)}
+        local_j = {j: n for n, j in enumerate(places)}
+        parts.append((people, places, [(local_i[i], local_j[j], s) for i, j, s in pairs]))
+    parts.sort(key=lambda part: -len(part[2]))
+    return parts
+
+
 def solve(
     members: Sequence[Candidate],
     slots: Sequence[Slot],
     limits: Limits = Limits(),
     excluded: Collection[tuple[Hashable, Hashable]] = (),
+    on_component: Callable[[int, int], None] | None = None,
 ) -> Outcome:
-    """The optimal new pairings (see the module docstring); existing ones are kept."""
+    """The optimal new pairings (see the module docstring); existing ones are kept.
+
+    Members pair only within communities where they are registered, so the allowed pairs
+    often fall apart into unconnected parts (a district's communities, a city's
+    districts). The objective is a sum over the parts and no rule ties two parts, so the
+    lexicographic optimum of the whole is the union of the parts' optima: each part is
+    solved on its own, with weights sized to it — which keeps a city's costs within the
+    solver's range. ``on_component(done, total)`` hears each part solved."""
+    parts = components(len(members), len(slots), list(edges(members, slots, excluded)))
+    assignments: list[Assignment] = []
+    arcs = 0
+    for n, (people, places, pairs) in enumerate(parts, start=1):
+        found, used = _solve_part(
+            [members[i] for i in people], [slots[j] for j in places], limits, pairs
+        )
+        assignments += found
+        arcs += used
+        if on_component is not None:
+            on_component(n, len(parts))
+    return summarise(members, assignments, arcs)
+
+
+def _solve_part(
+    members: Sequence[Candidate],
+    slots: Sequence[Slot],
+    limits: Limits,
+    allowed: Iterable[tuple[int, int, int]],
+) -> tuple[list[Assignment], int]:
+    """The optimal new pairings among ``members`` and ``slots`` over the ``allowed`` pairs
+    (indices into them), and the arcs of the network solved."""
     per_member: list[dict[Kind, list[tuple[int, int]]]] = [
         {"need": [], "project": []} for _ in members
     ]
-    for i, j, score in edges(members, slots, excluded):
+    for i, j, score in allowed:
         per_member[i][slots[j].kind].append((j, score))
     room = [
         {
@@ -316,7 +380,7 @@ def solve(
             found = match(members[i], slots[j])
             assert found is not None
             assignments.append(Assignment(members[i].id, slots[j], found))
-    return summarise(members, assignments, len(net.tails))
+    return assignments, len(net.tails)
 
 
 def _run(net: _Network, supply: int, wanted: list[int]) -> list[int]:

@@ -25,6 +25,7 @@ from services.pairing.commands import (
     CreateTeam,
     DeclinePairing,
     EvaluateWish,
+    ExecutePairingRun,
     FulfilWish,
     JoinTeam,
     LeaveTeam,
@@ -59,8 +60,8 @@ from services.pairing.models import (
 from services.pairing.schemas import (
     MembershipOut,
     PairingOut,
+    PairingRunOut,
     RecordOut,
-    RunOut,
     UploadOut,
     WishOut,
 )
@@ -134,15 +135,17 @@ def upload_projects(cmd: UploadProjects, rt: Runtime) -> UploadOut:
 # --- 双对接: runs and pairings -----------------------------------------------------------------
 
 
-def run_pairing(cmd: RunPairing, rt: Runtime) -> RunOut:
-    """Only adds pairings; a scope outside the caller's is 404."""
+def run_pairing(cmd: RunPairing, rt: Runtime) -> PairingRunOut:
+    """Queue the run for pairing's worker; a scope outside the caller's is 404."""
     scope = pairings.Scope.parse(cmd.scope)
     if not scope.allows(cmd.principal):
         raise NotFound(f"no scope {scope}")
-    with rt.uow() as uow:
-        summary = pairings.run(uow, scope, pairings.limits_from(rt.settings))
-        uow.commit()
-    return RunOut.model_validate(summary)
+    return views.run_out(pairings.queue_run(rt, scope, cmd.principal))
+
+
+def execute_pairing_run(cmd: ExecutePairingRun, rt: Runtime) -> str:
+    """Only adds pairings (the ``pairing.run`` task)."""
+    return pairings.execute_run(rt, cmd.run_id, pairings.limits_from(rt.settings))
 
 
 def pair_by_staff(cmd: PairByStaff, rt: Runtime) -> PairingOut:
@@ -335,6 +338,7 @@ COMMANDS: CommandTable[Runtime] = CommandTable(
         UploadNeeds: upload_needs,
         UploadProjects: upload_projects,
         RunPairing: run_pairing,
+        ExecutePairingRun: execute_pairing_run,
         PairByStaff: pair_by_staff,
         RemovePairing: remove_pairing,
         DeclinePairing: decline_pairing,

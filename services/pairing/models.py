@@ -165,6 +165,26 @@ class Pairing(Base):
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class PairingRun(Base):
+    """A 双对接 run that staff asked for: queued by ``POST /pairings/run``, done by pairing's
+    worker (``pairing.run``); ``phase`` and ``progress`` say how far it got."""
+
+    __tablename__ = "pairing_runs"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    scope: Mapped[str] = mapped_column(String(40))
+    state: Mapped[str] = mapped_column(String(10), default="queued")  # queued|running|done|failed
+    phase: Mapped[str] = mapped_column(String(20), default="queued")
+    progress: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    summary: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(String(500))
+    requested_by: Mapped[str] = mapped_column(String(80))
+    attempts: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 # --- micro-wishes (微心愿) ------------------------------------------------------------------
 
 

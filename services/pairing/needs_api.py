@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Path, UploadFile
+from fastapi import APIRouter, Depends, File, Path, Response, UploadFile
 
 from services.pairing import bootstrap, views
 from services.pairing.commands import (
@@ -31,10 +31,10 @@ from services.pairing.schemas import (
     PairIn,
     PairingOut,
     PairingReportOut,
+    PairingRunOut,
     ProjectIn,
     ProjectOut,
     RunIn,
-    RunOut,
     TargetIn,
     TargetOut,
     TeamIn,
@@ -126,10 +126,20 @@ def list_teams(code: Code, rt: Rt, who: Staff) -> list[TeamOut]:
 # --- pairing ----------------------------------------------------------------------------------
 
 
-@router.post("/pairings/run", response_model_exclude_unset=True)
-def run_pairing(body: RunIn, bus: Bus, who: Staff) -> RunOut:
-    """Pair the members of a scope (community, district, city): only adds pairings."""
-    return bus.handle(RunPairing(principal=who, scope=body.scope))
+@router.post("/pairings/run", status_code=202)
+def run_pairing(body: RunIn, bus: Bus, who: Staff, response: Response) -> PairingRunOut:
+    """Queue a run pairing the members of a scope (community, district, city) for pairing's
+    worker: answered at once, ``queued``; follow it at ``Location``. Only adds pairings."""
+    run = bus.handle(RunPairing(principal=who, scope=body.scope))
+    response.headers["Location"] = f"/api/v1/pairings/runs/{run.id}"
+    return run
+
+
+@router.get("/pairings/runs/{run_id}")
+def pairing_run(run_id: uuid.UUID, rt: Rt, who: Staff) -> PairingRunOut:
+    """A run's state (queued, running, done, failed), phase, counts so far and, once done,
+    its summary."""
+    return views.pairing_run(rt, run_id, who)
 
 
 @router.get("/members/{member_id}/pairings")

@@ -13,18 +13,19 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, Text, cast, delete, insert, select, text, true
+from sqlalchemy import ColumnElement, Text, cast, delete, insert, select, text, true, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from services.pairing import engine
-from services.pairing.models import MemberReplica, Need, Pairing, Project
+from services.pairing.models import MemberReplica, Need, Pairing, PairingRun, Project
 from services.pairing.needs import affinity, confirmed
 from shared.auth import Principal
 from shared.config import CAMPAIGN_TZ, Settings
@@ -38,8 +39,9 @@ from shared.events import (
     PairingMade,
     RegistrationChanged,
 )
-from shared.http import Conflict, Invalid, NotFound
+from shared.http import Conflict, DomainError, Invalid, NotFound
 from shared.runtime import Runtime
+from shared.workers import send_task
 
 log = logging.getLogger(__name__)
 RUN_LOCK = 410_300_2016  # pg_advisory_xact_lock key of pairing runs
@@ -192,25 +194,47 @@ def offered(
 # --- runs ------------------------------------------------------------------------------------
 
 
+#: (phase, counts known so far) → recorded where the run's caller can follow it.
+Progress = Callable[[str, dict[str, int]], None]
+
+
+def _silent(phase: str, counts: dict[str, int]) -> None:
+    """Automatic runs tell nobody how far they got."""
+
+
 def run(
-    uow: UnitOfWork, scope: Scope, limits: engine.Limits, only: MemberReplica | None = None
+    uow: UnitOfWork,
+    scope: Scope,
+    limits: engine.Limits,
+    only: MemberReplica | None = None,
+    run_id: uuid.UUID | None = None,
+    progress: Progress = _silent,
 ) -> dict[str, Any]:
     """Pair the members confirmed in ``scope`` (or ``only`` that one) with its open places;
-    only adds."""
+    only adds. ``progress`` hears each phase (loading, solving, writing) with its counts."""
     lock(uow)
-    run_id = uuid.uuid4()
+    run_id = run_id or uuid.uuid4()
+    progress("loading", {})
     slots = open_slots(uow.session, scope, campaign_day(uow))
     summary: dict[str, Any] = {"run_id": str(run_id), "scope": str(scope), "created": 0}
     summary |= {"needs": sum(s.kind == "need" for s in slots), "projects": 0, "members": 0}
     summary["projects"] = len(slots) - summary["needs"]
     if not any(s.places for s in slots):
         return summary  # nothing to fill: skip loading members
+    progress("loading", {"needs": summary["needs"], "projects": summary["projects"]})
     replicas = [only] if only else members_in(uow.session, scope)
     held = held_by(uow.session, (r.id for r in replicas))
     members = [candidate(r, held) for r in replicas]
     members = [m for m in members if any(scope.covers(c) for c in m.communities)]
     excluded = offered(uow.session, scope, only.id if only else None)
-    outcome = engine.solve(members, slots, limits, excluded)
+    counts = {"needs": summary["needs"], "projects": summary["projects"], "members": len(members)}
+    progress("solving", counts)
+
+    def solved(done: int, total: int) -> None:
+        progress("solving", counts | {"components": total, "components_solved": done})
+
+    outcome = engine.solve(members, slots, limits, excluded, on_component=solved)
+    progress("writing", counts | {"created": len(outcome.assignments)})
     rows = [
         new_row(uow, a.member_id, a.slot.kind, a.slot.id, a.slot.community, a.reason(), run_id)
         | {"score": a.match.score}
@@ -272,6 +296,117 @@ def event_for(cls: type[PairingChanged], row: dict[str, Any]) -> PairingChanged:
         state=row["state"],
         reason=row["reason"],
     )
+
+
+# --- runs as jobs (POST /pairings/run) ------------------------------------------------------
+
+RUN_TASK = "pairing.run"
+PROGRESS_EVERY = 1.0  # seconds between two progress writes within a phase
+
+
+def queue_run(rt: Runtime, scope: Scope, who: Principal) -> PairingRun:
+    """Record a run ``queued`` and send it to pairing's worker once committed; a broker
+    that cannot take it fails the run now (503) rather than leave it queued for ever."""
+    with rt.uow() as uow:
+        job = PairingRun(
+            id=uuid.uuid4(),
+            scope=str(scope),
+            state="queued",
+            phase="queued",
+            progress={},
+            requested_by=(who.scope or who.role)[:80],
+            attempts=0,
+            created_at=uow.now(),
+        )
+        uow.session.add(job)
+        uow.commit()
+    try:
+        send_task(rt.service, rt.settings, RUN_TASK, str(job.id))
+    except Exception:
+        log.exception("pairing run %s could not be queued", job.id)
+        _finish(rt, job.id, "failed", error=NOT_QUEUED)
+        raise Unavailable("the pairing run could not be queued; start it again") from None
+    return job
+
+
+NOT_QUEUED = "the run could not be queued; start it again"
+
+
+class Unavailable(DomainError):
+    status = 503
+    title = "Service unavailable"
+
+
+def _finish(rt: Runtime, run_id: uuid.UUID, state: str, error: str | None = None) -> None:
+    with rt.uow() as uow:
+        uow.session.execute(
+            update(PairingRun)
+            .where(PairingRun.id == run_id)
+            .values(state=state, phase=state, error=error, finished_at=uow.now())
+        )
+        uow.commit()
+
+
+def _reporter(rt: Runtime, run_id: uuid.UUID) -> Progress:
+    """Progress written in its own short transactions (PostgreSQL: the run's transaction
+    holds only an advisory lock). On SQLite the run holds the database's one write lock,
+    so its progress shows only as running, then done."""
+    if rt.db.is_sqlite:
+        return _silent
+    last: dict[str, Any] = {"phase": "", "at": 0.0}
+
+    def report(phase: str, counts: dict[str, int]) -> None:
+        now = time.monotonic()
+        if phase == last["phase"] and now - last["at"] < PROGRESS_EVERY:
+            return
+        last.update(phase=phase, at=now)
+        with rt.uow() as uow:
+            uow.session.execute(
+                update(PairingRun)
+                .where(PairingRun.id == run_id, PairingRun.state == "running")
+                .values(phase=phase, progress=counts)
+            )
+            uow.commit()
+
+    return report
+
+
+def execute_run(rt: Runtime, run_id: uuid.UUID, limits: engine.Limits) -> str:
+    """Do a queued run: mark it running, pair, and in the transaction that writes the
+    pairings mark it done with its summary. A run done or failed does nothing again; one
+    left running by a lost worker is done again (a run only adds). Answers the state."""
+    with rt.uow() as uow:
+        job = uow.session.get(PairingRun, run_id)
+        if job is None:
+            log.warning("pairing run %s is gone; nothing to do", run_id)
+            return "missing"
+        if job.state in ("done", "failed"):
+            return job.state
+        job.state, job.phase, job.attempts = "running", "loading", job.attempts + 1
+        job.started_at = uow.now()
+        scope = Scope.parse(job.scope)
+        uow.commit()
+    try:
+        with rt.uow() as uow:
+            summary = run(uow, scope, limits, run_id=run_id, progress=_reporter(rt, run_id))
+            counts = {k: v for k, v in summary.items() if isinstance(v, int)}
+            uow.session.execute(
+                update(PairingRun)
+                .where(PairingRun.id == run_id)
+                .values(
+                    state="done",
+                    phase="done",
+                    summary=summary,
+                    progress=counts,
+                    finished_at=uow.now(),
+                )
+            )
+            uow.commit()
+    except Exception as error:
+        log.exception("pairing run %s failed", run_id)
+        _finish(rt, run_id, "failed", error=f"{type(error).__name__}: {error}"[:500])
+        return "failed"
+    return "done"
 
 
 def run_after_publishing(rt: Runtime, code: str) -> None:

@@ -327,6 +327,27 @@ class RunOut(BaseModel):
     score: int | None = None
 
 
+class PairingRunOut(BaseModel):
+    """A run as a job: ``POST /pairings/run`` answers it ``queued`` at once (202, with a
+    ``Location``), pairing's worker does it, and ``GET /pairings/runs/{id}`` follows it.
+
+    ``state``: queued, running, done or failed. ``phase``: queued, loading (the open places
+    and the members), solving (``progress.components_solved`` of ``progress.components``),
+    writing, done or failed. ``progress`` holds the counts known so far (members, needs,
+    projects, components, components_solved, created); ``result`` the summary once done."""
+
+    id: uuid.UUID
+    scope: str
+    state: str
+    phase: str
+    progress: dict[str, int]
+    created_at: dt.datetime
+    started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+    error: str | None = None
+    result: RunOut | None = None
+
+
 class PairingOut(BaseModel):
     id: uuid.UUID
     member_id: uuid.UUID

@@ -18,6 +18,7 @@ from services.pairing.models import (
     MemberReplica,
     Need,
     Pairing,
+    PairingRun,
     Project,
     ServiceRecord,
     ServiceTarget,
@@ -27,7 +28,7 @@ from services.pairing.models import (
     WishClaim,
 )
 from services.pairing.needs import paired_counts
-from services.pairing.pairings import limits_from
+from services.pairing.pairings import Scope, limits_from
 from services.pairing.schemas import (
     CadreProgressOut,
     CadresOut,
@@ -38,9 +39,11 @@ from services.pairing.schemas import (
     NeedOut,
     PairingOut,
     PairingReportOut,
+    PairingRunOut,
     ProjectOut,
     RecommendedWishOut,
     RecordOut,
+    RunOut,
     TargetOut,
     TeamOut,
     UnitMemberProgressOut,
@@ -489,3 +492,27 @@ def pairing_report(rt: Runtime, code: str, who: Principal) -> PairingReportOut:
         open_community(uow, code, who)
         figures = report.community_report(uow, code, limits_from(rt.settings))
         return PairingReportOut.model_validate(figures)
+
+
+def run_out(job: PairingRun) -> PairingRunOut:
+    return PairingRunOut(
+        id=job.id,
+        scope=job.scope,
+        state=job.state,
+        phase=job.phase,
+        progress=dict(job.progress or {}),
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        error=job.error,
+        result=RunOut.model_validate(job.summary) if job.summary else None,
+    )
+
+
+def pairing_run(rt: Runtime, run_id: uuid.UUID, who: Principal) -> PairingRunOut:
+    """A run and how far it got; one whose scope the caller may not run is absent (404)."""
+    with rt.read() as uow:
+        job = uow.session.get(PairingRun, run_id)
+        if job is None or not Scope.parse(job.scope).allows(who):
+            raise NotFound(f"no pairing run {run_id}")
+        return run_out(job)

@@ -889,11 +889,25 @@ async def pairing(request: Request, api: ApiDep, me: Worker, format: str = "") -
     return pages.render(request, "community/pairing.html", context)
 
 
+RUN_POLLS, RUN_POLL_SECONDS = 60, 0.5  # how long the page follows a run: 30 s
+
+
 @router.post("/community/pairing/run", dependencies=[Checked])
 async def run_pairing(request: Request, api: ApiDep, me: Worker) -> Response:
-    """开始自动对接; with htmx the report is swapped in when it is done (5 calls)."""
-    result = await api.post("/pairings/run", {"scope": f"community:{me.code}"})
-    message = f"对接完成：新增 {result.get('created', 0)} 条对接"
+    """开始自动对接: the API queues the run for pairing's worker and this page follows it
+    (a community's run takes seconds); with htmx the report is swapped in when it is done."""
+    run = await api.post("/pairings/run", {"scope": f"community:{me.code}"})
+    for _ in range(RUN_POLLS):
+        if run["state"] in ("done", "failed"):
+            break
+        await asyncio.sleep(RUN_POLL_SECONDS)
+        run = await api.get(f"/pairings/runs/{run['id']}")
+    if run["state"] == "done":
+        message = f"对接完成：新增 {(run.get('result') or {}).get('created', 0)} 条对接"
+    elif run["state"] == "failed":
+        message = "对接未能完成，请稍后再试"
+    else:
+        message = "对接正在进行，请稍后刷新查看结果"
     if not htmx(request):
         return done(request, "/community/pairing", message)
     context = await pairing_context(api, me.code)

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from services.pairing import tasks as pairing_tasks
 from services.reporting import figures as fig
 from services.reporting.handlers import PROJECTIONS
 from services.reporting.models import EventLogEntry
@@ -159,7 +160,8 @@ def publish(month: Month) -> None:
         month.ok(
             month.http.post(f"/api/v1/communities/{code}/teams", json={"name": "志愿服务队"}), 201
         )
-    month.ok(month.http.post("/api/v1/pairings/run", json={"scope": "city"}))
+    run = month.ok(month.http.post("/api/v1/pairings/run", json={"scope": "city"}), 202)
+    assert pairing_tasks.run_pairing(run["id"]) == "done"  # what pairing's worker does
 
 
 def serve(month: Month, wishes: int) -> None:

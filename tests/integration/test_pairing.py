@@ -12,6 +12,7 @@ import pytest
 from openpyxl import Workbook
 from sqlalchemy import func, select
 
+from services.pairing import tasks
 from services.pairing.models import CommunityReplica, MemberReplica, Pairing
 from shared.events import parse
 from tests import support
@@ -56,6 +57,26 @@ def _pairings(backend: Any) -> dict[str, tuple[str, str, str]]:
         return {
             str(p.id): (str(p.member_id), str(p.need_id or p.project_id), p.state) for p in rows
         }
+
+
+def run_pairing(client: Any, scope: str) -> dict[str, Any]:
+    """Start a run over HTTP (answered at once, queued), do it as pairing's worker does (the
+    task's body, here), and follow it over HTTP until it is done: its summary."""
+    started = client.post("/api/v1/pairings/run", json={"scope": scope})
+    assert started.status_code == 202, started.text
+    queued = started.json()
+    assert (queued["state"], queued["scope"], queued["result"]) == ("queued", scope, None)
+    assert started.headers["Location"] == f"/api/v1/pairings/runs/{queued['id']}"
+    assert tasks.run_pairing(queued["id"]) == "done"
+    assert tasks.run_pairing(queued["id"]) == "done"  # delivered again: nothing twice
+    done = client.get(started.headers["Location"])
+    assert done.status_code == 200, done.text
+    job = done.json()
+    assert (job["state"], job["phase"], job["error"]) == ("done", "done", None)
+    assert job["started_at"] and job["finished_at"]
+    result: dict[str, Any] = job["result"]
+    assert result["run_id"] == job["id"] and job["progress"]["created"] == result["created"]
+    return result
 
 
 def arrive(
@@ -170,9 +191,8 @@ def test_published_needs_and_projects_pair_confirmed_members_with_reasons(
     skills = ["医疗护理", "助老服务"]
     leader, *_ = arrive(backend, http, range(6), leaders=(0,), skills=skills)
     assert _count(backend, Pairing) > 0  # each confirmation paired the community at once
-    run = staff.post("/api/v1/pairings/run", json={"scope": f"community:{HERE}"})
-    assert run.status_code == 200, run.text
-    assert run.json()["members"] == 6 and run.json()["run_id"]
+    run = run_pairing(staff, f"community:{HERE}")
+    assert run["members"] == 6 and run["run_id"]
 
     team = {"name": "治安巡逻队", "speciality": "治安巡逻", "leader": leader}
     assert staff.post(f"/api/v1/communities/{HERE}/teams", json=team).status_code == 201
@@ -216,16 +236,13 @@ def test_an_incremental_run_after_100_new_members_changes_no_existing_pairing(
     publish(staff, "needs", title="陪护就医", required_skill="医疗护理", volunteers_needed=40)
     publish(staff, "projects", kind="文明创建", title="文明楼院", capacity=150)
     arrive(backend, http, range(100, 110), skills=["医疗护理"])
-    assert (
-        staff.post("/api/v1/pairings/run", json={"scope": f"community:{HERE}"}).status_code == 200
-    )
+    run_pairing(staff, f"community:{HERE}")
     before = _pairings(backend)
     newcomers = arrive(backend, http, range(200, 300), as_list=True)
-    run = http.post("/api/v1/pairings/run", json={"scope": "district:410303"})
-    assert run.status_code == 200, run.text
+    run = run_pairing(http, "district:410303")
     after = _pairings(backend)
     assert {k: after[k] for k in before} == before  # same ids, members, subjects, states
-    assert run.json()["dual_paired"] == 110
+    assert run["dual_paired"] == 110
     paired = {member for member, _, state in after.values() if state == "active"}
     assert set(newcomers) <= paired
 
@@ -249,7 +266,7 @@ def test_declines_are_never_offered_again_staff_override_and_scopes_hold(
             assert done.json()["state"] == "declined"
             assert own.post(f"/api/v1/pairings/{pairing['id']}/decline").status_code == 409
             declined.add(pairing["need_id"])
-            staff.post("/api/v1/pairings/run", json={"scope": f"community:{HERE}"})
+            run = run_pairing(staff, f"community:{HERE}")
         assert declined == needs
         active = [
             p
@@ -290,8 +307,13 @@ def test_declines_are_never_offered_again_staff_override_and_scopes_hold(
                 assert c.get(f"/api/v1/communities/{HERE}/needs").status_code == 404
                 body = {"title": "x", "category": "空巢老人"}
                 assert c.post(f"/api/v1/communities/{HERE}/needs", json=body).status_code == 404
-                run = c.post("/api/v1/pairings/run", json={"scope": f"community:{HERE}"})
-                assert run.status_code == 404
+                assert (
+                    c.post("/api/v1/pairings/run", json={"scope": f"community:{HERE}"}).status_code
+                    == 404
+                )
+                assert c.get(f"/api/v1/pairings/runs/{run['run_id']}").status_code == 404
+            if role == "operator" and status == 200:
+                assert c.get(f"/api/v1/pairings/runs/{run['run_id']}").status_code == 200
             if role == "member" and status == 200:
                 assert len(c.get(path).json()["pairings"]) == 4  # 2 declined, 1 removed
                 body = {"title": "x", "category": "空巢老人"}
