@@ -22,7 +22,7 @@ import csv
 import io
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -43,6 +43,15 @@ MAX_XLS_BYTES = 64 * 1024 * 1024
 #: Problems an import keeps and reports (the first ones, in file order), besides their total.
 MAX_ERRORS = 500
 _ROW_TAG = re.compile(rb"<(?:\w+:)?row[\s>/]")
+
+
+def no_formulas(cells: Iterable[Any]) -> None:
+    """Keep what people typed as words in a sheet we write: openpyxl takes a string with a
+    leading '=' for a formula (``=HYPERLINK(...)`` would send the sheet's rows away when
+    clicked)."""
+    for cell in cells:
+        if cell.data_type == "f":
+            cell.data_type = "s"
 
 
 def too_many_rows(cap: int = MAX_ROWS) -> Invalid:

@@ -16,6 +16,7 @@ from openpyxl.utils import get_column_letter
 
 from services.reporting.contents import LEVELS, ReportData
 from shared.pii import redact
+from shared.tabular import no_formulas
 from shared.vocabulary import FIVE_ONES
 
 PERCENT = "0.0%"
@@ -69,6 +70,7 @@ def workbook(data: ReportData) -> bytes:
     cover.append(["报告", redact(data.title)])
     cover.append(["统计区间", data.period_label])
     cover.append(["排名依据", "双对接率（并列按代码排序）"])
+    no_formulas(cover["B"])
     cover.column_dimensions["A"].width = 12
     cover.column_dimensions["B"].width = 60
     for level, rows in data.levels.items():
@@ -80,6 +82,7 @@ def workbook(data: ReportData) -> bytes:
             cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
         for rank, figures in rows:
             sheet.append([_cell(rank, figures, key) for _, key, _, _ in COLUMNS])
+            no_formulas(sheet[sheet.max_row])
         for index, (_, _, number_format, width) in enumerate(COLUMNS, start=1):
             letter = get_column_letter(index)
             sheet.column_dimensions[letter].width = width

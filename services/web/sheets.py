@@ -17,6 +17,8 @@ from fastapi.responses import Response
 from openpyxl import Workbook
 from openpyxl.styles import Font
 
+from shared.tabular import no_formulas
+
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 Sheet = tuple[str, Sequence[str], Iterable[Sequence[Any]]]
 
@@ -34,9 +36,7 @@ def workbook(sheets: Sequence[Sheet]) -> bytes:
         sheet.freeze_panes = "A2"
         for row in rows:
             sheet.append(["" if v is None else v for v in row])
-            for cell in sheet[sheet.max_row]:
-                if cell.data_type == "f":  # openpyxl reads a leading '=' as a formula
-                    cell.data_type = "s"
+            no_formulas(sheet[sheet.max_row])
         for index, header in enumerate(headers, 1):
             letter = sheet.cell(1, index).column_letter
             sheet.column_dimensions[letter].width = max(10, len(header) * 2 + 4)

