@@ -11,6 +11,7 @@ newcomer, and a publication pairs its community, at once (see :data:`AUTOMATIC`)
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -19,9 +20,20 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, Text, cast, delete, insert, select, text, true, update
+from sqlalchemy import (
+    ColumnElement,
+    Text,
+    cast,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    true,
+    update,
+)
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from services.pairing import engine
@@ -106,30 +118,54 @@ def lock(uow: UnitOfWork) -> None:
 # --- loading what the engine needs -------------------------------------------------------
 
 
-def members_in(session: Session, scope: Scope) -> list[MemberReplica]:
-    """Replicas registered in the scope (a text prefilter on the JSON, then exact)."""
-    query = select(MemberReplica)
+class Replica(Protocol):
+    """What a run reads of a member: a :class:`MemberReplica`, or a row of its columns."""
+
+    id: uuid.UUID
+    communities: list[dict[str, str]]
+    skills: list[str]
+    availability: list[str]
+    is_leader_cadre: bool
+
+
+def members_in(session: Session, scope: Scope) -> list[Replica]:
+    """Replicas registered in the scope (a text prefilter on the JSON, then exact), as rows
+    of the columns a run reads (no ORM objects: a city has 200,000)."""
+    m = MemberReplica
+    query = select(m.id, m.communities, m.skills, m.availability, m.is_leader_cadre)
     if scope.kind != "city":
         needle = f'%"{scope.code}"%' if scope.kind == "community" else f'%"{scope.code}%'
         query = query.where(cast(MemberReplica.communities, Text).like(needle))
     return [
-        m for m in session.scalars(query) if any(scope.covers(c["code"]) for c in m.communities)
+        r
+        for r in session.execute(query)
+        if scope.kind == "city" or any(scope.covers(c["code"]) for c in r.communities)
     ]
+
+
+HELD_BY_ALL = 5000  # members beyond which every active pairing is read in one query
 
 
 def held_by(session: Session, member_ids: Iterable[uuid.UUID]) -> Held:
     """Active pairings per (member, kind), in every community."""
     ids, held = list(member_ids), defaultdict[tuple[uuid.UUID, str], int](int)
+    counted = func.count().label("n")
+    query = select(Pairing.member_id, Pairing.kind, counted).where(Pairing.state == "active")
+    query = query.group_by(Pairing.member_id, Pairing.kind)
+    if len(ids) > HELD_BY_ALL:  # a district or the city: one pass over the active ones
+        wanted = set(ids)
+        for member_id, kind, n in session.execute(query).tuples():
+            if member_id in wanted:
+                held[member_id, kind] = n
+        return held
     for start in range(0, len(ids), 1000):
-        query = select(Pairing.member_id, Pairing.kind).where(
-            Pairing.state == "active", Pairing.member_id.in_(ids[start : start + 1000])
-        )
-        for member_id, kind in session.execute(query).tuples():
-            held[member_id, kind] += 1
+        part = query.where(Pairing.member_id.in_(ids[start : start + 1000]))
+        for member_id, kind, n in session.execute(part).tuples():
+            held[member_id, kind] = n
     return held
 
 
-def candidate(replica: MemberReplica, held: Held) -> engine.Candidate:
+def candidate(replica: Replica, held: Held) -> engine.Candidate:
     residence = next((c["code"] for c in replica.communities if c["role"] == "residence"), None)
     return engine.Candidate(
         id=replica.id,
@@ -222,7 +258,7 @@ def run(
     if not any(s.places for s in slots):
         return summary  # nothing to fill: skip loading members
     progress("loading", {"needs": summary["needs"], "projects": summary["projects"]})
-    replicas = [only] if only else members_in(uow.session, scope)
+    replicas: list[Replica] = [only] if only else members_in(uow.session, scope)
     held = held_by(uow.session, (r.id for r in replicas))
     members = [candidate(r, held) for r in replicas]
     members = [m for m in members if any(scope.covers(c) for c in m.communities)]
@@ -244,8 +280,7 @@ def run(
         (event_for(PairingMade, r), r["community_code"][:6]) for r in rows
     ]
     if rows:
-        rows.sort(key=lambda r: r["kind"])  # rows alike in their NULLs: one executemany each
-        uow.session.execute(insert(Pairing), rows)
+        insert_pairings(uow, rows)
         uow.emit_many(events)
     return summary | {
         "members": outcome.members,
@@ -257,6 +292,30 @@ def run(
         "leaders_dual_paired": outcome.leaders_dual_paired,
         "score": outcome.score,
     }
+
+
+PAIRING_COLUMNS = (
+    "id", "member_id", "kind", "need_id", "project_id", "community_code", "score", "reason",
+    "source", "state", "run_id", "created_at",
+)  # fmt: skip
+
+
+def insert_pairings(uow: UnitOfWork, rows: list[dict[str, Any]]) -> None:
+    """New pairings in the run's transaction: by COPY on PostgreSQL (a city's run writes
+    hundreds of thousands), else one executemany per shape of NULLs."""
+    connection = uow.session.connection()
+    if connection.dialect.name != "postgresql":
+        rows.sort(key=lambda r: r["kind"])  # rows alike in their NULLs: one executemany each
+        uow.session.execute(insert(Pairing), rows)
+        return
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    statement = f"COPY pairings ({', '.join(PAIRING_COLUMNS)}) FROM STDIN"
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row(
+                [json.dumps(row["reason"]) if c == "reason" else row[c] for c in PAIRING_COLUMNS]
+            )
 
 
 def new_row(
@@ -286,7 +345,8 @@ def new_row(
 
 
 def event_for(cls: type[PairingChanged], row: dict[str, Any]) -> PairingChanged:
-    return cls(
+    """The event of a pairing row (its values are the table's, already of the right types)."""
+    return cls.model_construct(
         pairing_id=row["id"],
         member_id=row["member_id"],
         kind=row["kind"],
