@@ -1,15 +1,28 @@
-"""Roster import speed: set-based (花名册) against registering members one by one.
+"""Roster import (花名册) against parsing, sealing and COPYing the same rows.
 
-In one run, on a fresh database: import ``--rows`` roster rows through
-:func:`services.registration.rosters.import_roster` (chunks of bulk inserts), then register
-``--baseline`` other members one at a time through the bus (``RegisterMember``, as an
-admin), one transaction each (what a loop over the API would do). Prints rows/s for both
-and the ratio.
+Issue 15's target: "roster import, csv and xlsx, 200,000 rows, full validation — vs
+parse + seal + COPY of the same rows: ≤ 2× time".
 
-    .venv/bin/python bench/roster_import.py                 # embedded: SQLite
-    .venv/bin/python bench/roster_import.py --postgres      # PostgreSQL on 127.0.0.1
+The rows: every member of ``ctx.city`` (``ctx.members()``: 200,000 at scale 1) as one
+roster of one unit (a city-level unit with a contact community when there is one, so each
+member gets three registrations where the city has them), in the city's own cells
+(``citygen.roster_cells``), written as UTF-8 CSV and as xlsx (``citygen.xlsx_bytes``).
 
-Nothing is asserted: the figures go in the issue, not in a test.
+- **ours**: :func:`services.registration.rosters.import_roster` on a freshly migrated
+  database holding the city's directory: full validation, duplicate checks, sealing, the
+  members, their registrations and their ``member.registered`` events in the outbox, in
+  chunks committed with the roster's counts. The upload (``create_roster``: the file
+  sealed) is not timed. Checked before any speed is reported: every row accepted, and
+  the database holds exactly the members, registrations and outbox rows expected.
+- **baseline**: the same file parsed (the csv module; for xlsx calamine, the reader the
+  product uses, which is faster than openpyxl's read-only mode), the same fields sealed
+  with the same sealer (ID number, phone, e-mail, the events' sealed contact) and hashed,
+  and the same members, registrations and outbox rows COPYed (psycopg 3) into the same
+  tables of a second throw-away database, in one transaction; no validation, no look-ups.
+
+PostgreSQL is the target. SQLite (embedded) is reported as a figure of its own.
+
+    .venv/bin/python bench/roster_import.py --scale 0.01 [--embedded]
 """
 
 from __future__ import annotations
@@ -17,139 +30,283 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import json
 import secrets
-import shutil
-import tempfile
-import time
-from datetime import date, timedelta
-from pathlib import Path
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
-from openpyxl import Workbook
-from sqlalchemy import create_engine, text
+import citygen
+import harness
+import psycopg
+from python_calamine import CalamineWorkbook
+from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from services.demo_data import SAMPLE_DIRECTORY
 from services.registration import directory, rosters
-from services.registration.bootstrap import bootstrap
-from services.registration.commands import RegisterMember
-from services.registration.models import Base
-from services.registration.rules import check_character
-from shared.auth import Principal
+from services.registration.models import Base, CommunityRegistration, Member
 from shared.config import load
+from shared.db import outbox_table
 from shared.migrations import upgrade
+from shared.pii import Sealer, mask_id_number, mask_name, mask_phone
 from shared.runtime import Runtime, build
 
-UNIT = "U410300001"  # a city-level unit with a contact community: three registrations each
-COMMUNITIES = ["410303001001", "410305001002", "410303002001"]
+FORMATS = ("csv", "xlsx")
 
 
-def member(i: int) -> dict[str, Any]:
-    """Member number ``i``: a valid, unique ID number (up to 12 million of them)."""
-    born = date(1960, 1, 1) + timedelta(days=i % 12_000)
-    body = f"410303{born:%Y%m%d}{i // 12_000:03d}"
-    return {
-        "name": "王李张刘陈"[i % 5] + "建国秀英志强丽华"[i % 8] + "海燕文博"[i % 4],
-        "id_number": body + check_character(body),
-        "phone": f"138{i % 10**8:08d}",
-        "email": f"m{i}@example.cn" if i % 3 == 0 else "",
-        "residence_community_code": COMMUNITIES[i % 3],
-        "skills": "医疗护理、法律咨询" if i % 2 else "",
-        "is_leader_cadre": "是" if i % 50 == 0 else "否",
-    }
+# --- the rows ---------------------------------------------------------------------------
 
 
-def roster_file(rows: int, fmt: str) -> bytes:
-    table = [[h for _, h in rosters.COLUMNS]]
-    table += [[member(i)[f] for f, _ in rosters.COLUMNS] for i in range(rows)]
+def roster_unit(city: citygen.City) -> citygen.Unit:
+    """A city-level unit with a contact community (three registrations a member)."""
+    for unit in city.units:
+        if unit.level == "city" and unit.contact_community_code:
+            return unit
+    return city.units[0]
+
+
+def roster_table(city: citygen.City) -> list[list[str]]:
+    return [citygen.roster_header(), *(citygen.roster_cells(m) for m in city.members)]
+
+
+def roster_file(table: list[list[str]], fmt: str) -> bytes:
     if fmt == "xlsx":
-        book = Workbook(write_only=True)
-        sheet = book.create_sheet("花名册")
-        for row in table:
-            sheet.append(row)
-        out = io.BytesIO()
-        book.save(out)
-        return out.getvalue()
-    text_out = io.StringIO()
-    csv.writer(text_out).writerows(table)
-    return text_out.getvalue().encode("gbk")
+        return citygen.xlsx_bytes(table)
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(table)
+    return out.getvalue().encode("utf-8")
 
 
-def set_based(rt: Runtime, data: bytes, chunk: int) -> tuple[float, rosters.Summary]:
+def directory_file(city: citygen.City) -> bytes:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, citygen.DIRECTORY_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(citygen.directory_rows(city))
+    return out.getvalue().encode("utf-8")
+
+
+def expected(city: citygen.City, unit: citygen.Unit) -> dict[str, int]:
+    """Members, registrations and outbox rows the roster must leave behind."""
+    registrations = outbox = 0
+    for m in city.members:
+        codes = {unit.community_code, m.residence_community_code}
+        codes |= {unit.contact_community_code} if unit.contact_community_code else set()
+        # one registration per role (unit, residence, contact), even when two share a code
+        registrations += 2 + bool(unit.contact_community_code)
+        outbox += len({c[:6] for c in codes})
+    return {"members": len(city.members), "registrations": registrations, "outbox": outbox}
+
+
+# --- ours -------------------------------------------------------------------------------
+
+
+def runtime(ctx: harness.Context, backend: str, key: str, name: str) -> Runtime:
+    """A migrated registration database holding the city's directory."""
+    env = {
+        "SERVICEMONTH_HOME": str(ctx.folder(name)),
+        "SERVICEMONTH_PII_KEY": key,
+        "SERVICEMONTH_LOG_LEVEL": "WARNING",
+    }
+    if backend == "postgresql":
+        env["SERVICEMONTH_DATABASE_URL"] = ctx.database(name)
+    rt = build("registration", Base.metadata, load(env))
+    upgrade("registration", rt.db)
     with rt.uow() as uow:
-        unit = rosters.unit_for(uow, UNIT)
-        roster_id = rosters.create_roster(uow, unit, "bench", data, rt.sealer).id
+        directory.load(directory_file(ctx.city), uow)
         uow.commit()
-    started = time.perf_counter()
-    summary = rosters.import_roster(roster_id, rt.uow, rt.sealer, chunk=chunk)
-    return time.perf_counter() - started, summary
+    return rt
 
 
-def one_by_one(rt: Runtime, first: int, count: int) -> float:
-    bus, admin = bootstrap(runtime=rt), Principal(role="admin", scope="city")
-    started = time.perf_counter()
-    for i in range(first, first + count):
-        raw = member(i) | {"unit_code": UNIT, "consent": True}
-        raw["skills"] = [s for s in str(raw["skills"]).split("、") if s]
-        raw["is_leader_cadre"] = raw["is_leader_cadre"] == "是"
-        bus.handle(RegisterMember(principal=admin, values=raw))
-    return time.perf_counter() - started
+def ours(rt: Runtime, unit: citygen.Unit, data: bytes, fmt: str) -> tuple[float, Any]:
+    with rt.uow() as uow:
+        roster_id = rosters.create_roster(
+            uow, rosters.unit_for(uow, unit.code), f"roster.{fmt}", data, rt.sealer
+        ).id
+        uow.commit()
+    return harness.timed(lambda: rosters.import_roster(roster_id, rt.uow, rt.sealer))
+
+
+def landed(rt: Runtime) -> dict[str, int]:
+    outbox = outbox_table(rt.db.metadata)
+    with rt.read() as uow:
+        count = select(func.count())
+        return {
+            "members": uow.session.scalar(count.select_from(Member)) or 0,
+            "registrations": uow.session.scalar(count.select_from(CommunityRegistration)) or 0,
+            "outbox": uow.session.scalar(
+                count.select_from(outbox).where(outbox.c.routing_key.like("%.member.registered"))
+            )
+            or 0,
+        }
+
+
+# --- the baseline -----------------------------------------------------------------------
+
+MEMBER_COLUMNS = (
+    "id", "state", "name", "id_number_sealed", "id_number_hmac", "id_number_masked",
+    "phone_sealed", "phone_hmac", "phone_masked", "email_sealed", "unit_code",
+    "residence_community_code", "skills", "skills_other", "availability", "is_leader_cadre",
+    "roster_id", "consented_at", "created_at",
+)  # fmt: skip
+REGISTRATION_COLUMNS = (
+    "id", "member_id", "community_code", "district_code", "role", "state", "created_at",
+)  # fmt: skip
+OUTBOX_COLUMNS = ("event_id", "routing_key", "body", "created_at")
+
+
+def parsed(data: bytes, fmt: str) -> Iterator[list[str]]:
+    """The data rows, cells as text: what parsing needs and no more."""
+    if fmt == "xlsx":
+        with CalamineWorkbook.from_filelike(io.BytesIO(data)) as book:
+            rows = book.get_sheet_by_index(0).iter_rows()
+            next(rows)
+            for row in rows:
+                yield ["" if v is None else str(v) for v in row]
+        return
+    rows = csv.reader(io.StringIO(data.decode("utf-8")))
+    next(rows)
+    yield from rows
+
+
+def baseline(url: str, unit: citygen.Unit, data: bytes, fmt: str, sealer: Sealer) -> float:
+    """Seconds to parse, seal and COPY the roster's members, registrations and events."""
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(dsn) as conn:
+
+        def run() -> None:
+            now, roster_id = datetime.now(UTC), uuid.uuid4()
+            members: list[tuple[Any, ...]] = []
+            registrations: list[tuple[Any, ...]] = []
+            outbox: list[tuple[Any, ...]] = []
+            for name, id_number, phone, email, residence, skills, cadre in parsed(data, fmt):
+                member_id = uuid.uuid4()
+                words = json.dumps(skills.replace("、", " ").split(), ensure_ascii=False)
+                members.append((
+                    member_id, "active", name, sealer.seal(id_number, "id_number"),
+                    sealer.digest(id_number), mask_id_number(id_number),
+                    sealer.seal(phone, "phone"), sealer.digest(phone), mask_phone(phone),
+                    sealer.seal(email, "email") if email else None, unit.code, residence,
+                    words, "[]", "[]", cadre == "是", roster_id, now, now,
+                ))  # fmt: skip
+                refs = []
+                for role, code in (
+                    ("unit", unit.community_code),
+                    ("residence", residence),
+                    ("contact", unit.contact_community_code),
+                ):
+                    if code:
+                        reg_id = uuid.uuid4()
+                        registrations.append(
+                            (reg_id, member_id, code, code[:6], role, "submitted", now)
+                        )
+                        refs.append({"registration_id": str(reg_id), "community_code": code,
+                                     "role": role, "district": code[:6]})  # fmt: skip
+                contact = {"name": name, "phone": phone, "email": email or None}
+                payload = {
+                    "member_id": str(member_id), "unit_code": unit.code,
+                    "unit_district": unit.community_code[:6], "communities": refs,
+                    "skills": [], "availability": [], "is_leader_cadre": cadre == "是",
+                    "contact": {"sealed": sealer.seal_json(contact, "member-contact"),
+                                "phone_masked": mask_phone(phone)},
+                    "name_masked": mask_name(name),
+                }  # fmt: skip
+                for district in sorted({r["district"] for r in refs}):
+                    event_id = uuid.uuid4()
+                    body = {
+                        "id": str(event_id), "type": "member.registered", "version": 1,
+                        "occurred_at": now.isoformat(), "district": district,
+                        "campaign": "bench", "producer": "registration",
+                        "correlation_id": None, "payload": payload,
+                    }  # fmt: skip
+                    outbox.append(
+                        (str(event_id), f"{district}.member.registered",
+                         json.dumps(body, ensure_ascii=False), now)
+                    )  # fmt: skip
+            with conn.cursor() as cur:
+                for table, columns, rows in (
+                    ("members", MEMBER_COLUMNS, members),
+                    ("community_registrations", REGISTRATION_COLUMNS, registrations),
+                    ("outbox", OUTBOX_COLUMNS, outbox),
+                ):
+                    with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                        for row in rows:
+                            copy.write_row(row)
+            conn.commit()
+
+        seconds, _ = harness.timed(run)
+    return seconds
+
+
+# --- the measurement --------------------------------------------------------------------
+
+
+def check(what: str, found: dict[str, int], wanted: dict[str, int]) -> None:
+    if found != wanted:
+        raise AssertionError(f"{what}: landed {found}, expected {wanted}")
+
+
+def measure(ctx: harness.Context) -> list[harness.Result]:
+    city = ctx.city
+    unit = roster_unit(city)
+    rows = len(city.members)
+    wanted = expected(city, unit)
+    table = roster_table(city)
+    key = secrets.token_hex(32)
+    sealer = Sealer(bytes.fromhex(key))
+    note = f"{rows:,} members of the city as one roster of unit {unit.code}"
+    results: list[harness.Result] = []
+    backends = (["postgresql"] if ctx.postgres else []) + ["sqlite"]
+    for fmt in FORMATS:
+        data = roster_file(table, fmt)
+        for backend in backends:
+            rt = runtime(ctx, backend, key, f"roster_{fmt}_{backend[:2]}")
+            try:
+                seconds, summary = ours(rt, unit, data, fmt)
+                if (summary.status, summary.accepted, summary.rejected) != ("done", rows, 0):
+                    raise AssertionError(f"{fmt} on {backend}: {summary}")
+                check(f"{fmt} on {backend}", landed(rt), wanted)
+            finally:
+                rt.db.dispose()
+            if backend == "sqlite":
+                results.append(
+                    harness.absolute(
+                        f"roster import, {fmt} (SQLite, embedded)", "rows/s", rows / seconds,
+                        note=note,
+                    )
+                )  # fmt: skip
+                continue
+            base_rt = runtime(ctx, backend, key, f"roster_{fmt}_base")
+            try:
+                base = baseline(str(base_rt.db.url), unit, data, fmt, sealer)
+                check(f"{fmt} baseline", landed(base_rt), wanted)
+            finally:
+                base_rt.db.dispose()
+            results.append(
+                harness.slower(
+                    f"roster import, {fmt} (PostgreSQL)", "rows/s", rows / seconds,
+                    rows / base, 2, note=f"{note}; baseline: parse + seal + COPY",
+                )
+            )  # fmt: skip
+    return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=20_000, help="roster rows (set-based)")
-    parser.add_argument("--baseline", type=int, default=500, help="members one by one")
-    parser.add_argument("--chunk", type=int, default=rosters.CHUNK, help="rows per transaction")
-    parser.add_argument("--format", choices=("csv", "xlsx"), default="csv")
-    parser.add_argument("--postgres", action="store_true", help="PostgreSQL instead of SQLite")
-    parser.add_argument(
-        "--postgres-url",
-        default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
-        help="a server to create (and drop) a throw-away database on",
-    )
+    parser.add_argument("--scale", type=float, default=0.05)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--embedded", action="store_true", help="SQLite only, no PostgreSQL")
     args = parser.parse_args()
-
-    home = Path(tempfile.mkdtemp(prefix="roster-bench-"))
-    env = {
-        "SERVICEMONTH_HOME": str(home),
-        "SERVICEMONTH_PII_KEY": secrets.token_hex(32),
-        "SERVICEMONTH_LOG_LEVEL": "WARNING",
-    }
-    if args.postgres:
-        base = make_url(args.postgres_url).set(database=f"bench_{secrets.token_hex(4)}")
-        env["SERVICEMONTH_DATABASE_URL"] = base.render_as_string(hide_password=False)
-    rt = build("registration", Base.metadata, load(env))
+    postgres = None if args.embedded else harness.PG_ADMIN
+    ctx = harness.Context(args.scale, args.seed, postgres=postgres)
     try:
-        upgrade("registration", rt.db)
-        with rt.uow() as uow:
-            directory.load(SAMPLE_DIRECTORY.read_bytes(), uow)
-            uow.commit()
-        data = roster_file(args.rows, args.format)
-        bulk, summary = set_based(rt, data, args.chunk)
-        assert summary.accepted == args.rows, summary
-        single = one_by_one(rt, args.rows, args.baseline)
+        for r in measure(ctx):
+            ratio = "" if r.ratio is None else f"{r.ratio:5.2f}×"
+            base = "" if r.baseline is None else f"{r.baseline:9,.0f}"
+            print(f"{r.path:<36} {r.ours:9,.0f} {base:>9} {r.unit:<7} {ratio:>6} "
+                  f"{r.target:<12} {r.verdict}")  # fmt: skip
     finally:
-        rt.db.dispose()
-        shutil.rmtree(home, ignore_errors=True)
-        if args.postgres:
-            drop(args.postgres_url, make_url(rt.db.url).database or "")
-    backend = "PostgreSQL" if args.postgres else "SQLite (embedded)"
-    fast, slow = args.rows / bulk, args.baseline / single
-    print(f"backend: {backend}, roster format: {args.format}, chunk: {args.chunk} rows")
-    for label, rows, seconds in (
-        ("set-based roster import", args.rows, bulk),
-        ("one by one (baseline)", args.baseline, single),
-    ):
-        print(f"{label:<24} {rows:>7} rows in {seconds:7.2f} s = {rows / seconds:8.0f} rows/s")
-    print(f"ratio: {fast / slow:.1f}x")
-
-
-def drop(admin_url: str, database: str) -> None:
-    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-    engine.dispose()
+        ctx.close()
 
 
 if __name__ == "__main__":
