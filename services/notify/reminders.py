@@ -81,17 +81,24 @@ def audience(uow: UnitOfWork, occ: Occurrence, cal: Calendar, sealer: Sealer) ->
     common = _params(occ, cal)
     if job.audience == "unit_organisers":
         return _unit_lists(uow, occ, rows, common, sealer)
-    return [
-        Outgoing(
-            recipient=Recipient.member(row.member_id),
-            kind=job.kind,
-            subject="five_ones",
-            slot=occ.key,
-            params=common if job.audience == "members" else {**common, "missing": missing(row)},
-            due_at=occ.due_at,
-        )
-        for row in rows
-    ]
+    kind, slot, due_at = job.kind, occ.key, occ.due_at
+    if job.audience == "members":
+        return [
+            Outgoing(Recipient("member", row[0]), kind, "five_ones", slot, common, due_at)
+            for row in rows
+        ]
+    # What a member lacks takes one of 2⁵ shapes: each shape's params are made once and
+    # shared by the messages that say it (they are only read: rendered, stored as JSON).
+    said: dict[tuple[bool, ...], dict[str, Any]] = {}
+    found = []
+    for row in rows:
+        flags = tuple(row[2:])
+        params = said.get(flags)
+        if params is None:
+            lacks = [k for k, done in zip(ITEMS, flags, strict=True) if not done]
+            params = said[flags] = {**common, "missing": lacks}
+        found.append(Outgoing(Recipient("member", row[0]), kind, "five_ones", slot, params, due_at))
+    return found
 
 
 def _unit_lists(
