@@ -1,19 +1,39 @@
-"""Rebuild: empty the projections and replay the event log through the same handlers.
+"""Rebuild: replay the event log into shadow tables, then swap them in at once.
 
 The log is replayed in the order the envelopes were first applied (``position``), so the
-read models come out identical. It runs in one transaction: readers see the old read
-models until the new ones are complete, and the live consumer waits (its first write is
-the log, which is locked for the duration on PostgreSQL; SQLite serialises writers).
-Daily snapshots are kept: they record what was known at each day's end.
+read models come out identical. The replay does not stop the live consumer, nor hide the
+read models from readers:
+
+1. the log is read in chunks (keyset on ``position``) and folded in memory
+   (:mod:`services.reporting.replay`: the same rules as the handlers, without one round
+   trip per event);
+2. the fold is written in bulk into shadow tables (PostgreSQL: the same tables in a schema
+   of their own, written with COPY; SQLite: ``<table>__rebuild`` tables, in short
+   transactions), while the live consumer keeps applying events to the live tables;
+3. the events logged meanwhile are folded in rounds, and only the rows they touched are
+   rewritten in the shadow tables, until few are left;
+4. one short transaction takes the log's lock (the live consumer's first write waits),
+   folds the last events, and swaps: PostgreSQL drops each live table and moves its
+   shadow (indexes, key and sequence with it) into place; SQLite replaces each table's rows
+   with its shadow's.
+
+A member withdrawn while the rebuild runs is renamed to their pseudonym in the fold too
+(the log's earlier entries were rewritten under it). Daily snapshots, the log and the
+pseudonyms are kept: they are not projections.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import delete, select, text
+import sqlalchemy as sa
+from sqlalchemy import Connection, func, select, text
+from sqlalchemy.schema import CreateIndex, CreateTable
 
+from services.reporting import replay
 from services.reporting.models import (
     EventLogEntry,
     MemberFact,
@@ -21,11 +41,12 @@ from services.reporting.models import (
     MemberStatus,
     PairingState,
     Place,
+    Pseudonym,
     RecordFact,
     RegistrationState,
     WishState,
 )
-from shared.events import Event, parse
+from shared.events import CATALOGUE, Envelope, Event
 from shared.messagebus import EventHandler
 from shared.runtime import Runtime
 
@@ -40,8 +61,21 @@ TABLES = (
     WishState,
     RecordFact,
 )
-BATCH = 1000
+#: Events read from the log per query.
+BATCH = 10_000
+#: Rows written per statement (and, on SQLite, per transaction: the write lock is short).
+ROWS = 10_000
+#: A catch-up round leaving at most this many events lets the swap fold the rest.
+SMALL = 2_000
+#: At most this many catch-up rounds before the swap takes what is left.
+ROUNDS = 20
+#: PostgreSQL: how long the swap waits for readers to let go of a live table, and how often.
+LOCK_WAIT = 0.5
+SWAP_ATTEMPTS = 20
+SCHEMA = "reporting_rebuild"  # PostgreSQL: where the shadow tables are built
+SUFFIX = "__rebuild"  # SQLite: the shadow tables' names
 Progress = Callable[[int], None]
+Dispatch = dict[str, list[replay.Twin]]
 
 
 def rebuild(
@@ -51,35 +85,309 @@ def rebuild(
     batch: int = BATCH,
 ) -> int:
     """Replay the whole log through ``projections`` (the handler table's
-    :data:`~services.reporting.handlers.PROJECTIONS`); returns the number of events
-    replayed. ``progress`` is told how many more were replayed after each batch."""
-    handlers = {cls.TYPE: hs for cls, hs in projections.items()}
-    replayed = 0
-    with rt.uow() as uow:
-        session = uow.session
-        if not rt.db.is_sqlite:
-            session.execute(text("LOCK TABLE event_log IN EXCLUSIVE MODE"))
-        for model in TABLES:
-            session.execute(delete(model))
-        position = 0
+    :data:`~services.reporting.handlers.PROJECTIONS`) into shadow tables and swap them in;
+    returns the number of events replayed (those logged during the rebuild included).
+    ``progress`` is told how many more were replayed after each chunk."""
+    dispatch: Dispatch = {cls.TYPE: replay.twins(hs) for cls, hs in projections.items()}
+    shadow: Shadow = Postgres(rt) if not rt.db.is_sqlite else Sqlite(rt)
+    replaying = Replaying(rt, dispatch, progress, batch)
+    replaying.pseudonyms = replaying.read_pseudonyms()
+    replaying.catch_up()
+    shadow.create()
+    shadow.fill(replaying.fold)
+    replaying.fold.track()
+    for _ in range(ROUNDS):
+        if replaying.round(shadow) <= SMALL:
+            break
+    shadow.swap(replaying)
+    return replaying.replayed
+
+
+class Replaying:
+    """The fold and how far into the log it is."""
+
+    def __init__(
+        self, rt: Runtime, dispatch: Dispatch, progress: Progress | None, batch: int
+    ) -> None:
+        self.rt = rt
+        self.dispatch = dispatch
+        self.progress = progress
+        self.batch = batch
+        self.fold = replay.Fold()
+        self.position = 0
+        self.replayed = 0
+        self.pseudonyms: set[uuid.UUID] = set()
+        self.first_seen: dict[uuid.UUID, int] = {}  # member → first position naming them
+
+    def read_pseudonyms(self, conn: Connection | None = None) -> set[uuid.UUID]:
+        query = select(Pseudonym.pseudonym)
+        if conn is not None:
+            return set(conn.scalars(query))
+        with self.rt.db.reader() as session:
+            return set(session.scalars(query))
+
+    def chunk(self, conn: Connection) -> int:
+        """Fold the next chunk of the log read on ``conn``; how many events."""
+        rows = conn.execute(
+            select(EventLogEntry.position, EventLogEntry.type, EventLogEntry.body)
+            .where(EventLogEntry.position > self.position)
+            .order_by(EventLogEntry.position)
+            .limit(self.batch)
+        ).all()
+        fold, dispatch, seen = self.fold, self.dispatch, self.first_seen
+        for position, kind, body in rows:
+            twins = dispatch.get(kind)
+            if not twins:
+                continue
+            # what the log holds was checked on the way in: one pass from JSON to the models
+            envelope = Envelope.model_validate_json(body)
+            event = CATALOGUE[kind, envelope.version].model_validate(envelope.payload)
+            member_id = getattr(event, "member_id", None)
+            if member_id is not None and member_id not in seen:
+                seen[member_id] = position
+            for twin in twins:
+                twin(fold, event, envelope)
+        if rows:
+            self.position = rows[-1].position
+            self.replayed += len(rows)
+            if self.progress is not None:
+                self.progress(len(rows))
+        return len(rows)
+
+    def catch_up(self, conn: Connection | None = None) -> int:
+        """Fold what the log holds past :attr:`position` (on ``conn``, else chunk by chunk
+        in short read transactions); how many events."""
+        total = 0
         while True:
-            rows = session.execute(
-                select(EventLogEntry.position, EventLogEntry.body)
-                .where(EventLogEntry.position > position)
-                .order_by(EventLogEntry.position)
-                .limit(batch)
-            ).all()
-            if not rows:
-                break
+            if conn is not None:
+                n = self.chunk(conn)
+            else:
+                with self.rt.db.engine.connect().execution_options(
+                    servicemonth_reader=True
+                ) as reading:
+                    n = self.chunk(reading)
+            total += n
+            if n < self.batch:
+                return total
+
+    def renamed(self, conn: Connection | None = None) -> None:
+        """Members withdrawn since the fold began: the log names them by a pseudonym now,
+        so the fold does too (found by the first position that named them)."""
+        now = self.read_pseudonyms(conn)
+        fresh = now - self.pseudonyms
+        self.pseudonyms = now
+        if not fresh:
+            return
+        by_position = {p: m for m, p in self.first_seen.items()}
+        query = (
+            select(EventLogEntry.member_id, func.min(EventLogEntry.position))
+            .where(EventLogEntry.member_id.in_(fresh), EventLogEntry.position <= self.position)
+            .group_by(EventLogEntry.member_id)
+        )
+        if conn is not None:
+            found = conn.execute(query).all()
+        else:
+            with self.rt.db.reader() as session:
+                found = list(session.execute(query).all())
+        for pseudonym, position in found:
+            old = by_position.get(position)
+            if old is not None and old != pseudonym:
+                self.fold.rename(old, pseudonym)
+                self.first_seen[pseudonym] = self.first_seen.pop(old)
+
+    def round(self, shadow: Shadow) -> int:
+        """One catch-up round outside the swap: fold the events logged since, rewrite what
+        they touched; how many events."""
+        found = self.catch_up()
+        self.renamed()
+        shadow.rewrite(self.fold)
+        self.fold.track()  # written
+        return found
+
+
+def _touched(fold: replay.Fold) -> dict[str, set[Any]]:
+    """What the fold changed since it was last written (``fold.track()`` once written)."""
+    return {t: keys for t, keys in (fold.dirty or {}).items() if keys}
+
+
+def _chunks(rows: Iterable[tuple[Any, ...]], size: int = ROWS) -> Iterable[list[tuple[Any, ...]]]:
+    chunk: list[tuple[Any, ...]] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+class Shadow:
+    """Where a rebuild writes before the swap."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.tables = [model.__table__ for model in TABLES]
+
+    def create(self) -> None:
+        raise NotImplementedError
+
+    def fill(self, fold: replay.Fold) -> None:
+        raise NotImplementedError
+
+    def rewrite(self, fold: replay.Fold, conn: Connection | None = None) -> None:
+        raise NotImplementedError
+
+    def swap(self, replaying: Replaying) -> None:
+        raise NotImplementedError
+
+
+class Postgres(Shadow):
+    """The shadow tables in :data:`SCHEMA`, the same names, keys and indexes as the live
+    ones; the swap moves them into the live schema."""
+
+    def _in_shadow(self, conn: Connection) -> Connection:
+        return conn.execution_options(schema_translate_map={None: SCHEMA})
+
+    def create(self) -> None:
+        with self.rt.db.engine.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
+            conn.execute(text(f"CREATE SCHEMA {SCHEMA}"))
+            shadow = self._in_shadow(conn)
+            for table in self.tables:
+                shadow.execute(CreateTable(table))  # the key now, the indexes after the rows
+
+    def _copy(self, conn: Connection, table: str, rows: Iterable[tuple[Any, ...]]) -> None:
+        columns = ", ".join(replay.COLUMNS[table])
+        raw: Any = conn.connection.driver_connection
+        with raw.cursor() as cur, cur.copy(f"COPY {SCHEMA}.{table} ({columns}) FROM STDIN") as cp:
             for row in rows:
-                envelope, event = parse(row.body)
-                for handler in handlers.get(envelope.type, []):
-                    handler(event, envelope, uow)
-            session.flush()
-            session.expunge_all()
-            position = rows[-1].position
-            replayed += len(rows)
-            if progress is not None:
-                progress(len(rows))
-        uow.commit()
-    return replayed
+                cp.write_row(row)
+
+    def _sequences(self, conn: Connection, fold: replay.Fold) -> None:
+        for table in self.tables:
+            if "id" in table.c:
+                last = fold.ids[table.name]
+                conn.execute(
+                    text("SELECT setval(pg_get_serial_sequence(:t, 'id'), :n, :called)"),
+                    {"t": f"{SCHEMA}.{table.name}", "n": max(last, 1), "called": last > 0},
+                )
+
+    def fill(self, fold: replay.Fold) -> None:
+        for table in self.tables:
+            with self.rt.db.engine.begin() as conn:
+                self._copy(conn, table.name, fold.rows(table.name))
+                shadow = self._in_shadow(conn)
+                for index in table.indexes:
+                    shadow.execute(CreateIndex(index))
+                conn.execute(text(f"ANALYZE {SCHEMA}.{table.name}"))
+
+    def rewrite(self, fold: replay.Fold, conn: Connection | None = None) -> None:
+        if conn is None:
+            with self.rt.db.engine.begin() as own:
+                self.rewrite(fold, own)
+            return
+        raw: Any = conn.connection.driver_connection
+        for table, keys in _touched(fold).items():
+            with raw.cursor() as cur:
+                cur.execute(
+                    f"DELETE FROM {SCHEMA}.{table} WHERE {replay.KEYS[table]} = ANY(%s)",
+                    (list(keys),),
+                )
+            self._copy(conn, table, fold.rows(table, keys))
+
+    def swap(self, replaying: Replaying) -> None:
+        """Retried when a reader holds a live table longer than :data:`LOCK_WAIT`: the live
+        consumer waits on the log meanwhile, so the swap never waits long for the others."""
+        for attempt in range(SWAP_ATTEMPTS):
+            try:
+                self._swap(replaying)
+                return
+            except sa.exc.OperationalError as error:
+                locked = getattr(error.orig, "sqlstate", None) == "55P03"  # lock_not_available
+                if not locked or attempt == SWAP_ATTEMPTS - 1:
+                    raise
+                time.sleep(LOCK_WAIT)  # what the fold took in stays marked to be written
+
+    def _swap(self, replaying: Replaying) -> None:
+        live = ", ".join(t.name for t in self.tables)
+        with self.rt.db.engine.begin() as conn:
+            schema = conn.scalar(text("SELECT current_schema()"))
+            # the live consumer logs before it projects: it waits here, readers do not
+            conn.execute(text("LOCK TABLE event_log IN EXCLUSIVE MODE"))
+            replaying.catch_up(conn)
+            replaying.renamed(conn)
+            self.rewrite(replaying.fold, conn)
+            self._sequences(conn, replaying.fold)
+            conn.execute(text(f"SET LOCAL lock_timeout = '{int(LOCK_WAIT * 1000)}ms'"))
+            conn.execute(text(f"LOCK TABLE {live} IN ACCESS EXCLUSIVE MODE"))
+            for table in self.tables:
+                conn.execute(text(f'DROP TABLE "{schema}".{table.name}'))
+                conn.execute(text(f'ALTER TABLE {SCHEMA}.{table.name} SET SCHEMA "{schema}"'))
+            conn.execute(text(f"DROP SCHEMA {SCHEMA}"))
+
+
+class Sqlite(Shadow):
+    """The shadow tables beside the live ones (``places__rebuild`` …), with their keys only;
+    the swap replaces the live rows with theirs in one transaction."""
+
+    def __init__(self, rt: Runtime) -> None:
+        super().__init__(rt)
+        metadata = sa.MetaData()
+        self.shadows = {
+            table.name: sa.Table(
+                f"{table.name}{SUFFIX}",
+                metadata,
+                *[
+                    sa.Column(c.name, c.type, primary_key=c.primary_key, autoincrement=False)
+                    for c in table.columns
+                ],
+            )
+            for table in self.tables
+        }
+
+    def create(self) -> None:
+        with self.rt.db.engine.begin() as conn:
+            for shadow in self.shadows.values():
+                shadow.drop(conn, checkfirst=True)
+                shadow.create(conn)
+
+    def _insert(self, table: str, rows: Iterable[tuple[Any, ...]], conn: Connection) -> None:
+        shadow, columns = self.shadows[table], replay.COLUMNS[table]
+        for chunk in _chunks(rows):
+            conn.execute(shadow.insert(), [dict(zip(columns, row, strict=True)) for row in chunk])
+
+    def fill(self, fold: replay.Fold) -> None:
+        for table in self.tables:
+            for chunk in _chunks(fold.rows(table.name)):
+                with self.rt.db.engine.begin() as conn:  # a short write lock each
+                    self._insert(table.name, chunk, conn)
+
+    def rewrite(self, fold: replay.Fold, conn: Connection | None = None) -> None:
+        if conn is None:
+            with self.rt.db.engine.begin() as own:
+                self.rewrite(fold, own)
+            return
+        for table, keys in _touched(fold).items():
+            shadow = self.shadows[table]
+            key = shadow.c[replay.KEYS[table]]
+            listed = list(keys)
+            for start in range(0, len(listed), 500):
+                conn.execute(shadow.delete().where(key.in_(listed[start : start + 500])))
+            self._insert(table, fold.rows(table, keys), conn)
+
+    def swap(self, replaying: Replaying) -> None:
+        with self.rt.db.engine.begin() as conn:  # BEGIN IMMEDIATE: the write lock
+            replaying.catch_up(conn)
+            replaying.renamed(conn)
+            self.rewrite(replaying.fold, conn)
+            for table in self.tables:
+                columns = ", ".join(replay.COLUMNS[table.name])
+                conn.execute(table.delete())
+                conn.execute(
+                    text(
+                        f"INSERT INTO {table.name} ({columns}) "
+                        f"SELECT {columns} FROM {table.name}{SUFFIX}"
+                    )
+                )
+            for shadow in self.shadows.values():
+                shadow.drop(conn)

@@ -1,0 +1,585 @@
+"""The projections folded in memory: what a rebuild replays the event log into.
+
+Each function here is the twin of a projection handler (:mod:`services.reporting.projections`,
+:mod:`services.reporting.pairing_facts`, :mod:`services.reporting.spans`) and keeps the
+same rules, on dictionaries instead of one ORM round trip per event: :data:`TWINS` says
+which twin replays which handler. A :class:`Fold` then gives its rows, table by table, in
+the columns of the read models (:meth:`Fold.rows`), for
+:mod:`services.reporting.rebuild` to write into shadow tables in bulk. The rebuild's test
+checks that a replay gives the very rows the live handlers wrote.
+
+Intervals get their surrogate ids here, in the order the live path would have inserted
+them (``change`` orders a history by ``(valid_from, id)``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from datetime import date, datetime
+from typing import Any
+
+from services.reporting import pairing_facts, projections
+from services.reporting.figures.values import CLAIMED, KINDS
+from services.reporting.projections import COUNTING
+from shared.config import CITY
+from shared.events import (
+    ActivityChanged,
+    CommunityChanged,
+    Envelope,
+    Event,
+    MemberRegistered,
+    MemberWithdrawn,
+    PairingChanged,
+    RegistrationChanged,
+    UnitChanged,
+    WishChanged,
+)
+
+
+class Span:
+    """One interval of a fact's history (a row of a ``Span`` table)."""
+
+    __slots__ = ("id", "valid_from", "valid_to", "values")
+
+    def __init__(
+        self, id: int, valid_from: datetime, valid_to: datetime | None, values: dict[str, Any]
+    ) -> None:
+        self.id = id
+        self.valid_from = valid_from
+        self.valid_to = valid_to
+        self.values = values
+
+
+class Scope:
+    """One interval of a member counting in a scope (a ``member_scopes`` row)."""
+
+    __slots__ = ("cadre", "id", "reported", "scope", "valid_from", "valid_to")
+
+    def __init__(self, id: int, scope: str, cadre: bool, reported: bool, at: datetime) -> None:
+        self.id = id
+        self.scope = scope
+        self.cadre = cadre
+        self.reported = reported
+        self.valid_from = at
+        self.valid_to: datetime | None = None
+
+
+class Member:
+    """A ``member_facts`` row."""
+
+    __slots__ = ("is_leader_cadre", "name_masked", "unit_code", "unit_district", "withdrawn_at")
+
+    def __init__(self) -> None:
+        self.unit_code = ""
+        self.unit_district = ""
+        self.is_leader_cadre = False
+        self.name_masked: str | None = None
+        self.withdrawn_at: datetime | None = None
+
+
+class Record:
+    """A ``record_facts`` row."""
+
+    __slots__ = ("community_code", "day", "hours", "kind", "member_id", "state", "verified_at")
+
+    def __init__(self) -> None:
+        self.member_id: uuid.UUID | None = None
+        self.kind = ""
+        self.community_code = ""
+        self.day: date | None = None
+        self.hours = 0.0
+        self.state = ""
+        self.verified_at: datetime | None = None
+
+
+#: The histories a fold keeps: table name → the key column of one history.
+HISTORIES = {
+    "registration_states": "registration_id",
+    "pairing_states": "pairing_id",
+    "wish_states": "wish_id",
+}
+STATUS_COLUMNS = (
+    "dual_registered",
+    "dual_paired",
+    *KINDS,
+    "complete",
+    "verified_records",
+    "hours",
+)
+
+
+class Fold:
+    """The read models in memory. ``dirty`` (when not ``None``) collects the keys each
+    change touches, table by table, so a catch-up rewrites only those."""
+
+    def __init__(self) -> None:
+        self.places: dict[str, tuple[str, str, str, str, str | None]] = {}
+        self.members: dict[uuid.UUID, Member] = {}
+        self.scopes: dict[uuid.UUID, list[Scope]] = {}
+        self.status: dict[uuid.UUID, tuple[Any, ...]] = {}
+        self.records: dict[uuid.UUID, Record] = {}
+        self.histories: dict[str, dict[uuid.UUID, list[Span]]] = {t: {} for t in HISTORIES}
+        # a member's registrations, pairings and records (their ids; filtered on use)
+        self.of_member: dict[str, defaultdict[uuid.UUID, set[uuid.UUID]]] = {
+            t: defaultdict(set) for t in ("registration_states", "pairing_states", "record_facts")
+        }
+        self.ids: dict[str, int] = defaultdict(int)
+        self.dirty: dict[str, set[Any]] | None = None
+
+    # --- bookkeeping --------------------------------------------------------------------------
+
+    def next_id(self, table: str) -> int:
+        self.ids[table] += 1
+        return self.ids[table]
+
+    def start_ids(self, table: str, after: int) -> None:
+        """Ids of ``table`` continue after ``after`` (what the live table holds)."""
+        self.ids[table] = max(self.ids[table], after)
+
+    def touch(self, table: str, key: Any) -> None:
+        if self.dirty is not None:
+            self.dirty[table].add(key)
+
+    def track(self) -> None:
+        """From now on, remember what changes (:attr:`dirty`)."""
+        self.dirty = defaultdict(set)
+
+    # --- spans ------------------------------------------------------------------------------
+
+    def change(
+        self, table: str, key: uuid.UUID, values: dict[str, Any], at: datetime
+    ) -> Span | None:
+        """:func:`services.reporting.spans.change` on a history kept here."""
+        history = self.histories[table].setdefault(key, [])
+        covering = [
+            r for r in history if r.valid_from <= at and (r.valid_to is None or r.valid_to > at)
+        ]
+        if covering:
+            current = covering[-1]
+            if all(current.values[k] == v for k, v in values.items()):
+                return current
+            until = current.valid_to
+            current.valid_to = at
+        else:
+            later = [r.valid_from for r in history if r.valid_from > at]
+            until = min(later) if later else None
+        row = Span(self.next_id(table), at, until, values)
+        history.append(row)
+        history.sort(key=lambda r: (r.valid_from, r.id))
+        member_id = values.get("member_id")
+        if member_id is not None and table in self.of_member:
+            self.of_member[table][member_id].add(key)
+        self.touch(table, key)
+        return row
+
+    def current(self, table: str, key: uuid.UUID) -> Span | None:
+        for row in self.histories[table].get(key, ()):
+            if row.valid_to is None:
+                return row
+        return None
+
+    def _current_of(self, table: str, member_id: uuid.UUID) -> Iterator[Span]:
+        history = self.histories[table]
+        for key in self.of_member[table].get(member_id, ()):
+            for row in history[key]:
+                if row.valid_to is None and row.values["member_id"] == member_id:
+                    yield row
+
+    # --- members and where they count ------------------------------------------------------
+
+    def current_registrations(self, member_id: uuid.UUID) -> list[tuple[str, str, str]]:
+        return [
+            (r.values["community_code"], r.values["role"], r.values["state"])
+            for r in self._current_of("registration_states", member_id)
+            if r.values["state"] in COUNTING
+        ]
+
+    def settle(self, member_id: uuid.UUID, at: datetime) -> None:
+        registrations = self.current_registrations(member_id)
+        self.rescope(member_id, at, registrations)
+        self.refresh_status(member_id, registrations)
+
+    def rescope(
+        self, member_id: uuid.UUID, at: datetime, registrations: list[tuple[str, str, str]]
+    ) -> None:
+        """:func:`services.reporting.projections.rescope`."""
+        member = self.members.get(member_id)
+        wanted: dict[str, tuple[bool, bool]] = {}
+        if member is not None and member.withdrawn_at is None:
+            cadre = member.is_leader_cadre
+            communities = {code for code, _, _ in registrations}
+            confirmed = {code for code, _, state in registrations if state == "confirmed"}
+            districts = {member.unit_district} | {c[:6] for c in communities}
+            scopes = {"city", f"unit:{member.unit_code}"}
+            scopes |= {f"district:{d}" for d in districts if d != CITY}
+            wanted = dict.fromkeys(scopes, (cadre, bool(confirmed)))
+            wanted |= {f"community:{c}": (cadre, c in confirmed) for c in communities}
+        rows = self.scopes.setdefault(member_id, [])
+        changed = False
+        for row in rows:
+            if row.valid_to is not None:
+                continue
+            if wanted.get(row.scope) == (row.cadre, row.reported):
+                del wanted[row.scope]
+            else:
+                row.valid_to = max(at, row.valid_from)
+                changed = True
+        for s, (c, r) in sorted(wanted.items()):
+            rows.append(Scope(self.next_id("member_scopes"), s, c, r, at))
+            changed = True
+        if changed:
+            self.touch("member_scopes", member_id)
+
+    def refresh_status(
+        self, member_id: uuid.UUID, registrations: list[tuple[str, str, str]] | None = None
+    ) -> None:
+        """:func:`services.reporting.projections.refresh_status`."""
+        if registrations is None:
+            registrations = self.current_registrations(member_id)
+        confirmed = {role for _, role, state in registrations if state == "confirmed"}
+        paired = {
+            r.values["kind"]
+            for r in self._current_of("pairing_states", member_id)
+            if r.values["state"] == "active"
+        }
+        count: dict[str, int] = {}
+        hours: dict[str, float] = {}
+        for record_id in self.of_member["record_facts"].get(member_id, ()):
+            record = self.records[record_id]
+            if record.member_id == member_id and record.state == "verified":
+                count[record.kind] = count.get(record.kind, 0) + 1
+                hours[record.kind] = hours.get(record.kind, 0.0) + record.hours
+        kinds = set(count)
+        status = (
+            {"unit", "residence"} <= confirmed,
+            {"need", "project"} <= paired,
+            *(kind in kinds for kind in KINDS),
+            set(KINDS) <= kinds,
+            sum(count.values()),
+            round(sum(float(h or 0) for h in hours.values()), 2),
+        )
+        if self.status.get(member_id) != status:
+            self.status[member_id] = status
+            self.touch("member_status", member_id)
+
+    def record_member(self, event: MemberRegistered, envelope: Envelope) -> None:
+        at = envelope.occurred_at
+        member = self.members.get(event.member_id)
+        if member is None:
+            member = self.members[event.member_id] = Member()
+        member.unit_code = event.unit_code
+        member.unit_district = event.unit_district
+        member.is_leader_cadre = event.is_leader_cadre
+        masked = getattr(event, "name_masked", None)
+        if masked is not None:
+            member.name_masked = masked
+        self.touch("member_facts", event.member_id)
+        known = self.histories["registration_states"]
+        for ref in event.communities:
+            if ref.registration_id not in known:
+                self.change(
+                    "registration_states",
+                    ref.registration_id,
+                    {
+                        "member_id": event.member_id,
+                        "community_code": ref.community_code,
+                        "role": ref.role,
+                        "state": "submitted",
+                    },
+                    at,
+                )
+        self.settle(event.member_id, at)
+
+    def record_registration(self, event: RegistrationChanged, envelope: Envelope) -> None:
+        self.change(
+            "registration_states",
+            event.registration_id,
+            {
+                "member_id": event.member_id,
+                "community_code": event.community_code,
+                "role": event.role,
+                "state": event.state,
+            },
+            envelope.occurred_at,
+        )
+        self.settle(event.member_id, envelope.occurred_at)
+
+    def forget_member(self, event: MemberWithdrawn, envelope: Envelope) -> None:
+        at = envelope.occurred_at
+        member = self.members.get(event.member_id)
+        if member is not None:
+            member.withdrawn_at = member.withdrawn_at or at
+            member.name_masked = None
+            self.touch("member_facts", event.member_id)
+        active = [
+            (key, r)
+            for key in list(self.of_member["pairing_states"].get(event.member_id, ()))
+            for r in self.histories["pairing_states"][key]
+            if r.valid_to is None
+            and r.values["member_id"] == event.member_id
+            and r.values["state"] == "active"
+        ]
+        for key, pairing in active:
+            self.change("pairing_states", key, {**pairing.values, "state": "removed"}, at)
+        self.settle(event.member_id, at)
+
+    # --- directory ---------------------------------------------------------------------------
+
+    def record_community(self, event: CommunityChanged, envelope: Envelope) -> None:
+        self._place("community", event.code, event.name, event.district, None)
+
+    def record_unit(self, event: UnitChanged, envelope: Envelope) -> None:
+        self._place("unit", event.code, event.name, event.district, event.level)
+
+    def _place(self, kind: str, code: str, name: str, district: str, level: str | None) -> None:
+        scope = f"{kind}:{code}"
+        self.places[scope] = (kind, code, name, district, level)
+        self.touch("places", scope)
+
+    # --- pairing's facts -------------------------------------------------------------------
+
+    def record_pairing(self, event: PairingChanged, envelope: Envelope) -> None:
+        self.change(
+            "pairing_states",
+            event.pairing_id,
+            {
+                "member_id": event.member_id,
+                "kind": event.kind,
+                "community_code": event.community_code,
+                "state": event.state,
+            },
+            envelope.occurred_at,
+        )
+        self.refresh_status(event.member_id)
+
+    def record_wish(self, event: WishChanged, envelope: Envelope) -> None:
+        member_id = event.member_id if event.state in CLAIMED else None
+        if member_id is None and event.state in CLAIMED:
+            before = self.current("wish_states", event.wish_id)
+            member_id = before.values["member_id"] if before is not None else None
+        self.change(
+            "wish_states",
+            event.wish_id,
+            {"community_code": event.community_code, "state": event.state, "member_id": member_id},
+            envelope.occurred_at,
+        )
+
+    def record_activity(self, event: ActivityChanged, envelope: Envelope) -> None:
+        row = self.records.get(event.record_id)
+        if row is None:
+            row = self.records[event.record_id] = Record()
+        elif row.state == "verified":
+            return
+        row.member_id = event.member_id
+        row.kind = event.kind
+        row.community_code = event.community_code
+        row.day = event.day
+        row.hours = event.hours
+        row.state = event.state
+        row.verified_at = envelope.occurred_at if event.state == "verified" else None
+        self.of_member["record_facts"][event.member_id].add(event.record_id)
+        self.touch("record_facts", event.record_id)
+        if event.state == "verified":
+            self.refresh_status(event.member_id)
+
+    # --- erasure -----------------------------------------------------------------------------
+
+    def rename(self, old: uuid.UUID, new: uuid.UUID) -> None:
+        """A member became a pseudonym while the rebuild ran
+        (:func:`services.reporting.pseudonyms.forget`): ``old`` is ``new`` everywhere."""
+        if old in self.members:
+            self.members[new] = self.members.pop(old)
+        if old in self.scopes:
+            self.scopes[new] = self.scopes.pop(old)
+        if old in self.status:
+            self.status[new] = self.status.pop(old)
+        for table in ("member_facts", "member_scopes", "member_status"):
+            self.touch(table, old)
+            self.touch(table, new)
+        for table in ("registration_states", "pairing_states"):
+            for key in self.of_member[table].pop(old, set()):
+                self.of_member[table][new].add(key)
+                for row in self.histories[table][key]:
+                    if row.values["member_id"] == old:
+                        row.values = {**row.values, "member_id": new}
+                self.touch(table, key)
+        for key, history in self.histories["wish_states"].items():
+            for row in history:
+                if row.values["member_id"] == old:
+                    row.values = {**row.values, "member_id": new}
+                    self.touch("wish_states", key)
+        for key in self.of_member["record_facts"].pop(old, set()):
+            self.of_member["record_facts"][new].add(key)
+            record = self.records[key]
+            if record.member_id == old:
+                record.member_id = new
+                self.touch("record_facts", key)
+
+    # --- the rows ----------------------------------------------------------------------------
+
+    def rows(self, table: str, keys: Iterable[Any] | None = None) -> Iterator[tuple[Any, ...]]:
+        """The rows of ``table`` (all, or those of ``keys``), in :data:`COLUMNS` order."""
+        if table == "places":
+            for scope in self.places if keys is None else keys:
+                place = self.places.get(scope)
+                if place is not None:
+                    yield (scope, *place)
+        elif table == "member_facts":
+            for member_id in self.members if keys is None else keys:
+                m = self.members.get(member_id)
+                if m is not None:
+                    yield (
+                        member_id,
+                        m.unit_code,
+                        m.unit_district,
+                        m.is_leader_cadre,
+                        m.name_masked,
+                        m.withdrawn_at,
+                    )
+        elif table == "member_scopes":
+            for member_id in self.scopes if keys is None else keys:
+                for s in self.scopes.get(member_id, ()):
+                    yield (
+                        s.id,
+                        s.valid_from,
+                        s.valid_to,
+                        member_id,
+                        s.scope,
+                        s.cadre,
+                        s.reported,
+                    )
+        elif table == "member_status":
+            for member_id in self.status if keys is None else keys:
+                status = self.status.get(member_id)
+                if status is not None:
+                    yield (member_id, *status)
+        elif table == "record_facts":
+            for record_id in self.records if keys is None else keys:
+                r = self.records.get(record_id)
+                if r is not None:
+                    yield (
+                        record_id,
+                        r.member_id,
+                        r.kind,
+                        r.community_code,
+                        r.day,
+                        r.hours,
+                        r.state,
+                        r.verified_at,
+                    )
+        else:
+            history = self.histories[table]
+            names = COLUMNS[table][4:]
+            for key in history if keys is None else keys:
+                for span in history.get(key, ()):
+                    yield (
+                        span.id,
+                        span.valid_from,
+                        span.valid_to,
+                        key,
+                        *(span.values[n] for n in names),
+                    )
+
+
+#: Each table's columns, in the order :meth:`Fold.rows` gives them.
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "places": ("scope", "kind", "code", "name", "district", "level"),
+    "member_facts": (
+        "member_id",
+        "unit_code",
+        "unit_district",
+        "is_leader_cadre",
+        "name_masked",
+        "withdrawn_at",
+    ),
+    "member_scopes": (
+        "id",
+        "valid_from",
+        "valid_to",
+        "member_id",
+        "scope",
+        "is_leader_cadre",
+        "reported_in",
+    ),
+    "member_status": ("member_id", *STATUS_COLUMNS),
+    "registration_states": (
+        "id",
+        "valid_from",
+        "valid_to",
+        "registration_id",
+        "member_id",
+        "community_code",
+        "role",
+        "state",
+    ),
+    "pairing_states": (
+        "id",
+        "valid_from",
+        "valid_to",
+        "pairing_id",
+        "member_id",
+        "kind",
+        "community_code",
+        "state",
+    ),
+    "wish_states": (
+        "id",
+        "valid_from",
+        "valid_to",
+        "wish_id",
+        "community_code",
+        "state",
+        "member_id",
+    ),
+    "record_facts": (
+        "record_id",
+        "member_id",
+        "kind",
+        "community_code",
+        "day",
+        "hours",
+        "state",
+        "verified_at",
+    ),
+}
+#: The column a catch-up deletes a table's touched rows by.
+KEYS = {
+    "places": "scope",
+    "member_facts": "member_id",
+    "member_scopes": "member_id",
+    "member_status": "member_id",
+    "record_facts": "record_id",
+    **HISTORIES,
+}
+
+Twin = Callable[[Fold, Any, Envelope], None]
+
+#: Which fold replays which projection handler (the handler table's functions).
+TWINS: dict[Callable[..., None], Twin] = {
+    projections.record_member: Fold.record_member,
+    projections.record_registration: Fold.record_registration,
+    projections.forget_member: Fold.forget_member,
+    projections.record_community: Fold.record_community,
+    projections.record_unit: Fold.record_unit,
+    pairing_facts.record_pairing: Fold.record_pairing,
+    pairing_facts.record_wish: Fold.record_wish,
+    pairing_facts.record_activity: Fold.record_activity,
+}
+
+
+def twins(handlers: Iterable[Callable[..., None]]) -> list[Twin]:
+    """The folds of ``handlers``; a handler without a twin cannot be replayed in memory."""
+    found = []
+    for handler in handlers:
+        twin = TWINS.get(handler)
+        if twin is None:
+            raise LookupError(f"no in-memory replay of {handler.__qualname__}")
+        found.append(twin)
+    return found
+
+
+def apply(fold: Fold, twins_: list[Twin], event: Event, envelope: Envelope) -> None:
+    for twin in twins_:
+        twin(fold, event, envelope)
