@@ -4,6 +4,14 @@
 in a unit of work, retries a failing handler with backoff, and dead-letters what cannot be
 applied, with the reason; :func:`read_dead_letters` takes those messages back off the
 dead-letter queue.
+
+The deliveries that have arrived together (up to ``batch``, with up to ``prefetch`` in
+flight) are applied in one transaction: their inbox rows in one statement, their handlers
+in order, one commit, then one acknowledgement for them all. A commit per event was what
+limited a consumer (each one waits for the database's flush to disk). When anything in a
+batch fails, the batch is rolled back and its messages are taken again one at a time, each
+in its own transaction with the retries, so a poison message goes to the dead-letter
+queue alone and the others are applied.
 """
 
 from __future__ import annotations
@@ -11,7 +19,9 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Mapping
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,17 +29,22 @@ from typing import Any
 from kombu.connection import Connection
 from kombu.message import Message
 from kombu.messaging import Producer
+from sqlalchemy import insert, select
 
 from shared import logs
 from shared.bus import connect, dead_letter_queue, declare, event_queue
 from shared.config import Settings
-from shared.db import UnitOfWork
+from shared.db import UnitOfWork, inbox_table
 from shared.events import Envelope, Event, InvalidEvent, parse
 from shared.messagebus import EventHandler
 from shared.metrics import EVENT_RETRIES, EVENTS_CONSUMED
 from shared.pii import error_line
 
 log = logging.getLogger(__name__)
+
+#: How long a batch waits for more deliveries already on their way (seconds): a batch is
+#: applied as soon as none arrives within this, or when it is full.
+GATHER = 0.01
 
 
 @dataclass
@@ -57,17 +72,21 @@ class EventConsumer:
         handlers: Mapping[type[Event], list[EventHandler[Any]]],
         unit_of_work: Callable[[Envelope], UnitOfWork],
         retry_delays: tuple[float, ...] = (0.2, 1.0, 5.0),
-        prefetch: int = 16,
+        prefetch: int = 200,
+        batch: int = 100,
     ) -> None:
         self.service = service
         self.settings = settings
         self.handlers = {cls.TYPE: list(hs) for cls, hs in handlers.items()}
         self.unit_of_work = unit_of_work
         self.retry_delays = retry_delays
-        self.prefetch = prefetch
+        self.prefetch = max(prefetch, batch)
+        self.batch = batch
         self.stats = ConsumerStats()
         self._dead_producer: Producer | None = None
         self._stop = threading.Event()
+        self._arrived: list[Message] = []
+        self._ack_many = False  # AMQP acknowledges a batch with one frame (multiple)
 
     def apply(self, body: bytes | str) -> str:
         """Apply one message body; return 'applied', 'duplicate', 'ignored' or raise."""
@@ -83,6 +102,81 @@ class EventConsumer:
             uow.commit()
         return "applied"
 
+    def apply_many(self, events: Sequence[tuple[Envelope, Event]]) -> list[str]:
+        """Apply parsed events in order in one unit of work; the outcome of each
+        ('applied', 'duplicate' or 'ignored'). If a handler raises, nothing is applied and
+        the exception propagates."""
+        outcomes = ["ignored"] * len(events)
+        todo = [i for i, (envelope, _) in enumerate(events) if self.handlers.get(envelope.type)]
+        if not todo:
+            return outcomes
+        with self.unit_of_work(events[todo[0]][0]) as uow:
+            fresh = _first_times(uow, [events[i][0] for i in todo])
+            for i in todo:
+                envelope, event = events[i]
+                if envelope.id not in fresh:
+                    outcomes[i] = "duplicate"
+                    continue
+                fresh.discard(envelope.id)  # a second copy in the same batch is a duplicate
+                # the events a handler emits carry this event's correlation, as alone
+                uow.correlation_id = self.unit_of_work(envelope).correlation_id
+                with logs.bound(
+                    event_id=str(envelope.id),
+                    correlation_id=str(envelope.correlation_id or envelope.id),
+                ):
+                    for handler in self.handlers[envelope.type]:
+                        handler(event, envelope, uow)
+                outcomes[i] = "applied"
+            uow.commit()
+        return outcomes
+
+    def on_messages(self, messages: Sequence[Message]) -> None:
+        """Apply ``messages`` in one transaction and acknowledge them after its commit; when
+        that fails, apply them one at a time (retries, dead letters) instead."""
+        if not messages:
+            return
+        parsed: list[tuple[Envelope, Event]] = []
+        kept: list[Message] = []
+        for message in messages:
+            try:
+                parsed.append(parse(message.body))
+            except InvalidEvent as exc:  # dead-lettered alone, as it would be one by one
+                with logs.bound(**_trace(message)):
+                    self.dead_letter(message, exc.reason)
+                EVENTS_CONSUMED.labels(self.service, _event_type(message), "dead_lettered").inc()
+            else:
+                kept.append(message)
+        outcomes: list[str] | None = None
+        if len(kept) > 1:
+            try:
+                outcomes = self.apply_many(parsed)
+            except Exception as exc:
+                log.warning(
+                    "%s: a batch of %d failed (%s); applying its events one at a time",
+                    self.service,
+                    len(kept),
+                    error_line(exc),
+                )
+        if outcomes is None:  # one at a time: each in its own transaction, with the retries
+            for message in kept:
+                kind = _event_type(message)
+                with logs.bound(**_trace(message)):
+                    outcome = self._handle(message)
+                EVENTS_CONSUMED.labels(self.service, kind, outcome).inc()
+        else:
+            for message, outcome in zip(kept, outcomes, strict=True):
+                self._count(outcome)
+                EVENTS_CONSUMED.labels(self.service, _event_type(message), outcome).inc()
+        self._acknowledge(messages)
+
+    def _acknowledge(self, messages: Sequence[Message]) -> None:
+        if self._ack_many:
+            # one frame acknowledges every delivery of the channel up to the last one
+            messages[-1].ack(multiple=True)
+        else:
+            for message in messages:
+                message.ack()
+
     def on_message(self, body: Any, message: Message) -> None:
         kind = _event_type(message)
         with logs.bound(**_trace(message)):
@@ -90,6 +184,13 @@ class EventConsumer:
         EVENTS_CONSUMED.labels(self.service, kind, outcome).inc()
 
     def _on_message(self, message: Message) -> str:
+        outcome = self._handle(message)
+        message.ack()
+        return outcome
+
+    def _handle(self, message: Message) -> str:
+        """Apply one message in its own transaction, with the retries; dead-letter it when
+        it cannot be applied. The caller acknowledges it."""
         raw = message.body
         reason = None
         outcome = "dead_lettered"
@@ -115,7 +216,6 @@ class EventConsumer:
                 break
         if reason is not None:
             self.dead_letter(message, reason)
-        message.ack()
         return outcome if reason is None else "dead_lettered"
 
     def _count(self, outcome: str) -> None:
@@ -162,20 +262,60 @@ class EventConsumer:
                 connection.ensure_connection(max_retries=3)
                 declare(connection, self.settings)
                 self._dead_producer = Producer(connection.channel())
+                self._ack_many = connection.transport.driver_type == "amqp"
                 queue = event_queue(self.service, self.settings)
+                self._arrived = []
+                # on_message: kombu hands over the message undecoded (parse reads the body)
                 with connection.Consumer(
-                    [queue], callbacks=[self.on_message], accept=None, prefetch_count=self.prefetch
+                    [queue],
+                    on_message=self._arrived.append,
+                    accept=None,
+                    prefetch_count=self.prefetch,
                 ):
                     while not stop.is_set():
-                        try:
-                            connection.drain_events(timeout=0.5)
-                        except TimeoutError:
-                            continue
+                        self._gather(connection)
+                        batch = self._arrived[:]
+                        self._arrived.clear()
+                        self.on_messages(batch)
             except connection.connection_errors as exc:
                 log.warning("%s consumer: broker unavailable: %s", self.service, exc)
                 stop.wait(2.0)
             finally:
                 connection.release()
+
+    def _gather(self, connection: Connection) -> None:
+        """Wait (half a second at most) for a delivery, then take those already on their
+        way, up to a batch."""
+        try:
+            connection.drain_events(timeout=0.5)
+        except TimeoutError:
+            return
+        deadline = time.monotonic() + 0.2  # a steady trickle still makes a batch now and then
+        while len(self._arrived) < self.batch and time.monotonic() < deadline:
+            try:
+                connection.drain_events(timeout=GATHER)
+            except TimeoutError:
+                return
+
+
+def _first_times(uow: UnitOfWork, envelopes: Sequence[Envelope]) -> set[uuid.UUID]:
+    """Record ``envelopes`` in the inbox in one statement; the ids not applied before.
+
+    Only one consumer applies a queue's events at a time (single active consumer), so the
+    ids read here do not change before the insert; if they did, the insert fails, the batch
+    rolls back and its events are taken one at a time."""
+    inbox = inbox_table(uow.db.metadata)
+    ids = {str(e.id) for e in envelopes}
+    seen = set(uow.session.scalars(select(inbox.c.event_id).where(inbox.c.event_id.in_(ids))))
+    now = uow.now()
+    rows: dict[str, dict[str, Any]] = {}
+    for e in envelopes:
+        key = str(e.id)
+        if key not in seen and key not in rows:
+            rows[key] = {"event_id": key, "event_type": e.type, "processed_at": now}
+    if rows:
+        uow.session.execute(insert(inbox), list(rows.values()))
+    return {uuid.UUID(key) for key in rows}
 
 
 def _event_type(message: Message) -> str:

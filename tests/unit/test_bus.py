@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -224,3 +226,96 @@ def test_events_a_service_subscribes_to_are_listened_to_and_notifications_are_no
     heard = {t for t in {cls.TYPE for cls in CATALOGUE.values()} if listened_to(t)}
     assert {"member.registered", "wish.claimed", "report.generated", "team.joined"} <= heard
     assert not heard & {"notification.sent", "notification.delivered", "notification.failed"}
+
+
+def batch_consumer(tmp_path: Path, poison: str = "") -> tuple[Any, Any, list[dict[str, object]]]:
+    """A pairing consumer over a SQLite inbox whose one handler records each community it
+    applies (and fails on ``poison``); the table it writes, and what it dead-letters."""
+    from sqlalchemy import Column, String, Table
+
+    from shared.clock import SystemClock
+    from shared.consumer import EventConsumer
+    from shared.db import Database, UnitOfWork, service_metadata
+    from shared.events import CommunityChanged
+
+    metadata = service_metadata()
+    applied = Table("applied", metadata, Column("code", String(12), primary_key=True))
+    db = Database(f"sqlite:///{tmp_path / 'pairing.db'}", metadata)
+    metadata.create_all(db.engine)
+
+    def handler(event: CommunityChanged, _envelope: object, uow: UnitOfWork) -> None:
+        if event.code == poison:
+            raise RuntimeError("cannot apply it")
+        uow.session.execute(applied.insert().values(code=event.code))
+
+    consumer = EventConsumer(
+        "pairing", load({"SERVICEMONTH_HOME": str(tmp_path)}), {CommunityChanged: [handler]},
+        lambda env: UnitOfWork(db, producer="t", campaign="c", clock=SystemClock(),
+                               correlation_id=env.id),
+        retry_delays=(0.0,),
+    )  # fmt: skip
+    published: list[dict[str, object]] = []
+    consumer._dead_producer = SimpleNamespace(publish=lambda *a, **kw: published.append(kw))  # type: ignore[assignment]
+    return consumer, (db, applied), published
+
+
+def community_messages(codes: list[str], acked: list[str]) -> list[Any]:
+    from datetime import UTC, datetime
+
+    from shared.events import CommunityChanged, envelope_for
+
+    found = []
+    for code in codes:
+        body = envelope_for(
+            CommunityChanged(code=code, name="王城社区", district=code[:6]),
+            district=code[:6], campaign="c", producer="t", occurred_at=datetime.now(UTC),
+        ).model_dump_json()  # fmt: skip
+        message = SimpleNamespace(
+            body=body, headers={}, delivery_info={"routing_key": "k"}, delivery_tag=code,
+            content_type="application/json", content_encoding="utf-8",
+            ack=lambda code=code: acked.append(code),
+        )  # fmt: skip
+        found.append(message)
+    return found
+
+
+def applied_codes(db_and_table: Any) -> list[str]:
+    from sqlalchemy import select
+
+    db, table = db_and_table
+    with db.session() as s:
+        return sorted(s.scalars(select(table.c.code)))
+
+
+CODES = [f"410303001{i:03d}" for i in range(1, 7)]
+
+
+def test_a_batch_is_applied_once_and_a_redelivered_batch_changes_nothing(tmp_path: Path) -> None:
+    consumer, table, published = batch_consumer(tmp_path)
+    acked: list[str] = []
+    messages = community_messages(CODES, acked)
+    consumer.on_messages([*messages, messages[0]])  # the first one twice in the batch
+    assert applied_codes(table) == CODES
+    assert (consumer.stats.applied, consumer.stats.duplicates) == (len(CODES), 1)
+    assert acked == [*CODES, CODES[0]]
+    consumer.on_messages(messages)  # the same batch again (the consumer died before acking)
+    assert applied_codes(table) == CODES
+    assert (consumer.stats.applied, consumer.stats.duplicates) == (len(CODES), 1 + len(CODES))
+    assert published == []
+
+
+def test_a_poison_event_in_a_batch_is_dead_lettered_alone_and_the_others_applied(
+    tmp_path: Path,
+) -> None:
+    consumer, table, published = batch_consumer(tmp_path, poison=CODES[2])
+    acked: list[str] = []
+    messages = community_messages(CODES, acked)
+    invalid = SimpleNamespace(**{**vars(messages[0]), "body": b"{not json", "delivery_tag": "x"})
+    invalid.ack = lambda: acked.append("invalid")
+    consumer.on_messages([*messages[:4], invalid, *messages[4:]])
+    assert applied_codes(table) == [c for c in CODES if c != CODES[2]]
+    assert consumer.stats.dead == 2 and consumer.stats.applied == len(CODES) - 1
+    reasons = sorted(str(p["headers"]["x-dead-reason"]) for p in published)  # type: ignore[index]
+    assert reasons[0].startswith("RuntimeError: cannot apply it")
+    assert reasons[1].startswith("not JSON")
+    assert sorted(acked) == sorted([*CODES, "invalid"])
