@@ -7,6 +7,7 @@ as ``errors: [{field, message}]``.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any
@@ -15,9 +16,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, BeforeValidator, ConfigDict
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as SqlTimeout
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 PROBLEM = "application/problem+json"
+#: Seconds a caller is asked to wait when the database does not answer.
+RETRY_AFTER = 5
+log = logging.getLogger(__name__)
 
 #: An id (a UUID) as text in an answer.
 Text = Annotated[str, BeforeValidator(str)]
@@ -98,6 +104,21 @@ def install_error_handlers(app: FastAPI) -> None:
             {"field": _field(tuple(e["loc"])), "message": str(e["msg"])} for e in exc.errors()
         ]
         return problem(422, "Invalid input", "the request has invalid fields", errors=errors)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(SqlTimeout)
+    async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # The database is restarting, refuses connections or every pooled one is busy: the
+        # caller can only try again (503 with Retry-After), and the log says which, without
+        # the statement and its parameters.
+        cause = type(getattr(exc, "orig", None) or exc).__name__
+        log.warning("database unavailable (%s) for %s %s", cause, request.method, request.url.path)
+        return problem(
+            503,
+            "Service unavailable",
+            "the database does not answer just now; try again in a few seconds",
+            {"Retry-After": str(RETRY_AFTER)},
+        )
 
 
 #: What :class:`BodyLimit` answers a refused request: (status, cap in bytes) to the

@@ -312,6 +312,32 @@ def test_readyz_is_unready_while_a_services_postgresql_does_not_answer(
         proxy.stop()
 
 
+def test_a_route_whose_database_does_not_answer_says_503_try_again_not_500(
+    production: Backend,
+) -> None:
+    """Found by the chaos month: while PostgreSQL restarted, every call answered 500 and
+    logged a traceback with the statement."""
+    token = support.issue_token(production, "admin", "city")
+    proxy = Proxy(("127.0.0.1", 5432))
+    proxy.start()
+    url = production.env["SERVICEMONTH_DATABASE_URL"].replace(":5432/", f":{proxy.port}/")
+    _point(production, ("pairing",), SERVICEMONTH_PAIRING_DATABASE_URL=f"{url}_pairing")
+    try:
+        with TestClient(create_app(SERVICES), raise_server_exceptions=False) as http:
+            http.headers["Authorization"] = f"Bearer {token}"
+            assert http.get("/api/v1/wishes").status_code == 200
+            proxy.stop()
+            down = http.get("/api/v1/wishes")
+            assert down.status_code == 503, down.text
+            assert down.headers["Retry-After"] == "5"
+            assert down.headers["content-type"] == "application/problem+json"
+            assert http.get("/api/v1/ops/registration").status_code == 200  # its own is up
+            proxy.start()
+            assert http.get("/api/v1/wishes").status_code == 200
+    finally:
+        proxy.stop()
+
+
 def test_readyz_is_unready_while_rabbitmq_does_not_answer(production: Backend) -> None:
     proxy = Proxy(("127.0.0.1", 5672))
     proxy.start()
