@@ -258,6 +258,7 @@ def _replica(m: Candidate, now: object) -> dict[str, object]:
 # --- issue 15: a whole run against reading its inputs and writing its outputs ---------------
 
 TARGET = 3.0  # ours ≤ 3× the baseline's time
+ROUNDS = 2
 SAMPLES = 3  # communities whose optimum is checked against the MILP
 SAMPLE_MEMBERS, SAMPLE_SLOTS = 24, 6
 
@@ -274,11 +275,15 @@ def measure(ctx: harness.Context) -> list[harness.Result]:
         (f"district {district_code}", pairings.Scope("district", district_code)),
         ("city", pairings.Scope("city")),
     ):
-        ours_s, summary = harness.timed(lambda scope=scope: whole_run(rt, scope))
-        written = check_run(rt, summary)
-        wipe(rt)
-        base_s, _ = harness.timed(lambda s=scope, w=written: baseline(rt, s, w))
-        wipe(rt)
+        ours_s = base_s = float("inf")
+        for _ in range(ROUNDS):  # each side's best (the machine is shared)
+            took, summary = harness.timed(lambda scope=scope: whole_run(rt, scope))
+            written = check_run(rt, summary)
+            wipe(rt)
+            ours_s = min(ours_s, took)
+            took, _ = harness.timed(lambda s=scope, w=written: baseline(rt, s, w))
+            wipe(rt)
+            base_s = min(base_s, took)
         members = summary["members"]
         note = (
             f"{summary['created']:,} pairings, {members:,} members, "

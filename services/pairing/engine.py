@@ -37,21 +37,24 @@ pairs a member both ways without the bridge can be rerouted through it at no los
 optimum every dual pairing earns its bonus).
 
 **Why the weights are lexicographic.** With ``P`` the most new pairings possible, the score
-part of any two assignments differs by less than ``W_M = P·(MAX_SCORE + max penalty) + 1``,
+part of any two assignments differs by less than ``W_M = P·(MAX_SCORE + max penalty) + 1``
+(scores and penalties counted in :data:`UNIT`, their common divisor),
 so one more dual-paired member outweighs any score; the member part differs by less than
 ``W_L = (N + 1)·W_M`` (``N`` the other members who could gain the bonus), so one more leader
 outweighs both. The weights are sized to each connected part of the allowed pairs (see
-:func:`solve`), which keeps costs far below OR-Tools' bound (cost × nodes < 2⁶³) at
-district scale and for a city whose members cross districts; beyond it the solver answers
-``BAD_COST_RANGE`` and :func:`solve` says so.
+:func:`solve`). Counted in :data:`UNIT`, a city of 200,000 members (about 215,000 places,
+800,000 nodes) has ``W_L ≈ 8·10¹¹``, so ``cost × nodes ≈ 6·10¹⁷``, well below OR-Tools'
+bound (2⁶³ ≈ 9·10¹⁸); beyond it the solver answers ``BAD_COST_RANGE`` and :func:`solve`
+says so.
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
-from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from ortools.graph.python import min_cost_flow
@@ -66,6 +69,11 @@ AVAILABILITY_UNKNOWN = 10  # one side did not say when
 LIVES_HERE = 15
 MAX_SCORE = BASE + SKILL_REQUIRED + AVAILABILITY_MATCH + LIVES_HERE
 SPREAD = 5
+#: Every score and penalty is a multiple of this: the network counts in these units, which
+#: keeps its costs (and the solver's work) that many times smaller.
+UNIT = math.gcd(
+    BASE, SKILL_REQUIRED, SKILL_AFFINE, AVAILABILITY_MATCH, AVAILABILITY_UNKNOWN, LIVES_HERE, SPREAD
+)
 
 
 class EngineError(RuntimeError):
@@ -217,57 +225,34 @@ def edges(
                     yield i, j, score(member, slots[j])
 
 
-class _Network:
-    """Arcs collected in flat lists, handed to OR-Tools in one call."""
-
-    def __init__(self, nodes: int) -> None:
-        self.nodes = nodes
-        self.tails: list[int] = []
-        self.heads: list[int] = []
-        self.caps: list[int] = []
-        self.costs: list[int] = []
-
-    def node(self) -> int:
-        self.nodes += 1
-        return self.nodes - 1
-
-    def arc(self, tail: int, head: int, cap: int, cost: int) -> None:
-        if cap > 0:
-            self.tails.append(tail)
-            self.heads.append(head)
-            self.caps.append(cap)
-            self.costs.append(cost)
-
-    def units(self, tail: int, head: int, cap: int, first_cost: int) -> None:
-        """``cap`` units of which the first costs ``first_cost`` and the others nothing."""
-        self.arc(tail, head, min(cap, 1), first_cost)
-        self.arc(tail, head, cap - 1, 0)
-
-
 SOURCE, SINK = 0, 1
 
 
 def components(
-    members: int, slots: int, allowed: Sequence[tuple[int, int, int]]
+    members: Sequence[Candidate], slots: Sequence[Slot], allowed: Sequence[tuple[int, int, int]]
 ) -> list[tuple[list[int], list[int], list[tuple[int, int, int]]]]:
-    """The connected parts of the allowed pairs: (member indices, slot indices, the pairs
-    renumbered within the part), largest first. Members and slots with no allowed pair
-    belong to none."""
-    parent = list(range(members + slots))
+    """The unconnected parts of the allowed pairs: (member indices, slot indices, the pairs
+    renumbered within the part), largest first. Communities joined by a member registered
+    in both fall in one part (a pair lies in one of the member's communities and the slot's
+    own); members and slots with no allowed pair belong to none."""
+    parent: dict[str, str] = {}
 
-    def root(x: int) -> int:
+    def root(x: str) -> str:
+        parent.setdefault(x, x)
         while parent[x] != x:
             parent[x] = parent[parent[x]]
             x = parent[x]
         return x
 
-    for i, j, _ in allowed:
-        a, b = root(i), root(members + j)
-        if a != b:
-            parent[a] = b
-    grouped: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
+    for member in members:
+        first, *rest = sorted(member.communities) or [""]
+        for other in rest:
+            a, b = root(first), root(other)
+            if a != b:
+                parent[a] = b
+    grouped: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
     for pair in allowed:
-        grouped[root(pair[0])].append(pair)
+        grouped[root(slots[pair[1]].community)].append(pair)
     parts = []
     for pairs in grouped.values():
         people = sorted({i for i, _, _ in pairs})
@@ -294,7 +279,7 @@ def solve(
     lexicographic optimum of the whole is the union of the parts' optima: each part is
     solved on its own, with weights sized to it — which keeps a city's costs within the
     solver's range. ``on_component(done, total)`` hears each part solved."""
-    parts = components(len(members), len(slots), list(edges(members, slots, excluded)))
+    parts = components(members, slots, list(edges(members, slots, excluded)))
     assignments: list[Assignment] = []
     arcs = 0
     for n, (people, places, pairs) in enumerate(parts, start=1):
@@ -312,94 +297,120 @@ def _solve_part(
     members: Sequence[Candidate],
     slots: Sequence[Slot],
     limits: Limits,
-    allowed: Iterable[tuple[int, int, int]],
+    allowed: Sequence[tuple[int, int, int]],
 ) -> tuple[list[Assignment], int]:
     """The optimal new pairings among ``members`` and ``slots`` over the ``allowed`` pairs
-    (indices into them), and the arcs of the network solved."""
-    per_member: list[dict[Kind, list[tuple[int, int]]]] = [
-        {"need": [], "project": []} for _ in members
-    ]
-    for i, j, score in allowed:
-        per_member[i][slots[j].kind].append((j, score))
-    room = [
-        {
-            k: max(0, min(limits.of(k) - m.held(k), len(per_member[i][k])))
-            for k in ("need", "project")
-        }
-        for i, m in enumerate(members)
-    ]
-    can_gain = [
-        not m.dual
-        and (m.needs_held or room[i]["need"]) > 0
-        and (m.projects_held or room[i]["project"]) > 0
-        for i, m in enumerate(members)
-    ]
-    used = {j for pm in per_member for k in pm.values() for j, _ in k}
-    most = min(sum(slots[j].places for j in used), sum(r["need"] + r["project"] for r in room))
-    w_member = most * (MAX_SCORE + penalty(max(limits.needs, limits.projects))) + 1
-    others = sum(1 for i, m in enumerate(members) if can_gain[i] and not m.leader)
+    (indices into them), and the arcs of the network solved. The network of the module
+    docstring, built as arrays (a city's has millions of arcs)."""
+    nm, ns = len(members), len(slots)
+    pairs = np.asarray(allowed, dtype=np.int64).reshape(-1, 3)
+    ei, ej, score = pairs[:, 0], pairs[:, 1], pairs[:, 2]
+    is_need = np.fromiter((s.kind == "need" for s in slots), dtype=bool, count=ns)
+    places = np.fromiter((s.places for s in slots), dtype=np.int64, count=ns)
+    held_n = np.fromiter((m.needs_held for m in members), dtype=np.int64, count=nm)
+    held_p = np.fromiter((m.projects_held for m in members), dtype=np.int64, count=nm)
+    leader = np.fromiter((m.leader for m in members), dtype=bool, count=nm)
+    need_pair = is_need[ej]
+    room_n = np.maximum(
+        0, np.minimum(limits.needs - held_n, np.bincount(ei[need_pair], minlength=nm))
+    )
+    room_p = np.maximum(
+        0, np.minimum(limits.projects - held_p, np.bincount(ei[~need_pair], minlength=nm))
+    )
+    dual = (held_n > 0) & (held_p > 0)
+    can_gain = ~dual & ((held_n > 0) | (room_n > 0)) & ((held_p > 0) | (room_p > 0))
+    used = np.zeros(ns, dtype=bool)
+    used[ej] = True
+    most = min(int(places[used].sum()), int((room_n + room_p).sum()))
+    w_member = most * ((MAX_SCORE + penalty(max(limits.needs, limits.projects))) // UNIT) + 1
+    others = int((can_gain & ~leader).sum())
     w_leader = (others + 1) * w_member
+    bonus = np.where(can_gain, -np.where(leader, w_leader, w_member), 0).astype(np.int64)
 
-    net = _Network(2 + len(slots))
-    for j, slot in enumerate(slots):
-        if j in used and slot.kind == "need":
-            net.arc(SOURCE, 2 + j, slot.places, 0)
-        elif j in used:
-            net.arc(2 + j, SINK, slot.places, 0)
-    chosen: list[tuple[int, int, int]] = []  # (member, slot, index of its arc)
-    entries = 0
-    for i, m in enumerate(members):
-        bonus = -(w_leader if m.leader else w_member) if can_gain[i] else 0
-        n, p = room[i]["need"], room[i]["project"]
-        if n > 0:
-            g, split = net.node(), net.node()
-            for j, score in per_member[i]["need"]:
-                chosen.append((i, j, len(net.tails)))
-                net.arc(2 + j, g, 1, -score)
-            for k in range(m.needs_held + 1, m.needs_held + n + 1):
-                net.arc(g, split, 1, penalty(k))
-            net.units(split, SINK, n, bonus if m.projects_held and not m.needs_held else 0)
-        if p > 0:
-            gather, hand = net.node(), net.node()
-            net.units(SOURCE, gather, p, bonus if m.needs_held and not m.projects_held else 0)
-            entries += p
-            for k in range(m.projects_held + 1, m.projects_held + p + 1):
-                net.arc(gather, hand, 1, penalty(k))
-            for j, score in per_member[i]["project"]:
-                chosen.append((i, j, len(net.tails)))
-                net.arc(hand, 2 + j, 1, -score)
-            if n > 0 and not m.needs_held and not m.projects_held:
-                net.arc(split, gather, 1, bonus)
-    supply = sum(slots[j].places for j in used if slots[j].kind == "need") + entries
-    net.arc(SOURCE, SINK, supply, 0)
+    # nodes: source, sink, the slots, then G and I of each member with room for a need,
+    # then O and H of each member with room for a project
+    has_n, has_p = room_n > 0, room_p > 0
+    g = 2 + ns + 2 * (np.cumsum(has_n) - 1)
+    split = g + 1
+    gather = 2 + ns + 2 * int(has_n.sum()) + 2 * (np.cumsum(has_p) - 1)
+    hand = gather + 1
+    tails: list[np.ndarray] = []
+    heads: list[np.ndarray] = []
+    caps: list[np.ndarray] = []
+    costs: list[np.ndarray] = []
 
-    flows = _run(net, supply, [a for _, _, a in chosen])
+    def arcs(tail: Any, head: Any, cap: Any, cost: Any, where: np.ndarray) -> None:
+        count = int(where.sum())
+        for found, value in ((tails, tail), (heads, head), (caps, cap), (costs, cost)):
+            array = np.asarray(value, dtype=np.int64)
+            found.append(np.broadcast_to(array, where.shape)[where] if array.ndim else
+                         np.full(count, int(array), dtype=np.int64))  # fmt: skip
+
+    slot_node = 2 + np.arange(ns)
+    arcs(SOURCE, slot_node, places, 0, used & is_need)
+    arcs(slot_node, SINK, places, 0, used & ~is_need)
+    first_arc = sum(len(t) for t in tails)
+    take_n = need_pair & has_n[ei]
+    take_p = ~need_pair & has_p[ei]
+    arcs(2 + ej, g[ei], 1, -(score // UNIT), take_n)
+    arcs(hand[ei], 2 + ej, 1, -(score // UNIT), take_p)
+    for k in range(1, max(limits.needs, limits.projects) + 1):
+        arcs(g, split, 1, SPREAD // UNIT * (held_n + k - 1), room_n >= k)
+        arcs(gather, hand, 1, SPREAD // UNIT * (held_p + k - 1), room_p >= k)
+    exit_bonus = np.where((held_p > 0) & (held_n == 0), bonus, 0)
+    entry_bonus = np.where((held_n > 0) & (held_p == 0), bonus, 0)
+    arcs(split, SINK, 1, exit_bonus, has_n)
+    arcs(split, SINK, room_n - 1, 0, room_n > 1)
+    arcs(SOURCE, gather, 1, entry_bonus, has_p)
+    arcs(SOURCE, gather, room_p - 1, 0, room_p > 1)
+    arcs(split, gather, 1, bonus, has_n & has_p & (held_n == 0) & (held_p == 0))
+    supply = int(places[used & is_need].sum() + room_p.sum())
+    arcs(SOURCE, SINK, supply, 0, np.ones(1, dtype=bool))
+
+    chosen_i = np.concatenate([ei[take_n], ei[take_p]])
+    chosen_j = np.concatenate([ej[take_n], ej[take_p]])
+    wanted = np.arange(first_arc, first_arc + len(chosen_i), dtype=np.int32)
+    flows = _run(
+        np.concatenate(tails), np.concatenate(heads), np.concatenate(caps),
+        np.concatenate(costs), supply, wanted,
+    )  # fmt: skip
     assignments = []
-    for (i, j, _), flow in zip(chosen, flows, strict=True):
-        if flow:
-            found = match(members[i], slots[j])
-            assert found is not None
-            assignments.append(Assignment(members[i].id, slots[j], found))
-    return assignments, len(net.tails)
+    for n in np.flatnonzero(flows):
+        i, j = int(chosen_i[n]), int(chosen_j[n])
+        found = match(members[i], slots[j])
+        assert found is not None
+        assignments.append(Assignment(members[i].id, slots[j], found))
+    return assignments, int(sum(len(t) for t in tails))
 
 
-def _run(net: _Network, supply: int, wanted: list[int]) -> list[int]:
+def _run(
+    tails: np.ndarray,
+    heads: np.ndarray,
+    caps: np.ndarray,
+    costs: np.ndarray,
+    supply: int,
+    wanted: np.ndarray,
+) -> np.ndarray:
+    keep = caps > 0
     solver = min_cost_flow.SimpleMinCostFlow()
-    if net.tails:
+    if keep.all():
         solver.add_arcs_with_capacity_and_unit_cost(
-            np.asarray(net.tails, dtype=np.int32),
-            np.asarray(net.heads, dtype=np.int32),
-            np.asarray(net.caps, dtype=np.int64),
-            np.asarray(net.costs, dtype=np.int64),
+            tails.astype(np.int32), heads.astype(np.int32), caps, costs
         )
+    else:  # arcs without capacity are left out; the wanted ones all have it
+        index = np.cumsum(keep) - 1
+        solver.add_arcs_with_capacity_and_unit_cost(
+            tails[keep].astype(np.int32), heads[keep].astype(np.int32), caps[keep], costs[keep]
+        )
+        wanted = index[wanted].astype(np.int32)
     solver.set_node_supply(SOURCE, supply)
     solver.set_node_supply(SINK, -supply)
     status = solver.solve()
     if status != solver.OPTIMAL:
         raise EngineError(f"min-cost flow ended with status {status!r}")
-    if not wanted:
-        return []
-    return [int(f) for f in solver.flows(np.asarray(wanted, dtype=np.int32))]
+    if not len(wanted):
+        return np.zeros(0, dtype=np.int64)
+    return np.asarray(solver.flows(wanted))
 
 
 def summarise(

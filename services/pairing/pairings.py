@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
 import uuid
@@ -271,10 +272,23 @@ def run(
 
     outcome = engine.solve(members, slots, limits, excluded, on_component=solved)
     progress("writing", counts | {"created": len(outcome.assignments)})
-    rows = [
-        new_row(uow, a.member_id, a.slot.kind, a.slot.id, a.slot.community, a.reason(), run_id)
-        | {"score": a.match.score}
-        for a in outcome.assignments
+    now, ids = uow.now(), new_ids(len(outcome.assignments))
+    rows: list[dict[str, Any]] = [
+        {
+            "id": pairing_id,
+            "member_id": a.member_id,
+            "kind": a.slot.kind,
+            "need_id": a.slot.id if a.slot.kind == "need" else None,
+            "project_id": a.slot.id if a.slot.kind == "project" else None,
+            "community_code": a.slot.community,
+            "score": a.match.score,
+            "reason": a.reason(),
+            "source": "engine",
+            "state": "active",
+            "run_id": run_id,
+            "created_at": now,
+        }
+        for a, pairing_id in zip(outcome.assignments, ids, strict=True)
     ]
     events: list[tuple[Event, str]] = [
         (event_for(PairingMade, r), r["community_code"][:6]) for r in rows
@@ -316,6 +330,12 @@ def insert_pairings(uow: UnitOfWork, rows: list[dict[str, Any]]) -> None:
             copy.write_row(
                 [json.dumps(row["reason"]) if c == "reason" else row[c] for c in PAIRING_COLUMNS]
             )
+
+
+def new_ids(count: int) -> list[uuid.UUID]:
+    """``count`` random (version 4) UUIDs from one read of the system's randomness."""
+    noise = os.urandom(16 * count)
+    return [uuid.UUID(bytes=noise[16 * n : 16 * n + 16], version=4) for n in range(count)]
 
 
 def new_row(
