@@ -2,17 +2,37 @@
 
 Each service's tasks go to its own queue (``servicemonth.<deployment>.<service>.tasks``).
 Tasks are acknowledged late and requeued when a worker dies, so every task must be
-idempotent; publishes wait for the broker's confirm. Nothing runs eagerly.
+idempotent; publishes wait for the broker's confirm. Nothing runs eagerly. A task whose
+database does not answer is retried with backoff (:class:`RetryWhileDatabaseDown`), not
+acknowledged as failed: a pairing run queued while PostgreSQL restarted stayed ``queued``
+for ever.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from celery import Celery, signals
+from celery import Celery, Task, signals
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as SqlTimeout
 from structlog.contextvars import bind_contextvars, unbind_contextvars
 
 from shared.config import Settings, settings
+
+
+#: The database restarting, refusing connections, or every pooled connection busy.
+DATABASE_DOWN: tuple[type[Exception], ...] = (OperationalError, SqlTimeout)
+
+
+class RetryWhileDatabaseDown(Task):  # type: ignore[misc]
+    """Every task's base: retried (1, 2, 4 … 60 s apart, about 20 minutes in all) while its
+    database does not answer; any other error fails it at once. A task that names its own
+    ``autoretry_for`` must include :data:`DATABASE_DOWN`."""
+
+    autoretry_for = DATABASE_DOWN
+    retry_backoff = True
+    retry_backoff_max = 60
+    max_retries = 25
 
 
 def task_queue(service: str, config: Settings) -> str:
@@ -36,7 +56,7 @@ def make_celery(service: str, config: Settings | None = None) -> Celery:
     import shared.fstransport  # noqa: F401 - registers the sfs:// transport
 
     config = config or settings()
-    app = Celery(f"servicemonth.{service}", set_as_current=False)
+    app = Celery(f"servicemonth.{service}", set_as_current=False, task_cls=RetryWhileDatabaseDown)
     embedded = config.broker_url(service).startswith("sfs://")
     app.conf.update(
         broker_url=config.broker_url(service),

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy.exc import OperationalError
-
 from services.registration.bootstrap import bus
 from services.registration.commands import ImportRoster
 from services.registration.rosters import IMPORT_TASK
@@ -18,9 +16,7 @@ from shared.workers import make_celery
 app = make_celery("registration")
 
 
-@app.task(  # type: ignore[untyped-decorator]
-    name=IMPORT_TASK, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5
-)
+@app.task(name=IMPORT_TASK)  # type: ignore[untyped-decorator]
 def import_roster(roster_id: str) -> str:
     """花名册导入 — a roster already done does nothing; a half-done one continues."""
     return bus().handle(ImportRoster(roster_id=uuid.UUID(roster_id)))
