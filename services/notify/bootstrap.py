@@ -15,11 +15,12 @@ applies events through them.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from services.notify import NAME, handlers
+from services.notify.batch import SEND_BATCH_TASK
 from services.notify.channels.factory import email_channel, sms_providers
 from services.notify.deps import Notify
 from services.notify.messages import Dispatch, celery_dispatch
@@ -67,15 +68,31 @@ class _Process:
 _PROCESS = _Process()
 
 
+class _DefaultDispatch:
+    """Notify's send tasks on the deployment's broker — one message, or a batch of them
+    (:data:`.batch.SEND_BATCH_TASK`) — or, while a test replaced the dispatch, the test's
+    (looked up at each hand-over: a consumer built before the test's block sees it)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.celery = celery_dispatch(settings)
+
+    def __call__(self, notification_id: uuid.UUID) -> None:
+        (_PROCESS.dispatch or self.celery)(notification_id)
+
+    def many(self, notification_ids: Sequence[uuid.UUID]) -> None:
+        replaced_by = _PROCESS.dispatch
+        if replaced_by is not None:
+            for notification_id in notification_ids:
+                replaced_by(notification_id)
+            return
+        from shared.workers import send_task
+
+        send_task("notify", self.settings, SEND_BATCH_TASK, [str(i) for i in notification_ids])
+
+
 def _default_dispatch(settings: Settings) -> Dispatch:
-    """Notify's send task on the deployment's broker — or, while a test replaced it, the
-    test's (looked up at each hand-over: a consumer built before the test's block sees it)."""
-    celery = celery_dispatch(settings)
-
-    def dispatch(notification_id: uuid.UUID) -> None:
-        (_PROCESS.dispatch or celery)(notification_id)
-
-    return dispatch
+    return _DefaultDispatch(settings)
 
 
 def bootstrap(

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
@@ -75,6 +75,31 @@ class Outgoing:
             return self.urgent
         spec = KINDS.get(self.kind)
         return spec.urgent if spec is not None else False
+
+
+@runtime_checkable
+class BatchDispatch(Protocol):
+    """A dispatch that can also hand many messages over at once (the batch send task)."""
+
+    def __call__(self, notification_id: uuid.UUID) -> None: ...
+
+    def many(self, notification_ids: Sequence[uuid.UUID]) -> None: ...
+
+
+#: Messages per batch send task: a 20,000-member reminder slot is 40 tasks, not 20,000.
+HAND_OVER = 1000
+
+
+def hand_over(dispatch: Dispatch, notification_ids: Sequence[uuid.UUID]) -> None:
+    """Hand committed messages to the send task: ``HAND_OVER`` at a time when ``dispatch``
+    takes batches (:class:`BatchDispatch`, what :mod:`.bootstrap` wires), else one by one
+    (what tests collect)."""
+    if isinstance(dispatch, BatchDispatch):
+        for start in range(0, len(notification_ids), HAND_OVER):
+            dispatch.many(notification_ids[start : start + HAND_OVER])
+        return
+    for notification_id in notification_ids:
+        dispatch(notification_id)
 
 
 def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
@@ -248,10 +273,5 @@ def _queue(
 
     if due and dispatch is not None:
         send = dispatch
-
-        def hand_over() -> None:
-            for notification_id in due:
-                send(notification_id)
-
-        uow.after_commit(hand_over)
+        uow.after_commit(lambda: hand_over(send, due))
     return {row["idempotency_key"]: row["id"] for row in rows}

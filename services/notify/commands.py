@@ -28,6 +28,14 @@ class SendNotification(Command[Outcome]):
 
 
 @dataclass(frozen=True, kw_only=True)
+class SendNotifications(Command[dict[uuid.UUID, Outcome]]):
+    """Move many messages as far as they can go now, claimed and recorded per batch, the
+    provider calls concurrent (the batch send task; exactly once); each one's outcome."""
+
+    notification_ids: tuple[uuid.UUID, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
 class SweepDueMessages(Command[int]):
     """Hand the send task every message that is due now and that no task is expected for;
     how many were handed over."""

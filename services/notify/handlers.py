@@ -10,10 +10,13 @@ what its command type says.
 
 from __future__ import annotations
 
+import uuid
 from functools import partial
 
 from services.notify import (
     access,
+    batch,
+    bulk,
     contacts,
     history,
     progress,
@@ -29,6 +32,7 @@ from services.notify.commands import (
     RecordReceipts,
     RunReminderSlots,
     SendNotification,
+    SendNotifications,
     SetPreferences,
     SweepDueMessages,
 )
@@ -66,6 +70,10 @@ def send_notification(cmd: SendNotification, deps: Notify) -> sending.Outcome:
         return sending.send_notification(cmd.notification_id, uow, deps.sender)
 
 
+def send_notifications(cmd: SendNotifications, deps: Notify) -> dict[uuid.UUID, sending.Outcome]:
+    return batch.send_many(cmd.notification_ids, deps.runtime, deps.sender)
+
+
 def sweep_due_messages(cmd: SweepDueMessages, deps: Notify) -> int:
     """Deferred ones whose time has come, and ones whose task was lost (a crash between
     commit and enqueue, or mid-send): marked handed over, committed, then dispatched. Not
@@ -74,8 +82,7 @@ def sweep_due_messages(cmd: SweepDueMessages, deps: Notify) -> int:
     with deps.runtime.uow() as uow:
         ids = history.due(uow)
         uow.commit()
-    for notification_id in ids:
-        deps.dispatch(notification_id)
+    bulk.hand_over(deps.dispatch, ids)
     return len(ids)
 
 
@@ -113,6 +120,7 @@ def handle_replies(cmd: HandleReplies, deps: Notify) -> int:
 COMMANDS: CommandTable[Notify] = CommandTable(
     {
         SendNotification: send_notification,
+        SendNotifications: send_notifications,
         SweepDueMessages: sweep_due_messages,
         RunReminderSlots: run_reminder_slots,
         SetPreferences: set_preferences,

@@ -24,13 +24,13 @@ def cooling_until(uow: UnitOfWork, names: list[str]) -> dict[str, datetime | Non
     return {name: until for name, until in rows}
 
 
-def provider_ok(uow: UnitOfWork, name: str) -> None:
-    """The provider took a message: its failure count starts again."""
+def provider_ok(uow: UnitOfWork, name: str, count: int = 1) -> None:
+    """The provider took ``count`` messages: its failure count starts again."""
     _write(
         uow,
         name,
-        {"consecutive_failures": 0, "skip_until": None, "sent": ProviderHealth.sent + 1},
-        {"sent": 1},
+        {"consecutive_failures": 0, "skip_until": None, "sent": ProviderHealth.sent + count},
+        {"sent": count},
     )
 
 

@@ -63,8 +63,12 @@ __all__ = [
     "Sender",
     "claim",
     "earlier_attempt",
+    "failed_attempt",
     "merge_into_digest",
+    "message_facts",
+    "providers_now",
     "send_notification",
+    "sent",
 ]
 
 DIGEST_LINES = 3
@@ -163,7 +167,7 @@ def _message(n: Notification) -> policy.Message:
     )
 
 
-def _providers(uow: UnitOfWork, sender: Sender) -> list[policy.Provider]:
+def providers_now(uow: UnitOfWork, sender: Sender) -> list[policy.Provider]:
     """The SMS providers in configured order, with their cool-downs (read only when there
     is a choice to make)."""
     names = [p.name for p in sender.providers]
@@ -172,6 +176,26 @@ def _providers(uow: UnitOfWork, sender: Sender) -> list[policy.Provider]:
         policy.Provider(p.name, tuple(getattr(p, "limits", ()) or ()), cooling.get(p.name))
         for p in sender.providers
     ]
+
+
+def message_facts(
+    n: Notification,
+    reach: policy.Reachable | None,
+    now: datetime,
+    sender: Sender,
+    providers: list[policy.Provider],
+    recent: list[policy.RecentSms],
+) -> policy.Facts:
+    """What the policy reads of ``n`` given the facts loaded for it (here, or once for a
+    batch by :mod:`.batch`)."""
+    return policy.Facts(
+        message=_message(n),
+        recipient=reach,
+        now=now,
+        rules=sender.rules,
+        providers=providers,
+        recent=recent,
+    )
 
 
 def _facts(n: Notification, person: Person | None, uow: UnitOfWork, sender: Sender) -> policy.Facts:
@@ -183,17 +207,10 @@ def _facts(n: Notification, person: Person | None, uow: UnitOfWork, sender: Send
     recent: list[policy.RecentSms] = []
     quiet = not n.urgent and sender.rules.quiet_until(now) is not None
     if reach is not None and policy.channel_now(n.channel, reach) == "sms" and not quiet:
-        providers = _providers(uow, sender)
+        providers = providers_now(uow, sender)
         day, since = policy.counted_since(message, providers, now, sender.rules)
         recent = recent_sms(uow, n, day=day, since=since)
-    return policy.Facts(
-        message=message,
-        recipient=reach,
-        now=now,
-        rules=sender.rules,
-        providers=providers,
-        recent=recent,
-    )
+    return message_facts(n, reach, now, sender, providers, recent)
 
 
 # --- carrying the decision out ----------------------------------------------------------

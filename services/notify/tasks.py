@@ -7,10 +7,11 @@ import uuid
 
 from celery import Task
 
+from services.notify.batch import SEND_BATCH_TASK
 from services.notify.bootstrap import bus
-from services.notify.commands import RunReminderSlots, SendNotification
+from services.notify.commands import RunReminderSlots, SendNotification, SendNotifications
 from services.notify.messages import SEND_TASK
-from shared.workers import make_celery
+from shared.workers import make_celery, task_queue
 
 app = make_celery("notify")
 
@@ -28,6 +29,33 @@ def send(self: Task, notification_id: str) -> str:
     if outcome.retry_in is not None:
         raise self.retry(countdown=outcome.retry_in, max_retries=None)
     return outcome.status
+
+
+@app.task(  # type: ignore[untyped-decorator]
+    name=SEND_BATCH_TASK,
+    autoretry_for=(OSError,),
+    retry_backoff=True,
+    max_retries=12,
+)
+def send_batch(notification_ids: list[str]) -> dict[str, int]:
+    """Send many messages (claimed and recorded per batch, the calls concurrent); one that
+    asks to be tried again later comes back as its own send task after its backoff."""
+    notify = bus()
+    ids = tuple(uuid.UUID(i) for i in notification_ids)
+    outcomes = notify.handle(SendNotifications(notification_ids=ids))
+    queue = task_queue("notify", notify.deps.runtime.settings)
+    counts: dict[str, int] = {}
+    for notification_id, outcome in outcomes.items():
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+        if outcome.retry_in is not None:
+            send.apply_async(
+                args=[str(notification_id)],
+                countdown=outcome.retry_in,
+                queue=queue,
+                exchange=queue,
+                routing_key=queue,
+            )
+    return counts
 
 
 # --- reminders --------------------------------------------------------------------------
