@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from services import operations
+from services import operations, pii_scan
 from services.keys import keys_commands
 from services.notify.cli import notify_commands
 from services.provisioning import deploy as deploy_commands
@@ -337,9 +337,10 @@ cli.add_command(notify_commands)
 cli.add_command(keys_commands)
 cli.add_command(report_commands)
 cli.add_command(deploy_commands)
-# The operator's: status, dead-letters list|replay|drop.
+# The operator's: status, dead-letters list|replay|drop, pii-scan.
 cli.add_command(operations.status)
 cli.add_command(operations.dead_letters)
+cli.add_command(pii_scan.pii_scan)
 
 
 def main(args: Sequence[str] | None = None) -> None:

@@ -1,0 +1,83 @@
+"""After a month on either backend, ``servicemonth pii-scan`` finds no ID number or mobile in
+clear: not in the logs, the reports, the roster's rejected rows, the outbox, the broker's
+folders, the events, nor any table of any service."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from services.cli import cli
+from services.demo_data import roster_xlsx
+from services.operations import broker_status
+from services.reporting import runs
+from shared import logs
+from shared.clock import SimulatedClock
+from tests import support
+from tests.integration.notify_support import dispatched, drain, file_sender
+from tests.integration.reporting_support import (  # noqa: F401 (admin, clock: fixtures)
+    admin,
+    clock,
+    deliver_to_reporting,
+    first_half,
+)
+
+
+def scan() -> Any:
+    return CliRunner().invoke(cli, ["pii-scan", "--show", "20"])
+
+
+@pytest.mark.timeout(300)  # half a month through every service: about a minute, more when busy
+def test_a_month_leaves_no_personal_data_in_clear(
+    backend: Any, admin: Any, clock: SimulatedClock
+) -> None:
+    home: Path = backend.settings.home
+    (home / "logs").mkdir(parents=True, exist_ok=True)
+    log = (home / "logs" / "servicemonth.log").open("w", encoding="utf-8")
+    logs.configure(backend.settings, stream=log, force=True)
+    logging.getLogger().setLevel(logging.DEBUG)  # every line a process may write
+    try:
+        with dispatched() as queue:
+            first_half(backend, admin, clock)
+            roster = home / "roster.xlsx"
+            roster.write_bytes(roster_xlsx(40))  # the demo's first planted mistakes
+            imported = CliRunner().invoke(
+                cli, ["roster", "import", str(roster), "--unit", "U410303001"]
+            )
+            assert imported.exit_code == 0, imported.output
+            assert "rejected" in imported.output
+            roster.unlink()  # the operator's own file, not the deployment's
+            deliver_to_reporting(backend)
+            assert support.run_consumers(
+                [support.consumer(backend, "notify")],
+                until=lambda: (
+                    broker_status("notify", backend.settings)["event_queue"]["depth"] == 0
+                ),
+                timeout=90,
+                settle=0.5,
+            )
+        assert queue, "welcomes were asked for"
+        drain(backend, file_sender(backend, quiet_start=None, quiet_end=None), queue)
+        runs.run_now(backend.rt("reporting"), "city")
+    finally:
+        logs.unconfigure()
+        log.close()
+    assert (home / "outbox" / "sms.jsonl").exists()
+    assert any((home / "reports").rglob("report.xlsx"))
+    assert log.name and Path(log.name).stat().st_size > 0
+
+    done = scan()
+    assert done.exit_code == 0, done.output
+    assert "total: 0 ID numbers, 0 mobiles in clear" in done.output
+
+    # and it does read what the month left: a clear number in a log line is found
+    with (home / "logs" / "servicemonth.log").open("a", encoding="utf-8") as more:
+        more.write(json.dumps({"event": "oops", "phone": "13812348000"}) + "\n")
+    again = scan()
+    assert again.exit_code == 1 and "138****8000" in again.output
+    assert "13812348000" not in again.output
