@@ -341,6 +341,7 @@ def read_unmasked(cmd: ReadMemberUnmasked, rt: Runtime) -> MemberOut:
             AuditEntry(
                 at=uow.now(),
                 token_id=principal.token_id,
+                subject=principal.subject or None,
                 role=principal.role,
                 scope=principal.scope,
                 action="read_unmasked",

@@ -206,6 +206,9 @@ class AuditEntry(Base):
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     token_id: Mapped[str] = mapped_column(String(36))
+    #: Who: the token's subject (``staff:<account id>`` for a person signed in; ``cli`` for
+    #: an operator token, which ``token_id`` finds in ``issued_tokens`` with its label).
+    subject: Mapped[str | None] = mapped_column(String(80))
     role: Mapped[str] = mapped_column(String(20))
     scope: Mapped[str] = mapped_column(String(60))
     action: Mapped[str] = mapped_column(String(40))

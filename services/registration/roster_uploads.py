@@ -118,6 +118,7 @@ def export_errors(cmd: ExportRosterErrors, rt: Runtime) -> bytes:
             AuditEntry(
                 at=uow.now(),
                 token_id=principal.token_id,
+                subject=principal.subject or None,
                 role=principal.role,
                 scope=principal.scope,
                 action="roster_errors_export",
