@@ -7,9 +7,13 @@ own tables, and into reporting's projections. Then the figures a report needs �
 every district and city-level unit ranked, the district's units and communities ranked —
 are computed from each, timed, and checked equal.
 
-The baseline is what a report without a read model does: read the members from
-registration's database, their pairings, records and wishes from pairing's (two databases,
-no join between them) and count in Python.
+The baseline of ``measure(ctx)`` (issue 15: "the city summary from the read model — vs a
+SQL GROUP BY over the raw tables") is one SQL statement grouping registration's and
+pairing's raw tables: members, their community registrations, pairings, service records,
+and the wishes. In production those live in two databases, where no join is possible; the
+baseline puts copies of pairing's tables (same columns and read indexes, no foreign keys)
+into registration's database so that the database can do the whole count. ``main``'s
+older comparison reads both databases and counts in Python (that count also checks both).
 
 The facts change over the month (registrations confirmed, pairings made and declined,
 records verified, wishes claimed at spread-out instants), so the projections hold real
@@ -37,7 +41,9 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import create_engine, func, insert, make_url, select, text
+import harness
+import sqlalchemy as sa
+from sqlalchemy import and_, case, create_engine, func, insert, make_url, select, text
 
 from services import registry
 from services.pairing import models as pm
@@ -60,13 +66,22 @@ def later(rng: random.Random) -> datetime:
     return T0 + timedelta(seconds=rng.randint(1, MONTH - 1))
 
 
-def runtimes(home: Path, database_url: str | None = None) -> dict[str, Runtime]:
+def runtimes(
+    home: Path,
+    database_url: str | None = None,
+    urls: dict[str, str] | None = None,
+    services: tuple[str, ...] = SERVICES,
+) -> dict[str, Runtime]:
+    """The three services' migrated databases: under one base URL (``x_registration`` …),
+    or ``urls`` by service (throw-away databases of the harness), or SQLite under ``home``."""
     env = {"SERVICEMONTH_HOME": str(home), "SERVICEMONTH_PII_KEY": "11" * 32}
     if database_url:
         env["SERVICEMONTH_DATABASE_URL"] = database_url
+    for service, url in (urls or {}).items():
+        env[f"SERVICEMONTH_{service.upper()}_DATABASE_URL"] = url
     config = load(env)
     found = {}
-    for service in ("registration", "pairing", "reporting"):
+    for service in services:
         rt = build(service, registry.metadata(service), config)
         upgrade(service, rt.db)
         found[service] = rt
@@ -208,13 +223,31 @@ def columns(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
 
 
+def bulk(conn: Any, table: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows`` (dicts of the same keys): COPY on PostgreSQL, executemany on SQLite."""
+    table = getattr(table, "__table__", table)
+    if not rows:
+        return
+    if conn.dialect.name != "postgresql":
+        conn.execute(insert(table), rows)
+        return
+    names = list(rows[0])
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as cp:
+        for row in rows:
+            cp.write_row([row[n] for n in names])
+
+
+def write_registration(rt: Runtime, data: dict[str, list[dict[str, Any]]]) -> None:
+    with rt.db.engine.begin() as conn:
+        bulk(conn, rm.Community, data["communities"])
+        bulk(conn, rm.Unit, data["units"])
+        bulk(conn, rm.Member, data["members"])
+        bulk(conn, rm.CommunityRegistration, columns(data["registrations"]))
+
+
 def write_sources(rts: dict[str, Runtime], data: dict[str, list[dict[str, Any]]]) -> None:
-    with rts["registration"].db.session() as s:
-        s.execute(insert(rm.Community), data["communities"])
-        s.execute(insert(rm.Unit), data["units"])
-        s.execute(insert(rm.Member), data["members"])
-        s.execute(insert(rm.CommunityRegistration), columns(data["registrations"]))
-        s.commit()
+    write_registration(rts["registration"], data)
     with rts["pairing"].db.session() as s:
         s.execute(insert(pm.Pairing), columns(data["pairings"]))
         s.execute(insert(pm.ServiceRecord), columns(data["records"]))
@@ -308,15 +341,16 @@ def write_projections(rt: Runtime, data: dict[str, list[dict[str, Any]]]) -> Non
         changes = [(T0, last if not w["_moved_at"] else {"state": "published", "member_id": None})]
         changes += [(w["_moved_at"], last)] if w["_moved_at"] else []
         wishes += spans(key, changes)
-    with rt.db.session() as s:
-        s.execute(insert(xm.MemberStatus), standing(data))
-        s.execute(insert(xm.Place), places)
-        s.execute(insert(xm.MemberFact), facts)
-        s.execute(insert(xm.MemberScope), scopes)
-        s.execute(insert(xm.RegistrationState), registrations)
-        s.execute(insert(xm.PairingState), pairings)
-        s.execute(
-            insert(xm.RecordFact),
+    with rt.db.engine.begin() as s:
+        bulk(s, xm.MemberStatus, standing(data))
+        bulk(s, xm.Place, places)
+        bulk(s, xm.MemberFact, facts)
+        bulk(s, xm.MemberScope, scopes)
+        bulk(s, xm.RegistrationState, registrations)
+        bulk(s, xm.PairingState, pairings)
+        bulk(
+            s,
+            xm.RecordFact,
             [
                 {
                     "record_id": r["id"],
@@ -331,8 +365,7 @@ def write_projections(rt: Runtime, data: dict[str, list[dict[str, Any]]]) -> Non
                 for r in data["records"]
             ],
         )
-        s.execute(insert(xm.WishState), wishes)
-        s.commit()
+        bulk(s, xm.WishState, wishes)
 
 
 def standing(data: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -596,6 +629,188 @@ def agree(model: dict[str, Any], raw: dict[str, Any], what: str) -> None:
         assert all(same(a, b) for (_, a), (_, b) in zip(ours, theirs, strict=True)), (what, level)
 
 
+# --- the city summary: read model vs one SQL GROUP BY over the raw tables -----------------
+
+RAW_PAIRING = (pm.Pairing, pm.ServiceRecord, pm.Wish)
+
+
+def raw_copies() -> dict[str, sa.Table]:
+    """Pairing's tables the summary reads, as copies to create beside registration's: the
+    same columns and read indexes, without the foreign keys (their targets stay behind)."""
+    metadata = sa.MetaData()
+    found = {}
+    for model in RAW_PAIRING:
+        source = model.__table__
+        table = sa.Table(
+            source.name,
+            metadata,
+            *[sa.Column(c.name, c.type, primary_key=c.primary_key) for c in source.columns],
+        )
+        for index in source.indexes:
+            if not index.unique:  # the partial unique keys guard writes, not reads
+                sa.Index(index.name, *[table.c[c.name] for c in index.columns])
+        found[source.name] = table
+    return found
+
+
+def write_raw_copies(rt: Runtime, data: dict[str, list[dict[str, Any]]]) -> dict[str, sa.Table]:
+    """Pairing's raw rows, copied into registration's database (see the module's note)."""
+    tables = raw_copies()
+    with rt.db.engine.begin() as conn:
+        for table in tables.values():
+            table.create(conn)
+        bulk(conn, tables["pairings"], columns(data["pairings"]))
+        bulk(conn, tables["service_records"], columns(data["records"]))
+        bulk(conn, tables["wishes"], columns(data["wishes"]))
+    return tables
+
+
+def city_by_group_by(rt: Runtime, raw: dict[str, sa.Table]) -> fig.Figures:
+    """The city's figures (fig.values' rules) in one grouped statement over the raw tables,
+    plus the wishes by state."""
+
+    def flag(condition: Any) -> Any:
+        return func.max(case((condition, 1), else_=0))
+
+    def total(condition: Any) -> Any:
+        return func.sum(case((condition, 1), else_=0))
+
+    cr, pairings, records = rm.CommunityRegistration, raw["pairings"], raw["service_records"]
+    confirmed = cr.state == "confirmed"
+    reg = (
+        select(
+            cr.member_id,
+            flag(confirmed).label("reported"),
+            flag(and_(confirmed, cr.role == "unit")).label("unit_ok"),
+            flag(and_(confirmed, cr.role == "residence")).label("home_ok"),
+        )
+        .group_by(cr.member_id)
+        .subquery("reg")
+    )
+    pair = (
+        select(
+            pairings.c.member_id,
+            flag(pairings.c.kind == "need").label("need"),
+            flag(pairings.c.kind == "project").label("project"),
+        )
+        .where(pairings.c.state == "active")
+        .group_by(pairings.c.member_id)
+        .subquery("pair")
+    )
+    rec = (
+        select(
+            records.c.member_id,
+            *[flag(records.c.kind == k).label(k) for k in KINDS],
+            func.sum(records.c.hours).label("hours"),
+        )
+        .where(records.c.state == "verified")
+        .group_by(records.c.member_id)
+        .subquery("rec")
+    )
+    m = rm.Member
+    reported = reg.c.reported == 1
+    query = (
+        select(
+            func.count().label("members"),
+            total(reported).label("reported_in"),
+            total(and_(reported, reg.c.unit_ok == 1, reg.c.home_ok == 1)).label("dual_reg"),
+            total(and_(reported, pair.c.need == 1, pair.c.project == 1)).label("dual_paired"),
+            total(and_(reported, *[rec.c[k] == 1 for k in KINDS])).label("complete"),
+            *[total(and_(reported, rec.c[k] == 1)).label(k) for k in KINDS],
+            func.coalesce(func.sum(rec.c.hours), 0).label("hours"),
+            total(m.is_leader_cadre).label("cadres"),
+            total(and_(m.is_leader_cadre, rec.c.member_id.is_not(None))).label("active"),
+        )
+        .select_from(
+            sa.outerjoin(m, reg, reg.c.member_id == m.id)
+            .outerjoin(pair, pair.c.member_id == m.id)
+            .outerjoin(rec, rec.c.member_id == m.id)
+        )
+        .where(m.state == "active")
+    )
+    wishes = raw["wishes"]
+    with rt.db.reader() as session:
+        row = session.execute(query).one()
+        rows = session.execute(select(wishes.c.state, func.count()).group_by(wishes.c.state))
+        by_state = {state: int(n) for state, n in rows}
+    return fig.Figures(
+        scope="city",
+        name="city",
+        members=int(row.members),
+        reported_in=int(row.reported_in or 0),
+        dual_registered=int(row.dual_reg or 0),
+        dual_paired=int(row.dual_paired or 0),
+        five_ones_complete=int(row.complete or 0),
+        five_ones={k: int(getattr(row, k) or 0) for k in KINDS},
+        wishes=by_state,
+        verified_hours=round(float(row.hours or 0), 2),
+        leading_cadres=int(row.cadres or 0),
+        leading_cadres_active=int(row.active or 0),
+    )
+
+
+def city_from_read_model(rt: Runtime) -> fig.Figures:
+    with rt.db.reader() as session, rt.uow() as uow:
+        del session
+        return fig.figures(uow, "city")
+
+
+def summary(ctx: harness.Context, backend: str, repeat: int = 7) -> harness.Result:
+    """One row: the city summary on ``backend``, ours against the SQL baseline."""
+    members = ctx.members()
+    args = argparse.Namespace(
+        members=members,
+        communities=max(10, members // 200),
+        records=5 * members,
+        seed=ctx.seed,
+    )
+    home = ctx.folder(f"reporting-{backend}")
+    services = ("registration", "reporting")
+    urls = (
+        {s: ctx.database(f"reporting_{s}") for s in services} if backend == "postgresql" else None
+    )
+    rts = runtimes(home, urls=urls, services=services)
+    try:
+        data = generate(args)
+        write_registration(rts["registration"], data)
+        write_projections(rts["reporting"], data)
+        raw = write_raw_copies(rts["registration"], data)
+        if backend == "postgresql":  # fresh tables: let the planner see them, as autovacuum would
+            for service in ("registration", "reporting"):
+                engine = rts[service].db.engine
+                with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+                    c.execute(text("VACUUM ANALYZE"))
+        ours_s, ours = best(lambda: city_from_read_model(rts["reporting"]), repeat)
+        base_s, base = best(lambda: city_by_group_by(rts["registration"], raw), repeat)
+        oracle = count(**facts_at(data, T0 + timedelta(days=40)))["city"]  # Python, the facts
+        assert same(ours, oracle), ("read model", ours, oracle)
+        assert same(base, oracle), ("GROUP BY", base, oracle)
+        name = {"postgresql": "PostgreSQL", "sqlite": "SQLite"}[backend]
+        return harness.faster(
+            f"city summary: read model vs SQL GROUP BY over raw tables ({name})",
+            ours_s,
+            base_s,
+            10,
+            note=(
+                f"{members:,} members, {len(data['records']):,} records, best of {repeat}; "
+                "the baseline joins registration's tables and copies of pairing's in one "
+                "database; both equal a Python count of the facts"
+            ),
+        )
+    finally:
+        for rt in rts.values():
+            rt.db.dispose()
+
+
+def measure(ctx: harness.Context) -> list[harness.Result]:
+    """PostgreSQL (the target) and SQLite (reported alongside)."""
+    results = []
+    if ctx.postgres:
+        results.append(summary(ctx, "postgresql"))
+    results.append(summary(ctx, "sqlite"))
+    return results
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--members", type=int, default=20_000)
@@ -604,7 +819,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=2016)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--database-url", help="a throw-away PostgreSQL database name")
+    parser.add_argument("--scale", type=float, help="measure(ctx) at this scale instead")
+    parser.add_argument("--embedded", action="store_true", help="with --scale: SQLite only")
     args = parser.parse_args(argv)
+    if args.scale:
+        ctx = harness.Context(scale=args.scale, seed=1 if args.seed == 2016 else args.seed)
+        if args.embedded:
+            ctx.postgres = None
+        try:
+            for r in measure(ctx):
+                ratio = f"{r.ratio:.1f}x" if r.ratio is not None else ""
+                print(
+                    f"{r.path}: ours {r.ours * 1000:.1f} ms, baseline "
+                    f"{(r.baseline or 0) * 1000:.1f} ms, {ratio} ({r.target}) {r.verdict}"
+                )
+                print(f"    {r.note}")
+        finally:
+            ctx.close()
+        return
     with tempfile.TemporaryDirectory() as home:
         rts = runtimes(Path(home), args.database_url)
         try:
