@@ -64,12 +64,18 @@ def registered_member(
     return member
 
 
+def for_themself(principal: Principal, member_id: uuid.UUID) -> None:
+    """A member acts only for themself: 403 otherwise. Checked before what they act on is
+    looked up, so the refusal is the same whether it exists or not."""
+    if principal.role == "member" and principal.code != str(member_id):
+        raise Forbidden("a member may act only for themself")
+
+
 def acts_for(principal: Principal, member_id: uuid.UUID, community_code: str) -> bool:
     """Whether staff act (True) or the member themself (False): members act for themselves
     (403 otherwise), staff within their scope (404 outside)."""
     if principal.role == "member":
-        if principal.code != str(member_id):
-            raise Forbidden("a member may act only for themself")
+        for_themself(principal, member_id)
         return False
     if not covers(principal, community_code):
         raise NotFound(f"no community {community_code}")

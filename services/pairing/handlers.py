@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 
 from services.pairing import activities, needs, pairings, teams, views, wishes
 from services.pairing.access import covers, open_community
@@ -136,11 +136,20 @@ def upload_projects(cmd: UploadProjects, rt: Runtime) -> UploadOut:
 
 
 def run_pairing(cmd: RunPairing, rt: Runtime) -> PairingRunOut:
-    """Queue the run for pairing's worker; a scope outside the caller's is 404."""
+    """Queue the run for pairing's worker; a scope outside the caller's, or one where no
+    community lies (a code that does not exist), is 404."""
     scope = pairings.Scope.parse(cmd.scope)
-    if not scope.allows(cmd.principal):
+    if not scope.allows(cmd.principal) or not _has_communities(rt, scope):
         raise NotFound(f"no scope {scope}")
     return views.run_out(pairings.queue_run(rt, scope, cmd.principal))
+
+
+def _has_communities(rt: Runtime, scope: pairings.Scope) -> bool:
+    if scope.kind == "city":
+        return True
+    with rt.read() as uow:
+        found = select(CommunityReplica.code).where(scope.where(CommunityReplica.code)).limit(1)
+        return uow.session.scalar(found) is not None
 
 
 def execute_pairing_run(cmd: ExecutePairingRun, rt: Runtime) -> str:
@@ -305,6 +314,7 @@ def return_activity(cmd: ReturnActivity, rt: Runtime) -> RecordOut:
 
 
 def join_team(cmd: JoinTeam, rt: Runtime) -> MembershipOut:
+    activities.for_themself(cmd.principal, cmd.member_id)
     with rt.uow() as uow:
         team = teams.find(uow, cmd.team_id, cmd.principal)
         by_staff = activities.acts_for(cmd.principal, cmd.member_id, team.community_code)

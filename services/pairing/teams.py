@@ -13,7 +13,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from services.pairing.access import covers
-from services.pairing.activities import acts_for, cas, record_automatic, registered_member
+from services.pairing.activities import (
+    acts_for,
+    cas,
+    for_themself,
+    record_automatic,
+    registered_member,
+)
 from services.pairing.models import Team, TeamMembership
 from shared.auth import Principal
 from shared.db import UnitOfWork
@@ -44,6 +50,7 @@ def find_membership(
     uow: UnitOfWork, team_id: uuid.UUID, member_id: uuid.UUID, principal: Principal
 ) -> tuple[Team, TeamMembership]:
     """The team and the member's place in it, for someone who may act for that member."""
+    for_themself(principal, member_id)
     team = find(uow, team_id, principal)
     acts_for(principal, member_id, team.community_code)
     row = membership(uow, team, member_id)
