@@ -24,9 +24,11 @@ pseudonyms are kept: they are not projections.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -35,6 +37,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 
 from services.reporting import replay
 from services.reporting.models import (
+    Base,
     EventLogEntry,
     MemberFact,
     MemberScope,
@@ -46,7 +49,7 @@ from services.reporting.models import (
     RegistrationState,
     WishState,
 )
-from shared.events import CATALOGUE, Envelope, Event
+from shared.events import CATALOGUE, Event
 from shared.messagebus import EventHandler
 from shared.runtime import Runtime
 
@@ -66,7 +69,7 @@ BATCH = 10_000
 #: Rows written per statement (and, on SQLite, per transaction: the write lock is short).
 ROWS = 10_000
 #: A catch-up round leaving at most this many events lets the swap fold the rest.
-SMALL = 2_000
+SMALL = 500
 #: At most this many catch-up rounds before the swap takes what is left.
 ROUNDS = 20
 #: PostgreSQL: how long the swap waits for readers to let go of a live table, and how often.
@@ -139,14 +142,18 @@ class Replaying:
             twins = dispatch.get(kind)
             if not twins:
                 continue
-            # what the log holds was checked on the way in: one pass from JSON to the models
-            envelope = Envelope.model_validate_json(body)
-            event = CATALOGUE[kind, envelope.version].model_validate(envelope.payload)
+            # the log holds envelopes checked on the way in (occurred_at in UTC): only the
+            # payload is made a model again, for its types
+            data = json.loads(body)
+            at = datetime.fromisoformat(data["occurred_at"])
+            if at.utcoffset():
+                at = at.astimezone(UTC)
+            event = CATALOGUE[kind, data["version"]].model_validate(data["payload"])
             member_id = getattr(event, "member_id", None)
             if member_id is not None and member_id not in seen:
                 seen[member_id] = position
             for twin in twins:
-                twin(fold, event, envelope)
+                twin(fold, event, at)
         if rows:
             self.position = rows[-1].position
             self.replayed += len(rows)
@@ -191,7 +198,7 @@ class Replaying:
                 found = list(session.execute(query).all())
         for pseudonym, position in found:
             old = by_position.get(position)
-            if old is not None and old != pseudonym:
+            if old is not None and pseudonym is not None and old != pseudonym:
                 self.fold.rename(old, pseudonym)
                 self.first_seen[pseudonym] = self.first_seen.pop(old)
 
@@ -221,12 +228,26 @@ def _chunks(rows: Iterable[tuple[Any, ...]], size: int = ROWS) -> Iterable[list[
         yield chunk
 
 
+def _stored(value: Any) -> Any:
+    """A value as SQLAlchemy's types store it on SQLite (``shared.db.UTCDateTime``, Uuid,
+    Date, Boolean)."""
+    if isinstance(value, uuid.UUID):
+        return value.hex
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
 class Shadow:
     """Where a rebuild writes before the swap."""
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
-        self.tables = [model.__table__ for model in TABLES]
+        self.tables = [Base.metadata.tables[model.__tablename__] for model in TABLES]
 
     def create(self) -> None:
         raise NotImplementedError
@@ -352,9 +373,15 @@ class Sqlite(Shadow):
                 shadow.create(conn)
 
     def _insert(self, table: str, rows: Iterable[tuple[Any, ...]], conn: Connection) -> None:
-        shadow, columns = self.shadows[table], replay.COLUMNS[table]
+        """``rows`` as SQLAlchemy stores them on SQLite (uuid as hex, instants as naive UTC
+        text with microseconds, dates as ISO text), in one executemany per chunk."""
+        columns = replay.COLUMNS[table]
+        sql = (
+            f"INSERT INTO {table}{SUFFIX} ({', '.join(columns)}) "
+            f"VALUES ({', '.join('?' for _ in columns)})"
+        )
         for chunk in _chunks(rows):
-            conn.execute(shadow.insert(), [dict(zip(columns, row, strict=True)) for row in chunk])
+            conn.exec_driver_sql(sql, [tuple(map(_stored, row)) for row in chunk])
 
     def fill(self, fold: replay.Fold) -> None:
         for table in self.tables:

@@ -27,7 +27,6 @@ from shared.config import CITY
 from shared.events import (
     ActivityChanged,
     CommunityChanged,
-    Envelope,
     Event,
     MemberRegistered,
     MemberWithdrawn,
@@ -264,8 +263,7 @@ class Fold:
             self.status[member_id] = status
             self.touch("member_status", member_id)
 
-    def record_member(self, event: MemberRegistered, envelope: Envelope) -> None:
-        at = envelope.occurred_at
+    def record_member(self, event: MemberRegistered, at: datetime) -> None:
         member = self.members.get(event.member_id)
         if member is None:
             member = self.members[event.member_id] = Member()
@@ -292,7 +290,7 @@ class Fold:
                 )
         self.settle(event.member_id, at)
 
-    def record_registration(self, event: RegistrationChanged, envelope: Envelope) -> None:
+    def record_registration(self, event: RegistrationChanged, at: datetime) -> None:
         self.change(
             "registration_states",
             event.registration_id,
@@ -302,12 +300,11 @@ class Fold:
                 "role": event.role,
                 "state": event.state,
             },
-            envelope.occurred_at,
+            at,
         )
-        self.settle(event.member_id, envelope.occurred_at)
+        self.settle(event.member_id, at)
 
-    def forget_member(self, event: MemberWithdrawn, envelope: Envelope) -> None:
-        at = envelope.occurred_at
+    def forget_member(self, event: MemberWithdrawn, at: datetime) -> None:
         member = self.members.get(event.member_id)
         if member is not None:
             member.withdrawn_at = member.withdrawn_at or at
@@ -327,10 +324,10 @@ class Fold:
 
     # --- directory ---------------------------------------------------------------------------
 
-    def record_community(self, event: CommunityChanged, envelope: Envelope) -> None:
+    def record_community(self, event: CommunityChanged, at: datetime) -> None:
         self._place("community", event.code, event.name, event.district, None)
 
-    def record_unit(self, event: UnitChanged, envelope: Envelope) -> None:
+    def record_unit(self, event: UnitChanged, at: datetime) -> None:
         self._place("unit", event.code, event.name, event.district, event.level)
 
     def _place(self, kind: str, code: str, name: str, district: str, level: str | None) -> None:
@@ -340,7 +337,7 @@ class Fold:
 
     # --- pairing's facts -------------------------------------------------------------------
 
-    def record_pairing(self, event: PairingChanged, envelope: Envelope) -> None:
+    def record_pairing(self, event: PairingChanged, at: datetime) -> None:
         self.change(
             "pairing_states",
             event.pairing_id,
@@ -350,11 +347,11 @@ class Fold:
                 "community_code": event.community_code,
                 "state": event.state,
             },
-            envelope.occurred_at,
+            at,
         )
         self.refresh_status(event.member_id)
 
-    def record_wish(self, event: WishChanged, envelope: Envelope) -> None:
+    def record_wish(self, event: WishChanged, at: datetime) -> None:
         member_id = event.member_id if event.state in CLAIMED else None
         if member_id is None and event.state in CLAIMED:
             before = self.current("wish_states", event.wish_id)
@@ -363,10 +360,10 @@ class Fold:
             "wish_states",
             event.wish_id,
             {"community_code": event.community_code, "state": event.state, "member_id": member_id},
-            envelope.occurred_at,
+            at,
         )
 
-    def record_activity(self, event: ActivityChanged, envelope: Envelope) -> None:
+    def record_activity(self, event: ActivityChanged, at: datetime) -> None:
         row = self.records.get(event.record_id)
         if row is None:
             row = self.records[event.record_id] = Record()
@@ -378,7 +375,7 @@ class Fold:
         row.day = event.day
         row.hours = event.hours
         row.state = event.state
-        row.verified_at = envelope.occurred_at if event.state == "verified" else None
+        row.verified_at = at if event.state == "verified" else None
         self.of_member["record_facts"][event.member_id].add(event.record_id)
         self.touch("record_facts", event.record_id)
         if event.state == "verified":
@@ -554,7 +551,8 @@ KEYS = {
     **HISTORIES,
 }
 
-Twin = Callable[[Fold, Any, Envelope], None]
+#: A handler's twin: the fold, the event, the instant it occurred (the envelope's).
+Twin = Callable[[Fold, Any, datetime], None]
 
 #: Which fold replays which projection handler (the handler table's functions).
 TWINS: dict[Callable[..., None], Twin] = {
@@ -580,6 +578,6 @@ def twins(handlers: Iterable[Callable[..., None]]) -> list[Twin]:
     return found
 
 
-def apply(fold: Fold, twins_: list[Twin], event: Event, envelope: Envelope) -> None:
+def apply(fold: Fold, twins_: list[Twin], event: Event, at: datetime) -> None:
     for twin in twins_:
-        twin(fold, event, envelope)
+        twin(fold, event, at)
