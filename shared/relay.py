@@ -76,9 +76,12 @@ class OutboxRelay:
         self._producer = None
 
     def pending(self) -> list[tuple[int, str, str, str]]:
-        """Unsent rows (position, event id, routing key, body), oldest first."""
+        """Unsent rows (position, event id, routing key, body), oldest first.
+
+        Read without the write lock (on SQLite a session takes it when it begins): the relay
+        asks every 0.1 s, and would keep the consumer beside it, and the API, waiting."""
         outbox = outbox_table(self.db.metadata)
-        with self.db.session() as session:
+        with self.db.reader() as session:
             rows = session.execute(
                 select(outbox.c.position, outbox.c.event_id, outbox.c.routing_key, outbox.c.body)
                 .where(outbox.c.sent_at.is_(None))
