@@ -11,6 +11,7 @@ newcomer, and a publication pairs its community, at once (see :data:`AUTOMATIC`)
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -18,7 +19,8 @@ import re
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Protocol
@@ -239,6 +241,20 @@ def _silent(phase: str, counts: dict[str, int]) -> None:
     """Automatic runs tell nobody how far they got."""
 
 
+@contextmanager
+def collector_waits() -> Iterator[None]:
+    """A run makes hundreds of thousands of acyclic objects (candidates, allowed pairs,
+    rows): meanwhile the cyclic garbage collector, whose full passes would walk the growing
+    heap again and again, waits."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def run(
     uow: UnitOfWork,
     scope: Scope,
@@ -249,6 +265,18 @@ def run(
 ) -> dict[str, Any]:
     """Pair the members confirmed in ``scope`` (or ``only`` that one) with its open places;
     only adds. ``progress`` hears each phase (loading, solving, writing) with its counts."""
+    with collector_waits():
+        return _run(uow, scope, limits, only, run_id, progress)
+
+
+def _run(
+    uow: UnitOfWork,
+    scope: Scope,
+    limits: engine.Limits,
+    only: MemberReplica | None,
+    run_id: uuid.UUID | None,
+    progress: Progress,
+) -> dict[str, Any]:
     lock(uow)
     run_id = run_id or uuid.uuid4()
     progress("loading", {})
