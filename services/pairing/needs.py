@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from services.pairing.models import MemberReplica, Need, Pairing, Project, ServiceTarget, Team
 from shared.db import UnitOfWork, commit_in_chunks
 from shared.http import Invalid
+from shared.pii import redact
 from shared.tabular import Table, read_table
 from shared.vocabulary import (
     AVAILABILITY,
@@ -100,6 +101,12 @@ class Check:
             self.fail(name, f"at most {limit} characters")
         return value or None
 
+    def words(self, name: str, limit: int, required: bool = False) -> str | None:
+        """Free text (a title, a schedule) as it is kept and published: any ID number,
+        mobile or e-mail address typed into it masked, never stored in clear."""
+        value = self.text(name, limit, required)
+        return redact(value) if value else value
+
     def choice(self, name: str, options: tuple[str, ...], required: bool = False) -> str | None:
         value = self.text(name, 60, required)
         if value is not None and value not in options:
@@ -148,7 +155,7 @@ def check_need(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[Error]]:
     c = Check(raw)
     start, end = c.day("window_start"), c.day("window_end")
     values = {
-        "title": c.text("title", 200, required=True),
+        "title": c.words("title", 200, required=True),
         "required_skill": c.choice("required_skill", SKILLS),
         "category": c.choice("category", TARGET_CATEGORIES),
         "volunteers_needed": c.number("volunteers_needed", 1, 100),
@@ -168,9 +175,9 @@ def check_project(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[Error]]:
     c = Check(raw)
     values = {
         "kind": c.choice("kind", PROJECT_KINDS, required=True),
-        "title": c.text("title", 200, required=True),
+        "title": c.words("title", 200, required=True),
         "required_skill": c.choice("required_skill", SKILLS),
-        "schedule": c.text("schedule", 200),
+        "schedule": c.words("schedule", 200),
         "availability": c.when("availability"),
         "capacity": c.number("capacity", 10, 1000),
     }

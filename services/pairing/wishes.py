@@ -47,6 +47,7 @@ from shared.events import (
     WishWithdrawn,
 )
 from shared.http import Conflict, Invalid, NotFound
+from shared.pii import redact
 from shared.runtime import Runtime
 
 TRANSITIONS: dict[str, tuple[str, ...]] = {
@@ -122,11 +123,18 @@ def collect(data: WishIn, uow: UnitOfWork) -> Wish:
         raise Invalid(message, [{"field": "community_code", "message": message}])
     if data.deadline is not None and data.deadline < today(uow):
         raise Invalid("bad deadline", [{"field": "deadline", "message": "is in the past"}])
-    wish = Wish(**vars(data), state="collected", created_at=uow.now())
+    typed = {"title": redact(data.title), "description": kept(data.description)}
+    wish = Wish(**(vars(data) | typed), state="collected", created_at=uow.now())
     uow.session.add(wish)
     uow.session.flush()
     _emit(wish, WishCollected, uow)
     return wish
+
+
+def kept(text: str | None) -> str | None:
+    """Words people typed (a wish, a reason) as they are kept and sent on: any ID number,
+    mobile or e-mail in them masked (:func:`shared.pii.redact`), never stored in clear."""
+    return redact(text) if text else text
 
 
 def move(
@@ -151,7 +159,7 @@ def move(
             state=wish.state,
             allowed=list(TRANSITIONS[wish.state]),
         )
-    _emit(wish, event, uow, claim=claim, reason=reason)
+    _emit(wish, event, uow, claim=claim, reason=kept(reason))
 
 
 def allow(wish: Wish, to: str, starts: tuple[str, ...] | None = None) -> None:
@@ -176,13 +184,13 @@ def publish(wish: Wish, uow: UnitOfWork) -> None:
 
 def reject(wish: Wish, reason: str, uow: UnitOfWork) -> None:
     move(wish, "rejected", uow, event=WishRejected, reason=reason)
-    wish.reason = reason
+    wish.reason = kept(reason)
 
 
 def withdraw(wish: Wish, reason: str | None, uow: UnitOfWork) -> None:
     """Only an unclaimed (published) wish can be withdrawn."""
     move(wish, "withdrawn", uow, event=WishWithdrawn, reason=reason)
-    wish.reason = reason
+    wish.reason = kept(reason)
 
 
 def claim(wish: Wish, member_id: uuid.UUID, uow: UnitOfWork, days: int) -> WishClaim:

@@ -81,3 +81,38 @@ def test_a_month_leaves_no_personal_data_in_clear(
     again = scan()
     assert again.exit_code == 1 and "138****8000" in again.output
     assert "13812348000" not in again.output
+
+
+def test_a_number_typed_into_a_wish_or_a_need_is_kept_masked(backend: Any, admin: Any) -> None:
+    """What people type is free text: a wish's title, description or a reason, a need's or
+    a project's title and schedule may hold a mobile or an ID number. Pairing keeps it
+    masked, in its tables and in the events it publishes."""
+    from services.pairing.models import CommunityReplica
+
+    with backend.rt("pairing").uow() as uow:  # as directory.community_changed would
+        uow.session.add(CommunityReplica(code="410303001001", name="王城", district_code="410303"))
+        uow.commit()
+    wish = {
+        "community_code": "410303001001",
+        "title": "帮忙买药 13812348000",
+        "description": "请联系 139 1234 8000，身份证 410303198001010015，或 zhangsan@example.com",
+    }
+    made = admin.post("/api/v1/wishes", json=wish)
+    assert made.status_code == 201, made.text
+    assert made.json()["title"] == "帮忙买药 138****8000"
+    path = f"/api/v1/wishes/{made.json()['id']}"
+    assert admin.post(f"{path}/submit").status_code == 200
+    rejected = admin.post(f"{path}/reject", json={"reason": "重复，已电话 13812348000"})
+    assert rejected.status_code == 200, rejected.text
+    assert rejected.json()["reason"] == "重复，已电话 138****8000"
+    need = {"title": "陪老人就医，家属 13812348000", "required_skill": "医疗护理"}
+    made = admin.post("/api/v1/communities/410303001001/needs", json=need)
+    assert made.status_code == 201, made.text
+    assert made.json()["title"] == "陪老人就医，家属 138****8000"
+    project = {"kind": "文明创建", "title": "楼道清洁", "schedule": "周六上午，联系 13812348000"}
+    made = admin.post("/api/v1/communities/410303001001/projects", json=project)
+    assert made.status_code == 201, made.text
+    assert made.json()["schedule"] == "周六上午，联系 138****8000"
+    support.relay_all(backend, "pairing")
+    done = scan()
+    assert done.exit_code == 0, done.output
