@@ -334,3 +334,27 @@ def test_the_load_cap_is_configured_per_service() -> None:
     assert limits_from(load(env)) == Limits(3, 1)
     with pytest.raises(ConfigError, match="MAX_NEEDS"):
         limits_from(load({"SERVICEMONTH_PAIRING_MAX_NEEDS_PER_MEMBER": "0"}))
+
+
+def test_parts_no_member_joins_are_solved_apart_with_the_optimum_of_the_whole() -> None:
+    """Two towns whose communities no member shares: the engine solves each part alone (with
+    weights sized to it) and the union is the whole's lexicographic optimum."""
+    east_members, east_slots = instance(11, members=90, needs=30, projects=6)
+    west_members, west_slots = instance(12, members=90, needs=30, projects=6, first_id=1000)
+
+    def moved(c: str) -> str:
+        return f"W{c}"
+
+    west_members = [
+        replace(m, communities=frozenset(map(moved, m.communities)), residence=moved(m.residence))
+        for m in west_members
+    ]
+    west_slots = [replace(s, id=f"W{s.id}", community=moved(s.community)) for s in west_slots]
+    members, slots = east_members + west_members, east_slots + west_slots
+    heard: list[tuple[int, int]] = []
+    outcome = solve(members, slots, Limits(), on_component=lambda *done: heard.append(done))
+    assert heard[-1] == (2, 2)
+    check_rules(outcome, members, Limits())
+    assert result(outcome) == lexicographic_milp(members, slots, Limits(), set())
+    apart = [solve(east_members, east_slots), solve(west_members, west_slots)]
+    assert result(outcome) == tuple(map(sum, zip(*map(result, apart), strict=True)))
