@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, insert, or_, select, text, update
+from sqlalchemy import and_, bindparam, insert, select, text, union, update
 from sqlalchemy.orm import load_only
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -79,6 +79,29 @@ BATCH = 250
 #: Provider calls in flight at once in one process (providers answer in 50–300 ms).
 CALLS = 128
 
+#: What the batch reads of a message (and what :mod:`.sending` reads when an outcome goes
+#: through it) and of a member's contact (:func:`.recipients.person_of`): nothing more is
+#: loaded, converted or kept.
+_READ = (
+    Notification.id,
+    Notification.status,
+    Notification.attempts,
+    Notification.due_at,
+    Notification.attempted_at,
+    Notification.tried,
+    Notification.recipient_kind,
+    Notification.member_id,
+    Notification.staff_id,
+    Notification.sealed_to,
+    Notification.phone_hmac,
+    Notification.kind,
+    Notification.channel,
+    Notification.urgent,
+    Notification.params,
+    Notification.to_masked,
+    Notification.provider,
+)
+_CONTACT = (Contact.sealed, Contact.sms_enabled, Contact.email_enabled)
 _NOTIFICATIONS = Notification.metadata.tables[Notification.__tablename__]
 _HISTORY = NotificationEvent.metadata.tables[NotificationEvent.__tablename__]
 
@@ -90,6 +113,8 @@ class _Claimed:
     n: Notification
     provider: SmsProvider
     sms: OutgoingSms
+    attempts: int = 0  # as claimed (the message's attempts as read, plus this one)
+    at: datetime | None = None  # when claimed
 
 
 @dataclass
@@ -182,7 +207,7 @@ def _claim(
             select(Notification, Contact)
             .outerjoin(Contact, Contact.member_id == Notification.member_id)
             .where(Notification.id.in_(ids))
-            .options(load_only(Contact.sealed, Contact.sms_enabled, Contact.email_enabled))
+            .options(load_only(*_READ), load_only(*_CONTACT))
             .with_for_update(of=Notification, skip_locked=True)
             .execution_options(populate_existing=True)
         ).all()
@@ -216,7 +241,7 @@ def _claim(
             return []
         uow.commit()
     for c in claimed:
-        _claimed_values(c, now)
+        c.attempts, c.at = c.n.attempts + 1, now
     return claimed
 
 
@@ -300,18 +325,23 @@ class _Recent:
             )
         if not wanted:
             return
-        rows = uow.session.execute(
-            select(
-                Notification.member_id,
-                Notification.staff_id,
-                Notification.phone_hmac,
-                Notification.channel,
-                Notification.provider,
-                Notification.kind,
-                Notification.attempted_at,
-            ).where(Notification.status.in_(SENT_LIKE), or_(*wanted))
+        columns = (
+            Notification.id,
+            Notification.member_id,
+            Notification.staff_id,
+            Notification.phone_hmac,
+            Notification.channel,
+            Notification.provider,
+            Notification.kind,
+            Notification.attempted_at,
         )
-        for member, staff, phone, channel, provider, kind, at in rows:
+        # One SELECT per condition, UNIONed: each is answered from its own index (member,
+        # staff, phone), not by filtering every message ever sent (what one SELECT with
+        # the conditions ORed gets from the planner once most messages are sent).
+        rows = uow.session.execute(
+            union(*(select(*columns).where(Notification.status.in_(SENT_LIKE), w) for w in wanted))
+        )
+        for _, member, staff, phone, channel, provider, kind, at in rows:
             if at is not None:
                 self._keep(policy.RecentSms(member, staff, phone, channel, provider, kind, at))
 
@@ -494,18 +524,20 @@ def _write_claims(claimed: list[_Claimed], uow: UnitOfWork, now: datetime) -> bo
     return True
 
 
-def _claimed_values(c: _Claimed, now: datetime) -> None:
-    """``c.n`` in step with its claimed row (what the outcome's conditions compare)."""
+def _as_claimed(c: _Claimed) -> Notification:
+    """``c.n`` in step with its claimed row, for what compares with it (the outcome's
+    conditional UPDATE through :mod:`.sending`); only on the paths that need it."""
     for key, value in {
         "status": "sending",
-        "attempts": c.n.attempts + 1,
-        "attempted_at": now,
+        "attempts": c.attempts,
+        "attempted_at": c.at,
         "provider": c.provider.name,
-        "tried": [*(c.n.tried or []), c.provider.name],
+        "tried": [c.provider.name],
         "channel": "sms",
         "to_masked": c.sms.phone_masked,
     }.items():
         set_committed_value(c.n, key, value)
+    return c.n
 
 
 def _record(
@@ -527,7 +559,13 @@ def _record(
         for c, ref in accepted:  # one changed meanwhile: each on its own conditions
             with rt.uow() as uow:
                 outcomes[c.n.id] = sent(
-                    c.n, uow, sender, c.provider.name, ref, segments=c.sms.segments, healthy=True
+                    _as_claimed(c),
+                    uow,
+                    sender,
+                    c.provider.name,
+                    ref,
+                    segments=c.sms.segments,
+                    healthy=True,
                 )
     else:
         for c, _ in accepted:
@@ -535,7 +573,7 @@ def _record(
     for c, error in failed:
         with rt.uow() as uow:
             outcomes[c.n.id] = failed_attempt(
-                c.n, uow, sender, c.provider.name, error, permanent=not error.retryable
+                _as_claimed(c), uow, sender, c.provider.name, error, permanent=not error.retryable
             )
 
 
@@ -549,7 +587,7 @@ def _write_sent(accepted: list[tuple[_Claimed, str]], rt: Runtime, sender: Sende
                 {
                     "id": c.n.id,
                     "status": "sending",
-                    "attempts": c.n.attempts,
+                    "attempts": c.attempts,
                     "provider_ref": ref[:100],
                     "segments": c.sms.segments,
                 }
