@@ -1,8 +1,10 @@
 """花名册 — a unit registers all its members at once from one spreadsheet.
 
 Every row is checked by the rules of a member's own registration. Good rows land in chunks,
-one transaction and one :func:`enrolment.add_members` call each, so a crash keeps what
-committed and a re-run adds only the rest. A row whose ID number is registered already — in
+one transaction each (:mod:`services.registration.roster_writer`: what
+:func:`enrolment.add_members` writes, by COPY on PostgreSQL), so a crash keeps what
+committed and a re-run adds only the rest; the next chunk is read and checked while one
+lands. A row whose ID number is registered already — in
 the database or earlier in the file — is a duplicate, not an error. A rejected row is kept
 sealed, so the unit gets it back with the reason (``errors.xlsx``) and re-uploads it fixed:
 the first :data:`MAX_ERRORS` of them (``rejected`` counts them all), which is enough to
@@ -26,16 +28,19 @@ import re
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import String, any_, bindparam, delete, insert, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.registration.enrolment import Directory, Error, MemberValues, add_members
+from services.registration import roster_writer
+from services.registration.enrolment import Directory, Error, MemberValues
 from services.registration.enrolment import validate_member as validate
 from services.registration.models import Member, Roster, RosterError, RosterNote, Unit
 from shared.auth import Principal
@@ -288,24 +293,52 @@ def import_roster(
     except Invalid as exc:
         detail = "; ".join([exc.detail, *(f"{e['field']}: {e['message']}" for e in exc.errors)])
         return finish(roster_id, uow_factory, summary, "failed", detail)
-    while True:
-        try:
-            batch = list(islice(rows, chunk))
-        except Invalid as exc:  # past the row cap (counted at upload; a backstop here)
-            return finish(roster_id, uow_factory, summary, "failed", exc.detail)
-        except Exception as exc:  # the file breaks off part-way: what landed stays
-            detail = f"the file cannot be read after {summary.total} rows ({type(exc).__name__})"
-            return finish(roster_id, uow_factory, summary, "failed", detail)
-        if not batch:
-            return finish(roster_id, uow_factory, summary, "done", None)
-        checked = [check_row(n, r, lay, unit_code, directory, today, sealer) for n, r in batch]
-        _land(roster_id, checked, uow_factory, sealer, directory, summary)
-        if progress is not None:
-            progress(len(batch))
+    # While one chunk lands (a thread of its own, mostly waiting on the database), the next
+    # is read and checked here; chunks still land one at a time and in order.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="roster-land") as lander:
+        landing: Future[None] | None = None
+        size = 0
+
+        def landed() -> None:
+            """Wait for the chunk in flight (its error is raised here), then report it."""
+            nonlocal landing
+            if landing is not None:
+                landing.result()
+                landing = None
+                if progress is not None:
+                    progress(size)
+
+        while True:
+            try:
+                batch = list(islice(rows, chunk))
+            except Invalid as exc:  # past the row cap (counted at upload; a backstop here)
+                landed()
+                return finish(roster_id, uow_factory, summary, "failed", exc.detail)
+            except Exception as exc:  # the file breaks off part-way: what landed stays
+                landed()
+                detail = (
+                    f"the file cannot be read after {summary.total} rows ({type(exc).__name__})"
+                )
+                return finish(roster_id, uow_factory, summary, "failed", detail)
+            if not batch:
+                landed()
+                return finish(roster_id, uow_factory, summary, "done", None)
+            checked = [check_row(n, r, lay, unit_code, directory, today, sealer) for n, r in batch]
+            landed()
+            landing = lander.submit(
+                _land, roster_id, checked, uow_factory, sealer, directory, summary
+            )
+            size = len(batch)
 
 
 def _registered(session: Session, digests: list[str]) -> dict[str, uuid.UUID | None]:
     """Which ID numbers (by HMAC) are registered already, and from which roster."""
+    if session.get_bind().dialect.name == "postgresql":  # one query: = ANY(array)
+        wanted = bindparam("digests", digests, type_=postgresql.ARRAY(String))
+        query = select(Member.id_number_hmac, Member.roster_id).where(
+            Member.id_number_hmac == any_(wanted)
+        )
+        return {h: r for h, r in session.execute(query).tuples() if h}
     found: dict[str, uuid.UUID | None] = {}
     for start in range(0, len(digests), 1000):
         query = select(Member.id_number_hmac, Member.roster_id).where(
@@ -330,7 +363,7 @@ def _land(
     """
     for attempt in range(3):
         counts = {"accepted": 0, "rejected": 0, "duplicates": 0, "noted": 0}
-        fresh: list[MemberValues] = []
+        fresh: list[tuple[MemberValues, str]] = []
         seen: set[str] = set()
         failures: list[dict[str, Any]] = []
         notes: list[dict[str, Any]] = []
@@ -355,13 +388,15 @@ def _land(
                             notes += _noted(roster_id, c, summary.noted + counts["noted"])
                             counts["noted"] += bool(c.notes)
                     else:
-                        fresh.append(c.values)
+                        fresh.append((c.values, c.digest))
                         counts["accepted"] += 1
                         notes += _noted(roster_id, c, summary.noted + counts["noted"])
                         counts["noted"] += bool(c.notes)
                     if c.digest is not None:
                         seen.add(c.digest)
-                add_members(fresh, uow, sealer, directory, roster_id)
+                roster_writer.write(
+                    uow, roster_writer.rows_for(fresh, uow, sealer, directory, roster_id)
+                )
                 if failures:
                     uow.session.execute(insert(RosterError), failures)
                 if notes:

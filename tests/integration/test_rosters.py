@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import json
 import os
 import re
 import subprocess
@@ -24,10 +25,14 @@ from openpyxl import Workbook, load_workbook
 from sqlalchemy import select
 
 from services.cli import cli
-from services.registration import tasks
-from services.registration.models import Member, Roster
+from services.registration import roster_writer, tasks
+from services.registration import rosters as rosters_module
+from services.registration.enrolment import Directory, add_members, validate_member
+from services.registration.models import CommunityRegistration, Member, Roster
 from services.registration.rosters import COLUMNS, FILE_CONTEXT, import_roster
 from services.registration.rules import check_character
+from shared.db import outbox_table
+from shared.events import MemberRegistered, SealedContact, parse
 from tests.support import client, issue_token, load_sample_directory, stats
 
 UNIT = "U410300001"  # city-level unit in 410303 with a contact community in 410305
@@ -412,3 +417,103 @@ def test_the_consume_sweep_queues_again_only_a_roster_whose_task_was_lost(
 
     assert bootstrap(runtime=rt).handle(ResendStuckRosters()) == 1
     consumers.periodic(rt)  # what the consume process runs: the same sweep, nothing returned
+
+
+def import_here(rt: Any, data: bytes) -> rosters_module.Summary:
+    """Keep ``data`` as a roster of UNIT and import it in this process."""
+    with rt.uow() as uow:
+        unit = rosters_module.unit_for(uow, UNIT)
+        roster_id = rosters_module.create_roster(uow, unit, "r.csv", data, rt.sealer).id
+        uow.commit()
+    return import_roster(roster_id, rt.uow, rt.sealer)
+
+
+def test_a_member_registered_meanwhile_is_a_duplicate_not_a_failure(
+    backend: Any, admin: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = [good_row(i) for i in range(75_000, 75_005)]
+    rt = backend.rt("registration")
+    first = import_here(rt, csv_file(rows[2:3]))
+    looked_up = rosters_module._registered
+    calls: list[int] = []
+
+    def stale(session: Any, digests: list[str]) -> Any:
+        """The first look-up misses the member the other import has just committed."""
+        calls.append(len(digests))
+        return {} if len(calls) == 1 else looked_up(session, digests)
+
+    monkeypatch.setattr(rosters_module, "_registered", stale)
+    second = import_here(rt, csv_file(rows))
+
+    assert (first.accepted, first.duplicates) == (1, 0)
+    assert len(calls) == 2  # the chunk's write was refused (unique HMAC), then sorted again
+    assert (second.status, second.accepted, second.duplicates) == ("done", 4, 1)
+    with rt.read() as uow:
+        assert len(list(uow.session.scalars(select(Member.id)))) == 5
+
+
+def test_a_roster_lands_what_registering_the_same_member_one_by_one_lands(
+    backend: Any, admin: str
+) -> None:
+    """The roster's bulk writer (COPY on PostgreSQL) against ``add_members``, the API's
+    path, for the same member: the same columns, registrations and events, but for ids,
+    timestamps and the random nonce of sealed values."""
+    rt = backend.rt("registration")
+    raw = dict(zip([f for f, _ in COLUMNS], good_row(77_001), strict=True))
+    raw |= {"email": "w@example.cn", "skills": "医疗护理、摄影", "unit_code": UNIT,
+            "availability": ["weekend"], "is_leader_cadre": True}  # fmt: skip
+    roster_id = uuid.uuid4()
+    landed = []
+    for way in ("one by one", "roster"):
+        with rt.uow() as uow:
+            directory = Directory(uow.session, preload=True)
+            values, errors = validate_member(raw, directory, uow.now().date(), need_consent=False)
+            assert values is not None, errors
+            if way == "roster":
+                digest = rt.sealer.digest(values.id_number)
+                landing = roster_writer.rows_for([(values, digest)], uow, rt.sealer, directory,
+                                                 roster_id)  # fmt: skip
+                roster_writer.write(uow, landing)
+            else:
+                add_members([values], uow, rt.sealer, directory, roster_id)
+            landed.append(what_landed(uow, rt.sealer))
+            # rolled back: the same person lands both ways
+
+    assert landed[0] == landed[1]
+    member, registrations, events = landed[1]
+    assert member["skills"] == ["医疗护理"] and member["skills_other"] == ["摄影"]
+    assert len(registrations) == 3 and len(events) == 2  # 410303 and 410305
+
+
+def what_landed(uow: Any, sealer: Any) -> tuple[dict[str, Any], list[Any], list[Any]]:
+    """The one member in the transaction, its registrations and its outbox rows, with ids,
+    timestamps and nonces taken out (sealed values opened; events parsed by the catalogue,
+    as consumers check them)."""
+    member = dict(uow.session.execute(select(Member.__table__)).mappings().one())
+    member_id = member.pop("id")
+    for column in ("id_number_sealed", "phone_sealed", "email_sealed"):
+        member[column] = sealer.open(member[column], column.removesuffix("_sealed"))
+    for column in ("created_at", "consented_at"):
+        assert member.pop(column) is not None
+    table = CommunityRegistration.__table__
+    found = uow.session.execute(select(table).order_by(table.c.role)).mappings().all()
+    assert {r["member_id"] for r in found} == {member_id}
+    registrations = [(r["role"], r["community_code"], r["district_code"], r["state"])
+                     for r in found]  # fmt: skip
+    ids = {str(r["id"]): r["role"] for r in found}
+    outbox = outbox_table(uow.db.metadata)
+    query = select(outbox.c.routing_key, outbox.c.body).where(
+        outbox.c.routing_key.like("%.member.registered")
+    )
+    events = []
+    for key, body in uow.session.execute(query.order_by(outbox.c.position)).tuples():
+        envelope, event = parse(body)
+        assert isinstance(event, MemberRegistered) and event.member_id == member_id
+        assert envelope.occurred_at is not None
+        payload = json.loads(body)["payload"]
+        payload.pop("member_id")
+        payload["contact"]["sealed"] = SealedContact.open(sealer, payload["contact"]["sealed"])
+        for ref in payload["communities"]:
+            ref["registration_id"] = ids[ref["registration_id"]]
+        events.append((key, envelope.district, envelope.producer, envelope.campaign, payload))
+    return member, registrations, events

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import uuid
 from datetime import date
 
 import pytest
@@ -10,6 +11,7 @@ from openpyxl import Workbook
 
 from services.registration.enrolment import Directory
 from services.registration.models import Community, Unit
+from services.registration.roster_writer import new_ids
 from services.registration.rosters import COLUMNS, check_row, estimate_rows, layout, leader_flag
 from services.registration.rules import check_character
 from shared.http import Invalid
@@ -164,3 +166,12 @@ def test_a_row_typed_with_full_width_digits_prefixes_and_dashes_is_good() -> Non
     assert (checked.values.phone, checked.values.residence.code) == ("13812345678", "410303001001")
     assert checked.digest == SEALER.digest(row()["身份证号"])
     assert checked.notes == []
+
+
+def test_the_roster_writers_ids_are_random_version_4_uuids() -> None:
+    ids = list(new_ids(2000))
+
+    assert len(set(ids)) == 2000
+    parsed = [uuid.UUID(i) for i in ids]
+    assert all(str(u) == i for u, i in zip(parsed, ids, strict=True))
+    assert {(u.version, u.variant) for u in parsed} == {(4, uuid.RFC_4122)}
