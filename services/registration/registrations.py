@@ -33,6 +33,7 @@ from shared.events import (
     RegistrationTransferred,
 )
 from shared.http import Conflict, Invalid, NotFound
+from shared.pii import redact
 from shared.runtime import Runtime
 
 TRANSITIONS: dict[str, tuple[str, ...]] = {
@@ -65,7 +66,8 @@ def move(
     if to == "rejected" and not (reason and reason.strip()):
         raise Invalid("a rejection needs a reason", [{"field": "reason", "message": "required"}])
     registration.state = to
-    registration.reason = reason.strip() if reason else None
+    # words staff typed: a number in them is kept masked (here and in the event)
+    registration.reason = redact(reason.strip()) if reason else None
     registration.updated_at = uow.now()
     uow.emit(
         EVENTS[to](

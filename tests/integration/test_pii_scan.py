@@ -83,10 +83,12 @@ def test_a_month_leaves_no_personal_data_in_clear(
     assert "13812348000" not in again.output
 
 
-def test_a_number_typed_into_a_wish_or_a_need_is_kept_masked(backend: Any, admin: Any) -> None:
+def test_a_number_typed_into_a_wish_a_need_or_a_reason_is_kept_masked(
+    backend: Any, admin: Any
+) -> None:
     """What people type is free text: a wish's title, description or a reason, a need's or
-    a project's title and schedule may hold a mobile or an ID number. Pairing keeps it
-    masked, in its tables and in the events it publishes."""
+    a project's title and schedule, why a report-in was rejected may hold a mobile or an ID
+    number. It is kept masked, in the tables and in the events published."""
     from services.pairing.models import CommunityReplica
 
     with backend.rt("pairing").uow() as uow:  # as directory.community_changed would
@@ -113,6 +115,14 @@ def test_a_number_typed_into_a_wish_or_a_need_is_kept_masked(backend: Any, admin
     made = admin.post("/api/v1/communities/410303001001/projects", json=project)
     assert made.status_code == 201, made.text
     assert made.json()["schedule"] == "周六上午，联系 138****8000"
+    member = admin.post("/api/v1/members", json=support.member_body(5))
+    assert member.status_code == 201, member.text
+    registration = member.json()["registrations"][0]["id"]
+    reason = {"reason": "查无此人，请本人致电 13812348000"}
+    rejected = admin.post(f"/api/v1/registrations/{registration}/reject", json=reason)
+    assert rejected.status_code == 200, rejected.text
+    assert rejected.json()["reason"] == "查无此人，请本人致电 138****8000"
     support.relay_all(backend, "pairing")
+    support.relay_all(backend, "registration")
     done = scan()
     assert done.exit_code == 0, done.output
