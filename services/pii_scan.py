@@ -206,7 +206,7 @@ def scan_bytes(data: bytes, name: str, found: Found, scan: Scan) -> None:
         for number, text in enumerate(png_text(data), start=1):
             found.add(f"{name} text chunk {number}", text)
     elif name.lower().endswith(".eml"):
-        _scan_email(data, name, found)
+        _scan_email(data, name, found, scan)
     elif b"\x00" in data[:8192]:
         scan.skipped.append(f"{name}: binary")
     else:
@@ -231,7 +231,8 @@ def _scan_zip(data: bytes, name: str, found: Found, scan: Scan) -> None:
         scan.skipped.append(f"{name}: not read ({type(exc).__name__})")
 
 
-def _scan_email(data: bytes, name: str, found: Found) -> None:
+def _scan_email(data: bytes, name: str, found: Found, scan: Scan) -> None:
+    """An e-mail: its headers, its text parts decoded, its attachments read as files."""
     message = email.message_from_bytes(data)
     for header, value in message.items():
         found.add(f"{name} header {header}", str(value))
@@ -239,9 +240,14 @@ def _scan_email(data: bytes, name: str, found: Found) -> None:
         if part.is_multipart():
             continue
         payload = part.get_payload(decode=True)
-        if isinstance(payload, bytes):
+        if not isinstance(payload, bytes):
+            continue
+        where = f"{name} part {number}"
+        if part.get_content_maintype() == "text":
             text = payload.decode(part.get_content_charset() or "utf-8", errors="replace")
-            _scan_lines(text.splitlines(), f"{name} part {number}", found)
+            _scan_lines(text.splitlines(), where, found)
+        else:  # an attachment: a report's workbook, a chart
+            scan_bytes(payload, f"{where} ({part.get_filename() or 'attachment'})", found, scan)
 
 
 def png_text(data: bytes) -> Iterator[str]:

@@ -126,6 +126,12 @@ def plant(home: Path) -> dict[str, str]:
     mail = EmailMessage()
     mail["To"] = "z***@example.com"
     mail.set_content(f"请联系 {PHONE}", charset="utf-8", cte="base64")
+    mail.add_attachment(
+        xlsx([ID_NUMBER]),
+        maintype="application",
+        subtype="vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        filename="report.xlsx",
+    )
     (home / "outbox" / "email" / "x.eml").write_bytes(mail.as_bytes())
     queue = home / "broker" / "queues" / "servicemonth.t.notify.events"
     queue.mkdir(parents=True)
@@ -142,7 +148,8 @@ def plant(home: Path) -> dict[str, str]:
         "report.xlsx:xl/worksheets/sheet1.xml": "ID number",
         "report.html.gz line 1": "mobile",
         "chart.png text chunk 1": "mobile",
-        "x.eml part 1": "mobile",
+        "x.eml part 2": "mobile",
+        "x.eml part 3 (report.xlsx):xl/worksheets/sheet1.xml": "ID number",
         "1_a.msg line 1": "ID number",
         "other.db: table t": "mobile",
         "content, row 2 (2):xl/worksheets/sheet1.xml": "ID number",
@@ -187,7 +194,7 @@ def test_the_command_reports_masked_and_exits_1(
     assert done.exit_code == 1, done.output
     assert ID_NUMBER not in done.output and PHONE not in done.output
     assert ID_MASKED in done.output and PHONE_MASKED in done.output
-    assert "total: 3 ID numbers, 5 mobiles in clear" in done.output
+    assert "total: 4 ID numbers, 5 mobiles in clear" in done.output
 
 
 def test_a_clean_home_exits_0(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
