@@ -39,6 +39,7 @@ def test_a_month_leaves_no_personal_data_in_clear(
     home: Path = backend.settings.home
     (home / "logs").mkdir(parents=True, exist_ok=True)
     log = (home / "logs" / "servicemonth.log").open("w", encoding="utf-8")
+    level = logging.getLogger().level
     logs.configure(backend.settings, stream=log, force=True)
     logging.getLogger().setLevel(logging.DEBUG)  # every line a process may write
     try:
@@ -66,6 +67,7 @@ def test_a_month_leaves_no_personal_data_in_clear(
         runs.run_now(backend.rt("reporting"), "city")
     finally:
         logs.unconfigure()
+        logging.getLogger().setLevel(level)
         log.close()
     assert (home / "outbox" / "sms.jsonl").exists()
     assert any((home / "reports").rglob("report.xlsx"))
