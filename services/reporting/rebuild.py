@@ -17,8 +17,10 @@ read models from readers:
    shadow (indexes, key and sequence with it) into place; SQLite replaces each table's rows
    with its shadow's.
 
-A member withdrawn while the rebuild runs is renamed to their pseudonym in the fold too
-(the log's earlier entries were rewritten under it). Daily snapshots, the log and the
+A member withdrawn while the rebuild runs has their logged events rewritten under a
+pseudonym (:mod:`services.reporting.pseudonyms`), some of them already folded under the old
+id: the rebuild sees the new pseudonym (in each round, and under the swap's lock) and starts
+over from the rewritten log (at most :data:`ATTEMPTS` times). Daily snapshots, the log and the
 pseudonyms are kept: they are not projections.
 """
 
@@ -32,7 +34,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import Connection, func, select, text
+from sqlalchemy import Connection, select, text
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from services.reporting import replay
@@ -75,6 +77,8 @@ ROUNDS = 20
 #: PostgreSQL: how long the swap waits for readers to let go of a live table, and how often.
 LOCK_WAIT = 0.5
 SWAP_ATTEMPTS = 20
+#: Rebuilds started over (a withdrawal meanwhile) before giving up.
+ATTEMPTS = 5
 SCHEMA = "reporting_rebuild"  # PostgreSQL: where the shadow tables are built
 SUFFIX = "__rebuild"  # SQLite: the shadow tables' names
 Progress = Callable[[int], None]
@@ -93,17 +97,26 @@ def rebuild(
     ``progress`` is told how many more were replayed after each chunk."""
     dispatch: Dispatch = {cls.TYPE: replay.twins(hs) for cls, hs in projections.items()}
     shadow: Shadow = Postgres(rt) if not rt.db.is_sqlite else Sqlite(rt)
-    replaying = Replaying(rt, dispatch, progress, batch)
-    replaying.pseudonyms = replaying.read_pseudonyms()
-    replaying.catch_up()
-    shadow.create()
-    shadow.fill(replaying.fold)
-    replaying.fold.track()
-    for _ in range(ROUNDS):
-        if replaying.round(shadow) <= SMALL:
-            break
-    shadow.swap(replaying)
-    return replaying.replayed
+    for _ in range(ATTEMPTS):
+        replaying = Replaying(rt, dispatch, progress, batch)
+        try:
+            replaying.catch_up()
+            replaying.check()
+            shadow.create()
+            shadow.fill(replaying.fold)
+            replaying.fold.track()
+            for _ in range(ROUNDS):
+                if replaying.round(shadow) <= SMALL:
+                    break
+            shadow.swap(replaying)
+        except Withdrawn:
+            continue  # the log was rewritten under a pseudonym: fold it again
+        return replaying.replayed
+    raise RuntimeError(f"members withdrew during each of {ATTEMPTS} rebuilds: run it again")
+
+
+class Withdrawn(Exception):
+    """A member withdrew while the rebuild ran: their logged events were rewritten."""
 
 
 class Replaying:
@@ -119,8 +132,7 @@ class Replaying:
         self.fold = replay.Fold()
         self.position = 0
         self.replayed = 0
-        self.pseudonyms: set[uuid.UUID] = set()
-        self.first_seen: dict[uuid.UUID, int] = {}  # member → first position naming them
+        self.pseudonyms = self.read_pseudonyms()  # before the first read of the log
 
     def read_pseudonyms(self, conn: Connection | None = None) -> set[uuid.UUID]:
         query = select(Pseudonym.pseudonym)
@@ -137,8 +149,8 @@ class Replaying:
             .order_by(EventLogEntry.position)
             .limit(self.batch)
         ).all()
-        fold, dispatch, seen = self.fold, self.dispatch, self.first_seen
-        for position, kind, body in rows:
+        fold, dispatch = self.fold, self.dispatch
+        for _position, kind, body in rows:
             twins = dispatch.get(kind)
             if not twins:
                 continue
@@ -149,9 +161,6 @@ class Replaying:
             if at.utcoffset():
                 at = at.astimezone(UTC)
             event = CATALOGUE[kind, data["version"]].model_validate(data["payload"])
-            member_id = getattr(event, "member_id", None)
-            if member_id is not None and member_id not in seen:
-                seen[member_id] = position
             for twin in twins:
                 twin(fold, event, at)
         if rows:
@@ -177,36 +186,16 @@ class Replaying:
             if n < self.batch:
                 return total
 
-    def renamed(self, conn: Connection | None = None) -> None:
-        """Members withdrawn since the fold began: the log names them by a pseudonym now,
-        so the fold does too (found by the first position that named them)."""
-        now = self.read_pseudonyms(conn)
-        fresh = now - self.pseudonyms
-        self.pseudonyms = now
-        if not fresh:
-            return
-        by_position = {p: m for m, p in self.first_seen.items()}
-        query = (
-            select(EventLogEntry.member_id, func.min(EventLogEntry.position))
-            .where(EventLogEntry.member_id.in_(fresh), EventLogEntry.position <= self.position)
-            .group_by(EventLogEntry.member_id)
-        )
-        if conn is not None:
-            found = conn.execute(query).all()
-        else:
-            with self.rt.db.reader() as session:
-                found = list(session.execute(query).all())
-        for pseudonym, position in found:
-            old = by_position.get(position)
-            if old is not None and pseudonym is not None and old != pseudonym:
-                self.fold.rename(old, pseudonym)
-                self.first_seen[pseudonym] = self.first_seen.pop(old)
+    def check(self, conn: Connection | None = None) -> None:
+        """Raise :class:`Withdrawn` if a pseudonym was given since the fold began."""
+        if self.read_pseudonyms(conn) != self.pseudonyms:
+            raise Withdrawn
 
     def round(self, shadow: Shadow) -> int:
         """One catch-up round outside the swap: fold the events logged since, rewrite what
         they touched; how many events."""
         found = self.catch_up()
-        self.renamed()
+        self.check()
         shadow.rewrite(self.fold)
         self.fold.track()  # written
         return found
@@ -335,8 +324,8 @@ class Postgres(Shadow):
             schema = conn.scalar(text("SELECT current_schema()"))
             # the live consumer logs before it projects: it waits here, readers do not
             conn.execute(text("LOCK TABLE event_log IN EXCLUSIVE MODE"))
+            replaying.check(conn)  # no withdrawal can commit now: it writes the log
             replaying.catch_up(conn)
-            replaying.renamed(conn)
             self.rewrite(replaying.fold, conn)
             self._sequences(conn, replaying.fold)
             conn.execute(text(f"SET LOCAL lock_timeout = '{int(LOCK_WAIT * 1000)}ms'"))
@@ -404,8 +393,8 @@ class Sqlite(Shadow):
 
     def swap(self, replaying: Replaying) -> None:
         with self.rt.db.engine.begin() as conn:  # BEGIN IMMEDIATE: the write lock
+            replaying.check(conn)  # no withdrawal can commit now: it writes the log
             replaying.catch_up(conn)
-            replaying.renamed(conn)
             self.rewrite(replaying.fold, conn)
             for table in self.tables:
                 columns = ", ".join(replay.COLUMNS[table.name])

@@ -381,39 +381,6 @@ class Fold:
         if event.state == "verified":
             self.refresh_status(event.member_id)
 
-    # --- erasure -----------------------------------------------------------------------------
-
-    def rename(self, old: uuid.UUID, new: uuid.UUID) -> None:
-        """A member became a pseudonym while the rebuild ran
-        (:func:`services.reporting.pseudonyms.forget`): ``old`` is ``new`` everywhere."""
-        if old in self.members:
-            self.members[new] = self.members.pop(old)
-        if old in self.scopes:
-            self.scopes[new] = self.scopes.pop(old)
-        if old in self.status:
-            self.status[new] = self.status.pop(old)
-        for table in ("member_facts", "member_scopes", "member_status"):
-            self.touch(table, old)
-            self.touch(table, new)
-        for table in ("registration_states", "pairing_states"):
-            for key in self.of_member[table].pop(old, set()):
-                self.of_member[table][new].add(key)
-                for row in self.histories[table][key]:
-                    if row.values["member_id"] == old:
-                        row.values = {**row.values, "member_id": new}
-                self.touch(table, key)
-        for key, history in self.histories["wish_states"].items():
-            for row in history:
-                if row.values["member_id"] == old:
-                    row.values = {**row.values, "member_id": new}
-                    self.touch("wish_states", key)
-        for key in self.of_member["record_facts"].pop(old, set()):
-            self.of_member["record_facts"][new].add(key)
-            record = self.records[key]
-            if record.member_id == old:
-                record.member_id = new
-                self.touch("record_facts", key)
-
     # --- the rows ----------------------------------------------------------------------------
 
     def rows(self, table: str, keys: Iterable[Any] | None = None) -> Iterator[tuple[Any, ...]]:
