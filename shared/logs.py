@@ -31,14 +31,20 @@ NOISY = ("httpx", "alembic", "kombu", "amqp", "celery", "fontTools", "uvicorn.er
 #: An 18-character resident ID number (17 digits and a digit or X), not part of a longer
 #: run of letters or digits (a UUID, a hash).
 _ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(\d{6})\d{8}(\d{3}[\dXx])(?![0-9A-Za-z])")
-#: An 11-digit mainland mobile, optionally after +86 or 86, not inside a longer number.
-_MOBILE = re.compile(r"(?<![0-9A-Za-z])((?:\+?86)?1[3-9]\d)\d{4}(\d{4})(?![0-9A-Za-z])")
+#: An old 15-digit ID number, alone the same way.
+_OLD_ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(\d{6})\d{5}(\d{4})(?![0-9A-Za-z])")
+#: An 11-digit mainland mobile, optionally after +86 or 86, not inside a longer number; as
+#: people write it too, in groups of 3-4-4 apart by a space or a dash.
+_MOBILE = re.compile(
+    r"(?<![0-9A-Za-z])((?:\+?86[ -]?)?1[3-9]\d)[ -]?\d{4}[ -]?(\d{4})(?![0-9A-Za-z])"
+)
 
 
 def mask_personal(text: str) -> str:
     """``text`` with ID numbers and mobiles masked (``410303********123X``,
     ``138****8000``)."""
     text = _ID_NUMBER.sub(r"\1********\2", text)
+    text = _OLD_ID_NUMBER.sub(r"\1*****\2", text)
     return _MOBILE.sub(r"\1****\2", text)
 
 
