@@ -175,7 +175,11 @@ def mobile(raw: str) -> str:
     value = national_mobile(raw)
     if not re.fullmatch(r"1[3-9][0-9]{9}", value):
         raise ValueError("must be an 11-digit mainland mobile number starting 13–19")
-    if not phonenumbers.is_valid_number(phonenumbers.parse(value, "CN")):
+    try:  # parsing strips a carrier prefix (179xx…), and what is left may not parse
+        valid = phonenumbers.is_valid_number(phonenumbers.parse(value, "CN"))
+    except phonenumbers.NumberParseException:
+        valid = False
+    if not valid:
         raise ValueError(f"{value[:3]} is not an allocated mobile prefix")
     return value
 

@@ -111,6 +111,15 @@ def test_a_bad_row_names_every_bad_field_and_keeps_its_cells_for_errors_xlsx() -
     assert checked.cells == [[h, bad[h]] for h in CHINESE]
 
 
+def test_a_phone_behind_a_carrier_prefix_that_cannot_be_parsed_is_a_bad_row_not_a_crash() -> None:
+    # 179xx is a carrier prefix: phonenumbers strips it and fails on what is left
+    checked = check_row(4, row(手机号="17900002100"), layout(CHINESE), "U1", FixedDirectory(),
+                        TODAY, SEALER)  # fmt: skip
+
+    assert [e["field"] for e in checked.errors] == ["phone"]
+    assert checked.errors[0]["message"] == "179 is not an allocated mobile prefix"
+
+
 def test_an_id_number_excel_turned_into_a_number_says_to_format_the_column_as_text() -> None:
     checked = check_row(3, row(身份证号="4.10302198001e+17"), layout(CHINESE), "U1",
                         FixedDirectory(), TODAY, SEALER)  # fmt: skip
