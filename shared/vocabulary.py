@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 #: 专长 — what a member is good at; pairing matches these against needs.
 SKILLS: tuple[str, ...] = (
@@ -175,6 +176,19 @@ def skills_of(word: str) -> list[str]:
 
 def map_skills(raw: str | list[str]) -> tuple[list[str], list[str]]:
     """Free-text 专长 → (skills from :data:`SKILLS`, the words that map to none of them)."""
+    if isinstance(raw, str):  # a roster's cells repeat: each text is mapped once
+        chosen, other = _mapped_text(raw)
+        return list(chosen), list(other)
+    return _map_skills(raw)
+
+
+@lru_cache(maxsize=4096)
+def _mapped_text(raw: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    chosen, other = _map_skills(raw)
+    return tuple(chosen), tuple(other)
+
+
+def _map_skills(raw: str | list[str]) -> tuple[list[str], list[str]]:
     chosen: list[str] = []
     other: list[str] = []
     for word in skill_words(raw):
