@@ -25,6 +25,7 @@ from shared.config import CAMPAIGN_TZ, Settings
 from shared.db import UnitOfWork
 from shared.events import ActivityChanged, ActivityReturned, ActivitySubmitted, ActivityVerified
 from shared.http import Conflict, Invalid, NotFound
+from shared.pii import redact
 
 KINDS = ("home_visit", "community_activity", "policy_talk", "wish", "team")
 MAX_HOURS = 12.0
@@ -190,7 +191,7 @@ def submit(record: RecordIn, uow: UnitOfWork, settings: Settings) -> ServiceReco
         starts_at=starts,
         ends_at=ends,
         hours=hours,
-        note=record.note,
+        note=redact(record.note) if record.note else record.note,
         source="member",
         state="submitted",
         created_at=uow.now(),
@@ -210,7 +211,7 @@ def move(row: ServiceRecord, to: str, uow: UnitOfWork, reason: str | None = None
         )
     if to == "returned" and not (reason and reason.strip()):
         raise Invalid("a return needs a reason", [{"field": "reason", "message": "required"}])
-    reason = reason.strip() if reason else None
+    reason = redact(reason.strip()) if reason else None  # typed text: no number in clear
     if not cas(
         uow, ServiceRecord, row.id, row.state, state=to, reason=reason, updated_at=uow.now()
     ):

@@ -238,7 +238,7 @@ def publish_project(uow: UnitOfWork, code: str, raw: Mapping[str, Any]) -> Proje
 def publish_team(uow: UnitOfWork, code: str, raw: Mapping[str, Any]) -> Team:
     """服务团队 by speciality; its leader, if named, is a member confirmed here."""
     c = Check(raw)
-    name = c.text("name", 100, required=True)
+    name = c.words("name", 100, required=True)
     speciality = c.choice("speciality", SKILLS)
     leader_id = raw.get("leader_member_id")
     leader = uow.session.get(MemberReplica, leader_id) if leader_id else None

@@ -239,3 +239,32 @@ def test_hours_are_validated_and_every_illegal_move_of_a_record_is_refused(
     assert admin.delete(f"{join}/{member}").json()["state"] == "left"
     again = admin.delete(f"{join}/{member}")
     assert again.status_code == 409 and again.json()["allowed"] == ["requested", "confirmed"]
+
+
+def test_a_number_typed_into_a_note_a_reason_or_a_team_name_is_kept_masked(
+    backend: Any, admin: Any
+) -> None:
+    """A record's note, why it was returned and a team's name are free text: a mobile or an
+    ID number typed there is kept masked, in the table and in the events (found by the
+    personal-data scan: they were stored in clear)."""
+    (member,) = enrol(backend, admin, [71])
+    made = record(admin, member, "home_visit", hours=2, note="看望张阿姨 13812348000")
+    assert made.status_code == 201, made.text
+    assert made.json()["note"] == "看望张阿姨 138****8000"
+    returned = admin.post(
+        f"/api/v1/activities/{made.json()['id']}/return",
+        json={"reason": "请补充，身份证 410303198001010015"},
+    )
+    assert returned.status_code == 200, returned.text
+    assert "410303198001010015" not in returned.text
+    published = admin.post(
+        f"/api/v1/communities/{HOME}/teams",
+        json={"name": "助老队 联系 13812348000", "speciality": "助老服务"},
+    )
+    assert published.status_code == 201, published.text
+    assert published.json()["name"] == "助老队 联系 138****8000"
+    with backend.rt("pairing").db.session() as s:
+        stored = [r.note for r in s.scalars(select(ServiceRecord))]
+        stored += [r.reason for r in s.scalars(select(ServiceRecord))]
+        stored += [t.name for t in s.scalars(select(Team))]
+    assert not any("13812348000" in (v or "") or "410303198001010015" in (v or "") for v in stored)
