@@ -119,10 +119,19 @@ class _Claimed:
 
 @dataclass
 class _Called:
-    """A claimed message's call, in flight or answered."""
+    """A claimed message's call, in flight or answered: the ``index``-th of the calls a
+    thread makes one after the other (``future``)."""
 
     claimed: _Claimed
-    future: Future[str]
+    future: Future[list[str | Exception]]
+    index: int
+
+    def result(self) -> str:
+        """The provider's reference; raises what the call raised."""
+        answer = self.future.result()[self.index]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
 
 
 # --- the process's calls ------------------------------------------------------------------
@@ -138,14 +147,23 @@ class _Calls:
         self._pool: ThreadPoolExecutor | None = None
         self._limits: dict[str, threading.BoundedSemaphore] = {}
 
-    def submit(self, claimed: _Claimed) -> Future[str]:
+    def submit(self, claimed: list[_Claimed]) -> list[_Called]:
+        """Start the batch's calls: as many at once as the pool has threads, each thread
+        making its share one after the other (the same waves as one task per call, with
+        far fewer hand-overs between threads)."""
         with self._lock:
             if self._pool is None or self._pid != os.getpid():
                 self._pool = ThreadPoolExecutor(CALLS, thread_name_prefix="notify-call")
                 self._pid, self._limits = os.getpid(), {}
             pool = self._pool
-            limit = self._limit(claimed.provider)
-        return pool.submit(_call, claimed, limit)
+            limits = [self._limit(c.provider) for c in claimed]
+        threads = min(len(claimed), CALLS)
+        called: list[_Called] = []
+        for first in range(threads):
+            share = list(range(first, len(claimed), threads))
+            future = pool.submit(_calls, [(claimed[i], limits[i]) for i in share])
+            called += [_Called(claimed[i], future, k) for k, i in enumerate(share)]
+        return called
 
     def _limit(self, provider: SmsProvider) -> threading.BoundedSemaphore | None:
         concurrency = getattr(provider, "concurrency", None)
@@ -159,11 +177,21 @@ class _Calls:
 _CALLS = _Calls()
 
 
-def _call(claimed: _Claimed, limit: threading.BoundedSemaphore | None) -> str:
-    if limit is None:
-        return claimed.provider.send(claimed.sms)
-    with limit:
-        return claimed.provider.send(claimed.sms)
+def _calls(
+    share: list[tuple[_Claimed, threading.BoundedSemaphore | None]],
+) -> list[str | Exception]:
+    """One thread's calls, in turn: each one's reference, or the error it raised."""
+    answers: list[str | Exception] = []
+    for claimed, limit in share:
+        try:
+            if limit is None:
+                answers.append(claimed.provider.send(claimed.sms))
+            else:
+                with limit:
+                    answers.append(claimed.provider.send(claimed.sms))
+        except Exception as exc:  # each call its own outcome
+            answers.append(exc)
+    return answers
 
 
 # --- the batch --------------------------------------------------------------------------------
@@ -180,7 +208,7 @@ def send_many(
     ids = list(dict.fromkeys(notification_ids))
     for start in range(0, len(ids), BATCH):
         claimed = _claim(ids[start : start + BATCH], rt, sender, outcomes, alone)
-        calls = [_Called(c, _CALLS.submit(c)) for c in claimed]
+        calls = _CALLS.submit(claimed) if claimed else []
         if in_flight:  # the previous batch's calls ran while this one was claimed
             _record(in_flight, rt, sender, outcomes)
         in_flight = calls
@@ -548,7 +576,7 @@ def _record(
     failed: list[tuple[_Claimed, ProviderError]] = []
     for call in calls:
         try:
-            accepted.append((call.claimed, call.future.result()))
+            accepted.append((call.claimed, call.result()))
         except ProviderError as exc:
             failed.append((call.claimed, exc))
         except Exception as exc:  # as a worker dying in the call
