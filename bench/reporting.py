@@ -232,6 +232,15 @@ def bulk(conn: Any, table: Any, rows: list[dict[str, Any]]) -> None:
         conn.execute(insert(table), rows)
         return
     names = list(rows[0])
+    # COPY skips SQLAlchemy's client-side defaults: fill them in (a non-null column unset)
+    defaults = {}
+    for column in table.columns:
+        if column.name not in names and column.default is not None:
+            default = column.default
+            defaults[column.name] = default.arg(None) if default.is_callable else default.arg
+    if defaults:
+        rows = [{**row, **defaults} for row in rows]
+        names += list(defaults)
     raw = conn.connection.driver_connection
     with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as cp:
         for row in rows:
