@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from shared.auth import check_role_scope
+from shared.config import DISTRICTS
 from shared.pii import mobile
 
 #: What a ranking may be by: the rates of :class:`~services.reporting.figures.Figures`.
@@ -120,6 +121,11 @@ class SubscriptionIn(BaseModel):
     @classmethod
     def _scope(cls, value: str) -> str:
         check_role_scope("leader", value)  # the scopes a leader's figures come in
+        kind, _, code = value.partition(":")
+        # Reporting learns places from events, so a place not heard of yet may still come;
+        # one outside Luoyang's districts never will (found by the access matrix).
+        if kind in ("district", "community") and code[:6] not in DISTRICTS:
+            raise ValueError(f"unknown district {code[:6]!r}: not one of Luoyang's")
         return value
 
     @field_validator("phone")

@@ -988,10 +988,11 @@ TABLE: dict[tuple[str, str], Row] = {
             f"{V}/subscriptions",
             json={"scope": c.scope, "name": "区委办公室", "email": "office@example.org"},
         ),
-        # reporting cannot tell a district it has not heard of yet from one that does not
-        # exist: its places come with the directory's events, and a subscription may come
-        # first (tests/integration/test_reporting_runs.py subscribes so)
-        takes_missing="a scope reporting has not heard of",
+        # a district that is not one of Luoyang's is refused (422: the list is public);
+        # reporting cannot tell a place of Luoyang it has not heard of yet from one that
+        # will never come (its places come with the directory's events, and a subscription
+        # may come first: tests/integration/test_reporting_runs.py subscribes so)
+        hidden=False,
     ),
     ("GET", f"{V}/reports"): r(READERS, fixed(f"{V}/reports"), scoped=False),
     ("GET", f"{V}/reports/{{report_id}}/files/{{name}}"): r(
