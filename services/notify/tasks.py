@@ -11,7 +11,7 @@ from services.notify.batch import SEND_BATCH_TASK
 from services.notify.bootstrap import bus
 from services.notify.commands import RunReminderSlots, SendNotification, SendNotifications
 from services.notify.messages import SEND_TASK
-from shared.workers import make_celery, task_queue
+from shared.workers import DATABASE_DOWN, make_celery, task_queue
 
 app = make_celery("notify")
 
@@ -19,7 +19,7 @@ app = make_celery("notify")
 @app.task(  # type: ignore[untyped-decorator]
     bind=True,
     name=SEND_TASK,
-    autoretry_for=(OSError,),
+    autoretry_for=(OSError, *DATABASE_DOWN),
     retry_backoff=True,
     max_retries=12,
 )
@@ -33,7 +33,7 @@ def send(self: Task, notification_id: str) -> str:
 
 @app.task(  # type: ignore[untyped-decorator]
     name=SEND_BATCH_TASK,
-    autoretry_for=(OSError,),
+    autoretry_for=(OSError, *DATABASE_DOWN),
     retry_backoff=True,
     max_retries=12,
 )

@@ -149,6 +149,8 @@ class Deployment:
     db_passwords: dict[str, str] = field(
         default_factory=lambda: {s: uuid.uuid4().hex for s in SERVICES}
     )
+    #: settings besides its own (e.g. the SMS provider and SMTP server it uses)
+    extra: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
     admin: str = ""
 
@@ -193,7 +195,7 @@ class Deployment:
         }
         for service in SERVICES:
             env[f"SERVICEMONTH_{service.upper()}_DATABASE_URL"] = self.role_url(service, service)
-        return clean_env(env)
+        return clean_env(env | self.extra)
 
     # --- provisioning, as the operator does it --------------------------------------------------
 
@@ -235,9 +237,9 @@ class Deployment:
     def cli(self, *args: str) -> str:
         return run([SERVICEMONTH, *args], self.env).strip()
 
-    def start(self, now: datetime) -> None:
+    def start(self, now: datetime, scheduler: bool = False) -> None:
         """Migrate, load its directory, make its admin token, then ``up`` in a process group
-        of its own (the scheduler left out: the test fires the sweeps)."""
+        of its own (without ``scheduler``, the caller fires the sweeps)."""
         self.home.mkdir(parents=True)
         SimulatedClock(now, self.home / "clock")
         self.cli("migrate")
@@ -247,7 +249,8 @@ class Deployment:
         self.admin = self.cli("token", "create", "--role", "admin", "--scope", "city")
         with (self.home / "up.log").open("wb") as log:
             self.process = subprocess.Popen(
-                [SERVICEMONTH, "up", "--port", str(self.port), "--no-scheduler"],
+                [SERVICEMONTH, "up", "--port", str(self.port)]
+                + ([] if scheduler else ["--no-scheduler"]),
                 cwd=ROOT,
                 env=self.env,
                 stdout=log,

@@ -1,0 +1,1 @@
+"""The chaos month (``make chaos``): chaos/month.py says what it does."""

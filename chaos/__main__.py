@@ -1,0 +1,5 @@
+import sys
+
+from chaos.month import main
+
+sys.exit(main())
