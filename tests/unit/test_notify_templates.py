@@ -109,6 +109,14 @@ def test_html_escapes_a_script_in_a_wish_title_and_text_keeps_it_verbatim() -> N
     assert mail.subject == "微心愿“<script>alert(1)</script>”已被认领"
 
 
+@pytest.mark.parametrize("typed", ["{{ 7*7 }}", "{% for x in range(3) %}x{% endfor %}", "${7*7}"])
+def test_template_syntax_typed_into_a_wish_title_is_words_not_evaluated(typed: str) -> None:
+    params = {**sample_params("wish_claimed"), "wish": typed}
+    mail = render_email("wish_claimed", params)
+    for rendered in (mail.subject, mail.text, render_sms("wish_claimed", params).text):
+        assert typed in rendered and "49" not in rendered and "xxx" not in rendered
+
+
 def test_report_html_is_embedded_only_when_marked_as_safe() -> None:
     params = {**sample_params("report_ready"), "report_html": '<img src="cid:chart1">'}
     assert '<img src="cid:chart1">' not in render_email("report_ready", params).html
