@@ -456,3 +456,21 @@ def test_the_poster_is_a_qr_png_and_a_printable_pdf(site: Site, web: httpx.Clien
     pdf = web.get("/community/poster.pdf")
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
     assert pdf.headers["content-type"] == "application/pdf"
+
+
+def test_markup_and_template_syntax_in_a_wish_title_show_as_typed_and_never_run(
+    site: Site, web: httpx.Client
+) -> None:
+    title = "<script>alert(1)</script>{{ 7*7 }}<img src=x onerror=alert(2)>"
+    token = csrf(web.get("/community/wishes").text)
+    form = {
+        "csrf": token,
+        "title": title,
+        "beneficiary_category": "空巢老人",
+        "category": "助老服务",
+        "deadline": "2016-07-21",
+    }
+    assert web.post("/community/wishes", data=form).status_code == 303
+    page = web.get("/community/wishes").text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;{{ 7*7 }}&lt;img" in page
+    assert "<script>alert(1)" not in page and "<img src=x" not in page and ">49<" not in page
