@@ -34,7 +34,7 @@ from sqlalchemy import insert, select
 from shared import logs
 from shared.bus import connect, dead_letter_queue, declare, event_queue
 from shared.config import Settings
-from shared.db import UnitOfWork, inbox_table
+from shared.db import DATABASE_DOWN, UnitOfWork, inbox_table
 from shared.events import Envelope, Event, InvalidEvent, parse
 from shared.messagebus import EventHandler
 from shared.metrics import EVENT_RETRIES, EVENTS_CONSUMED
@@ -54,6 +54,10 @@ class ConsumerStats:
     ignored: int = 0
     dead: int = 0
     retries: int = 0
+
+
+class Stopping(Exception):
+    """The consumer stops while an event waits for its database: left unacknowledged."""
 
 
 class EventConsumer:
@@ -80,6 +84,8 @@ class EventConsumer:
         self.handlers = {cls.TYPE: list(hs) for cls, hs in handlers.items()}
         self.unit_of_work = unit_of_work
         self.retry_delays = retry_delays
+        #: the first wait for a database that does not answer (doubled each time, to 10 s)
+        self.outage_wait = 0.25
         self.prefetch = max(prefetch, batch)
         self.batch = batch
         self.stats = ConsumerStats()
@@ -160,8 +166,11 @@ class EventConsumer:
         if outcomes is None:  # one at a time: each in its own transaction, with the retries
             for message in kept:
                 kind = _event_type(message)
-                with logs.bound(**_trace(message)):
-                    outcome = self._handle(message)
+                try:
+                    with logs.bound(**_trace(message)):
+                        outcome = self._handle(message)
+                except Stopping:  # none acknowledged: delivered again (the inbox dedupes)
+                    return
                 EVENTS_CONSUMED.labels(self.service, kind, outcome).inc()
         else:
             for message, outcome in zip(kept, outcomes, strict=True):
@@ -184,7 +193,10 @@ class EventConsumer:
         EVENTS_CONSUMED.labels(self.service, kind, outcome).inc()
 
     def _on_message(self, message: Message) -> str:
-        outcome = self._handle(message)
+        try:
+            outcome = self._handle(message)
+        except Stopping:
+            return "requeued"  # not acknowledged: delivered again after the restart
         message.ack()
         return outcome
 
@@ -194,22 +206,33 @@ class EventConsumer:
         raw = message.body
         reason = None
         outcome = "dead_lettered"
-        for attempt in range(len(self.retry_delays) + 1):
+        attempt = outage = 0
+        while True:
             try:
                 outcome = self.apply(raw)
             except InvalidEvent as exc:
                 reason = exc.reason
                 break
+            except DATABASE_DOWN as exc:
+                # The database restarts or refuses connections: the event is fine, so wait
+                # for the database however long it takes (never dead-letter it for that); a
+                # shutdown meanwhile leaves it unacknowledged, to be delivered again.
+                outage += 1
+                log.warning(
+                    "%s: database unavailable (%s); %s waits", self.service,
+                    type(getattr(exc, "orig", None) or exc).__name__, message.delivery_tag,
+                )  # fmt: skip
+                if self._stop.wait(min(self.outage_wait * 2**outage, 10.0)):
+                    raise Stopping from None
             except Exception as exc:
                 reason = error_line(exc)
-                if attempt < len(self.retry_delays):
-                    self.stats.retries += 1
-                    EVENT_RETRIES.labels(self.service).inc()
-                    log.warning(
-                        "%s: retrying %s after %s", self.service, message.delivery_tag, reason
-                    )
-                    self._stop.wait(self.retry_delays[attempt])  # a shutdown cuts it short
-                continue
+                if attempt >= len(self.retry_delays):
+                    break
+                self.stats.retries += 1
+                EVENT_RETRIES.labels(self.service).inc()
+                log.warning("%s: retrying %s after %s", self.service, message.delivery_tag, reason)
+                self._stop.wait(self.retry_delays[attempt])  # a shutdown cuts it short
+                attempt += 1
             else:
                 reason = None
                 self._count(outcome)

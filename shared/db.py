@@ -34,13 +34,18 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
 from shared.clock import Clock
 from shared.events import Envelope, Event, envelope_for
+
+#: The database restarting, refusing connections, or every pooled connection busy: work
+#: waits and tries again (a task, an event), it is not a failure of the work itself.
+DATABASE_DOWN: tuple[type[Exception], ...] = (OperationalError, PoolTimeout)
 
 T = TypeVar("T")
 #: Rows a long upload writes per transaction. On SQLite a writer holds the database's one

@@ -13,15 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery, Task, signals
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.exc import TimeoutError as SqlTimeout
 from structlog.contextvars import bind_contextvars, unbind_contextvars
 
 from shared.config import Settings, settings
-
-
-#: The database restarting, refusing connections, or every pooled connection busy.
-DATABASE_DOWN: tuple[type[Exception], ...] = (OperationalError, SqlTimeout)
+from shared.db import DATABASE_DOWN
 
 
 class RetryWhileDatabaseDown(Task):  # type: ignore[misc]

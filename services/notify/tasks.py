@@ -11,7 +11,8 @@ from services.notify.batch import SEND_BATCH_TASK
 from services.notify.bootstrap import bus
 from services.notify.commands import RunReminderSlots, SendNotification, SendNotifications
 from services.notify.messages import SEND_TASK
-from shared.workers import DATABASE_DOWN, make_celery, task_queue
+from shared.db import DATABASE_DOWN
+from shared.workers import make_celery, task_queue
 
 app = make_celery("notify")
 

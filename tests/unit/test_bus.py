@@ -222,6 +222,70 @@ def test_a_failing_handler_is_dead_lettered_without_the_sql_parameters(
     assert "13812348000" not in caplog.text and "410302195001010015" not in caplog.text
 
 
+def test_an_event_waits_for_its_database_however_long_it_is_down_and_is_never_dead_lettered() -> (
+    None
+):
+    """Found by the chaos month: PostgreSQL restarting for longer than the retries (about
+    6 s) sent every event arriving meanwhile to the dead-letter queue."""
+    import threading
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    from sqlalchemy.exc import OperationalError
+
+    from shared.consumer import EventConsumer
+    from shared.events import CommunityChanged, envelope_for
+
+    calls: list[int] = []
+    published: list[object] = []
+
+    def handler(*_: object) -> None:
+        calls.append(1)
+        if len(calls) <= 8:  # more than the retries: the database restarts
+            raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    class UoW:
+        def __enter__(self) -> UoW:
+            return self
+
+        def __exit__(self, *_: object) -> None:
+            pass
+
+        def first_time(self, _: object) -> bool:
+            return True
+
+        def commit(self) -> None:
+            pass
+
+    consumer = EventConsumer(
+        "pairing", load({"SERVICEMONTH_HOME": "/tmp/x"}), {CommunityChanged: [handler]},
+        lambda _env: UoW(), retry_delays=(0.0,),  # type: ignore[arg-type,return-value]
+    )  # fmt: skip
+    consumer.outage_wait = 0.0
+    consumer._dead_producer = SimpleNamespace(publish=lambda *a, **kw: published.append(kw))  # type: ignore[assignment]
+    body = envelope_for(
+        CommunityChanged(code="410303001001", name="王城社区", district="410303"),
+        district="410303", campaign="c", producer="t", occurred_at=datetime.now(UTC),
+    ).model_dump_json()  # fmt: skip
+    acked: list[bool] = []
+    message = SimpleNamespace(
+        body=body, headers={}, delivery_info={"routing_key": "k"}, delivery_tag="1",
+        content_type="application/json", content_encoding="utf-8", ack=lambda: acked.append(True),
+    )  # fmt: skip
+    consumer.on_message(None, message)  # type: ignore[arg-type]
+    assert (len(calls), acked, published) == (9, [True], [])
+    assert consumer.stats.applied == 1
+
+    # stopped while the database is still down: left unacknowledged, to come again
+    calls.clear()
+    consumer.outage_wait = 0.05
+    stopper = threading.Timer(0.2, consumer._stop.set)
+    stopper.start()
+    consumer.on_message(None, message)  # type: ignore[arg-type]
+    stopper.join()
+    assert (acked, published) == ([True], [])
+
+
 def test_events_a_service_subscribes_to_are_listened_to_and_notifications_are_not() -> None:
     heard = {t for t in {cls.TYPE for cls in CATALOGUE.values()} if listened_to(t)}
     assert {"member.registered", "wish.claimed", "report.generated", "team.joined"} <= heard
