@@ -69,10 +69,11 @@ PREFETCH = 200
 
 
 def events_for(ctx: harness.Context, production: bool = True) -> int:
-    """Half the city's members in events (at least 2,000); a quarter of that embedded,
-    where the figure is reported only (SQLite and the filesystem broker are slower)."""
+    """Half the city's members in events (at least 2,000, or one per member of a smaller
+    city); a quarter of that embedded, where the figure is reported only (SQLite and the
+    filesystem broker are slower)."""
     wanted = int(0.5 * ctx.members())
-    return max(2_000, wanted if production else wanted // 4)
+    return max(min(2_000, ctx.members()), wanted if production else wanted // 4)
 
 
 # --- the backends -----------------------------------------------------------------------------
