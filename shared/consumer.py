@@ -34,7 +34,7 @@ from sqlalchemy import insert, select
 from shared import logs
 from shared.bus import connect, dead_letter_queue, declare, event_queue
 from shared.config import Settings
-from shared.db import DATABASE_DOWN, UnitOfWork, inbox_table
+from shared.db import UnitOfWork, inbox_table, is_outage
 from shared.events import Envelope, Event, InvalidEvent, parse
 from shared.messagebus import EventHandler
 from shared.metrics import EVENT_RETRIES, EVENTS_CONSUMED
@@ -84,7 +84,7 @@ class EventConsumer:
         self.handlers = {cls.TYPE: list(hs) for cls, hs in handlers.items()}
         self.unit_of_work = unit_of_work
         self.retry_delays = retry_delays
-        #: the first wait for a database that does not answer (doubled each time, to 10 s)
+        #: half the first wait for a database that is away (doubled each time, to 10 s)
         self.outage_wait = 0.25
         self.prefetch = max(prefetch, batch)
         self.batch = batch
@@ -149,10 +149,12 @@ class EventConsumer:
             except InvalidEvent as exc:  # dead-lettered alone, as it would be one by one
                 with logs.bound(**_trace(message)):
                     self.dead_letter(message, exc.reason)
+                message.ack()  # now: delivered again, it would be dead-lettered twice
                 EVENTS_CONSUMED.labels(self.service, _event_type(message), "dead_lettered").inc()
             else:
                 kept.append(message)
         outcomes: list[str] | None = None
+        done: set[int] = set()  # acknowledged already (dead-lettered)
         if len(kept) > 1:
             try:
                 outcomes = self.apply_many(parsed)
@@ -169,16 +171,22 @@ class EventConsumer:
                 try:
                     with logs.bound(**_trace(message)):
                         outcome = self._handle(message)
-                except Stopping:  # none acknowledged: delivered again (the inbox dedupes)
+                except Stopping:  # the rest unacknowledged: delivered again (the inbox dedupes)
                     return
+                if outcome == "dead_lettered":
+                    message.ack()  # now: delivered again, it would be dead-lettered twice
+                    done.add(id(message))
                 EVENTS_CONSUMED.labels(self.service, kind, outcome).inc()
         else:
             for message, outcome in zip(kept, outcomes, strict=True):
                 self._count(outcome)
                 EVENTS_CONSUMED.labels(self.service, _event_type(message), outcome).inc()
-        self._acknowledge(messages)
+        self._acknowledge([m for m in kept if id(m) not in done])
 
     def _acknowledge(self, messages: Sequence[Message]) -> None:
+        """Acknowledge what the batch applied (its dead letters were, as they went)."""
+        if not messages:
+            return
         if self._ack_many:
             # one frame acknowledges every delivery of the channel up to the last one
             messages[-1].ack(multiple=True)
@@ -213,18 +221,19 @@ class EventConsumer:
             except InvalidEvent as exc:
                 reason = exc.reason
                 break
-            except DATABASE_DOWN as exc:
-                # The database restarts or refuses connections: the event is fine, so wait
-                # for the database however long it takes (never dead-letter it for that); a
-                # shutdown meanwhile leaves it unacknowledged, to be delivered again.
-                outage += 1
-                log.warning(
-                    "%s: database unavailable (%s); %s waits", self.service,
-                    type(getattr(exc, "orig", None) or exc).__name__, message.delivery_tag,
-                )  # fmt: skip
-                if self._stop.wait(min(self.outage_wait * 2**outage, 10.0)):
-                    raise Stopping from None
             except Exception as exc:
+                if is_outage(exc):
+                    # The database restarts or refuses connections: the event is fine, so
+                    # wait for the database however long it takes (never dead-letter it for
+                    # that); a shutdown meanwhile leaves it unacknowledged, to come again.
+                    outage += 1
+                    log.warning(
+                        "%s: database unavailable (%s); %s waits", self.service,
+                        type(getattr(exc, "orig", None) or exc).__name__, message.delivery_tag,
+                    )  # fmt: skip
+                    if self._stop.wait(min(self.outage_wait * 2 ** min(outage, 8), 10.0)):
+                        raise Stopping from None
+                    continue
                 reason = error_line(exc)
                 if attempt >= len(self.retry_delays):
                     break
@@ -300,7 +309,8 @@ class EventConsumer:
                         batch = self._arrived[:]
                         self._arrived.clear()
                         self.on_messages(batch)
-            except connection.connection_errors as exc:
+            except (*connection.connection_errors, *connection.channel_errors) as exc:
+                # a channel closed by the broker (a consumer timeout, a restart) as well
                 log.warning("%s consumer: broker unavailable: %s", self.service, exc)
                 stop.wait(2.0)
             finally:

@@ -44,8 +44,30 @@ from shared.clock import Clock
 from shared.events import Envelope, Event, envelope_for
 
 #: The database restarting, refusing connections, or every pooled connection busy: work
-#: waits and tries again (a task, an event), it is not a failure of the work itself.
+#: waits and tries again (a task, an event), it is not a failure of the work itself. The
+#: classes are broad (a missing table is an OperationalError too): :func:`is_outage` tells.
 DATABASE_DOWN: tuple[type[Exception], ...] = (OperationalError, PoolTimeout)
+#: SQLSTATEs of a server that is away: connection exceptions (class 08), an administrator
+#: shutting it down or restarting it (57P01-57P03), too many connections (53300).
+_AWAY = ("08", "57P01", "57P02", "57P03", "53300")
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database is away (it will come back and the same work will
+    then succeed), not that the work is wrong: a pool timeout, a connection lost or refused
+    (no SQLSTATE: the connection never began), one of :data:`_AWAY`, SQLite's busy lock."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    orig = exc.orig
+    sqlstate = getattr(orig, "sqlstate", None)
+    if type(orig).__module__.startswith("sqlite3"):
+        return "locked" in str(orig) or "busy" in str(orig)
+    return sqlstate is None or str(sqlstate).startswith(_AWAY)
+
 
 T = TypeVar("T")
 #: Rows a long upload writes per transaction. On SQLite a writer holds the database's one

@@ -16,9 +16,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, BeforeValidator, ConfigDict
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.exc import TimeoutError as SqlTimeout
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from shared.db import DATABASE_DOWN, is_outage
 
 PROBLEM = "application/problem+json"
 #: Seconds a caller is asked to wait when the database does not answer.
@@ -105,12 +105,12 @@ def install_error_handlers(app: FastAPI) -> None:
         ]
         return problem(422, "Invalid input", "the request has invalid fields", errors=errors)
 
-    @app.exception_handler(OperationalError)
-    @app.exception_handler(SqlTimeout)
     async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
-        # The database is restarting, refuses connections or every pooled one is busy: the
+        # The database restarts, refuses connections or every pooled one is busy: the
         # caller can only try again (503 with Retry-After), and the log says which, without
-        # the statement and its parameters.
+        # the statement and its parameters. Any other database error is a 500 as before.
+        if not is_outage(exc):
+            raise exc
         cause = type(getattr(exc, "orig", None) or exc).__name__
         log.warning("database unavailable (%s) for %s %s", cause, request.method, request.url.path)
         return problem(
@@ -119,6 +119,9 @@ def install_error_handlers(app: FastAPI) -> None:
             "the database does not answer just now; try again in a few seconds",
             {"Retry-After": str(RETRY_AFTER)},
         )
+
+    for outage in DATABASE_DOWN:
+        app.add_exception_handler(outage, _unavailable)
 
 
 #: What :class:`BodyLimit` answers a refused request: (status, cap in bytes) to the

@@ -35,11 +35,12 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -48,7 +49,12 @@ from sqlalchemy.orm import load_only
 from sqlalchemy.orm.attributes import set_committed_value
 
 from services.notify import health, policy
-from services.notify.channels.base import OutgoingSms, ProviderError, SmsProvider
+from services.notify.channels.base import (
+    OutgoingSms,
+    ProviderError,
+    SmsProvider,
+    TransientProviderError,
+)
 from services.notify.messages import SENT_LIKE, WAITING
 from services.notify.models import Contact, Notification, NotificationEvent
 from services.notify.recipients import Person, masked, person_of, render_params
@@ -78,6 +84,9 @@ SEND_BATCH_TASK = "notify.send_batch"
 BATCH = 250
 #: Provider calls in flight at once in one process (providers answer in 50–300 ms).
 CALLS = 128
+#: Seconds a claimed message's call may wait for a thread before it is given up (retried
+#: later): half the time after which the sweep takes a ``sending`` message for stranded.
+LATE = policy.STRANDED_SENDING.total_seconds() / 2
 
 #: What the batch reads of a message (and what :mod:`.sending` reads when an outcome goes
 #: through it) and of a member's contact (:func:`.recipients.person_of`): nothing more is
@@ -115,6 +124,9 @@ class _Claimed:
     sms: OutgoingSms
     attempts: int = 0  # as claimed (the message's attempts as read, plus this one)
     at: datetime | None = None  # when claimed
+    #: when claimed, by this process's monotonic clock: a call that has not started within
+    #: :data:`LATE` is not made (the sweep could take the message for stranded meanwhile)
+    claimed: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -184,6 +196,8 @@ def _calls(
     answers: list[str | Exception] = []
     for claimed, limit in share:
         try:
+            if time.monotonic() - claimed.claimed > LATE:
+                raise TransientProviderError("not called in time after its claim; tried again")
             if limit is None:
                 answers.append(claimed.provider.send(claimed.sms))
             else:

@@ -227,3 +227,25 @@ def test_the_dispatch_hands_messages_over_in_batches_when_it_can() -> None:
     one_by_one: list[uuid.UUID] = []
     hand_over(one_by_one.append, ids)
     assert one_by_one == ids
+
+
+def test_a_call_that_waited_too_long_for_a_thread_is_not_made_but_tried_again(
+    backend: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call that starts long after its claim could meet the sweep's reconciliation,
+    which takes a message ``sending`` for two minutes for stranded and sends it again: it
+    is given up instead, and the message goes again later, once (review finding)."""
+    rt = backend.rt("notify")
+    start(backend)
+    ids = queued(backend, members(backend, 3))
+    provider = FakeProvider()
+    sender = make_sender(backend, provider, sms_daily_cap=0)
+    monkeypatch.setattr(batch, "LATE", -1.0)
+
+    outcomes = batch.send_many(ids, rt, sender)
+
+    assert provider.accepted == []
+    assert all(o.status != "sent" and o.retry_in is not None for o in outcomes.values())
+    monkeypatch.setattr(batch, "LATE", 60.0)
+    batch.send_many(ids, rt, sender)
+    assert sorted(s.out_id for s in provider.accepted) == sorted(map(str, ids))
