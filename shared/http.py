@@ -143,7 +143,7 @@ class BodyLimit:
     """Refuses a request body over its route's cap before anyone reads a byte of it: by its
     declared ``Content-Length`` (413), and a chunked body that declares none (411: every
     client sends the length of what it has; a request with neither has an empty body). The
-    server (h11) holds a client to the length it declared. ``limits`` maps a path pattern to
+    server (uvicorn) holds a client to the length it declared. ``limits`` maps a path pattern to
     its cap; other paths under ``prefix`` get ``default``; paths outside ``prefix`` pass
     untouched (a mounted app has its own)."""
 
