@@ -27,10 +27,11 @@ test: $(BIN)/servicemonth
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 # The city and two districts as separate deployments on the machine's RabbitMQ and
-# PostgreSQL (tests/deployment; the default run skips them): a few minutes, the whole machine.
+# PostgreSQL (tests/deployment), and the suites marked long (the access matrix, a month's
+# pii-scan); the default run skips them: several minutes, the whole machine.
 e2e-deployment: $(BIN)/servicemonth
 	sh scripts/system-packages.sh fonts
-	SERVICEMONTH_E2E_DEPLOYMENT=1 $(BIN)/python -m pytest -q -m deployment tests
+	SERVICEMONTH_E2E_DEPLOYMENT=1 $(BIN)/python -m pytest -q -m "deployment or long" tests
 
 # The campaign month on the city and two districts while processes are killed, RabbitMQ and
 # PostgreSQL restarted and the SMS and mail servers misbehave; then what was lost or done

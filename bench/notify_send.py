@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -48,7 +47,7 @@ from services.notify.rendering import render_sms
 from services.notify.rules import Rules
 from services.notify.sending import Sender
 from shared.clock import SimulatedClock
-from shared.config import CAMPAIGN_TZ, load
+from shared.config import CAMPAIGN_TZ, child_environment, load
 from shared.db import outbox_table
 from shared.events import SealedContact
 from shared.migrations import upgrade
@@ -172,7 +171,7 @@ def run_worker(env: dict[str, str], latency: float) -> tuple[dict[str, Any], flo
     (MB) sampled from outside."""
     proc = subprocess.Popen(
         [sys.executable, __file__, "--worker", str(latency)],
-        env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
+        env=child_environment({**env, "PYTHONPATH": str(ROOT)}),
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
@@ -186,7 +185,7 @@ def run_worker(env: dict[str, str], latency: float) -> tuple[dict[str, Any], flo
 def worker(latency: float) -> None:
     """The worker process: the batch send task's command over every queued message,
     ``HAND_OVER`` ids at a time (Celery's part left out); prints what it did as JSON."""
-    rt = _runtime({k: v for k, v in os.environ.items() if k.startswith("SERVICEMONTH_")})
+    rt = _runtime(child_environment({}))  # the settings its parent gave it
     provider = FakeProvider(latency)
     sender = Sender(
         sealer=rt.sealer, providers=[provider], email=NoEmail(), rules=Rules(), district="410303"

@@ -56,7 +56,7 @@ from services.registration.enrolment import Directory, add_members, validate_mem
 from services.reporting.models import MemberFact
 from services.supervisor import heartbeat_path
 from shared import bus
-from shared.config import SERVICES, Settings, load
+from shared.config import SERVICES, Settings, child_environment, load
 from shared.db import inbox_table, outbox_table
 from shared.migrations import upgrade
 from shared.runtime import Runtime, build
@@ -193,7 +193,7 @@ def consume(services: tuple[str, ...], env: dict[str, str]) -> Iterator[dict[str
     procs = {
         s: subprocess.Popen(
             [sys.executable, "-m", "services.cli", "consume", s],
-            env={**os.environ, **env},
+            env=child_environment(env),
             cwd=ROOT,
             start_new_session=True,
         )
@@ -376,7 +376,7 @@ def raw_consume(url: str, options: dict[str, Any], tag: str, count: int) -> floa
                 q.name,
                 str(count),
             ],
-            env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'bench'}"},
+            env=child_environment({"PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'bench'}"}),
             stdout=subprocess.PIPE,
             text=True,
         )

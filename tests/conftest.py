@@ -41,7 +41,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return
     skip = pytest.mark.skip(reason=f"make e2e-deployment runs it ({DEPLOYMENT_SWITCH}=1)")
     for item in items:
-        if item.get_closest_marker("deployment"):
+        if item.get_closest_marker("deployment") or item.get_closest_marker("long"):
             item.add_marker(skip)
 
 

@@ -1102,6 +1102,7 @@ def _title(answer: Any) -> str:
 
 
 @pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
+@pytest.mark.long
 def test_who_may_call_it(method: str, path: str, world: World) -> None:
     if (method, path) in PUBLIC:
         check_public(world, method, path)
@@ -1124,6 +1125,7 @@ VARIANTS: dict[str, tuple[str, Row]] = {
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.long
 def test_who_may_make_a_call_that_opens_more(variant: str, world: World) -> None:
     method, row = VARIANTS[variant]
     wrong = _matrix(world, method, row)

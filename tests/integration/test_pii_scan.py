@@ -32,6 +32,7 @@ def scan() -> Any:
     return CliRunner().invoke(cli, ["pii-scan", "--show", "20"])
 
 
+@pytest.mark.long
 @pytest.mark.timeout(300)  # half a month through every service: about a minute, more when busy
 def test_a_month_leaves_no_personal_data_in_clear(
     backend: Any, admin: Any, clock: SimulatedClock
