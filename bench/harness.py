@@ -25,7 +25,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -146,6 +146,43 @@ class Context:
         while self._cleanup:
             with contextlib.suppress(Exception):
                 self._cleanup.pop()()
+
+
+def figure(value: float | None, unit: str = "") -> str:
+    if value is None:
+        return ""
+    if unit == "s":
+        return f"{value:.3g} s" if value < 10 else f"{value:,.0f} s"
+    text = f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+    return f"{text} {unit}".strip()
+
+
+def table(results: Sequence[Result]) -> str:
+    head = ("path", "ours", "baseline", "ratio", "target", "verdict")
+    rows = [
+        (
+            r.path,
+            figure(r.ours, r.unit),
+            figure(r.baseline, r.unit),
+            "" if r.ratio is None else f"{r.ratio:.2f}×",
+            r.target,
+            r.verdict,
+        )
+        for r in results
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    notes = [f"- {r.path}: {r.note}" for r in results if r.note]
+    return "\n".join(lines + (["", *notes] if notes else []))
+
+
+def show(ctx: Context, measure: Callable[[Context], list[Result]]) -> None:
+    """A benchmark run alone (its ``main``): ``measure(ctx)``'s rows as the table of
+    ``bench/run.py``; the context closed whatever happens."""
+    try:
+        print(table(measure(ctx)))
+    finally:
+        ctx.close()
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:

@@ -327,14 +327,7 @@ def main() -> None:
     ctx = harness.Context(
         args.scale, args.seed, postgres=None if args.embedded else harness.PG_ADMIN
     )
-    try:
-        for r in measure(ctx):
-            ratio = "" if r.ratio is None else f"{r.ratio:5.3f}×"
-            base = "" if r.baseline is None else f"{r.baseline:9,.0f}"
-            print(f"{r.path:<32} {r.ours:9,.0f} {base:>9} {r.unit:<6} {ratio:>7} "
-                  f"{r.target:<14} {r.verdict}  {r.note}")  # fmt: skip
-    finally:
-        ctx.close()
+    harness.show(ctx, measure)
 
 
 if __name__ == "__main__":

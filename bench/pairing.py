@@ -557,14 +557,7 @@ def main() -> None:
         greedy_report(args)
         return
     ctx = harness.Context(args.scale, args.seed)
-    try:
-        for r in measure(ctx):
-            ratio = "" if r.ratio is None else f"{r.ratio:5.2f}×"
-            base = "" if r.baseline is None else f"{r.baseline:9,.0f}"
-            print(f"{r.path:<44} {r.ours:9,.0f} {base:>9} {r.unit:<10} {ratio:>6} "
-                  f"{r.target:<12} {r.verdict}  {r.note}")  # fmt: skip
-    finally:
-        ctx.close()
+    harness.show(ctx, measure)
 
 
 if __name__ == "__main__":

@@ -476,15 +476,7 @@ def main() -> None:
     ctx = harness.Context(scale=args.scale, seed=args.seed)
     if args.embedded:
         ctx.postgres = ctx.rabbitmq = None
-    try:
-        for r in measure(ctx):
-            ratio = "" if r.ratio is None else f"{r.ratio:.2f}×"
-            base = "" if r.baseline is None else f"{r.baseline:,.0f}"
-            print(f"{r.path}: {r.ours:,.0f} {r.unit} vs {base} {ratio} ({r.target}: {r.verdict})")
-            if r.note:
-                print(f"    {r.note}")
-    finally:
-        ctx.close()
+    harness.show(ctx, measure)
 
 
 if __name__ == "__main__":

@@ -176,14 +176,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     ctx = harness.Context(args.scale, args.seed)
-    try:
-        for r in measure(ctx):
-            ratio = "" if r.ratio is None else f"{r.ratio:5.2f}×"
-            base = "" if r.baseline is None else f"{r.baseline:9,.0f}"
-            print(f"{r.path:<36} {r.ours:9,.0f} {base:>9} {r.unit:<10} {ratio:>6} "
-                  f"{r.target:<12} {r.verdict}  {r.note}")  # fmt: skip
-    finally:
-        ctx.close()
+    harness.show(ctx, measure)
 
 
 if __name__ == "__main__":

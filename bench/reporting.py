@@ -835,16 +835,7 @@ def main(argv: list[str] | None = None) -> None:
         ctx = harness.Context(scale=args.scale, seed=1 if args.seed == 2016 else args.seed)
         if args.embedded:
             ctx.postgres = None
-        try:
-            for r in measure(ctx):
-                ratio = f"{r.ratio:.1f}x" if r.ratio is not None else ""
-                print(
-                    f"{r.path}: ours {r.ours * 1000:.1f} ms, baseline "
-                    f"{(r.baseline or 0) * 1000:.1f} ms, {ratio} ({r.target}) {r.verdict}"
-                )
-                print(f"    {r.note}")
-        finally:
-            ctx.close()
+        harness.show(ctx, measure)
         return
     with tempfile.TemporaryDirectory() as home:
         rts = runtimes(Path(home), args.database_url)

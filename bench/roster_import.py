@@ -327,14 +327,7 @@ def main() -> None:
     args = parser.parse_args()
     postgres = None if args.embedded else harness.PG_ADMIN
     ctx = harness.Context(args.scale, args.seed, postgres=postgres)
-    try:
-        for r in measure(ctx):
-            ratio = "" if r.ratio is None else f"{r.ratio:5.2f}×"
-            base = "" if r.baseline is None else f"{r.baseline:9,.0f}"
-            print(f"{r.path:<36} {r.ours:9,.0f} {base:>9} {r.unit:<7} {ratio:>6} "
-                  f"{r.target:<12} {r.verdict}\n    {r.note}")  # fmt: skip
-    finally:
-        ctx.close()
+    harness.show(ctx, measure)
 
 
 if __name__ == "__main__":

@@ -44,34 +44,6 @@ MODULES = (
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
-def figure(value: float | None, unit: str = "") -> str:
-    if value is None:
-        return ""
-    if unit == "s":
-        return f"{value:.3g} s" if value < 10 else f"{value:,.0f} s"
-    text = f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
-    return f"{text} {unit}".strip()
-
-
-def table(results: Sequence[harness.Result]) -> str:
-    head = ("path", "ours", "baseline", "ratio", "target", "verdict")
-    rows = [
-        (
-            r.path,
-            figure(r.ours, r.unit),
-            figure(r.baseline, r.unit),
-            "" if r.ratio is None else f"{r.ratio:.2f}×",
-            r.target,
-            r.verdict,
-        )
-        for r in results
-    ]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    notes = [f"- {r.path}: {r.note}" for r in results if r.note]
-    return "\n".join(lines + (["", *notes] if notes else []))
-
-
 def machine() -> dict[str, object]:
     model = ""
     cpuinfo = Path("/proc/cpuinfo")
@@ -147,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"({box['cpu'] or 'unknown CPU'}), {box['memory_gb']} GiB, Python {box['python']}; "
         f"{took / 60:.0f} min in all."
     )
-    text = title + "\n\n" + table(results)
+    text = title + "\n\n" + harness.table(results)
     print(text)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(
