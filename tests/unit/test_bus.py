@@ -174,75 +174,14 @@ def test_dead_letter_queues_are_routed_by_their_own_name_on_the_deployments_exch
         assert queue.durable
 
 
-def test_a_failing_handler_is_dead_lettered_without_the_sql_parameters(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+def lone_consumer(handler: Any) -> tuple[Any, Any, list[bool], list[dict[str, Any]]]:
+    """A pairing consumer whose one handler is ``handler`` over a unit of work that does
+    nothing, one message it may be handed, what was acknowledged and dead-lettered."""
     from datetime import UTC, datetime
     from types import SimpleNamespace
 
     from shared.consumer import EventConsumer
     from shared.events import CommunityChanged, envelope_for
-
-    published: list[dict[str, object]] = []
-
-    class Boom(Exception):
-        pass
-
-    def handler(*_: object) -> None:
-        raise Boom("insert failed\n[parameters: ('13812348000', '410302195001010015')]")
-
-    class UoW:
-        def __enter__(self) -> UoW:
-            return self
-
-        def __exit__(self, *_: object) -> None:
-            pass
-
-        def first_time(self, _: object) -> bool:
-            return True
-
-    consumer = EventConsumer(
-        "pairing", load({"SERVICEMONTH_HOME": "/tmp/x"}), {CommunityChanged: [handler]},
-        lambda _env: UoW(), retry_delays=(0.0,),  # type: ignore[arg-type,return-value]
-    )  # fmt: skip
-    consumer._dead_producer = SimpleNamespace(publish=lambda *a, **kw: published.append(kw))  # type: ignore[assignment]
-    body = envelope_for(
-        CommunityChanged(code="410303001001", name="王城社区", district="410303"),
-        district="410303", campaign="c", producer="t", occurred_at=datetime.now(UTC),
-    ).model_dump_json()  # fmt: skip
-    acked: list[bool] = []
-    message = SimpleNamespace(
-        body=body, headers={}, delivery_info={"routing_key": "k"}, delivery_tag="1",
-        content_type="application/json", content_encoding="utf-8", ack=lambda: acked.append(True),
-    )  # fmt: skip
-    consumer.on_message(None, message)  # type: ignore[arg-type]
-    reason = str(published[0]["headers"]["x-dead-reason"])  # type: ignore[index]
-    assert reason == "Boom: insert failed"
-    assert acked == [True]
-    assert "13812348000" not in caplog.text and "410302195001010015" not in caplog.text
-
-
-def test_an_event_waits_for_its_database_however_long_it_is_down_and_is_never_dead_lettered() -> (
-    None
-):
-    """Found by the chaos month: PostgreSQL restarting for longer than the retries (about
-    6 s) sent every event arriving meanwhile to the dead-letter queue."""
-    import threading
-    from datetime import UTC, datetime
-    from types import SimpleNamespace
-
-    from sqlalchemy.exc import OperationalError
-
-    from shared.consumer import EventConsumer
-    from shared.events import CommunityChanged, envelope_for
-
-    calls: list[int] = []
-    published: list[object] = []
-
-    def handler(*_: object) -> None:
-        calls.append(1)
-        if len(calls) <= 8:  # more than the retries: the database restarts
-            raise OperationalError("SELECT 1", {}, Exception("connection refused"))
 
     class UoW:
         def __enter__(self) -> UoW:
@@ -257,11 +196,11 @@ def test_an_event_waits_for_its_database_however_long_it_is_down_and_is_never_de
         def commit(self) -> None:
             pass
 
+    published: list[dict[str, Any]] = []
     consumer = EventConsumer(
         "pairing", load({"SERVICEMONTH_HOME": "/tmp/x"}), {CommunityChanged: [handler]},
         lambda _env: UoW(), retry_delays=(0.0,),  # type: ignore[arg-type,return-value]
     )  # fmt: skip
-    consumer.outage_wait = 0.0
     consumer._dead_producer = SimpleNamespace(publish=lambda *a, **kw: published.append(kw))  # type: ignore[assignment]
     body = envelope_for(
         CommunityChanged(code="410303001001", name="王城社区", district="410303"),
@@ -272,28 +211,67 @@ def test_an_event_waits_for_its_database_however_long_it_is_down_and_is_never_de
         body=body, headers={}, delivery_info={"routing_key": "k"}, delivery_tag="1",
         content_type="application/json", content_encoding="utf-8", ack=lambda: acked.append(True),
     )  # fmt: skip
-    consumer.on_message(None, message)  # type: ignore[arg-type]
+    return consumer, message, acked, published
+
+
+def test_a_failing_handler_is_dead_lettered_without_the_sql_parameters(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Boom(Exception):
+        pass
+
+    def handler(*_: object) -> None:
+        raise Boom("insert failed\n[parameters: ('13812348000', '410302195001010015')]")
+
+    consumer, message, acked, published = lone_consumer(handler)
+    consumer.on_message(None, message)
+    reason = str(published[0]["headers"]["x-dead-reason"])
+    assert reason == "Boom: insert failed"
+    assert acked == [True]
+    assert "13812348000" not in caplog.text and "410302195001010015" not in caplog.text
+
+
+def test_an_event_waits_for_its_database_however_long_it_is_down_and_is_never_dead_lettered() -> (
+    None
+):
+    """Found by the chaos month: PostgreSQL restarting for longer than the retries (about
+    6 s) sent every event arriving meanwhile to the dead-letter queue."""
+    import sqlite3
+    import threading
+
+    from sqlalchemy.exc import OperationalError
+
+    from shared.events import CommunityChanged
+
+    calls: list[int] = []
+
+    def handler(*_: object) -> None:
+        calls.append(1)
+        if len(calls) <= 8:  # more than the retries: the database restarts
+            raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    consumer, message, acked, published = lone_consumer(handler)
+    consumer.outage_wait = 0.0
+    consumer.on_message(None, message)
     assert (len(calls), acked, published) == (9, [True], [])
     assert consumer.stats.applied == 1
 
     # a database error that is no outage (a table missing) is retried, then dead-lettered
-    import sqlite3
-
     def broken(*_: object) -> None:
         raise OperationalError("SELECT 1", {}, sqlite3.OperationalError("no such table: x"))
 
     consumer.handlers = {CommunityChanged.TYPE: [broken]}
-    consumer.on_message(None, message)  # type: ignore[arg-type]
+    consumer.on_message(None, message)
     assert len(published) == 1 and acked == [True, True]
     published.clear()
-    consumer.handlers = {CommunityChanged.TYPE: [handler]}
 
     # stopped while the database is still down: left unacknowledged, to come again
+    consumer.handlers = {CommunityChanged.TYPE: [handler]}
     calls.clear()
     consumer.outage_wait = 0.05
     stopper = threading.Timer(0.2, consumer._stop.set)
     stopper.start()
-    consumer.on_message(None, message)  # type: ignore[arg-type]
+    consumer.on_message(None, message)
     stopper.join()
     assert (acked, published) == ([True, True], [])
 
