@@ -35,7 +35,7 @@ e2e-deployment: $(BIN)/servicemonth
 
 # The campaign month on the city and two districts while processes are killed, RabbitMQ and
 # PostgreSQL restarted and the SMS and mail servers misbehave; then what was lost or done
-# twice (chaos/month.py). SIZE=full (20,000 members, about half an hour) or small (CI). It
+# twice (chaos/month.py). SIZE=full (20,000 members, about half an hour) or small. It
 # restarts the machine's RabbitMQ and PostgreSQL: run it alone.
 SIZE ?= full
 chaos: $(BIN)/servicemonth
