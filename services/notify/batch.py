@@ -57,7 +57,7 @@ from services.notify.channels.base import (
 )
 from services.notify.messages import SENT_LIKE, WAITING
 from services.notify.models import Contact, Notification, NotificationEvent
-from services.notify.recipients import Person, masked, person_of, render_params
+from services.notify.recipients import Person, person_of, render_params
 from services.notify.rendering import RenderError, render_sms
 from services.notify.rules import day_bounds, local_day
 from services.notify.sending import (
@@ -66,6 +66,7 @@ from services.notify.sending import (
     Sender,
     failed_attempt,
     message_facts,
+    outgoing_sms,
     providers_now,
     send_notification,
     sent,
@@ -314,16 +315,7 @@ def _decide(
         except RenderError:  # too long (e-mail instead?) or broken: decided there
             alone.append(n.id)
             continue
-        sms = OutgoingSms(
-            out_id=str(n.id),
-            phone=person.phone or "",
-            phone_masked=masked(person, "sms") or "",
-            kind=n.kind,
-            template_code=rendered.template_code.get(provider.name, ""),
-            params=rendered.params,
-            text=rendered.text,
-            segments=rendered.segments,
-        )
+        sms = outgoing_sms(n, person, rendered, provider.name)
         claimed.append(_Claimed(n, provider, sms))
         recent.add(n, provider.name, now)  # the next ones of the batch count it
     return claimed

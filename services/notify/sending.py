@@ -50,7 +50,13 @@ from services.notify.mail import REPORT_KINDS, ReportMissing, outgoing_email
 from services.notify.messages import WAITING, emit_status, move, recent_sms, record
 from services.notify.models import Contact, Notification
 from services.notify.recipients import Person, masked, person_of, recipient_of, render_params
-from services.notify.rendering import RenderError, SmsTooLong, render_email, render_sms
+from services.notify.rendering import (
+    RenderedSms,
+    RenderError,
+    SmsTooLong,
+    render_email,
+    render_sms,
+)
 from services.notify.report_files import ReportFiles
 from services.notify.rules import Rules, local_day
 from shared.db import UnitOfWork
@@ -252,16 +258,7 @@ def _send_sms(
         )
     except RenderError as exc:
         return finish(n, uow, sender, "failed", error=str(exc))
-    sms = OutgoingSms(
-        out_id=str(n.id),
-        phone=person.phone or "",
-        phone_masked=masked(person, "sms") or "",
-        kind=n.kind,
-        template_code=rendered.template_code.get(chosen.name, ""),
-        params=rendered.params,
-        text=rendered.text,
-        segments=rendered.segments,
-    )
+    sms = outgoing_sms(n, person, rendered, chosen.name)
 
     if not claim(n, uow, chosen.name, "sms", sms.phone_masked):
         return BUSY
@@ -594,3 +591,20 @@ def merge_into_digest(n: Notification, person: Person, uow: UnitOfWork, rules: R
     record(uow, n, "suppressed", detail=f"merged into digest {digest.id} (daily cap)")
     uow.commit()
     return True
+
+
+def outgoing_sms(
+    n: Notification, person: Person, rendered: RenderedSms, provider: str
+) -> OutgoingSms:
+    """What goes to ``provider`` for ``n``: its rendered text and that provider's template
+    code, to the person's number (and how it is shown masked)."""
+    return OutgoingSms(
+        out_id=str(n.id),
+        phone=person.phone or "",
+        phone_masked=masked(person, "sms") or "",
+        kind=n.kind,
+        template_code=rendered.template_code.get(provider, ""),
+        params=rendered.params,
+        text=rendered.text,
+        segments=rendered.segments,
+    )
