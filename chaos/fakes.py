@@ -4,22 +4,19 @@ both counting on their side what they accepted."""
 
 from __future__ import annotations
 
-import json
 import random
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from tests.support import free_port
+from tests.support import free_port, json_server
 
 #: Longer than the product's SMS client waits (services/notify/channels: 10 s).
 TIMEOUT_DELAY = 11.0
@@ -86,36 +83,12 @@ class SmsProvider:
 def sms_provider(provider: SmsProvider) -> Iterator[str]:
     """``provider`` on a loopback port: its endpoint URL."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            action = self.headers.get("x-acs-action") or ""
-            status, body, delay = provider.answer(
-                action, dict(parse_qsl(urlsplit(self.path).query))
-            )
-            time.sleep(delay)
-            data = json.dumps(body).encode()
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-            except OSError:
-                pass  # the client gave up waiting
+    def answer(path: str, headers: Any, _raw: bytes) -> tuple[int, dict[str, Any], float]:
+        action = headers.get("x-acs-action") or ""
+        return provider.answer(action, dict(parse_qsl(urlsplit(path).query)))
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, args=(0.1,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with json_server(answer) as url:
+        yield url
 
 
 @dataclass

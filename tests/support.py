@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import random
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import uvicorn
@@ -60,6 +62,45 @@ def serving(services: Iterable[str]) -> Iterator[str]:
     finally:
         web.should_exit = True
         thread.join(10)
+
+
+#: How a fake HTTP service answers a POST: (path, headers, body) → (status, JSON, delay s).
+Answer = Callable[[str, Any, bytes], tuple[int, dict[str, Any], float]]
+
+
+@contextlib.contextmanager
+def json_server(answer: Answer) -> Iterator[str]:
+    """A fake HTTP service on a loopback port answering each POST with JSON, after the delay
+    ``answer`` gives (a client that gave up meanwhile is ignored): its base URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            status, body, delay = answer(self.path, self.headers, raw)
+            time.sleep(delay)
+            data = json.dumps(body).encode()
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            except OSError:
+                pass  # the client gave up waiting
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
 
 
 def on_simulated_clock(backend: Any, start: datetime) -> SimulatedClock:

@@ -10,15 +10,12 @@ for real. E-mail goes to a real local SMTP server (aiosmtpd).
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -36,7 +33,7 @@ from services.notify.channels import (
     TransientProviderError,
 )
 from services.notify.rendering import load_sms_codes, render_email, sample_params
-from tests.support import free_port, sample_sms
+from tests.support import free_port, json_server, sample_sms
 
 PHONE = "13812348000"
 TIMEOUT = 0.5
@@ -137,39 +134,14 @@ class FakeProviders:
 def fake() -> Iterator[tuple[FakeProviders, str]]:
     providers = FakeProviders()
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length)
-            if self.headers.get("X-TC-Action"):
-                action = "tencent:" + self.headers["X-TC-Action"]
-                params: dict[str, Any] = json.loads(raw or b"{}")
-            else:
-                action = "aliyun:" + (self.headers.get("x-acs-action") or "")
-                params = dict(parse_qsl(urlsplit(self.path).query))
-            status, body, delay = providers.answer(action, params)
-            time.sleep(delay)
-            data = json.dumps(body).encode()
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-            except OSError:
-                pass  # the client gave up (a timeout test)
+    def answer(path: str, headers: Any, raw: bytes) -> tuple[int, dict[str, Any], float]:
+        if headers.get("X-TC-Action"):
+            return providers.answer("tencent:" + headers["X-TC-Action"], json.loads(raw or b"{}"))
+        params = dict(parse_qsl(urlsplit(path).query))
+        return providers.answer("aliyun:" + (headers.get("x-acs-action") or ""), params)
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield providers, f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with json_server(answer) as url:
+        yield providers, url
 
 
 @pytest.fixture(autouse=True)
