@@ -17,7 +17,10 @@ from hypothesis import strategies as st
 from services.registration import rosters, tasks
 from tests import support
 
-pytestmark = pytest.mark.parametrize("backend", ["embedded"], indirect=True)
+pytestmark = [
+    pytest.mark.parametrize("backend", ["embedded"], indirect=True),
+    pytest.mark.long,  # hypothesis over five parsers: make e2e-deployment runs it
+]
 
 HOME = "410303001001"
 CELLS = st.one_of(
