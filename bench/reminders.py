@@ -138,7 +138,7 @@ def load_members(rt: Runtime, city: citygen.City) -> None:
 
 def plan(rt: Runtime, occ: Occurrence, cal: Calendar) -> list[Any]:
     with rt.uow(read_only=True) as uow:
-        return audience(uow, occ, cal, rt.sealer)
+        return audience(uow, occ, cal, rt.sealer, None)
 
 
 def query(rt: Runtime, occ: Occurrence) -> list[tuple[Any, ...]]:

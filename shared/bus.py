@@ -87,17 +87,25 @@ def listened_to(event_type: str) -> bool:
     )
 
 
+def residents_served(district: str, separate: Sequence[str] = ()) -> list[str] | None:
+    """The districts whose residents the deployment for ``district`` pairs and tells
+    (welcome, reminders); None: every district. A district serves its own; the city serves
+    itself and every district that runs no deployment of its own (``separate``)."""
+    if district != CITY:
+        return [district]
+    if not separate:
+        return None
+    return [CITY, *(d for d in DISTRICTS if d not in separate)]
+
+
 def binding_keys(service: str, district: str, separate: Sequence[str] = ()) -> list[str]:
-    """The keys ``service`` binds in a deployment for ``district``. The city (410300) binds
-    every district, except that its pairing and notify leave the ``separate`` districts
-    (those running a deployment of their own) to it: a member is paired and told once, by
+    """The keys ``service`` binds in a deployment for ``district``: the events of the
+    districts it serves (:func:`residents_served`), so a member is paired and told once, by
     the district she lives in. The city's reporting always counts every district."""
     patterns = SUBSCRIPTIONS[service]
-    if district != CITY:
-        return [f"{district}.{p}" for p in patterns]
-    if service == "reporting" or not separate:
+    served = residents_served(district, () if service == "reporting" else separate)
+    if served is None:
         return [f"*.{p}" for p in patterns]
-    served = [CITY, *(d for d in DISTRICTS if d not in separate)]
     return [f"{d}.{p}" for d in served for p in patterns]
 
 

@@ -9,10 +9,10 @@ inbound "TD" reply) without storing it in clear; only masks are shown.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, delete, or_, select, true, update
 from sqlalchemy.orm import InstrumentedAttribute
 
 from services.notify.models import (
@@ -24,6 +24,8 @@ from services.notify.models import (
     UnitDistrict,
 )
 from shared.auth import revoke_member_tokens
+from shared.bus import residents_served
+from shared.config import Settings
 from shared.db import UnitOfWork
 from shared.events import (
     CommunityChanged,
@@ -59,7 +61,36 @@ def keep_contact(
     contact.email_masked = mask_email(email) if email else None
     contact.unit_code = event.unit_code
     contact.communities = [c.community_code for c in event.communities]
+    contact.residence_district = next(
+        (c.district for c in event.communities if c.role == "residence"), None
+    )
     contact.updated_at = uow.now()
+
+
+def residents(settings: Settings) -> list[str] | None:
+    """The districts whose residents this deployment tells (None: every district)."""
+    return residents_served(settings.district, settings.common.separate_districts)
+
+
+def told_here(contact: Contact | None, served: Sequence[str] | None) -> bool:
+    """Whether this deployment (serving the residents of ``served``, None: all) sends the
+    member what is hers alone rather than a community's: the welcome and the reminders. A
+    member whose two communities lie in deployments apart is told by the one serving the
+    district she lives in; the other keeps her contact for its communities' own news
+    (a pairing, a claimed wish, a returned record)."""
+    return (
+        served is None
+        or contact is None
+        or contact.residence_district is None
+        or contact.residence_district in served
+    )
+
+
+def living_here(served: Sequence[str] | None) -> ColumnElement[bool]:
+    """:func:`told_here` as a condition on :class:`Contact` (the reminders' audience)."""
+    if served is None:
+        return true()
+    return or_(Contact.residence_district.is_(None), Contact.residence_district.in_(served))
 
 
 def forget_member(event: MemberWithdrawn, envelope: Envelope, uow: UnitOfWork) -> None:

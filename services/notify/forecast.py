@@ -23,7 +23,7 @@ from typing import Any
 
 from services.notify.bulk import Outgoing, reaches
 from services.notify.calendar import Calendar, Occurrence, calendar, due_slots
-from services.notify.contacts import sealed_names
+from services.notify.contacts import residents, sealed_names
 from services.notify.messages import Reach, Recipient, choose_channel
 from services.notify.models import Contact, StaffContact
 from services.notify.reminders import audience, done_slots
@@ -138,7 +138,7 @@ def forecast(rt: Runtime, now: datetime | None = None) -> Forecast:
         for occ in remaining(uow, cal, now):
             job = jobs[occ.job.name]
             job.slots.append(occ.slot)
-            messages = audience(uow, occ, cal, rt.sealer)
+            messages = audience(uow, occ, cal, rt.sealer, residents(rt.settings))
             chosen = known.channels(messages)
             by_sms = [m for m, c in zip(messages, chosen, strict=True) if c == "sms"]
             known.open_names(m.recipient for m in by_sms)

@@ -150,7 +150,13 @@ def events(deps: Notify) -> EventTable:
         .on(UnitChanged, contacts.record_unit)
         .on(
             RegistrationConfirmed,
-            partial(triggers.registration_confirmed, dispatch=dispatch, rules=rules, sealer=sealer),
+            partial(
+                triggers.registration_confirmed,
+                dispatch=dispatch,
+                rules=rules,
+                sealer=sealer,
+                served=contacts.residents(deps.runtime.settings),
+            ),
         )
         .on(PairingMade, partial(triggers.pairing_made, dispatch=dispatch))
         .on(

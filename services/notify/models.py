@@ -42,6 +42,8 @@ class Contact(Base):
     email_masked: Mapped[str | None] = mapped_column(String(254))
     unit_code: Mapped[str | None] = mapped_column(String(40))
     communities: Mapped[list[str]] = mapped_column(JSON)
+    #: Where the member lives: the deployment serving it alone welcomes and reminds her.
+    residence_district: Mapped[str | None] = mapped_column(String(6))
     sms_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     email_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -23,7 +23,7 @@ from sqlalchemy import Row, and_, select
 
 from services.notify.bulk import Outgoing, queue_messages
 from services.notify.calendar import Calendar, Occurrence, calendar, due_slots
-from services.notify.contacts import masked_names
+from services.notify.contacts import living_here, masked_names, residents
 from services.notify.messages import Dispatch, Recipient
 from services.notify.models import (
     Contact,
@@ -77,20 +77,25 @@ def collector_waits() -> Iterator[None]:
             gc.enable()
 
 
-def audience(uow: UnitOfWork, occ: Occurrence, cal: Calendar, sealer: Sealer) -> list[Outgoing]:
-    """The messages of one slot: one query over the progress replica (and, for the unit
-    lists, one over the organisers' contacts)."""
+def audience(
+    uow: UnitOfWork, occ: Occurrence, cal: Calendar, sealer: Sealer, served: list[str] | None
+) -> list[Outgoing]:
+    """The messages of one slot to the members living in ``served`` districts (None: all;
+    :func:`services.notify.contacts.residents`): one query over the progress replica (and,
+    for the unit lists, one over the organisers' contacts)."""
     with collector_waits():
-        return _audience(uow, occ, cal, sealer)
+        return _audience(uow, occ, cal, sealer, served)
 
 
-def _audience(uow: UnitOfWork, occ: Occurrence, cal: Calendar, sealer: Sealer) -> list[Outgoing]:
+def _audience(
+    uow: UnitOfWork, occ: Occurrence, cal: Calendar, sealer: Sealer, served: list[str] | None
+) -> list[Outgoing]:
     job = occ.job
     table = FiveOnesReplica
     query = (
         select(table.member_id, table.unit_code, *(getattr(table, k) for k in ITEMS))
         .join(Contact, Contact.member_id == table.member_id)  # only whom notify can reach
-        .where(table.registered.is_(True))
+        .where(table.registered.is_(True), living_here(served))
     )
     if job.audience != "members":
         query = query.where(~and_(*(getattr(table, k).is_(True) for k in ITEMS)))
@@ -220,7 +225,8 @@ def sweep(
             if not insert_once(uow, run):  # the claim: another sweep ran this slot
                 continue
             if outcome == "sent":
-                run.messages = queue_messages(uow, audience(uow, occ, cal, rt.sealer), dispatch)
+                messages = audience(uow, occ, cal, rt.sealer, residents(rt.settings))
+                run.messages = queue_messages(uow, messages, dispatch)
                 result.queued[occ.job.name] += run.messages
             else:
                 result.skipped.append(occ.key)

@@ -7,7 +7,7 @@ sending happens in the send task.
 
 | event | message | to |
 |---|---|---|
-| registration.confirmed | ``welcome`` naming the member's communities (one, ever) | member |
+| registration.confirmed | ``welcome`` naming her communities (once, where she lives) | member |
 | registration.confirmed | ``members_reported_in``, one per community per day | community staff |
 | pairing.made | ``pairing_made``: what, where, the community's contact | member |
 | wish.claimed | ``wish_claimed`` | community staff |
@@ -19,12 +19,19 @@ sending happens in the send task.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, time, timedelta
 
 from sqlalchemy import select, update
 
 from services.notify.bulk import Outgoing, queue_message, waiting_message
-from services.notify.contacts import community_names, masked_names, opened_name, staff_for
+from services.notify.contacts import (
+    community_names,
+    masked_names,
+    opened_name,
+    staff_for,
+    told_here,
+)
 from services.notify.messages import WAITING, Dispatch, Recipient, idempotency_key, record
 from services.notify.models import Contact, Notification
 from services.notify.rules import Rules, local_day
@@ -52,21 +59,24 @@ def registration_confirmed(
     dispatch: Dispatch,
     rules: Rules,
     sealer: Sealer,
+    served: Sequence[str] | None,
 ) -> None:
-    """报到确认: one welcome to the member (whatever the number of confirmations), and the
-    community staff's daily count of members who reported in."""
+    """报到确认: one welcome to the member (whatever the number of confirmations), from the
+    deployment serving the district she lives in (``served``: the districts whose residents
+    this one tells), and the community staff's daily count of members who reported in."""
     contact = uow.session.get(Contact, event.member_id)
     codes = contact.communities if contact is not None else [event.community_code]
     names = community_names(uow, [*codes, event.community_code])
-    queue_message(
-        uow,
-        dispatch=dispatch,
-        recipient=Recipient.member(event.member_id),
-        kind="welcome",
-        subject="-",
-        slot="-",
-        params={"communities": [names[code] for code in codes]},
-    )
+    if told_here(contact, served):
+        queue_message(
+            uow,
+            dispatch=dispatch,
+            recipient=Recipient.member(event.member_id),
+            kind="welcome",
+            subject="-",
+            slot="-",
+            params={"communities": [names[code] for code in codes]},
+        )
     # 张*: how a member is named to others
     who = (mask_name(opened_name(sealer, contact.sealed)) if contact else "") or UNNAMED
     _count_reported_in(uow, event.community_code, names[event.community_code], who, rules)

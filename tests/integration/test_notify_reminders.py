@@ -31,7 +31,7 @@ from services.notify.rendering import render_sms
 from services.notify.rules import Rules
 from services.notify.sending import Sender, send_notification
 from shared.clock import SimulatedClock
-from shared.config import CAMPAIGN_TZ
+from shared.config import CAMPAIGN_TZ, CITY, Settings
 from shared.events import (
     WISH_EVENTS,
     ActivityVerified,
@@ -94,9 +94,15 @@ def register(
     phone: str | None = "13800138000",
     email: str | None = None,
     cadre: bool = False,
+    lives_in: str | None = None,
 ) -> uuid.UUID:
+    """A member of the unit registered in its community, and (``lives_in``) in a
+    residence community of that community's district."""
     member_id = uuid.uuid4()
     person = {"name": name, "phone": phone, "email": email}
+    communities = [(COMMUNITY, "unit")]
+    if lives_in is not None:
+        communities.append((f"{lives_in}001001", "residence"))
     deliver(
         rt,
         MemberRegistered(
@@ -106,10 +112,11 @@ def register(
             communities=[
                 CommunityRef(
                     registration_id=uuid.uuid4(),
-                    community_code=COMMUNITY,
-                    role="unit",
-                    district="410303",
+                    community_code=code,
+                    role=role,
+                    district=code[:6],
                 )
+                for code, role in communities
             ],
             is_leader_cadre=cadre,
             contact=SealedContact(
@@ -219,6 +226,29 @@ def test_a_replayed_or_out_of_order_event_changes_nothing_and_withdrawal_erases(
     deliver(rt, MemberWithdrawn(member_id=member_id))
     with rt.uow() as uow:
         assert uow.session.get(FiveOnesReplica, member_id) is None
+
+
+def test_a_member_is_reminded_only_by_the_deployment_serving_where_she_lives(
+    rt: Runtime,
+) -> None:
+    """The city deployed with 涧西区 (410305) apart: a member of a 西工区 unit living in
+    涧西区 is reminded by 涧西区's notify alone, though the city keeps her contact for
+    her unit's community; members living in districts the city serves are its own."""
+    here = register(rt, "王小明", lives_in="410303")
+    unknown = register(rt, "李红", phone="13800138001")  # no residence known: told here
+    apart = register(rt, "赵刚", phone="13800138002", lives_in="410305")
+    rt.settings = Settings({**rt.settings.env, "SERVICEMONTH_SEPARATE_DISTRICTS": "410305"})
+    assert rt.settings.district == CITY
+    sunday = local(date(2016, 7, 3), 9)
+
+    planned = forecast(rt, now=sunday - timedelta(hours=1)).jobs["weekly_progress"]
+    sweep(rt, now=sunday)
+
+    assert {n.member_id for n in queued(rt, kind="weekly_progress")} == {here, unknown}
+    # the forecast counts the same two for each weekly slot left
+    assert planned.messages["sms"] == 2 * len(planned.slots) > 0
+    with rt.uow() as uow:
+        assert uow.session.get(Contact, apart) is not None
 
 
 def test_two_sweeps_racing_hour_by_hour_queue_each_reminder_once(rt: Runtime) -> None:
