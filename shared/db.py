@@ -21,6 +21,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Engine,
+    Index,
     Integer,
     MetaData,
     String,
@@ -139,6 +140,15 @@ def messaging_tables(metadata: MetaData) -> tuple[Table, Table]:
         Column("sent_at", UTCDateTime(), nullable=True),
         Column("attempts", Integer, nullable=False, server_default="0"),
         Column("last_error", Text, nullable=True),
+    )
+    # the relay's poll (every 0.1 s) reads the unsent rows alone, however long the outbox
+    unsent = outbox.c.sent_at.is_(None)
+    Index(
+        "ix_outbox_unsent",
+        outbox.c.attempts,
+        outbox.c.position,
+        postgresql_where=unsent,
+        sqlite_where=unsent,
     )
     inbox = Table(
         "inbox",
