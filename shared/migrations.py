@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alembic import command, context
+from alembic import command, context, op
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -77,3 +77,16 @@ def run_env(metadata: MetaData) -> None:
         with context.begin_transaction():
             context.run_migrations()
         conn.commit()
+
+
+def create_outbox_unsent_index() -> None:
+    """In a service's migration: the partial index :func:`shared.db.messaging_tables`
+    declares on the outbox's unsent rows (the relay's poll reads them alone)."""
+    unsent = text("sent_at IS NULL")
+    op.create_index(
+        "ix_outbox_unsent",
+        "outbox",
+        ["attempts", "position"],
+        postgresql_where=unsent,
+        sqlite_where=unsent,
+    )

@@ -8,7 +8,8 @@ Revises: 0002
 from typing import Sequence, Union
 
 from alembic import op
-import sqlalchemy as sa
+
+from shared.migrations import create_outbox_unsent_index
 
 
 # revision identifiers, used by Alembic.
@@ -20,11 +21,7 @@ depends_on: Union[str, Sequence[str], None] = None
 
 def upgrade() -> None:
     """Upgrade schema."""
-    unsent = sa.text('sent_at IS NULL')
-    op.create_index(
-        'ix_outbox_unsent', 'outbox', ['attempts', 'position'],
-        postgresql_where=unsent, sqlite_where=unsent,
-    )
+    create_outbox_unsent_index()
 
 
 def downgrade() -> None:
