@@ -75,8 +75,11 @@ class SmsProvider:
             return 200, body | {"SmsSendDetailDTOs": details}, 0
         return 404, {"Code": "InvalidAction.NotFound", "Message": action}, 0
 
-    def duplicates(self) -> int:
-        return sum(n - 1 for n in self.accepted.values() if n > 1)
+    def counts(self) -> tuple[Counter[str], Counter[tuple[str, str]]]:
+        """:attr:`accepted` and :attr:`by_kind` so far, copied under the lock (the server's
+        threads go on adding while the run reconciles)."""
+        with self.lock:
+            return Counter(self.accepted), Counter(self.by_kind)
 
 
 @contextmanager
@@ -99,6 +102,7 @@ class MailServer:
     rng: random.Random = field(default_factory=lambda: random.Random(37))
     accepted: Counter[str] = field(default_factory=Counter)  # Message-ID → times
     refusals: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         if self.rng.random() < self.refuse:
@@ -113,11 +117,14 @@ class MailServer:
             ),
             str(hash(content)),
         )
-        self.accepted[key] += 1
+        with self.lock:
+            self.accepted[key] += 1
         return "250 OK"
 
-    def duplicates(self) -> int:
-        return sum(n - 1 for n in self.accepted.values() if n > 1)
+    def counts(self) -> Counter[str]:
+        """:attr:`accepted` so far, copied under the lock (the server's thread goes on)."""
+        with self.lock:
+            return Counter(self.accepted)
 
 
 @contextmanager

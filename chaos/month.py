@@ -485,6 +485,11 @@ def total(d: Deployment, path: str, **params: Any) -> int:
     return int(answer.headers["X-Total-Count"])
 
 
+def twice(accepted: Counter[str]) -> int:
+    """How many acceptances were of something accepted before."""
+    return sum(n - 1 for n in accepted.values() if n > 1)
+
+
 def reconcile(
     month: Month,
     sms: SmsProvider,
@@ -541,19 +546,21 @@ def reconcile(
         counts.append(Count(f"pairing: records {state}", expected, found))
     welcome = codes["welcome"]
     phones = {m["phone_full"] for m in ledger.members.values()}
-    told = sum(1 for phone in phones if sms.by_kind[(phone, welcome)] >= 1)
+    accepted, by_kind = sms.counts()
+    told = sum(1 for phone in phones if by_kind[(phone, welcome)] >= 1)
     counts.append(Count("notify: members welcomed (SMS)", len(phones), told))
     # twice: one message accepted twice (its OutId), or a member welcomed by two messages
-    again = sum(n - 1 for (phone, code), n in sms.by_kind.items() if code == welcome and n > 1)
-    counts.append(Count("notify: SMS sent twice", 0, sms.duplicates() + again))
+    again = sum(n - 1 for (phone, code), n in by_kind.items() if code == welcome and n > 1)
+    counts.append(Count("notify: SMS sent twice", 0, twice(accepted) + again))
     reports = hub.get("/reports")
     slots = Counter(
         (r["subscription_id"], r["period_end"]) for r in reports if r["state"] == "done"
     )
     counts.append(Count("reporting: report slots run", month.size.days, len(slots)))
     counts.append(Count("reporting: a slot run twice", 0, sum(n - 1 for n in slots.values())))
-    counts.append(Count("notify: report e-mails", month.size.days, len(mail.accepted)))
-    counts.append(Count("notify: e-mail sent twice", 0, mail.duplicates()))
+    mailed = mail.counts()
+    counts.append(Count("notify: report e-mails", month.size.days, len(mailed)))
+    counts.append(Count("notify: e-mail sent twice", 0, twice(mailed)))
     for district, d in city.items():
         letters = json.loads(d.cli("dead-letters", "list", "pairing", "--json") or "[]")
         bodies = [json.dumps(x["body"], ensure_ascii=False) for x in letters]
@@ -726,12 +733,12 @@ def report(
     kills = ", ".join(f"{kind} {n}" for kind, n in sorted(faults.kills.items()))
     slowest = max(faults.recoveries, default=0.0)
     restarted = ", ".join(faults.restarts) or "nothing"
-    accepted = sum(sms.accepted.values())
+    accepted = sum(sms.counts()[0].values())
     print(
         f"\nfaults: killed {sum(faults.kills.values())} ({kills}); restarted {restarted}; "
         f"SMS failed {sms.failures}, answered after the sender gave up {sms.timeouts}; "
         f"SMTP refused {mail.refusals}; poison {faults.poison}\n"
-        f"messages: SMS accepted {accepted}, e-mails {sum(mail.accepted.values())}\n"
+        f"messages: SMS accepted {accepted}, e-mails {sum(mail.counts().values())}\n"
         f"slowest recovery of a killed process: {slowest:.1f} s; "
         f"settled {waited:.0f} s after the month; {took / 60:.1f} min in all"
     )
