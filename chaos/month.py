@@ -35,8 +35,10 @@ import contextlib
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -315,7 +317,11 @@ class Month:
             self.sweep()
             return len([r for r in hub.get("/reports") if r["state"] == "done"]) >= reports
 
-        wait_for(built, 300, f"the city's report of day {reports}")
+        try:
+            wait_for(built, 300, f"the city's report of day {reports}")
+        except AssertionError as exc:  # say where the reports stand
+            states = Counter(r["state"] for r in hub.get("/reports"))
+            raise AssertionError(f"{exc}; the city's reports by state: {dict(states)}") from None
 
     def sweep(self) -> None:
         for http in self.clients.values():
@@ -758,5 +764,13 @@ def main(argv: list[str] | None = None) -> int:
         help="leave the machine's RabbitMQ and PostgreSQL running (others use them now)",
     )
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="servicemonth-chaos-") as root:
-        return run(SIZES[args.size], args.seed, Path(root), args.restarts)
+    root = Path(tempfile.mkdtemp(prefix="servicemonth-chaos-"))
+    status = 1
+    try:
+        status = run(SIZES[args.size], args.seed, root, args.restarts)
+    finally:
+        if status == 0:
+            shutil.rmtree(root, ignore_errors=True)
+        else:  # each deployment's up.log, outboxes and state, for whoever looks next
+            print(f"chaos: kept {root}", file=sys.stderr)
+    return status
