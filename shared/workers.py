@@ -16,18 +16,29 @@ from celery import Celery, Task, signals
 from structlog.contextvars import bind_contextvars, unbind_contextvars
 
 from shared.config import Settings, settings
-from shared.db import DATABASE_DOWN
+from shared.db import DATABASE_DOWN, is_outage
+
+#: How often a task is tried again while its database is away (1, 2, 4 … 60 s apart:
+#: about 20 minutes in all).
+OUTAGE_RETRIES = 25
+OUTAGE_BACKOFF_MAX = 60
 
 
 class RetryWhileDatabaseDown(Task):  # type: ignore[misc]
-    """Every task's base: retried (1, 2, 4 … 60 s apart, about 20 minutes in all) while its
-    database does not answer; any other error fails it at once. A task that names its own
-    ``autoretry_for`` must include :data:`DATABASE_DOWN`."""
+    """Every task's base: tried again while its database is away
+    (:func:`shared.db.is_outage`, as the event consumer and the API decide it); any other
+    error, a missing table or a bad statement included, fails it at once. A task's own
+    ``autoretry_for`` is for its other transient errors and must not name
+    :data:`~shared.db.DATABASE_DOWN` (it would retry what is no outage)."""
 
-    autoretry_for = DATABASE_DOWN
-    retry_backoff = True
-    retry_backoff_max = 60
-    max_retries = 25
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except DATABASE_DOWN as exc:
+            if not is_outage(exc):
+                raise
+            countdown = min(2**self.request.retries, OUTAGE_BACKOFF_MAX)
+            raise self.retry(exc=exc, countdown=countdown, max_retries=OUTAGE_RETRIES) from None
 
 
 def task_queue(service: str, config: Settings) -> str:

@@ -11,7 +11,6 @@ from services.notify.batch import SEND_BATCH_TASK
 from services.notify.bootstrap import bus
 from services.notify.commands import RunReminderSlots, SendNotification, SendNotifications
 from services.notify.messages import SEND_TASK
-from shared.db import DATABASE_DOWN
 from shared.workers import make_celery, task_queue
 
 app = make_celery("notify")
@@ -20,7 +19,7 @@ app = make_celery("notify")
 @app.task(  # type: ignore[untyped-decorator]
     bind=True,
     name=SEND_TASK,
-    autoretry_for=(OSError, *DATABASE_DOWN),
+    autoretry_for=(OSError,),  # the database's outages: the base task
     retry_backoff=True,
     max_retries=12,
 )
@@ -34,7 +33,7 @@ def send(self: Task, notification_id: str) -> str:
 
 @app.task(  # type: ignore[untyped-decorator]
     name=SEND_BATCH_TASK,
-    autoretry_for=(OSError, *DATABASE_DOWN),
+    autoretry_for=(OSError,),  # the database's outages: the base task
     retry_backoff=True,
     max_retries=12,
 )
