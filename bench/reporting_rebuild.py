@@ -170,7 +170,7 @@ def body(event: Event, occurred: datetime) -> dict[str, Any]:
 
 
 def write_log(rt: Runtime, events: list[tuple[datetime, Event]]) -> None:
-    """The events as the live consumer logs them (``event_log.log_event``)."""
+    """The events as the live consumer logs them (``event_log.log_events``)."""
     rows = []
     for occurred, event in events:
         envelope = envelope_for(

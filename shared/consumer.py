@@ -36,7 +36,7 @@ from shared.bus import connect, dead_letter_queue, declare, event_queue
 from shared.config import Settings
 from shared.db import UnitOfWork, inbox_table, is_outage
 from shared.events import Envelope, Event, InvalidEvent, parse
-from shared.messagebus import EventHandler
+from shared.messagebus import EventHandler, RunHandler
 from shared.metrics import EVENT_RETRIES, EVENTS_CONSUMED
 from shared.pii import error_line
 
@@ -82,6 +82,9 @@ class EventConsumer:
         self.service = service
         self.settings = settings
         self.handlers = {cls.TYPE: list(hs) for cls, hs in handlers.items()}
+        # consecutive events of these types go to the run handler together (EventTable.in_runs)
+        self.run_handler: RunHandler | None = getattr(handlers, "run_handler", None)
+        self.run_types: frozenset[str] = getattr(handlers, "run_types", frozenset())
         self.unit_of_work = unit_of_work
         self.retry_delays = retry_delays
         #: half the first wait for a database that is away (doubled each time, to 10 s)
@@ -118,12 +121,18 @@ class EventConsumer:
             return outcomes
         with self.unit_of_work(events[todo[0]][0]) as uow:
             fresh = _first_times(uow, [events[i][0] for i in todo])
+            run: list[tuple[Event, Envelope]] = []
             for i in todo:
                 envelope, event = events[i]
                 if envelope.id not in fresh:
                     outcomes[i] = "duplicate"
                     continue
                 fresh.discard(envelope.id)  # a second copy in the same batch is a duplicate
+                outcomes[i] = "applied"
+                if envelope.type in self.run_types:
+                    run.append((event, envelope))
+                    continue
+                self._apply_run(run, uow)
                 # the events a handler emits carry this event's correlation, as alone
                 uow.correlation_id = self.unit_of_work(envelope).correlation_id
                 with logs.bound(
@@ -132,9 +141,20 @@ class EventConsumer:
                 ):
                     for handler in self.handlers[envelope.type]:
                         handler(event, envelope, uow)
-                outcomes[i] = "applied"
+            self._apply_run(run, uow)
             uow.commit()
         return outcomes
+
+    def _apply_run(self, run: list[tuple[Event, Envelope]], uow: UnitOfWork) -> None:
+        """Hand the run gathered so far to the run handler, and empty it."""
+        if not run:
+            return
+        assert self.run_handler is not None
+        first = run[0][1]
+        uow.correlation_id = self.unit_of_work(first).correlation_id
+        with logs.bound(event_id=f"{first.id} (+{len(run) - 1})"):
+            self.run_handler(run, uow)
+        run.clear()
 
     def on_messages(self, messages: Sequence[Message]) -> None:
         """Apply ``messages`` in one transaction and acknowledge them after its commit; when

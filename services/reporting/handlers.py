@@ -1,28 +1,28 @@
 """Reporting's one table: which function handles each command (:data:`COMMANDS`) and which
 apply each event it listens to (:func:`events`).
 
-Only the event types a projection reads are bound (:data:`PROJECTIONS`): notifications,
-team requests and reports go past. Every applied envelope is first appended to the event
-log (:func:`services.reporting.event_log.log_event`), in the same transaction as its
-effects; :data:`PROJECTIONS` is also the table a rebuild replays.
+Only the event types a projection reads are bound (:data:`services.reporting.replay.FOLDS`,
+also what a rebuild replays): notifications, team requests and reports go past. The
+consumer hands them to :func:`services.reporting.live.apply_run` a run at a time: logged,
+then folded into the read models.
 
 Short handlers sit here; the use cases live in the topic modules the table points at:
 :mod:`subscriptions`, :mod:`runs` (the tick), :mod:`builds` (a run's report),
 :mod:`on_demand` (a report without subscription), :mod:`downloads`, :mod:`snapshots`,
-:mod:`rebuild`, and the projections (:mod:`projections`, :mod:`pairing_facts`,
-:mod:`pseudonyms`).
+:mod:`rebuild`, and the read models (:mod:`live`, :mod:`replay`, :mod:`pseudonyms`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from services.reporting import (
     builds,
     downloads,
+    live,
     on_demand,
-    pairing_facts,
-    projections,
-    pseudonyms,
     rebuild,
+    replay,
     runs,
     snapshots,
     subscriptions,
@@ -38,27 +38,10 @@ from services.reporting.commands import (
     SubscriptionTick,
     TakeSnapshots,
 )
-from services.reporting.event_log import log_event
 from services.reporting.schemas import SubscriptionOut
-from shared.auth import apply_revocation, revoke_member_tokens
+from shared.auth import apply_revocation
 from shared.db import UnitOfWork
-from shared.events import (
-    REGISTRATION_EVENTS,
-    WISH_EVENTS,
-    ActivityReturned,
-    ActivitySubmitted,
-    ActivityVerified,
-    CommunityChanged,
-    Envelope,
-    Event,
-    MemberRegistered,
-    MemberUpdated,
-    MemberWithdrawn,
-    PairingEnded,
-    PairingMade,
-    TokensRevoked,
-    UnitChanged,
-)
+from shared.events import Envelope, Event, TokensRevoked
 from shared.messagebus import CommandTable, EventTable
 from shared.runtime import Runtime
 
@@ -97,7 +80,7 @@ def take_snapshots(cmd: TakeSnapshots, rt: Runtime) -> int:
 
 
 def rebuild_read_models(cmd: RebuildReadModels, rt: Runtime) -> int:
-    return rebuild.rebuild(rt, PROJECTIONS, progress=cmd.progress)
+    return rebuild.rebuild(rt, progress=cmd.progress)
 
 
 COMMANDS: CommandTable[Runtime] = CommandTable(
@@ -114,43 +97,15 @@ COMMANDS: CommandTable[Runtime] = CommandTable(
 
 # --- events ------------------------------------------------------------------------------------
 
-#: What each event does to the read models (the log aside): applied live and on rebuild.
-PROJECTIONS = (
-    EventTable()
-    .on(MemberRegistered, projections.record_member)
-    .on(MemberUpdated, projections.record_member)
-    .on(MemberWithdrawn, projections.forget_member)
-    .on(CommunityChanged, projections.record_community)
-    .on(UnitChanged, projections.record_unit)
-    .on(PairingMade, pairing_facts.record_pairing)
-    .on(PairingEnded, pairing_facts.record_pairing)
-    .on(ActivitySubmitted, pairing_facts.record_activity)
-    .on(ActivityVerified, pairing_facts.record_activity)
-    .on(ActivityReturned, pairing_facts.record_activity)
-)
-for _registration in REGISTRATION_EVENTS:
-    PROJECTIONS.on(_registration, projections.record_registration)
-for _wish in WISH_EVENTS.values():
-    PROJECTIONS.on(_wish, pairing_facts.record_wish)
-
 
 def events(rt: Runtime) -> EventTable:
-    """The events of :data:`PROJECTIONS` (the others are ignored, not logged): a withdrawn
-    member's id replaced by their pseudonym, logged, then projected; a withdrawal then
-    revokes the member's tokens and pseudonymises (the tables and the log, names dropped)
-    — once, live: a rebuild replays only the projections. ``auth.revoked``: reporting
-    refuses those tokens too."""
+    """The events of :data:`~services.reporting.replay.FOLDS` (the others are ignored, not
+    logged), a run at a time: a withdrawn member's id replaced by their pseudonym, logged,
+    then folded into the read models; a withdrawal then revokes the member's tokens and
+    pseudonymises (the tables and the log, names dropped) — once, live: a rebuild replays
+    only the folds. ``auth.revoked``: reporting refuses those tokens too."""
 
-    def apply(event: Event, envelope: Envelope, uow: UnitOfWork) -> None:
-        event, envelope = pseudonyms.substitute(event, envelope, uow, rt.sealer)
-        log_event(event, envelope, uow)
-        for handler in PROJECTIONS[type(event)]:
-            handler(event, envelope, uow)
-        if isinstance(event, MemberWithdrawn):
-            revoke_member_tokens(uow, event.member_id)
-            pseudonyms.forget(uow, event.member_id, rt.sealer)
+    def apply(items: Sequence[tuple[Event, Envelope]], uow: UnitOfWork) -> None:
+        live.apply_run(items, uow, rt.sealer)
 
-    table = EventTable()
-    for event_type in PROJECTIONS:
-        table.on(event_type, apply)
-    return table.on(TokensRevoked, apply_revocation)
+    return EventTable().in_runs(apply, *replay.FOLDS).on(TokensRevoked, apply_revocation)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 
 from sqlalchemy import select, update
 
@@ -25,22 +26,33 @@ NAMING = ("member.registered", "member.updated")
 
 
 def substitute(
-    event: Event, envelope: Envelope, uow: UnitOfWork, sealer: Sealer
-) -> tuple[Event, Envelope]:
-    """The event as reporting may keep it: a forgotten member's id replaced by the pseudonym."""
-    member_id = getattr(event, "member_id", None)
-    if not isinstance(member_id, uuid.UUID):
-        return event, envelope
-    pseudonym = uow.session.scalar(
-        select(Pseudonym.pseudonym).where(Pseudonym.member_hmac == sealer.digest(str(member_id)))
-    )
-    if pseudonym is None:
-        return event, envelope
-    payload = {**envelope.payload, "member_id": str(pseudonym)}
-    return (
-        event.model_copy(update={"member_id": pseudonym}),
-        envelope.model_copy(update={"payload": payload}),
-    )
+    items: Sequence[tuple[Event, Envelope]], uow: UnitOfWork, sealer: Sealer
+) -> list[tuple[Event, Envelope]]:
+    """The events as reporting may keep them: a forgotten member's id replaced by the
+    pseudonym (one query for them all)."""
+    named = {
+        member_id
+        for event, _ in items
+        if isinstance(member_id := getattr(event, "member_id", None), uuid.UUID)
+    }
+    if not named:
+        return list(items)
+    digests = {sealer.digest(str(member_id)): member_id for member_id in named}
+    found = uow.session.execute(
+        select(Pseudonym.member_hmac, Pseudonym.pseudonym).where(
+            Pseudonym.member_hmac.in_(list(digests))
+        )
+    ).tuples()
+    replaced = {digests[digest]: pseudonym for digest, pseudonym in found}
+    kept = []
+    for event, envelope in items:
+        pseudonym = replaced.get(getattr(event, "member_id", None))  # type: ignore[arg-type]
+        if pseudonym is not None:
+            payload = {**envelope.payload, "member_id": str(pseudonym)}
+            event = event.model_copy(update={"member_id": pseudonym})
+            envelope = envelope.model_copy(update={"payload": payload})
+        kept.append((event, envelope))
+    return kept
 
 
 def forget(uow: UnitOfWork, member_id: uuid.UUID, sealer: Sealer) -> uuid.UUID | None:

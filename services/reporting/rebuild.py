@@ -5,8 +5,7 @@ read models come out identical. The replay does not stop the live consumer, nor 
 read models from readers:
 
 1. the log is read in chunks (keyset on ``position``) and folded in memory
-   (:mod:`services.reporting.replay`: the same rules as the handlers, without one round
-   trip per event);
+   (:mod:`services.reporting.replay`: the rules the live consumer folds with);
 2. the fold is written in bulk into shadow tables (PostgreSQL: the same tables in a schema
    of their own, written with COPY; SQLite: ``<table>__rebuild`` tables, in short
    transactions), while the live consumer keeps applying events to the live tables;
@@ -29,7 +28,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -51,8 +50,7 @@ from services.reporting.models import (
     RegistrationState,
     WishState,
 )
-from shared.events import CATALOGUE, Event
-from shared.messagebus import EventHandler
+from shared.events import CATALOGUE
 from shared.runtime import Runtime
 
 #: The read models a rebuild recreates from the log (the log and the snapshots stay).
@@ -82,20 +80,14 @@ ATTEMPTS = 5
 SCHEMA = "reporting_rebuild"  # PostgreSQL: where the shadow tables are built
 SUFFIX = "__rebuild"  # SQLite: the shadow tables' names
 Progress = Callable[[int], None]
-Dispatch = dict[str, list[replay.Twin]]
+Dispatch = dict[str, replay.Rule]
 
 
-def rebuild(
-    rt: Runtime,
-    projections: Mapping[type[Event], Sequence[EventHandler[Any]]],
-    progress: Progress | None = None,
-    batch: int = BATCH,
-) -> int:
-    """Replay the whole log through ``projections`` (the handler table's
-    :data:`~services.reporting.handlers.PROJECTIONS`) into shadow tables and swap them in;
-    returns the number of events replayed (those logged during the rebuild included).
-    ``progress`` is told how many more were replayed after each chunk."""
-    dispatch: Dispatch = {cls.TYPE: replay.twins(hs) for cls, hs in projections.items()}
+def rebuild(rt: Runtime, progress: Progress | None = None, batch: int = BATCH) -> int:
+    """Replay the whole log through :data:`~services.reporting.replay.FOLDS` into shadow
+    tables and swap them in; returns the number of events replayed (those logged during the
+    rebuild included). ``progress`` is told how many more were replayed after each chunk."""
+    dispatch: Dispatch = {cls.TYPE: rule for cls, rule in replay.FOLDS.items()}
     shadow: Shadow = Postgres(rt) if not rt.db.is_sqlite else Sqlite(rt)
     for _ in range(ATTEMPTS):
         replaying = Replaying(rt, dispatch, progress, batch)
@@ -151,8 +143,8 @@ class Replaying:
         ).all()
         fold, dispatch = self.fold, self.dispatch
         for _position, kind, body in rows:
-            twins = dispatch.get(kind)
-            if not twins:
+            rule = dispatch.get(kind)
+            if rule is None:
                 continue
             # the log holds envelopes checked on the way in (occurred_at in UTC): only the
             # payload is made a model again, for its types
@@ -161,8 +153,7 @@ class Replaying:
             if at.utcoffset():
                 at = at.astimezone(UTC)
             event = CATALOGUE[kind, data["version"]].model_validate(data["payload"])
-            for twin in twins:
-                twin(fold, event, at)
+            rule(fold, event, at)
         if rows:
             self.position = rows[-1].position
             self.replayed += len(rows)

@@ -1,15 +1,20 @@
-"""The projections folded in memory: what a rebuild replays the event log into.
+"""The read models' rules, folded in memory: what the live consumer and a rebuild both apply.
 
-Each function here is the twin of a projection handler (:mod:`services.reporting.projections`,
-:mod:`services.reporting.pairing_facts`, :mod:`services.reporting.spans`) and keeps the
-same rules, on dictionaries instead of one ORM round trip per event: :data:`TWINS` says
-which twin replays which handler. A :class:`Fold` then gives its rows, table by table, in
-the columns of the read models (:meth:`Fold.rows`), for
-:mod:`services.reporting.rebuild` to write into shadow tables in bulk. The rebuild's test
-checks that a replay gives the very rows the live handlers wrote.
+A :class:`Fold` holds read-model rows as dictionaries and objects; :data:`FOLDS` says what
+each event does to them (the projections: members and where they count, registrations,
+pairings, wishes and five-ones records, the directory's places). The live consumer
+(:mod:`services.reporting.live`) loads the rows a run of events touches, folds the events
+and writes back what changed; a rebuild (:mod:`services.reporting.rebuild`) folds the whole
+event log from nothing and writes every row into shadow tables (:meth:`Fold.rows`, in the
+columns of the read models). One set of rules, so a rebuild gives the rows the consumer
+wrote; the rebuild's test compares them table by table.
 
-Intervals get their surrogate ids here, in the order the live path would have inserted
-them (``change`` orders a history by ``(valid_from, id)``).
+Facts that change (a registration's state, a pairing, a wish) are kept as intervals
+(:meth:`Fold.change`), so the figures can be read as of any instant. Every rule is
+idempotent on state, not only on event id: registration routes ``member.registered`` once
+per district a member touches (same payload, different ids), so the same picture may
+arrive twice and changes nothing the second time. Intervals get their surrogate ids in the
+order they were made (a history is ordered by ``(valid_from, id)``).
 """
 
 from __future__ import annotations
@@ -20,21 +25,30 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime
 from typing import Any
 
-from services.reporting import pairing_facts, projections
 from services.reporting.figures.values import CLAIMED, KINDS
-from services.reporting.projections import COUNTING
 from shared.config import CITY
 from shared.events import (
+    REGISTRATION_EVENTS,
+    WISH_EVENTS,
     ActivityChanged,
+    ActivityReturned,
+    ActivitySubmitted,
+    ActivityVerified,
     CommunityChanged,
     Event,
     MemberRegistered,
+    MemberUpdated,
     MemberWithdrawn,
     PairingChanged,
+    PairingEnded,
+    PairingMade,
     RegistrationChanged,
     UnitChanged,
     WishChanged,
 )
+
+#: A member counts in a community while a registration there is in one of these states.
+COUNTING = ("submitted", "confirmed")
 
 
 class Span:
@@ -145,12 +159,62 @@ class Fold:
         """From now on, remember what changes (:attr:`dirty`)."""
         self.dirty = defaultdict(set)
 
+    # --- rows read back (the live consumer's fold starts from what the tables hold) -----------
+
+    def add_member(self, row: tuple[Any, ...]) -> None:
+        """A ``member_facts`` row, in :data:`COLUMNS` order."""
+        member = self.members[row[0]] = Member()
+        (
+            _,
+            member.unit_code,
+            member.unit_district,
+            member.is_leader_cadre,
+            member.name_masked,
+            member.withdrawn_at,
+        ) = row
+
+    def add_scope(self, row: tuple[Any, ...]) -> None:
+        """A ``member_scopes`` row, in :data:`COLUMNS` order."""
+        id, valid_from, valid_to, member_id, scope, cadre, reported = row
+        found = Scope(id, scope, cadre, reported, valid_from)
+        found.valid_to = valid_to
+        self.scopes.setdefault(member_id, []).append(found)
+
+    def add_span(self, table: str, row: tuple[Any, ...]) -> None:
+        """A row of one of the :data:`HISTORIES`, in :data:`COLUMNS` order."""
+        id, valid_from, valid_to, key, *values = row
+        span = Span(id, valid_from, valid_to, dict(zip(COLUMNS[table][4:], values, strict=True)))
+        history = self.histories[table].setdefault(key, [])
+        history.append(span)
+        history.sort(key=lambda r: (r.valid_from, r.id))
+        member_id = span.values.get("member_id")
+        if member_id is not None and table in self.of_member:
+            self.of_member[table][member_id].add(key)
+
+    def add_record(self, row: tuple[Any, ...]) -> None:
+        """A ``record_facts`` row, in :data:`COLUMNS` order."""
+        record = self.records[row[0]] = Record()
+        (
+            _,
+            record.member_id,
+            record.kind,
+            record.community_code,
+            record.day,
+            record.hours,
+            record.state,
+            record.verified_at,
+        ) = row
+        self.of_member["record_facts"][record.member_id].add(row[0])
+
     # --- spans ------------------------------------------------------------------------------
 
     def change(
         self, table: str, key: uuid.UUID, values: dict[str, Any], at: datetime
     ) -> Span | None:
-        """:func:`services.reporting.spans.change` on a history kept here."""
+        """Make ``values`` hold for ``key`` from ``at``: the interval covering ``at`` is cut
+        there, a new one starts. Nothing happens when the values already hold (a redelivered
+        or repeated state); a change arriving late is slotted in before the later ones. Two
+        changes at the same instant leave an empty interval and the last applied holds."""
         history = self.histories[table].setdefault(key, [])
         covering = [
             r for r in history if r.valid_from <= at and (r.valid_to is None or r.valid_to > at)
@@ -189,6 +253,7 @@ class Fold:
     # --- members and where they count ------------------------------------------------------
 
     def current_registrations(self, member_id: uuid.UUID) -> list[tuple[str, str, str]]:
+        """The member's registrations that count now: (community_code, role, state)."""
         return [
             (r.values["community_code"], r.values["role"], r.values["state"])
             for r in self._current_of("registration_states", member_id)
@@ -203,7 +268,11 @@ class Fold:
     def rescope(
         self, member_id: uuid.UUID, at: datetime, registrations: list[tuple[str, str, str]]
     ) -> None:
-        """:func:`services.reporting.projections.rescope`."""
+        """Bring the member's scopes to what the member and their registrations say now: the
+        city and the unit; each community with a submitted or confirmed registration; the
+        districts of those communities and of a county-level unit. Each once, with whether
+        the member reported in there (at a community: confirmed there; elsewhere: anywhere)
+        and is a leading cadre; a scope whose flags change gets a new interval from ``at``."""
         member = self.members.get(member_id)
         wanted: dict[str, tuple[bool, bool]] = {}
         if member is not None and member.withdrawn_at is None:
@@ -234,7 +303,7 @@ class Fold:
     def refresh_status(
         self, member_id: uuid.UUID, registrations: list[tuple[str, str, str]] | None = None
     ) -> None:
-        """:func:`services.reporting.projections.refresh_status`."""
+        """Recompute the member's current standing from the current facts."""
         if registrations is None:
             registrations = self.current_registrations(member_id)
         confirmed = {role for _, role, state in registrations if state == "confirmed"}
@@ -264,6 +333,8 @@ class Fold:
             self.touch("member_status", member_id)
 
     def record_member(self, event: MemberRegistered, at: datetime) -> None:
+        """A member registered or changed: their facts, their registrations as first seen
+        (submitted; one seen before is left alone)."""
         member = self.members.get(event.member_id)
         if member is None:
             member = self.members[event.member_id] = Member()
@@ -305,6 +376,10 @@ class Fold:
         self.settle(event.member_id, at)
 
     def forget_member(self, event: MemberWithdrawn, at: datetime) -> None:
+        """A withdrawn member stops counting from the moment they withdrew (earlier figures
+        stay as they were); their masked name is erased, and their pairings end (pairing
+        erases them without events). The log, the tokens and the pseudonym are not
+        projections: :mod:`services.reporting.live`."""
         member = self.members.get(event.member_id)
         if member is not None:
             member.withdrawn_at = member.withdrawn_at or at
@@ -352,6 +427,9 @@ class Fold:
         self.refresh_status(event.member_id)
 
     def record_wish(self, event: WishChanged, at: datetime) -> None:
+        """The wish's new state and who holds it: a claimed, fulfilled, confirmed or
+        evaluated wish (:data:`~services.reporting.figures.values.CLAIMED`) keeps its member,
+        also when the event names nobody; a released one (published again) has none."""
         member_id = event.member_id if event.state in CLAIMED else None
         if member_id is None and event.state in CLAIMED:
             before = self.current("wish_states", event.wish_id)
@@ -364,6 +442,8 @@ class Fold:
         )
 
     def record_activity(self, event: ActivityChanged, at: datetime) -> None:
+        """A service record's state; it counts from the moment it was verified (final: a
+        late 'submitted' changes nothing)."""
         row = self.records.get(event.record_id)
         if row is None:
             row = self.records[event.record_id] = Record()
@@ -518,33 +598,22 @@ KEYS = {
     **HISTORIES,
 }
 
-#: A handler's twin: the fold, the event, the instant it occurred (the envelope's).
-Twin = Callable[[Fold, Any, datetime], None]
+#: A rule: the fold, the event, the instant it occurred (the envelope's).
+Rule = Callable[[Fold, Any, datetime], None]
 
-#: Which fold replays which projection handler (the handler table's functions).
-TWINS: dict[Callable[..., None], Twin] = {
-    projections.record_member: Fold.record_member,
-    projections.record_registration: Fold.record_registration,
-    projections.forget_member: Fold.forget_member,
-    projections.record_community: Fold.record_community,
-    projections.record_unit: Fold.record_unit,
-    pairing_facts.record_pairing: Fold.record_pairing,
-    pairing_facts.record_wish: Fold.record_wish,
-    pairing_facts.record_activity: Fold.record_activity,
+#: What each event does to the read models (the log aside): applied live and on rebuild.
+#: Only these events are logged; notifications, team requests and reports go past.
+FOLDS: dict[type[Event], Rule] = {
+    MemberRegistered: Fold.record_member,
+    MemberUpdated: Fold.record_member,
+    MemberWithdrawn: Fold.forget_member,
+    CommunityChanged: Fold.record_community,
+    UnitChanged: Fold.record_unit,
+    PairingMade: Fold.record_pairing,
+    PairingEnded: Fold.record_pairing,
+    ActivitySubmitted: Fold.record_activity,
+    ActivityVerified: Fold.record_activity,
+    ActivityReturned: Fold.record_activity,
+    **dict.fromkeys(REGISTRATION_EVENTS, Fold.record_registration),
+    **dict.fromkeys(WISH_EVENTS.values(), Fold.record_wish),
 }
-
-
-def twins(handlers: Iterable[Callable[..., None]]) -> list[Twin]:
-    """The folds of ``handlers``; a handler without a twin cannot be replayed in memory."""
-    found = []
-    for handler in handlers:
-        twin = TWINS.get(handler)
-        if twin is None:
-            raise LookupError(f"no in-memory replay of {handler.__qualname__}")
-        found.append(twin)
-    return found
-
-
-def apply(fold: Fold, twins_: list[Twin], event: Event, at: datetime) -> None:
-    for twin in twins_:
-        twin(fold, event, at)

@@ -17,8 +17,8 @@ from sqlalchemy import func, select
 
 from services.pairing import tasks as pairing_tasks
 from services.reporting import figures as fig
-from services.reporting.handlers import PROJECTIONS
 from services.reporting.models import EventLogEntry
+from services.reporting.replay import FOLDS
 from shared.clock import SimulatedClock
 from shared.config import CAMPAIGN_TZ
 from shared.db import outbox_table
@@ -212,7 +212,7 @@ def deliver_to_reporting(backend: Any) -> None:
     projects (the others — team requests, notifications — it ignores)."""
     for service in ("registration", "pairing"):
         support.relay_all(backend, service)
-    wanted = {cls.TYPE for cls in PROJECTIONS}
+    wanted = {cls.TYPE for cls in FOLDS}
     total = 0
     for service in ("registration", "pairing"):
         db = backend.rt(service).db

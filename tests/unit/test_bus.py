@@ -85,7 +85,7 @@ def matches(key: str, pattern: str) -> bool:
 def test_reporting_binds_every_event_its_projections_read_and_revocations_and_nothing_else(
     district: str,
 ) -> None:
-    from services.reporting.handlers import PROJECTIONS
+    from services.reporting.replay import FOLDS
 
     keys = binding_keys("reporting", district)
 
@@ -93,7 +93,7 @@ def test_reporting_binds_every_event_its_projections_read_and_revocations_and_no
         return any(matches(key, k) for k in keys)
 
     types = {cls.TYPE for cls in CATALOGUE.values()}
-    expected = {c.TYPE for c in PROJECTIONS} | {TokensRevoked.TYPE}
+    expected = {c.TYPE for c in FOLDS} | {TokensRevoked.TYPE}
     assert {t for t in types if heard(routing_key("410305", t))} == expected
     other_district = heard(routing_key("410303", "member.registered"))
     assert other_district == (district == "410300"), "a district deployment hears its own only"
@@ -373,3 +373,53 @@ def test_a_poison_event_in_a_batch_is_dead_lettered_alone_and_the_others_applied
     assert reasons[0].startswith("RuntimeError: cannot apply it")
     assert reasons[1].startswith("not JSON")
     assert sorted(acked) == sorted([*CODES, "invalid"])
+
+
+def test_consecutive_events_of_a_run_handler_are_handed_to_it_together_in_order(
+    tmp_path: Path,
+) -> None:
+    """A table's run handler (reporting's fold) gets each run of consecutive events of its
+    types at once, in delivery order, the table's other handlers each event between; a
+    duplicate is in no run; one event alone is a run of one."""
+    from datetime import UTC, datetime
+
+    from shared.clock import SystemClock
+    from shared.consumer import EventConsumer
+    from shared.db import Database, UnitOfWork, service_metadata
+    from shared.events import CommunityChanged, UnitChanged, envelope_for
+    from shared.messagebus import EventTable
+
+    seen: list[list[str]] = []
+
+    def run(items: Any, uow: UnitOfWork) -> None:
+        seen.append([event.code for event, _ in items])
+
+    def unit(event: UnitChanged, _envelope: object, uow: UnitOfWork) -> None:
+        seen.append([f"unit {event.code}"])
+
+    metadata = service_metadata()
+    db = Database(f"sqlite:///{tmp_path / 'reporting.db'}", metadata)
+    metadata.create_all(db.engine)
+    table = EventTable().in_runs(run, CommunityChanged).on(UnitChanged, unit)
+    consumer = EventConsumer(
+        "reporting", load({"SERVICEMONTH_HOME": str(tmp_path)}), table,
+        lambda env: UnitOfWork(db, producer="t", campaign="c", clock=SystemClock(),
+                               correlation_id=env.id),
+    )  # fmt: skip
+    acked: list[str] = []
+    communities = community_messages(CODES[:4], acked)
+    unit_body = envelope_for(
+        UnitChanged(code="U1", name="市直单位", district="410300", level="city",
+                    community_code=CODES[0]),
+        district="410300", campaign="c", producer="t", occurred_at=datetime.now(UTC),
+    ).model_dump_json()  # fmt: skip
+    unit_message = SimpleNamespace(
+        **{**vars(communities[0]), "body": unit_body, "delivery_tag": "U1"}
+    )
+    unit_message.ack = lambda: acked.append("U1")
+    consumer.on_messages([*communities[:2], communities[0], unit_message, *communities[2:]])
+    assert seen == [CODES[:2], ["unit U1"], CODES[2:4]]
+    assert consumer.stats.duplicates == 1
+    seen.clear()
+    consumer.apply(community_messages([CODES[5]], acked)[0].body)
+    assert seen == [[CODES[5]]]

@@ -278,10 +278,10 @@ def test_the_funnel_and_the_claim_rate_share_one_meaning_of_published() -> None:
 def test_reporting_handles_only_the_events_its_projections_read_and_revocations(
     rt: Runtime,
 ) -> None:
-    from services.reporting.handlers import PROJECTIONS
+    from services.reporting.replay import FOLDS
     from shared.events import CATALOGUE, TokensRevoked
 
     table = handlers_for(rt)
-    assert set(table) == set(PROJECTIONS) | {TokensRevoked}
+    assert set(table) == set(FOLDS) | {TokensRevoked}
     ignored = {cls.TYPE for cls in CATALOGUE.values()} - {cls.TYPE for cls in table}
     assert {"notification.sent", "report.generated", "team.joined"} <= ignored
