@@ -42,10 +42,11 @@ chaos: $(BIN)/servicemonth
 	$(BIN)/python -m chaos --size $(SIZE)
 
 # Every hot path against its baseline at SCALE of the city (1: Luoyang, 200,000 members);
-# the table goes to stdout and README.md, the results to var/bench/scale-SCALE.json.
+# the table goes to stdout and README.md, the results to var/bench/scale-SCALE.json (after
+# each benchmark: RESUME=1 runs only those the file does not hold yet).
 SCALE ?= 0.05
 bench: $(BIN)/servicemonth
-	$(BIN)/python bench/run.py --scale $(SCALE) --readme --json var/bench/scale-$(SCALE).json
+	$(BIN)/python bench/run.py --scale $(SCALE) --readme --json var/bench/scale-$(SCALE).json $(if $(RESUME),--resume)
 
 # CI: a tiny city, that every benchmark runs and checks its result (not how fast).
 bench-smoke: $(BIN)/servicemonth

@@ -1,7 +1,7 @@
 """Every hot path against its baseline, at one scale of the city: one table, one JSON file.
 
     .venv/bin/python bench/run.py [--scale 0.05] [--seed 1] [--only roster_import ...]
-        [--json var/bench/latest.json] [--readme] [--embedded]
+        [--json var/bench/latest.json] [--resume] [--readme] [--embedded]
 
 Runs each benchmark module's ``measure(ctx)`` (bench/harness.py says what they share) on the
 city ``bench/citygen.py`` generates at ``--scale`` (1 is Luoyang: 200,000 members), prints
@@ -11,6 +11,10 @@ its ``bench:start`` and ``bench:end`` markers. A benchmark that fails (an error,
 result that does not check out) is a row marked ERROR and makes the exit status 1; a
 missed target is a verdict, not a failure. ``--embedded`` runs without PostgreSQL and
 RabbitMQ (the benchmarks that need them say so and are skipped).
+
+The JSON file is written after each benchmark, so a long run (the city: about an hour and
+a half on two cores) that stops keeps what it measured; ``--resume`` runs only the
+benchmarks the file does not hold yet (same scale and seed) and keeps the others' rows.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import platform
 import sys
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -61,8 +65,13 @@ def machine() -> dict[str, object]:
     }
 
 
-def run(ctx: harness.Context, names: Sequence[str]) -> tuple[list[harness.Result], list[str]]:
-    results: list[harness.Result] = []
+def run(
+    ctx: harness.Context,
+    names: Sequence[str],
+    done: Callable[[str, list[harness.Result], float], None],
+) -> list[str]:
+    """Run each benchmark of ``names``, telling ``done`` its rows and seconds; the names
+    of those that failed."""
     failed: list[str] = []
     for name in names:
         print(f"bench: {name} …", file=sys.stderr, flush=True)
@@ -75,9 +84,10 @@ def run(ctx: harness.Context, names: Sequence[str]) -> tuple[list[harness.Result
             failed.append(name)
             reason = f"{type(error).__name__}: {error}".splitlines()[0][:160]
             found = [harness.Result(name, "", 0.0, None, None, "—", False, f"ERROR {reason}")]
-        print(f"bench: {name} took {time.perf_counter() - started:.0f} s", file=sys.stderr)
-        results += found
-    return results, failed
+        took = time.perf_counter() - started
+        print(f"bench: {name} took {took:.0f} s", file=sys.stderr)
+        done(name, found, took)
+    return failed
 
 
 def readme(text: str) -> None:
@@ -95,6 +105,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--only", nargs="+", choices=MODULES, default=list(MODULES))
     parser.add_argument("--json", type=Path, default=ROOT / "var" / "bench" / "latest.json")
+    parser.add_argument(
+        "--resume", action="store_true", help="keep the benchmarks --json holds already"
+    )
     parser.add_argument("--readme", action="store_true", help="put the table in README.md")
     parser.add_argument("--embedded", action="store_true", help="no PostgreSQL nor RabbitMQ")
     args = parser.parse_args(argv)
@@ -104,41 +117,66 @@ def main(argv: Sequence[str] | None = None) -> int:
     ctx = harness.Context(scale=args.scale, seed=args.seed)
     if args.embedded:
         ctx.postgres = ctx.rabbitmq = None
-    started = time.perf_counter()
+    # each benchmark's rows and seconds, by name, in MODULES order when shown
+    rows: dict[str, list[harness.Result]] = {}
+    seconds: dict[str, float] = {}
+    failed: list[str] = []
+    if args.resume and args.json.exists():
+        kept = json.loads(args.json.read_text())
+        if (kept["scale"], kept["seed"]) == (args.scale, args.seed):
+            for name, found in kept.get("benchmarks", {}).items():
+                if name not in kept["failed"]:
+                    rows[name] = [harness.Result(**r) for r in found["results"]]
+                    seconds[name] = found["seconds"]
+    box = machine()
+
+    def write(name: str | None = None, found: list[harness.Result] | None = None,
+              took: float = 0.0) -> str:  # fmt: skip
+        if name is not None and found is not None:
+            rows[name], seconds[name] = found, took
+        order = [n for n in MODULES if n in rows]
+        results = [r for n in order for r in rows[n]]
+        when = datetime.now(UTC)
+        counts = ctx.city.counts
+        title = (
+            f"Scale {args.scale:g} ({counts['members']:,} members, {counts['communities']:,} "
+            f"communities), seed {args.seed}, {when:%Y-%m-%d}, {box['cpus']} cores "
+            f"({box['cpu'] or 'unknown CPU'}), {box['memory_gb']} GiB, Python {box['python']}; "
+            f"{sum(seconds.values()) / 60:.0f} min in all."
+        )
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(
+            json.dumps(
+                {
+                    "scale": args.scale,
+                    "seed": args.seed,
+                    "date": when.isoformat(timespec="seconds"),
+                    "seconds": round(sum(seconds.values()), 1),
+                    "machine": box,
+                    "counts": counts,
+                    "results": [dataclasses.asdict(r) | {"verdict": r.verdict} for r in results],
+                    "benchmarks": {
+                        n: {
+                            "seconds": round(seconds[n], 1),
+                            "results": [dataclasses.asdict(r) for r in rows[n]],
+                        }
+                        for n in order
+                    },
+                    "failed": failed,
+                },
+                ensure_ascii=False,
+                indent=2,
+            )
+            + "\n"
+        )
+        return title + "\n\n" + harness.table(results)
+
     try:
-        results, failed = run(ctx, args.only)
+        failed += run(ctx, [n for n in args.only if n not in rows], write)
     finally:
         ctx.close()
-    took = time.perf_counter() - started
-    when = datetime.now(UTC)
-    box = machine()
-    counts = ctx.city.counts
-    title = (
-        f"Scale {args.scale:g} ({counts['members']:,} members, {counts['communities']:,} "
-        f"communities), seed {args.seed}, {when:%Y-%m-%d}, {box['cpus']} cores "
-        f"({box['cpu'] or 'unknown CPU'}), {box['memory_gb']} GiB, Python {box['python']}; "
-        f"{took / 60:.0f} min in all."
-    )
-    text = title + "\n\n" + harness.table(results)
+    text = write()
     print(text)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(
-        json.dumps(
-            {
-                "scale": args.scale,
-                "seed": args.seed,
-                "date": when.isoformat(timespec="seconds"),
-                "seconds": round(took, 1),
-                "machine": box,
-                "counts": counts,
-                "results": [dataclasses.asdict(r) | {"verdict": r.verdict} for r in results],
-                "failed": failed,
-            },
-            ensure_ascii=False,
-            indent=2,
-        )
-        + "\n"
-    )
     print(f"bench: results in {args.json}", file=sys.stderr)
     if args.readme:
         readme(text)
