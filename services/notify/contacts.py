@@ -51,7 +51,7 @@ def keep_contact(
     person = SealedContact.open(sealer, event.contact.sealed)
     phone = person.get("phone") or None
     email = person.get("email") or None
-    contact = uow.session.get(Contact, event.member_id)
+    contact = uow.find(Contact, event.member_id)
     if contact is None:
         contact = Contact(member_id=event.member_id, sms_enabled=True, email_enabled=True)
         uow.session.add(contact)

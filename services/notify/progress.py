@@ -41,7 +41,7 @@ ITEMS: tuple[str, ...] = tuple(FIVE_ONES)
 
 
 def _row(uow: UnitOfWork, member_id: uuid.UUID) -> FiveOnesReplica:
-    row = uow.session.get(FiveOnesReplica, member_id)
+    row = uow.find(FiveOnesReplica, member_id)
     if row is None:
         row = FiveOnesReplica(
             member_id=member_id, registered=False, is_leader_cadre=False, updated_at=uow.now()

@@ -379,7 +379,7 @@ COMMANDS: CommandTable[Runtime] = CommandTable(
 
 def record_member(event: MemberRegistered, envelope: Envelope, uow: UnitOfWork) -> None:
     """Keep the replica of a registered (or updated) member, whatever the redeliveries."""
-    replica = uow.session.get(MemberReplica, event.member_id)
+    replica = uow.find(MemberReplica, event.member_id)
     if replica is None:
         replica = MemberReplica(id=event.member_id, registered_at=envelope.occurred_at)
         uow.session.add(replica)
@@ -401,7 +401,7 @@ def record_member(event: MemberRegistered, envelope: Envelope, uow: UnitOfWork) 
 
 def record_registration(event: RegistrationChanged, envelope: Envelope, uow: UnitOfWork) -> None:
     """Follow a registration's state: only confirmed members are paired."""
-    replica = uow.session.get(MemberReplica, event.member_id)
+    replica = uow.find(MemberReplica, event.member_id)
     if replica is None:
         return  # the member.registered event carries the registrations when it comes
     communities = [dict(c) for c in replica.communities]

@@ -9,8 +9,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, Table, insert, select
+from sqlalchemy import Column, Integer, MetaData, Table, event, insert, select
 from sqlalchemy.exc import StatementError
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.clock import SimulatedClock
 from shared.db import (
@@ -296,3 +297,42 @@ def test_each_service_metadata_is_its_own_with_outbox_and_inbox() -> None:
     assert first is not second
     assert {"outbox", "inbox"} <= set(first.tables)
     assert {"outbox", "inbox"} <= set(second.tables)
+
+
+def test_find_counts_a_row_added_in_the_unit_of_work_and_writes_nothing_before_commit(
+    tmp_path: Path, clock: SimulatedClock
+) -> None:
+    """A consumer's batch: each handler looks its row up with ``uow.find``; the second
+    event about the same member finds the row the first added, and the batch is written
+    once, at commit (``session.get`` would have written the pending rows each time)."""
+
+    class Base(DeclarativeBase):
+        pass
+
+    class Replica(Base):
+        __tablename__ = "replicas"
+        member_id: Mapped[int] = mapped_column(primary_key=True)
+        name: Mapped[str]
+
+    database = Database(f"sqlite:///{tmp_path / 'replicas.db'}", Base.metadata)
+    Base.metadata.create_all(database.engine)
+    with database.session() as session:
+        session.add(Replica(member_id=1, name="已有"))
+        session.commit()
+    written: list[str] = []
+    event.listen(
+        database.engine, "before_cursor_execute", lambda *args: written.append(args[2].split()[0])
+    )
+    with unit_of_work(database, clock) as uow:
+        added = Replica(member_id=2, name="新")
+        uow.session.add(added)
+        assert uow.find(Replica, 2) is added
+        found = uow.find(Replica, 1)
+        assert found is not None and found.name == "已有"
+        assert uow.find(Replica, 3) is None
+        assert "INSERT" not in written
+        uow.commit()
+    assert written.count("INSERT") == 1
+    with database.session() as session:
+        assert sorted(session.scalars(select(Replica.member_id))) == [1, 2]
+    database.dispose()
