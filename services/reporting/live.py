@@ -14,7 +14,7 @@ unit of work:
    rows they touched are written back: deleted by their key and inserted again, the new
    intervals with ids taken from the table's own sequence.
 
-About twenty statements a run instead of about ten per event. A withdrawal ends a run: once
+At most a few dozen statements a run instead of about ten per event. A withdrawal ends a run: once
 its rows are written the member's tokens are revoked and their id is pseudonymised
 everywhere (:func:`pseudonyms.forget`), so the events after it see the pseudonym.
 """
