@@ -41,6 +41,7 @@ from services.reporting.commands import RebuildReadModels
 from services.reporting.models import EventLogEntry, RecordFact
 from shared.config import load
 from shared.consumer import EventConsumer
+from shared.db import is_outage
 from shared.events import (
     ActivitySubmitted,
     ActivityVerified,
@@ -240,7 +241,14 @@ class Live:
                 if self.stop.is_set():
                     break
                 started = time.perf_counter()
-                outcome = consumer.apply(body)
+                while True:  # as the consumer does: a database that is away (SQLite's lock
+                    try:  # held past its busy timeout) is waited for, and the wait counts
+                        outcome = consumer.apply(body)
+                        break
+                    except Exception as exc:
+                        if not is_outage(exc):
+                            raise
+                        time.sleep(0.25)
                 longest = max(longest, time.perf_counter() - started)
                 assert outcome == "applied", outcome
                 applied += 1

@@ -50,6 +50,7 @@ from services.reporting.models import (
     RegistrationState,
     WishState,
 )
+from shared.db import SQLITE_GAP
 from shared.events import CATALOGUE
 from shared.runtime import Runtime
 
@@ -368,6 +369,10 @@ class Sqlite(Shadow):
             for chunk in _chunks(fold.rows(table.name)):
                 with self.rt.db.engine.begin() as conn:  # a short write lock each
                     self._insert(table.name, chunk, conn)
+                # let go of the lock long enough for a waiting writer (the live consumer, a
+                # member registering) to get it: back to back, the chunks starved them past
+                # SQLite's busy timeout at city scale (200 chunks)
+                time.sleep(SQLITE_GAP)
 
     def rewrite(self, fold: replay.Fold, conn: Connection | None = None) -> None:
         if conn is None:
