@@ -68,26 +68,25 @@ def machine() -> dict[str, object]:
 def run(
     ctx: harness.Context,
     names: Sequence[str],
-    done: Callable[[str, list[harness.Result], float], None],
-) -> list[str]:
-    """Run each benchmark of ``names``, telling ``done`` its rows and seconds; the names
-    of those that failed."""
-    failed: list[str] = []
+    done: Callable[[str, list[harness.Result], float, bool], None],
+) -> None:
+    """Run each benchmark of ``names``, telling ``done`` its rows, seconds and whether it
+    failed."""
     for name in names:
         print(f"bench: {name} …", file=sys.stderr, flush=True)
         started = time.perf_counter()
+        broke = False
         try:
             module = importlib.import_module(name)
             found = list(module.measure(ctx))
         except Exception as error:  # one benchmark's failure is a row, the others still run
             traceback.print_exc()
-            failed.append(name)
             reason = f"{type(error).__name__}: {error}".splitlines()[0][:160]
             found = [harness.Result(name, "", 0.0, None, None, "—", False, f"ERROR {reason}")]
+            broke = True
         took = time.perf_counter() - started
         print(f"bench: {name} took {took:.0f} s", file=sys.stderr)
-        done(name, found, took)
-    return failed
+        done(name, found, took, broke)
 
 
 def readme(text: str) -> None:
@@ -131,9 +130,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     box = machine()
 
     def write(name: str | None = None, found: list[harness.Result] | None = None,
-              took: float = 0.0) -> str:  # fmt: skip
+              took: float = 0.0, broke: bool = False) -> str:  # fmt: skip
         if name is not None and found is not None:
             rows[name], seconds[name] = found, took
+            if broke:
+                failed.append(name)
         order = [n for n in MODULES if n in rows]
         results = [r for n in order for r in rows[n]]
         when = datetime.now(UTC)
@@ -172,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return title + "\n\n" + harness.table(results)
 
     try:
-        failed += run(ctx, [n for n in args.only if n not in rows], write)
+        run(ctx, [n for n in args.only if n not in rows], write)
     finally:
         ctx.close()
     text = write()
