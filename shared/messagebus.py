@@ -44,6 +44,8 @@ class EventTable(Mapping[type[Event], list[EventHandler[Any]]]):
         self.run_types: frozenset[str] = frozenset()
 
     def on(self, event: type[E], *handlers: EventHandler[E]) -> EventTable:
+        if event.TYPE in self.run_types:  # a run would skip them
+            raise ValueError(f"{event.TYPE} is applied in runs: give it no other handler")
         self._table.setdefault(event, []).extend(handlers)
         return self
 
@@ -55,7 +57,8 @@ class EventTable(Mapping[type[Event], list[EventHandler[Any]]]):
         """``apply`` handles ``events``, given several at once where it can: a consumer
         hands it each run of consecutive ones among the deliveries it applies together (in
         order, in their one unit of work), and one alone otherwise. For a service whose
-        handlers cost a few queries each that one set-based pass can do for the run."""
+        handlers cost a few queries each that one set-based pass can do for the run. Those
+        events have no other handler (it would be skipped in a run): refused either way."""
         if self.run_handler is not None and self.run_handler is not apply:
             raise ValueError("a table has one run handler")
 
@@ -63,6 +66,8 @@ class EventTable(Mapping[type[Event], list[EventHandler[Any]]]):
             apply([(event, envelope)], uow)
 
         for event in events:
+            if event in self._table:
+                raise ValueError(f"{event.TYPE} has handlers already: a run would skip them")
             self.on(event, one)
         self.run_handler = apply
         self.run_types = self.run_types | {e.TYPE for e in events}

@@ -423,3 +423,21 @@ def test_consecutive_events_of_a_run_handler_are_handed_to_it_together_in_order(
     seen.clear()
     consumer.apply(community_messages([CODES[5]], acked)[0].body)
     assert seen == [[CODES[5]]]
+
+
+def test_an_event_applied_in_runs_takes_no_other_handler() -> None:
+    """A run hands its events to the run handler alone: another handler of theirs would be
+    skipped, so the table refuses it, in either order."""
+    from shared.events import CommunityChanged
+    from shared.messagebus import EventTable
+
+    def run(items: Any, uow: Any) -> None:
+        pass
+
+    def other(event: Any, envelope: Any, uow: Any) -> None:
+        pass
+
+    with pytest.raises(ValueError, match="applied in runs"):
+        EventTable().in_runs(run, CommunityChanged).on(CommunityChanged, other)
+    with pytest.raises(ValueError, match="has handlers already"):
+        EventTable().on(CommunityChanged, other).in_runs(run, CommunityChanged)
