@@ -39,6 +39,7 @@ e2e-deployment: $(BIN)/servicemonth
 # restarts the machine's RabbitMQ and PostgreSQL: run it alone.
 SIZE ?= full
 chaos: $(BIN)/servicemonth
+	sh scripts/system-packages.sh fonts
 	$(BIN)/python -m chaos --size $(SIZE)
 
 # Every hot path against its baseline at SCALE of the city (1: Luoyang, 200,000 members);
