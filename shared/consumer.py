@@ -85,6 +85,7 @@ class EventConsumer:
         # consecutive events of these types go to the run handler together (EventTable.in_runs)
         self.run_handler: RunHandler | None = getattr(handlers, "run_handler", None)
         self.run_types: frozenset[str] = getattr(handlers, "run_types", frozenset())
+        self.lookups: tuple[tuple[type[Any], str], ...] = getattr(handlers, "lookups", ())
         self.unit_of_work = unit_of_work
         self.retry_delays = retry_delays
         #: half the first wait for a database that is away (doubled each time, to 10 s)
@@ -121,6 +122,8 @@ class EventConsumer:
             return outcomes
         with self.unit_of_work(events[todo[0]][0]) as uow:
             fresh = _first_times(uow, [events[i][0] for i in todo])
+            for model, by in self.lookups:  # what the handlers will find, read at once
+                uow.preload(model, (getattr(events[i][1], by, None) for i in todo))
             run: list[tuple[Event, Envelope]] = []
             for i in todo:
                 envelope, event = events[i]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from itertools import islice
 from types import TracebackType
@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import (
     Column,
+    Connection,
     DateTime,
     Engine,
     Index,
@@ -280,6 +281,11 @@ class UnitOfWork:
         self.emitted: list[Envelope] = []
         self._after_commit: list[Callable[[], None]] = []
         self.session: Session
+        # what :meth:`preload` read: the rows (held, so the session keeps them) and, per
+        # model, the keys that had none
+        self._preloaded: list[Any] = []
+        self._absent: dict[type[Any], set[Any]] = {}
+        self._preloading = False
 
     def __enter__(self) -> UnitOfWork:
         self.session = self.db.reader() if self.read_only else self.db.session()
@@ -301,13 +307,41 @@ class UnitOfWork:
         """The ``model`` row with primary key ``key`` — one added in this unit of work and
         not written yet included — without writing the pending changes first, as
         ``session.get`` does. A consumer's handlers use it: a batch of events is then
-        written once, at commit, instead of once per event."""
-        column = sa_inspect(model).primary_key[0].key
+        written once, at commit, instead of once per event. Keys :meth:`preload` found
+        no row for are answered without a query until the session writes (a flush)."""
+        mapper = sa_inspect(model)
+        column = mapper.primary_key[0].key
         for pending in self.session.new:
             if isinstance(pending, model) and getattr(pending, column) == key:
                 return pending
         with self.session.no_autoflush:
+            if key in self._absent.get(model, ()):
+                return None
             return self.session.get(model, key)
+
+    def preload(self, model: type[Any], keys: Iterable[Any]) -> None:
+        """Read the ``model`` rows with primary keys ``keys`` in a few queries, so that
+        :meth:`find` answers for each of them without one (a consumer does this for the
+        rows a batch of events will look up)."""
+        wanted = {key for key in keys if key is not None} - self._absent.get(model, set())
+        if not wanted:
+            return
+        if not self._preloading:  # a row added since may be written, then let go by the session
+            event.listen(self.session, "after_flush", self._forget_absent)
+            self._preloading = True
+        column = sa_inspect(model).primary_key[0]
+        found: set[Any] = set()
+        with self.session.no_autoflush:
+            ordered = sorted(wanted, key=str)
+            for start in range(0, len(ordered), 500):
+                chunk = ordered[start : start + 500]
+                for row in self.session.scalars(select(model).where(column.in_(chunk))):
+                    self._preloaded.append(row)
+                    found.add(getattr(row, column.key))
+        self._absent.setdefault(model, set()).update(wanted - found)
+
+    def _forget_absent(self, session: Session, context: Any) -> None:
+        self._absent.clear()
 
     def emit(self, event: Event, *, district: str) -> Envelope:
         """Record ``event`` for publication, routed to ``district``, in this transaction."""
@@ -391,6 +425,19 @@ def commit_in_chunks(
         chunk = list(islice(rows, size))
         if chunk and uow.db.is_sqlite:
             time.sleep(SQLITE_GAP)  # a turn for the writers queued on the lock meanwhile
+
+
+def copy_rows(
+    connection: Connection, table: str, columns: Sequence[str], rows: Iterable[tuple[Any, ...]]
+) -> None:
+    """PostgreSQL: ``rows`` (values in ``columns`` order) into ``table`` with ``COPY …
+    FROM STDIN`` on ``connection``, in its transaction: bulk writes without the per-row
+    cost of INSERT statements. psycopg's error (a unique key taken, say) propagates."""
+    driver: Any = connection.connection.driver_connection
+    statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row(row)
 
 
 def messaging_stats(uow: UnitOfWork) -> dict[str, int]:

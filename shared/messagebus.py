@@ -42,6 +42,8 @@ class EventTable(Mapping[type[Event], list[EventHandler[Any]]]):
         #: what applies a run of consecutive events of :attr:`run_types` at once
         self.run_handler: RunHandler | None = None
         self.run_types: frozenset[str] = frozenset()
+        #: (model, event attribute): rows the handlers find by that attribute (:meth:`looks_up`)
+        self.lookups: tuple[tuple[type[Any], str], ...] = ()
 
     def on(self, event: type[E], *handlers: EventHandler[E]) -> EventTable:
         if event.TYPE in self.run_types:  # a run would skip them
@@ -71,6 +73,14 @@ class EventTable(Mapping[type[Event], list[EventHandler[Any]]]):
             self.on(event, one)
         self.run_handler = apply
         self.run_types = self.run_types | {e.TYPE for e in events}
+        return self
+
+    def looks_up(self, *models: type[Any], by: str) -> EventTable:
+        """The handlers find rows of ``models`` (``uow.find``) by the primary key an event
+        carries as ``by``: a consumer applying several events together reads those rows
+        for all of them first, in one query per model (``UnitOfWork.preload``), instead of
+        one query per event and model."""
+        self.lookups = self.lookups + tuple((model, by) for model in models)
         return self
 
     def __getitem__(self, event: type[Event]) -> list[EventHandler[Any]]:

@@ -37,6 +37,7 @@ from services.notify.commands import (
     SweepDueMessages,
 )
 from services.notify.deps import Notify
+from services.notify.models import Contact, FiveOnesReplica
 from services.notify.reminders import SweepResult
 from services.notify.schemas import PreferencesOut
 from shared.auth import apply_revocation
@@ -174,4 +175,4 @@ def events(deps: Notify) -> EventTable:
     )
     for event_type, extra in progress.HANDLERS.items():  # the five-ones replica (reminders)
         table.on(event_type, *extra)
-    return table
+    return table.looks_up(Contact, FiveOnesReplica, by="member_id")

@@ -453,4 +453,5 @@ def events(rt: Runtime) -> EventTable:
     table.on(RegistrationConfirmed, pairings.pair_confirmed)
     table.on(RegistrationTransferred, pairings.end_with_registration)
     table.on(RegistrationCancelled, pairings.end_with_registration)
-    return table.on(TokensRevoked, apply_revocation)
+    table.on(TokensRevoked, apply_revocation)
+    return table.looks_up(MemberReplica, by="member_id")

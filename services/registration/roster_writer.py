@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 
 from services.registration.enrolment import Directory, MemberValues, member_communities
 from services.registration.models import CommunityRegistration, Member
-from shared.db import UnitOfWork, outbox_table
+from shared.db import UnitOfWork, copy_rows, outbox_table
 from shared.events import MemberRegistered, SealedContact
 from shared.pii import Sealer, mask_id_number, mask_name, mask_phone
 
@@ -183,12 +183,7 @@ def _json_cells(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
 
 def _copy(uow: UnitOfWork, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
     """COPY ``rows`` into ``table`` on the session's own connection (its transaction)."""
-    driver = uow.session.connection().connection.driver_connection
-    assert isinstance(driver, psycopg.Connection)
-    statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
     try:
-        with driver.cursor() as cursor, cursor.copy(statement) as copy:
-            for row in rows:
-                copy.write_row(row)
+        copy_rows(uow.session.connection(), table, columns, rows)
     except psycopg.IntegrityError as exc:  # a unique HMAC taken meanwhile: as an INSERT says
-        raise IntegrityError(statement, None, exc) from None
+        raise IntegrityError(f"COPY {table}", None, exc) from None

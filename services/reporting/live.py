@@ -11,8 +11,8 @@ unit of work:
    members they name with their scopes, standing, registrations, pairings and records, and
    the registrations, pairings, wishes and records they name — the events are folded in
    order with the rules a rebuild replays (:data:`replay.FOLDS`, one set of rules), and the
-   rows they touched are written back: deleted by their key and inserted again, the new
-   intervals with ids taken from the table's own sequence.
+   rows they touched are written back: deleted by their key and inserted again (COPY on
+   PostgreSQL), the new intervals with ids taken from the table's own sequence.
 
 At most a few dozen statements a run instead of about ten per event. A withdrawal ends a run: once
 its rows are written the member's tokens are revoked and their id is pseudonymised
@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from services.reporting import event_log, pseudonyms, replay
 from services.reporting.models import Base
 from shared.auth import revoke_member_tokens
-from shared.db import UnitOfWork
+from shared.db import UnitOfWork, copy_rows
 from shared.events import (
     ActivityChanged,
     Envelope,
@@ -173,7 +173,9 @@ def write(session: Session, fold: replay.Fold) -> None:
         for chunk in _chunks(keys):
             session.execute(table.delete().where(key.in_(chunk)))
         columns = replay.COLUMNS[name]
-        if rows:
+        if rows and session.get_bind().dialect.name == "postgresql":
+            copy_rows(session.connection(), name, columns, rows)
+        elif rows:
             session.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
     fold.track()
 

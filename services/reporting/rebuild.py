@@ -50,7 +50,7 @@ from services.reporting.models import (
     RegistrationState,
     WishState,
 )
-from shared.db import SQLITE_GAP
+from shared.db import SQLITE_GAP, copy_rows
 from shared.events import CATALOGUE
 from shared.runtime import Runtime
 
@@ -259,11 +259,7 @@ class Postgres(Shadow):
                 shadow.execute(CreateTable(table))  # the key now, the indexes after the rows
 
     def _copy(self, conn: Connection, table: str, rows: Iterable[tuple[Any, ...]]) -> None:
-        columns = ", ".join(replay.COLUMNS[table])
-        raw: Any = conn.connection.driver_connection
-        with raw.cursor() as cur, cur.copy(f"COPY {SCHEMA}.{table} ({columns}) FROM STDIN") as cp:
-            for row in rows:
-                cp.write_row(row)
+        copy_rows(conn, f"{SCHEMA}.{table}", replay.COLUMNS[table], rows)
 
     def _sequences(self, conn: Connection, fold: replay.Fold) -> None:
         for table in self.tables:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -335,4 +336,46 @@ def test_find_counts_a_row_added_in_the_unit_of_work_and_writes_nothing_before_c
     assert written.count("INSERT") == 1
     with database.session() as session:
         assert sorted(session.scalars(select(Replica.member_id))) == [1, 2]
+    database.dispose()
+
+
+def test_preloaded_rows_are_found_without_a_query_each_and_a_written_row_is_not_lost(
+    tmp_path: Path, clock: SimulatedClock
+) -> None:
+    """A consumer's batch reads the rows its events name in one query (``uow.preload``):
+    ``find`` then answers for them, a row there or no row, without a query of its own.
+    A row added for a key that had none is found again after the session wrote it and
+    let it go (its ``registration.confirmed`` must not find "no member")."""
+
+    class Base(DeclarativeBase):
+        pass
+
+    class Replica(Base):
+        __tablename__ = "replicas"
+        member_id: Mapped[int] = mapped_column(primary_key=True)
+        name: Mapped[str]
+
+    database = Database(f"sqlite:///{tmp_path / 'replicas.db'}", Base.metadata)
+    Base.metadata.create_all(database.engine)
+    with database.session() as session:
+        session.add(Replica(member_id=1, name="已有"))
+        session.commit()
+    statements: list[str] = []
+    event.listen(
+        database.engine, "before_cursor_execute", lambda *args: statements.append(args[2].split()[0])
+    )
+    with unit_of_work(database, clock) as uow:
+        uow.preload(Replica, [1, 2, 3, None])
+        assert statements.count("SELECT") == 1
+        found = uow.find(Replica, 1)
+        assert found is not None and found.name == "已有"
+        assert uow.find(Replica, 2) is None
+        assert statements.count("SELECT") == 1  # both answered from what preload read
+
+        uow.session.add(Replica(member_id=2, name="新"))
+        uow.session.flush()  # written (a handler's query would do it), then let go
+        gc.collect()
+        again = uow.find(Replica, 2)
+        assert again is not None and again.name == "新"
+        uow.commit()
     database.dispose()
