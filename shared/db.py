@@ -37,7 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
@@ -432,12 +432,30 @@ def copy_rows(
 ) -> None:
     """PostgreSQL: ``rows`` (values in ``columns`` order) into ``table`` with ``COPY …
     FROM STDIN`` on ``connection``, in its transaction: bulk writes without the per-row
-    cost of INSERT statements. psycopg's error (a unique key taken, say) propagates."""
+    cost of INSERT statements. A failure raises what a statement would (SQLAlchemy's
+    ``IntegrityError`` for a key taken, ``OperationalError`` for a database gone away:
+    :func:`is_outage` knows it)."""
+    import psycopg
+
     driver: Any = connection.connection.driver_connection
     statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
-    with driver.cursor() as cursor, cursor.copy(statement) as copy:
-        for row in rows:
-            copy.write_row(row)
+    try:
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+    except psycopg.Error as error:  # as SQLAlchemy does for its own statements
+        exc: Any = error
+        gone = connection.dialect.is_disconnect(exc, driver, None)
+        if gone:
+            connection.invalidate(exc)
+        raise DBAPIError.instance(
+            statement,
+            None,
+            exc,
+            psycopg.Error,
+            connection_invalidated=gone,
+            dialect=connection.dialect,
+        ) from None
 
 
 def messaging_stats(uow: UnitOfWork) -> dict[str, int]:

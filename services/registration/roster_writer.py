@@ -22,10 +22,8 @@ from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any
 
-import psycopg
 from pydantic_core import to_json
 from sqlalchemy import Table, insert
-from sqlalchemy.exc import IntegrityError
 
 from services.registration.enrolment import Directory, MemberValues, member_communities
 from services.registration.models import CommunityRegistration, Member
@@ -157,10 +155,11 @@ def write(uow: UnitOfWork, landing: Landing) -> None:
         ):
             uow.session.execute(insert(table), [_typed(dict(zip(columns, r, strict=True)))
                                                 for r in rows])  # fmt: skip
-    else:
-        _copy(uow, members.name, MEMBER_COLUMNS, _json_cells(landing.members))
-        _copy(uow, registrations.name, REGISTRATION_COLUMNS, landing.registrations)
-        _copy(uow, outbox.name, OUTBOX_COLUMNS, landing.outbox)
+    else:  # a unique HMAC taken meanwhile raises IntegrityError, as an INSERT would
+        connection = uow.session.connection()
+        copy_rows(connection, members.name, MEMBER_COLUMNS, _json_cells(landing.members))
+        copy_rows(connection, registrations.name, REGISTRATION_COLUMNS, landing.registrations)
+        copy_rows(connection, outbox.name, OUTBOX_COLUMNS, landing.outbox)
 
 
 def _typed(row: dict[str, Any]) -> dict[str, Any]:
@@ -179,11 +178,3 @@ def _json_cells(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
          *r[third + 1 :])
         for r in rows
     ]  # fmt: skip
-
-
-def _copy(uow: UnitOfWork, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
-    """COPY ``rows`` into ``table`` on the session's own connection (its transaction)."""
-    try:
-        copy_rows(uow.session.connection(), table, columns, rows)
-    except psycopg.IntegrityError as exc:  # a unique HMAC taken meanwhile: as an INSERT says
-        raise IntegrityError(f"COPY {table}", None, exc) from None

@@ -362,7 +362,9 @@ def test_preloaded_rows_are_found_without_a_query_each_and_a_written_row_is_not_
         session.commit()
     statements: list[str] = []
     event.listen(
-        database.engine, "before_cursor_execute", lambda *args: statements.append(args[2].split()[0])
+        database.engine,
+        "before_cursor_execute",
+        lambda *args: statements.append(args[2].split()[0]),
     )
     with unit_of_work(database, clock) as uow:
         uow.preload(Replica, [1, 2, 3, None])
