@@ -300,63 +300,23 @@ def test_each_service_metadata_is_its_own_with_outbox_and_inbox() -> None:
     assert {"outbox", "inbox"} <= set(second.tables)
 
 
-def test_find_counts_a_row_added_in_the_unit_of_work_and_writes_nothing_before_commit(
-    tmp_path: Path, clock: SimulatedClock
-) -> None:
-    """A consumer's batch: each handler looks its row up with ``uow.find``; the second
-    event about the same member finds the row the first added, and the batch is written
-    once, at commit (``session.get`` would have written the pending rows each time)."""
-
-    class Base(DeclarativeBase):
-        pass
-
-    class Replica(Base):
-        __tablename__ = "replicas"
-        member_id: Mapped[int] = mapped_column(primary_key=True)
-        name: Mapped[str]
-
-    database = Database(f"sqlite:///{tmp_path / 'replicas.db'}", Base.metadata)
-    Base.metadata.create_all(database.engine)
-    with database.session() as session:
-        session.add(Replica(member_id=1, name="已有"))
-        session.commit()
-    written: list[str] = []
-    event.listen(
-        database.engine, "before_cursor_execute", lambda *args: written.append(args[2].split()[0])
-    )
-    with unit_of_work(database, clock) as uow:
-        added = Replica(member_id=2, name="新")
-        uow.session.add(added)
-        assert uow.find(Replica, 2) is added
-        found = uow.find(Replica, 1)
-        assert found is not None and found.name == "已有"
-        assert uow.find(Replica, 3) is None
-        assert "INSERT" not in written
-        uow.commit()
-    assert written.count("INSERT") == 1
-    with database.session() as session:
-        assert sorted(session.scalars(select(Replica.member_id))) == [1, 2]
-    database.dispose()
+class ReplicaBase(DeclarativeBase):
+    pass
 
 
-def test_preloaded_rows_are_found_without_a_query_each_and_a_written_row_is_not_lost(
-    tmp_path: Path, clock: SimulatedClock
-) -> None:
-    """A consumer's batch reads the rows its events name in one query (``uow.preload``):
-    ``find`` then answers for them, a row there or no row, without a query of its own.
-    A row added for a key that had none is found again after the session wrote it and
-    let it go (its ``registration.confirmed`` must not find "no member")."""
+class Replica(ReplicaBase):
+    """A consumer's replica of a member, as pairing and notify keep them."""
 
-    class Base(DeclarativeBase):
-        pass
+    __tablename__ = "replicas"
+    member_id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str]
 
-    class Replica(Base):
-        __tablename__ = "replicas"
-        member_id: Mapped[int] = mapped_column(primary_key=True)
-        name: Mapped[str]
 
-    database = Database(f"sqlite:///{tmp_path / 'replicas.db'}", Base.metadata)
-    Base.metadata.create_all(database.engine)
+@pytest.fixture
+def replicas(tmp_path: Path) -> Iterator[tuple[Database, list[str]]]:
+    """A database holding member 1's replica, and the statements run on it (their verbs)."""
+    database = Database(f"sqlite:///{tmp_path / 'replicas.db'}", ReplicaBase.metadata)
+    ReplicaBase.metadata.create_all(database.engine)
     with database.session() as session:
         session.add(Replica(member_id=1, name="已有"))
         session.commit()
@@ -366,6 +326,39 @@ def test_preloaded_rows_are_found_without_a_query_each_and_a_written_row_is_not_
         "before_cursor_execute",
         lambda *args: statements.append(args[2].split()[0]),
     )
+    yield database, statements
+    database.dispose()
+
+
+def test_find_counts_a_row_added_in_the_unit_of_work_and_writes_nothing_before_commit(
+    replicas: tuple[Database, list[str]], clock: SimulatedClock
+) -> None:
+    """A consumer's batch: each handler looks its row up with ``uow.find``; the second
+    event about the same member finds the row the first added, and the batch is written
+    once, at commit (``session.get`` would have written the pending rows each time)."""
+    database, statements = replicas
+    with unit_of_work(database, clock) as uow:
+        added = Replica(member_id=2, name="新")
+        uow.session.add(added)
+        assert uow.find(Replica, 2) is added
+        found = uow.find(Replica, 1)
+        assert found is not None and found.name == "已有"
+        assert uow.find(Replica, 3) is None
+        assert "INSERT" not in statements
+        uow.commit()
+    assert statements.count("INSERT") == 1
+    with database.session() as session:
+        assert sorted(session.scalars(select(Replica.member_id))) == [1, 2]
+
+
+def test_preloaded_rows_are_found_without_a_query_each_and_a_written_row_is_not_lost(
+    replicas: tuple[Database, list[str]], clock: SimulatedClock
+) -> None:
+    """A consumer's batch reads the rows its events name in one query (``uow.preload``):
+    ``find`` then answers for them, a row there or no row, without a query of its own.
+    A row added for a key that had none is found again after the session wrote it and
+    let it go (its ``registration.confirmed`` must not find "no member")."""
+    database, statements = replicas
     with unit_of_work(database, clock) as uow:
         uow.preload(Replica, [1, 2, 3, None])
         assert statements.count("SELECT") == 1
@@ -380,4 +373,3 @@ def test_preloaded_rows_are_found_without_a_query_each_and_a_written_row_is_not_
         again = uow.find(Replica, 2)
         assert again is not None and again.name == "新"
         uow.commit()
-    database.dispose()
