@@ -184,7 +184,7 @@ class MemberStatus(Base):
     __tablename__ = "member_status"
     # SQLite: the rows stored in the key's own B-tree, so the live figures' join finds a
     # member's standing in one look-up instead of two (key index, then row)
-    __table_args__ = {"sqlite_with_rowid": False}
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
     member_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     dual_registered: Mapped[bool] = mapped_column(default=False)
