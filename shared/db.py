@@ -285,7 +285,6 @@ class UnitOfWork:
         # model, the keys that had none
         self._preloaded: list[Any] = []
         self._absent: dict[type[Any], set[Any]] = {}
-        self._preloading = False
 
     def __enter__(self) -> UnitOfWork:
         self.session = self.db.reader() if self.read_only else self.db.session()
@@ -326,15 +325,15 @@ class UnitOfWork:
         wanted = {key for key in keys if key is not None} - self._absent.get(model, set())
         if not wanted:
             return
-        if not self._preloading:  # a row added since may be written, then let go by the session
+        # a row added since may be written, then let go by the session: forget the absent
+        if not event.contains(self.session, "after_flush", self._forget_absent):
             event.listen(self.session, "after_flush", self._forget_absent)
-            self._preloading = True
         column = sa_inspect(model).primary_key[0]
         found: set[Any] = set()
         with self.session.no_autoflush:
-            ordered = sorted(wanted, key=str)
-            for start in range(0, len(ordered), 500):
-                chunk = ordered[start : start + 500]
+            listed = list(wanted)
+            for start in range(0, len(listed), 500):
+                chunk = listed[start : start + 500]
                 for row in self.session.scalars(select(model).where(column.in_(chunk))):
                     self._preloaded.append(row)
                     found.add(getattr(row, column.key))
