@@ -13,12 +13,17 @@ from sqlalchemy.exc import TimeoutError as SqlTimeout
 from shared.config import SERVICES
 from shared.workers import OUTAGE_RETRIES, RetryWhileDatabaseDown, make_celery
 
-TASKS = [
-    (service, name, task)
-    for service in SERVICES
-    for name, task in importlib.import_module(f"services.{service}.tasks").app.tasks.items()
-    if not name.startswith("celery.")
-]
+#: sorted: the registry's order depends on import order, and pytest-xdist's workers must
+#: collect the same list (they once did not: "Different tests were collected")
+TASKS = sorted(
+    (
+        (service, name, task)
+        for service in SERVICES
+        for name, task in importlib.import_module(f"services.{service}.tasks").app.tasks.items()
+        if not name.startswith("celery.")
+    ),
+    key=lambda t: (t[0], t[1]),
+)
 
 
 def test_every_service_has_tasks_to_check() -> None:
